@@ -1,0 +1,68 @@
+// The one backend interface. The CPU backend is always built; CUDA registers itself in
+// kernels/src/registry.cpp when it was compiled in. Architecture and runtime code talk to
+// backends only through this interface (conventions.md: no #ifdef CUDA outside kernels/cuda
+// and the registry file).
+//
+// Kernels take raw pointers with explicit sizes and return a Status; memory passed to a
+// backend's kernels lives in that backend's memory space (alloc/upload/download).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "moerun/quant/types.h"
+
+namespace moerun::kernels {
+
+enum class Status : int {
+    ok = 0,
+    unsupported = 1,       // the backend has no kernel for this type/op
+    invalid_argument = 2,  // bad size, null pointer, n not a multiple of the block size
+    device_error = 3,      // the device reported an error (message via last_error())
+};
+std::string_view status_name(Status s);
+
+struct DeviceInfo {
+    std::string name;          // "CPU (AVX2, 2 threads)" / "NVIDIA H100 80GB HBM3"
+    uint64_t total_memory = 0;  // bytes
+    uint64_t free_memory = 0;   // bytes
+};
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+    virtual std::string_view name() const = 0;  // "cpu", "cuda"
+    virtual DeviceInfo device_info() const = 0;
+
+    // Memory in this backend's space. alloc returns nullptr on failure.
+    virtual void *alloc(size_t bytes) = 0;
+    virtual void free(void *ptr) = 0;
+    virtual Status upload(void *dst, const void *host_src, size_t bytes) = 0;
+    virtual Status download(void *host_dst, const void *src, size_t bytes) = 0;
+    virtual Status synchronize() = 0;
+
+    // dst[0..n) = dequantized src (n elements of type t, n a multiple of the block size).
+    virtual Status dequantize(quant::Type t, const void *src, float *dst, int64_t n) = 0;
+
+    // Message of the last failed call on this backend (empty when none).
+    virtual std::string last_error() const = 0;
+};
+
+// What the registry knows about a backend on this machine.
+struct BackendProbe {
+    std::string name;    // "cpu", "cuda"
+    bool compiled = false;
+    bool available = false;
+    std::string reason;  // why it is (not) available: "no CUDA device: ..." / device name
+};
+
+// All backends compiled into this build, in order of preference (CUDA first when usable).
+std::vector<BackendProbe> probe_backends();
+// Creates a backend by name; nullptr (and *why filled) when it is not compiled or not usable.
+std::unique_ptr<Backend> make_backend(std::string_view name, std::string *why = nullptr);
+
+}  // namespace moerun::kernels
