@@ -1,0 +1,87 @@
+// Scalar-clear CPU kernels; loops are written so the compiler vectorises them (-O2/-O3).
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "moerun/kernels/cpu/ops.h"
+#include "moerun/kernels/cpu/vec-dot.h"
+
+namespace moerun::kernels::cpu {
+
+float dot(const float *a, const float *b, int64_t n) {
+    // Eight independent partial sums: vectorisable and less rounding drift on long rows.
+    float acc[8] = {};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; ++k) acc[k] += a[i + k] * b[i + k];
+    float s = 0;
+    for (; i < n; ++i) s += a[i] * b[i];
+    return s + ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+void axpy(float a, const float *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+void matvec(ThreadPool &pool, quant::Type type, const void *w, const float *x, float *y, int64_t rows,
+            int64_t cols) {
+    matmul(pool, type, w, x, y, rows, cols, 1);
+}
+
+void matmul(ThreadPool &pool, quant::Type type, const void *w, const float *x, float *y, int64_t rows,
+            int64_t cols, int64_t n_tok) {
+    const uint64_t rb = *quant::row_bytes(type, static_cast<uint64_t>(cols));
+    const size_t ab = act_bytes(type, cols);
+    // Convert every token's activation once to the vec-dot type of the weights.
+    thread_local std::vector<uint8_t> act;
+    act.resize(ab * static_cast<size_t>(n_tok));
+    for (int64_t t = 0; t < n_tok; ++t) quantize_act(type, x + t * cols, act.data() + static_cast<size_t>(t) * ab, cols);
+    const uint8_t *a = act.data();
+    const auto *base = static_cast<const uint8_t *>(w);
+    pool.parallel_for(rows, [&](int64_t r0, int64_t r1, int) {
+        for (int64_t r = r0; r < r1; ++r) {
+            const uint8_t *row = base + static_cast<uint64_t>(r) * rb;
+            for (int64_t t = 0; t < n_tok; ++t) y[t * rows + r] = vec_dot(type, row, a + static_cast<size_t>(t) * ab, cols);
+        }
+    }, 8);
+}
+
+void rms_norm(const float *x, const float *weight, float *out, int64_t n, float eps) {
+    double ss = 0;
+    for (int64_t i = 0; i < n; ++i) ss += double(x[i]) * double(x[i]);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(ss / double(n)) + eps);
+    for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * (weight ? weight[i] : 1.0f);
+}
+
+void rope(float *x, int n_head, int head_dim, int n_rot, float pos, float freq_base, bool neox) {
+    const int half = n_rot / 2;
+    for (int i = 0; i < half; ++i) {
+        const float theta = pos * std::pow(freq_base, -2.0f * static_cast<float>(i) / static_cast<float>(n_rot));
+        const float c = std::cos(theta), s = std::sin(theta);
+        for (int h = 0; h < n_head; ++h) {
+            float *v = x + static_cast<int64_t>(h) * head_dim;
+            const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+            const float x0 = v[a], x1 = v[b];
+            v[a] = x0 * c - x1 * s;
+            v[b] = x0 * s + x1 * c;
+        }
+    }
+}
+
+void softmax(float *x, int64_t n) {
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        x[i] = std::exp(x[i] - mx);
+        sum += x[i];
+    }
+    const float inv = static_cast<float>(1.0 / sum);
+    for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void swiglu(const float *gate, const float *up, float *out, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+}  // namespace moerun::kernels::cpu

@@ -1,0 +1,235 @@
+// Quantized weight row . converted activation row (see vec-dot.h for the definition).
+// Each weight block is unpacked to int8 quants with integer sub-block scales (and mins), then
+// multiplied with the int8 activation in exact integer arithmetic; only the per-block float
+// scaling differs in rounding order from llama.cpp. Row functions are compiled for AVX-512,
+// AVX2 and baseline x86-64 and picked at run time (target_clones).
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "moerun/kernels/cpu/vec-dot.h"
+#include "moerun/quant/blocks.h"
+#include "moerun/quant/half.h"
+
+#if defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define MOERUN_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define MOERUN_MULTIVERSION
+#endif
+
+namespace moerun::kernels::cpu {
+namespace {
+
+using quant::fp16_to_fp32;
+
+// A K-quant super-block unpacked: value(e) = d * sc[e / sub] * q[e] - dmin * m[e / sub].
+struct KBlock {
+    int8_t q[256];
+    int32_t sc[16];
+    int32_t m[16];
+    float d, dmin;
+};
+
+void unpack(const quant::BlockQ2_K &b, KBlock &k) {
+    for (int h = 0; h < 2; ++h)
+        for (int s = 0; s < 4; ++s)
+            for (int l = 0; l < 32; ++l) k.q[128 * h + 32 * s + l] = static_cast<int8_t>((b.qs[32 * h + l] >> (2 * s)) & 3);
+    for (int j = 0; j < 16; ++j) {
+        k.sc[j] = b.scales[j] & 15;
+        k.m[j] = b.scales[j] >> 4;
+    }
+    k.d = fp16_to_fp32(b.d);
+    k.dmin = fp16_to_fp32(b.dmin);
+}
+
+void unpack(const quant::BlockQ3_K &b, KBlock &k) {
+    for (int h = 0; h < 2; ++h)
+        for (int s = 0; s < 4; ++s)
+            for (int l = 0; l < 32; ++l) {
+                const int q = (b.qs[32 * h + l] >> (2 * s)) & 3;
+                const int hbit = (b.hmask[l] >> (4 * h + s)) & 1;
+                k.q[128 * h + 32 * s + l] = static_cast<int8_t>(q - (hbit ? 0 : 4));
+            }
+    for (int j = 0; j < 16; ++j) {
+        k.sc[j] = quant::q3_k_scale(b.scales, j) - 32;
+        k.m[j] = 0;
+    }
+    k.d = fp16_to_fp32(b.d);
+    k.dmin = 0;
+}
+
+void unpack(const quant::BlockQ4_K &b, KBlock &k) {
+    for (int c = 0; c < 4; ++c)
+        for (int l = 0; l < 64; ++l) k.q[64 * c + l] = static_cast<int8_t>((b.qs[32 * c + l % 32] >> (4 * (l / 32))) & 15);
+    for (int j = 0; j < 8; ++j) quant::q4_k_scale_min(b.scales, j, k.sc[j], k.m[j]);
+    k.d = fp16_to_fp32(b.d);
+    k.dmin = fp16_to_fp32(b.dmin);
+}
+
+void unpack(const quant::BlockQ5_K &b, KBlock &k) {
+    for (int c = 0; c < 4; ++c)
+        for (int l = 0; l < 64; ++l) {
+            const int lo = (b.qs[32 * c + l % 32] >> (4 * (l / 32))) & 15;
+            const int hi = (b.qh[l % 32] >> (2 * c + l / 32)) & 1;
+            k.q[64 * c + l] = static_cast<int8_t>(lo | (hi << 4));
+        }
+    for (int j = 0; j < 8; ++j) quant::q4_k_scale_min(b.scales, j, k.sc[j], k.m[j]);
+    k.d = fp16_to_fp32(b.d);
+    k.dmin = fp16_to_fp32(b.dmin);
+}
+
+void unpack(const quant::BlockQ6_K &b, KBlock &k) {
+    for (int h = 0; h < 2; ++h)
+        for (int s = 0; s < 4; ++s)
+            for (int l = 0; l < 32; ++l) {
+                const int lo = (b.ql[64 * h + 32 * (s & 1) + l] >> (4 * (s >> 1))) & 15;
+                const int hi = (b.qh[32 * h + l] >> (2 * s)) & 3;
+                k.q[128 * h + 32 * s + l] = static_cast<int8_t>((lo | (hi << 4)) - 32);
+            }
+    for (int j = 0; j < 16; ++j) {
+        k.sc[j] = b.scales[j];
+        k.m[j] = 0;
+    }
+    k.d = fp16_to_fp32(b.d);
+    k.dmin = 0;
+}
+
+// Sub-block size (16 or 32) and whether the type has mins, per K type.
+template <class B> constexpr int kSub = 16;
+template <> constexpr int kSub<quant::BlockQ4_K> = 32;
+template <> constexpr int kSub<quant::BlockQ5_K> = 32;
+
+template <class B>
+MOERUN_MULTIVERSION float row_dot_k(const void *w, const void *act, int64_t n) {
+    const auto *x = static_cast<const B *>(w);
+    const auto *y = static_cast<const ActQ8_K *>(act);
+    constexpr int sub = kSub<B>, nsub = 256 / sub;
+    float sum = 0;
+    KBlock k;
+    for (int64_t i = 0; i < n / 256; ++i) {
+        unpack(x[i], k);
+        int32_t isum = 0, msum = 0;
+        for (int s = 0; s < nsub; ++s) {
+            int32_t si = 0;
+            for (int l = 0; l < sub; ++l) si += int32_t{k.q[s * sub + l]} * int32_t{y[i].qs[s * sub + l]};
+            isum += k.sc[s] * si;
+            const int32_t bs = sub == 16 ? y[i].bsums[s] : y[i].bsums[2 * s] + y[i].bsums[2 * s + 1];
+            msum += k.m[s] * bs;
+        }
+        sum += (y[i].d * k.d) * static_cast<float>(isum) - (y[i].d * k.dmin) * static_cast<float>(msum);
+    }
+    return sum;
+}
+
+// Legacy 32-element blocks: value = d * q (+ m).
+struct LBlock {
+    int8_t q[32];
+    float d, m;
+};
+
+void unpack(const quant::BlockQ4_0 &b, LBlock &k) {
+    for (int j = 0; j < 16; ++j) {
+        k.q[j] = static_cast<int8_t>((b.qs[j] & 15) - 8);
+        k.q[j + 16] = static_cast<int8_t>((b.qs[j] >> 4) - 8);
+    }
+    k.d = fp16_to_fp32(b.d);
+    k.m = 0;
+}
+void unpack(const quant::BlockQ4_1 &b, LBlock &k) {
+    for (int j = 0; j < 16; ++j) {
+        k.q[j] = static_cast<int8_t>(b.qs[j] & 15);
+        k.q[j + 16] = static_cast<int8_t>(b.qs[j] >> 4);
+    }
+    k.d = fp16_to_fp32(b.d);
+    k.m = fp16_to_fp32(b.m);
+}
+template <class B>
+void unpack5(const B &b, LBlock &k, int offset) {
+    uint32_t qh;
+    std::memcpy(&qh, b.qh, 4);
+    for (int j = 0; j < 16; ++j) {
+        k.q[j] = static_cast<int8_t>(((b.qs[j] & 15) | (((qh >> j) & 1) << 4)) - offset);
+        k.q[j + 16] = static_cast<int8_t>(((b.qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) - offset);
+    }
+    k.d = fp16_to_fp32(b.d);
+}
+void unpack(const quant::BlockQ5_0 &b, LBlock &k) {
+    unpack5(b, k, 16);
+    k.m = 0;
+}
+void unpack(const quant::BlockQ5_1 &b, LBlock &k) {
+    unpack5(b, k, 0);
+    k.m = fp16_to_fp32(b.m);
+}
+void unpack(const quant::BlockQ8_0 &b, LBlock &k) {
+    std::memcpy(k.q, b.qs, 32);
+    k.d = fp16_to_fp32(b.d);
+    k.m = 0;
+}
+
+template <class B, class A>
+MOERUN_MULTIVERSION float row_dot_legacy(const void *w, const void *act, int64_t n) {
+    const auto *x = static_cast<const B *>(w);
+    const auto *y = static_cast<const A *>(act);
+    float sum = 0;
+    LBlock k;
+    for (int64_t i = 0; i < n / 32; ++i) {
+        unpack(x[i], k);
+        int32_t si = 0;
+        for (int l = 0; l < 32; ++l) si += int32_t{k.q[l]} * int32_t{y[i].qs[l]};
+        sum += (k.d * y[i].d) * static_cast<float>(si);
+        if constexpr (std::is_same_v<A, ActQ8_1>) sum += k.m * y[i].s;
+    }
+    return sum;
+}
+
+MOERUN_MULTIVERSION float row_dot_f32(const void *w, const void *act, int64_t n) {
+    const auto *a = static_cast<const float *>(w);
+    const auto *b = static_cast<const float *>(act);
+    float acc[16] = {};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; ++k) acc[k] += a[i + k] * b[i + k];
+    float s = 0;
+    for (; i < n; ++i) s += a[i] * b[i];
+    for (float v : acc) s += v;
+    return s;
+}
+
+template <float (*Convert)(uint16_t)>
+MOERUN_MULTIVERSION float row_dot_half(const void *w, const void *act, int64_t n) {
+    const auto *a = static_cast<const uint16_t *>(w);
+    const auto *b = static_cast<const float *>(act);
+    float acc[16] = {};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; ++k) acc[k] += Convert(a[i + k]) * b[i + k];
+    float s = 0;
+    for (; i < n; ++i) s += Convert(a[i]) * b[i];
+    for (float v : acc) s += v;
+    return s;
+}
+
+}  // namespace
+
+float vec_dot(quant::Type t, const void *w, const void *act, int64_t n) {
+    using T = quant::Type;
+    switch (t) {
+        case T::F32: return row_dot_f32(w, act, n);
+        case T::F16: return row_dot_half<quant::fp16_to_fp32>(w, act, n);
+        case T::BF16: return row_dot_half<quant::bf16_to_fp32>(w, act, n);
+        case T::Q4_0: return row_dot_legacy<quant::BlockQ4_0, ActQ8_0>(w, act, n);
+        case T::Q4_1: return row_dot_legacy<quant::BlockQ4_1, ActQ8_1>(w, act, n);
+        case T::Q5_0: return row_dot_legacy<quant::BlockQ5_0, ActQ8_0>(w, act, n);
+        case T::Q5_1: return row_dot_legacy<quant::BlockQ5_1, ActQ8_1>(w, act, n);
+        case T::Q8_0: return row_dot_legacy<quant::BlockQ8_0, ActQ8_0>(w, act, n);
+        case T::Q2_K: return row_dot_k<quant::BlockQ2_K>(w, act, n);
+        case T::Q3_K: return row_dot_k<quant::BlockQ3_K>(w, act, n);
+        case T::Q4_K: return row_dot_k<quant::BlockQ4_K>(w, act, n);
+        case T::Q5_K: return row_dot_k<quant::BlockQ5_K>(w, act, n);
+        case T::Q6_K: return row_dot_k<quant::BlockQ6_K>(w, act, n);
+        default: throw std::invalid_argument("vec_dot: no kernel for " + std::string(quant::type_name(t)));
+    }
+}
+
+}  // namespace moerun::kernels::cpu

@@ -1,0 +1,37 @@
+// CPU kernels of the forward pass. Raw pointers, explicit sizes; weights are GGUF blocks read
+// in place (no dequantized copy of a matrix is ever made).
+//
+// A weight matrix W of GGUF shape ne = {cols, rows} is `rows` rows of `cols` elements, each row
+// row_bytes(type, cols) bytes; matvec computes y = W x.
+#pragma once
+
+#include <cstdint>
+
+#include "moerun/kernels/cpu/thread-pool.h"
+#include "moerun/quant/types.h"
+
+namespace moerun::kernels::cpu {
+
+// y[rows] = W[rows, cols] . x[cols]. Threads split the rows.
+void matvec(ThreadPool &pool, quant::Type type, const void *w, const float *x, float *y, int64_t rows,
+            int64_t cols);
+
+// Y[n_tok, rows] = X[n_tok, cols] . W^T, token-major. Each weight row is decoded once for all tokens.
+void matmul(ThreadPool &pool, quant::Type type, const void *w, const float *x, float *y, int64_t rows,
+            int64_t cols, int64_t n_tok);
+
+// out[i] = x[i] / sqrt(mean(x^2) + eps) * weight[i]; weight may be null (no scale). In place allowed.
+void rms_norm(const float *x, const float *weight, float *out, int64_t n, float eps);
+
+// Rotary embedding of one token: x is [n_head, head_dim]; the first n_rot dims of each head
+// rotate by pos * freq_scale * freq_base^(-2i/n_rot). neox: pairs (i, i + n_rot/2); else (2i, 2i+1).
+void rope(float *x, int n_head, int head_dim, int n_rot, float pos, float freq_base, bool neox);
+
+void softmax(float *x, int64_t n);
+// x[i] = silu(gate[i]) * up[i]
+void swiglu(const float *gate, const float *up, float *out, int64_t n);
+float dot(const float *a, const float *b, int64_t n);
+// y += a * x
+void axpy(float a, const float *x, float *y, int64_t n);
+
+}  // namespace moerun::kernels::cpu

@@ -1,0 +1,40 @@
+// Dot products of quantized weight rows with activations, the way llama.cpp's CPU backend
+// defines them: the activation row is first converted to the weight type's "vec-dot type"
+// (Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants, fp16 for F16, bf16
+// for BF16, F32 for F32), then each weight block is multiplied with integer arithmetic.
+// Matching that definition keeps moerun's logits within float-rounding of llama.cpp's, and the
+// integer inner loops are what make quantized products fast.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "moerun/quant/types.h"
+
+namespace moerun::kernels::cpu {
+
+// Activation blocks (our own in-memory layout; never stored in files).
+struct ActQ8_0 {
+    float d;        // scale, rounded to fp16 precision (as ggml stores it)
+    int8_t qs[32];  // [32]
+};
+struct ActQ8_1 {
+    float d;        // scale, fp16 precision
+    float s;        // d * sum(qs), fp16 precision
+    int8_t qs[32];  // [32]
+};
+struct ActQ8_K {
+    float d;             // scale
+    int8_t qs[256];      // [256]
+    int16_t bsums[16];   // sums of qs in groups of 16
+};
+
+// Bytes needed to hold the converted activation of n elements for weights of type t.
+size_t act_bytes(quant::Type t, int64_t n);
+// Converts x[n] into the vec-dot representation for weights of type t (dst: act_bytes(t, n)).
+void quantize_act(quant::Type t, const float *x, void *dst, int64_t n);
+// Dot of one weight row (n elements of type t, GGUF blocks) with a converted activation row.
+float vec_dot(quant::Type t, const void *w_row, const void *act, int64_t n);
+
+}  // namespace moerun::kernels::cpu
