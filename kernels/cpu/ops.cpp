@@ -47,16 +47,26 @@ void matmul(ThreadPool &pool, quant::Type type, const void *w, const float *x, f
 }
 
 void rms_norm(const float *x, const float *weight, float *out, int64_t n, float eps) {
+    // Same rounding steps as ggml: squares in float, summed in double; mean and scale in float;
+    // x * scale rounded before the weight multiplies it. Normalised activations are quantized to
+    // 8 bits next, so a last-bit difference here would move values across rounding steps.
     double ss = 0;
-    for (int64_t i = 0; i < n; ++i) ss += double(x[i]) * double(x[i]);
-    const float scale = 1.0f / std::sqrt(static_cast<float>(ss / double(n)) + eps);
-    for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * (weight ? weight[i] : 1.0f);
+    for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i] * x[i]);
+    const float mean = static_cast<float>(ss / static_cast<double>(n));
+    const float scale = 1.0f / std::sqrt(mean + eps);
+    for (int64_t i = 0; i < n; ++i) {
+        const float v = x[i] * scale;
+        out[i] = weight ? v * weight[i] : v;
+    }
 }
 
 void rope(float *x, int n_head, int head_dim, int n_rot, float pos, float freq_base, bool neox) {
+    // theta_i = pos * base^(-2i/n_rot), built by repeated multiplication as ggml does, so that
+    // angles round identically to llama.cpp's.
+    const float theta_scale = std::pow(freq_base, -2.0f / static_cast<float>(n_rot));
     const int half = n_rot / 2;
-    for (int i = 0; i < half; ++i) {
-        const float theta = pos * std::pow(freq_base, -2.0f * static_cast<float>(i) / static_cast<float>(n_rot));
+    float theta = pos;
+    for (int i = 0; i < half; ++i, theta *= theta_scale) {
         const float c = std::cos(theta), s = std::sin(theta);
         for (int h = 0; h < n_head; ++h) {
             float *v = x + static_cast<int64_t>(h) * head_dim;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "moerun/kernels/cpu/vec-dot.h"
+#include "vec-dot-impl.h"
 #include "moerun/quant/blocks.h"
 #include "moerun/quant/half.h"
 
@@ -213,6 +214,20 @@ MOERUN_MULTIVERSION float row_dot_half(const void *w, const void *act, int64_t n
 }  // namespace
 
 float vec_dot(quant::Type t, const void *w, const void *act, int64_t n) {
+    static const bool kAvx2 = avx2::supported();
+    if (kAvx2) {
+        switch (t) {
+            case quant::Type::Q4_K: return avx2::dot_q4_k(w, act, n);
+            case quant::Type::Q6_K: return avx2::dot_q6_k(w, act, n);
+            case quant::Type::Q8_0: return avx2::dot_q8_0(w, act, n);
+            case quant::Type::Q4_0: return avx2::dot_q4_0(w, act, n);
+            default: break;
+        }
+    }
+    return vec_dot_generic(t, w, act, n);
+}
+
+float vec_dot_generic(quant::Type t, const void *w, const void *act, int64_t n) {
     using T = quant::Type;
     switch (t) {
         case T::F32: return row_dot_f32(w, act, n);

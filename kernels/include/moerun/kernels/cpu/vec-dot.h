@@ -36,5 +36,7 @@ size_t act_bytes(quant::Type t, int64_t n);
 void quantize_act(quant::Type t, const float *x, void *dst, int64_t n);
 // Dot of one weight row (n elements of type t, GGUF blocks) with a converted activation row.
 float vec_dot(quant::Type t, const void *w_row, const void *act, int64_t n);
+// The portable version of vec_dot (the reference for the ISA-specific kernels).
+float vec_dot_generic(quant::Type t, const void *w_row, const void *act, int64_t n);
 
 }  // namespace moerun::kernels::cpu

@@ -1,0 +1,159 @@
+// AVX2 versions of the hottest vec-dot kernels (Q4_K, Q6_K, Q8_0, Q4_0 against int8 activations).
+// Same definition as the generic kernels in vec-dot.cpp (exact integer sums per block, float
+// scaling per block); selected at run time when the CPU has AVX2 and FMA.
+#include "vec-dot-impl.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "moerun/quant/blocks.h"
+
+#define MOERUN_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+namespace moerun::kernels::cpu::avx2 {
+namespace {
+
+MOERUN_AVX2 inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+MOERUN_AVX2 inline float half(uint16_t h) { return _cvtsh_ss(h); }
+
+// Sum of products of signed int8 pairs, as 8 int32 lanes (pairwise within groups of 4 bytes).
+MOERUN_AVX2 inline __m256i dot_i8(__m256i x, __m256i y) {
+    const __m256i ax = _mm256_sign_epi8(x, x);
+    const __m256i sy = _mm256_sign_epi8(y, x);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
+}
+
+}  // namespace
+
+// The 8 six-bit scales and mins of a Q4_K/Q5_K block as two vectors of 8 uint8 (in the low
+// 8 bytes). With w0, w1, w2 the three little-endian words of `scales`:
+//   sc[0..3] = w0 & 0x3f..,  sc[4..7] = (w2 & 0x0f..) | ((w0 >> 2) & 0x30..)
+//   m[0..3]  = w1 & 0x3f..,  m[4..7]  = ((w2 >> 4) & 0x0f..) | ((w1 >> 2) & 0x30..)
+MOERUN_AVX2 inline void k4_scales_mins(const uint8_t *scales, __m128i &sc, __m128i &mn) {
+    uint32_t w[3];
+    std::memcpy(w, scales, 12);
+    const uint32_t sc_lo = w[0] & 0x3f3f3f3fu, sc_hi = (w[2] & 0x0f0f0f0fu) | ((w[0] >> 2) & 0x30303030u);
+    const uint32_t m_lo = w[1] & 0x3f3f3f3fu, m_hi = ((w[2] >> 4) & 0x0f0f0f0fu) | ((w[1] >> 2) & 0x30303030u);
+    sc = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(sc_hi), static_cast<int>(sc_lo)));
+    mn = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(m_hi), static_cast<int>(m_lo)));
+}
+
+MOERUN_AVX2 float dot_q4_k(const void *w, const void *act, int64_t n) {
+    const auto *x = static_cast<const quant::BlockQ4_K *>(w);
+    const auto *y = static_cast<const ActQ8_K *>(act);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc = _mm256_setzero_ps();
+    __m128 acc_m = _mm_setzero_ps();
+    alignas(16) int16_t sc[8];
+    for (int64_t i = 0; i < n / 256; ++i) {
+        __m128i sc16, mn16;
+        k4_scales_mins(x[i].scales, sc16, mn16);
+        _mm_store_si128(reinterpret_cast<__m128i *>(sc), sc16);
+        // sum of mins * (sums of y over each 32-element sub-block)
+        const __m128i b0 = _mm_loadu_si128(reinterpret_cast<const __m128i *>(y[i].bsums));
+        const __m128i b1 = _mm_loadu_si128(reinterpret_cast<const __m128i *>(y[i].bsums + 8));
+        const __m128i msum = _mm_madd_epi16(mn16, _mm_hadd_epi16(b0, b1));  // 4 int32
+        __m256i isum = _mm256_setzero_si256();
+        for (int c = 0; c < 4; ++c) {
+            const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qs + 32 * c));
+            const __m256i lo = _mm256_and_si256(q, m4);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            const __m256i y0 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[i].qs + 64 * c));
+            const __m256i y1 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[i].qs + 64 * c + 32));
+            const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), _mm256_set1_epi16(sc[2 * c]));
+            const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), _mm256_set1_epi16(sc[2 * c + 1]));
+            isum = _mm256_add_epi32(isum, _mm256_add_epi32(p0, p1));
+        }
+        const float d = y[i].d * half(x[i].d);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
+        acc_m = _mm_fmadd_ps(_mm_set1_ps(y[i].d * half(x[i].dmin)), _mm_cvtepi32_ps(msum), acc_m);
+    }
+    const __m128 m2 = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
+    return hsum(acc) - _mm_cvtss_f32(_mm_add_ss(m2, _mm_movehdup_ps(m2)));
+}
+
+MOERUN_AVX2 float dot_q6_k(const void *w, const void *act, int64_t n) {
+    const auto *x = static_cast<const quant::BlockQ6_K *>(w);
+    const auto *y = static_cast<const ActQ8_K *>(act);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 256; ++i) {
+        int32_t offset = 0;  // sum of sc * bsum: the -32 of every quant, applied once
+        for (int j = 0; j < 16; ++j) offset += x[i].scales[j] * y[i].bsums[j];
+        __m256i isum = _mm256_setzero_si256();
+        for (int h = 0; h < 2; ++h) {
+            const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].ql + 64 * h));
+            const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].ql + 64 * h + 32));
+            const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qh + 32 * h));
+            const __m256i lo[4] = {_mm256_and_si256(ql0, m4), _mm256_and_si256(ql1, m4),
+                                   _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                   _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4)};
+            for (int s = 0; s < 4; ++s) {
+                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * s), m2);
+                const __m256i q = _mm256_or_si256(lo[s], _mm256_slli_epi16(hi, 4));
+                const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[i].qs + 128 * h + 32 * s));
+                const int b = 8 * h + 2 * s;
+                const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(x[i].scales[b + 1]), _mm_set1_epi16(x[i].scales[b]));
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(q, yv), scale));
+            }
+        }
+        const float d = y[i].d * half(x[i].d);
+        isum = _mm256_sub_epi32(isum, _mm256_setr_epi32(32 * offset, 0, 0, 0, 0, 0, 0, 0));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
+    }
+    return hsum(acc);
+}
+
+MOERUN_AVX2 float dot_q8_0(const void *w, const void *act, int64_t n) {
+    const auto *x = static_cast<const quant::BlockQ8_0 *>(w);
+    const auto *y = static_cast<const ActQ8_0 *>(act);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; ++i) {
+        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qs));
+        const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[i].qs));
+        const float d = half(x[i].d) * y[i].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot_i8(xv, yv)), acc);
+    }
+    return hsum(acc);
+}
+
+MOERUN_AVX2 float dot_q4_0(const void *w, const void *act, int64_t n) {
+    const auto *x = static_cast<const quant::BlockQ4_0 *>(w);
+    const auto *y = static_cast<const ActQ8_0 *>(act);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), off = _mm256_set1_epi8(8);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; ++i) {
+        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i *>(x[i].qs));
+        // elements 0..15: low nibbles, 16..31: high nibbles
+        const __m256i both = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
+        const __m256i xv = _mm256_sub_epi8(_mm256_and_si256(both, m4), off);
+        const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[i].qs));
+        const float d = half(x[i].d) * y[i].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot_i8(xv, yv)), acc);
+    }
+    return hsum(acc);
+}
+
+bool supported() {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+
+}  // namespace moerun::kernels::cpu::avx2
+
+#else
+namespace moerun::kernels::cpu::avx2 {
+bool supported() { return false; }
+float dot_q4_k(const void *, const void *, int64_t) { return 0; }
+float dot_q6_k(const void *, const void *, int64_t) { return 0; }
+float dot_q8_0(const void *, const void *, int64_t) { return 0; }
+float dot_q4_0(const void *, const void *, int64_t) { return 0; }
+}  // namespace moerun::kernels::cpu::avx2
+#endif

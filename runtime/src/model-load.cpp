@@ -1,0 +1,182 @@
+// Model::load: reads hyperparameters from `<arch>.*` metadata and binds every weight tensor
+// in place, checking each one's presence, rank and shape against the hyperparameters.
+#include <string>
+#include <vector>
+
+#include "moerun/quant/dequant.h"
+#include "moerun/runtime/model.h"
+
+namespace moerun {
+namespace {
+
+std::string shape_str(const gguf::TensorInfo &t) {
+    std::string s = "[";
+    for (uint32_t i = 0; i < t.n_dims; ++i) s += (i ? ", " : "") + std::to_string(t.ne[i]);
+    return s + "]";
+}
+
+class Binder {
+  public:
+    explicit Binder(const gguf::GgufFile &f) : f_(f) {}
+
+    const gguf::TensorInfo *find(const std::string &name) const { return f_.find_tensor(name); }
+
+    // A weight of GGUF shape `ne` (ne[0] innermost); dims beyond `ne.size()` must be 1.
+    Weight weight(const std::string &name, std::vector<int64_t> ne, bool required = true) const {
+        const gguf::TensorInfo *t = find(name);
+        if (!t) {
+            if (required) f_.fail(0, name, "tensor missing (required by " + arch_ + ")");
+            return {};
+        }
+        check_shape(*t, ne);
+        if (!quant::traits(t->type).has_dequant)
+            f_.fail(t->info_offset, name,
+                    "tensor type " + std::string(quant::type_name(t->type)) + " is not supported yet");
+        Weight w;
+        w.type = t->type;
+        w.data = f_.tensor_data(*t).data();
+        for (size_t i = 0; i < 3; ++i) w.ne[i] = i < ne.size() ? ne[i] : 1;
+        w.row_bytes = *quant::row_bytes(t->type, static_cast<uint64_t>(ne[0]));
+        return w;
+    }
+
+    // A small vector (norm weight, bias) converted to float at load.
+    std::vector<float> vec(const std::string &name, int64_t n, bool required = true) const {
+        Weight w = weight(name, {n}, required);
+        if (!w.present()) return {};
+        std::vector<float> out(static_cast<size_t>(n));
+        quant::dequantize_row(w.type, w.data, out.data(), n);
+        return out;
+    }
+
+    void check_shape(const gguf::TensorInfo &t, const std::vector<int64_t> &ne) const {
+        bool ok = t.n_dims >= 1;
+        for (size_t i = 0; i < 4 && ok; ++i) {
+            const int64_t want = i < ne.size() ? ne[i] : 1;
+            ok = static_cast<int64_t>(t.ne[i]) == want;
+        }
+        if (!ok) {
+            std::string want = "[";
+            for (size_t i = 0; i < ne.size(); ++i) want += (i ? ", " : "") + std::to_string(ne[i]);
+            f_.fail(t.info_offset, std::string(t.name), "shape " + shape_str(t) + ", expected " + want + "]");
+        }
+    }
+
+    std::string arch_;
+
+  private:
+    const gguf::GgufFile &f_;
+};
+
+uint32_t u32(const gguf::GgufFile &f, const std::string &key, uint64_t max = 1u << 24) {
+    const uint64_t v = f.get_uint(key);
+    if (v == 0 || v > max)
+        f.fail(f.find(key)->offset, key,
+               "value " + std::to_string(v) + " out of range [1, " + std::to_string(max) + "]");
+    return static_cast<uint32_t>(v);
+}
+
+}  // namespace
+
+Model Model::load(const gguf::GgufFile &f) {
+    Model m;
+    const std::string arch(f.get_string("general.architecture"));
+    m.arch_ = find_arch(arch);
+    if (!m.arch_)
+        f.fail(f.find("general.architecture")->offset, "general.architecture",
+               "architecture '" + arch + "' is not supported (supported: " + supported_archs() + ")");
+    const std::string p = arch + ".";
+    Hparams &hp = m.hp_;
+    hp.n_layer = u32(f, p + "block_count", 4096);
+    hp.n_embd = u32(f, p + "embedding_length");
+    hp.n_head = u32(f, p + "attention.head_count", 4096);
+    hp.n_head_kv = static_cast<uint32_t>(f.get_uint_or(p + "attention.head_count_kv", hp.n_head));
+    if (hp.n_head_kv == 0 || hp.n_head % hp.n_head_kv != 0)
+        f.fail(0, p + "attention.head_count_kv",
+               std::to_string(hp.n_head_kv) + " must be >= 1 and divide head_count " +
+                   std::to_string(hp.n_head));
+    hp.head_dim = static_cast<uint32_t>(f.get_uint_or(p + "attention.key_length", hp.n_embd / hp.n_head));
+    const auto v_len = f.get_uint_or(p + "attention.value_length", hp.head_dim);
+    if (v_len != hp.head_dim || hp.head_dim == 0 || hp.head_dim % 2 != 0)
+        f.fail(0, p + "attention.key_length",
+               "key_length " + std::to_string(hp.head_dim) + " and value_length " + std::to_string(v_len) +
+                   " must be equal and even");
+    hp.n_rot = static_cast<uint32_t>(f.get_uint_or(p + "rope.dimension_count", hp.head_dim));
+    if (hp.n_rot == 0 || hp.n_rot > hp.head_dim || hp.n_rot % 2 != 0)
+        f.fail(0, p + "rope.dimension_count", "must be even and within [2, head_dim]");
+    hp.n_expert = u32(f, p + "expert_count", 1u << 16);
+    hp.n_expert_used = u32(f, p + "expert_used_count", hp.n_expert);
+    hp.n_ctx_train = static_cast<uint32_t>(f.get_uint_or(p + "context_length", 4096));
+    hp.rms_eps = static_cast<float>(f.get_float_or(p + "attention.layer_norm_rms_epsilon", 1e-6));
+    hp.rope_freq_base = static_cast<float>(f.get_float_or(p + "rope.freq_base", 10000.0));
+    if (auto type = f.get_string_opt(p + "rope.scaling.type"); type && *type != "none") {
+        if (*type != "linear")
+            f.fail(f.find(p + "rope.scaling.type")->offset, p + "rope.scaling.type",
+                   "rope scaling '" + std::string(*type) + "' is not supported yet (none, linear)");
+        const double factor = f.get_float_or(p + "rope.scaling.factor", 1.0);
+        if (factor > 0) hp.rope_freq_scale = static_cast<float>(1.0 / factor);
+    }
+
+    Binder b(f);
+    b.arch_ = arch;
+    const gguf::TensorInfo *embd = b.find("token_embd.weight");
+    if (!embd) f.fail(0, "token_embd.weight", "tensor missing");
+    if (embd->n_dims != 2) f.fail(embd->info_offset, "token_embd.weight", "expected 2 dimensions");
+    hp.n_vocab = static_cast<uint32_t>(embd->ne[1]);
+    const int64_t E = hp.n_embd, V = hp.n_vocab, hd = hp.head_dim;
+    const int64_t nq = int64_t{hp.n_head} * hd, nkv = int64_t{hp.n_head_kv} * hd;
+    m.tok_embd_ = b.weight("token_embd.weight", {E, V});
+    m.output_norm_ = b.vec("output_norm.weight", E);
+    m.output_ = b.weight("output.weight", {E, V}, false);
+    if (!m.output_.present()) m.output_ = m.tok_embd_;  // tied embeddings
+
+    // Expert FFN width from the first layer's stacked gate tensor.
+    const gguf::TensorInfo *g0 = b.find("blk.0.ffn_gate_exps.weight");
+    if (!g0)
+        f.fail(
+            0, "blk.0.ffn_gate_exps.weight",
+            "tensor missing: " + arch + " files without stacked experts are not MoE models moerun can run");
+    hp.n_ff_exp = static_cast<uint32_t>(g0->ne[1]);
+    if (m.arch_->shared_expert) {
+        const gguf::TensorInfo *s0 = b.find("blk.0.ffn_gate_shexp.weight");
+        if (!s0) f.fail(0, "blk.0.ffn_gate_shexp.weight", "tensor missing (required by " + arch + ")");
+        hp.n_ff_shexp = static_cast<uint32_t>(s0->ne[1]);
+    }
+    const int64_t F = hp.n_ff_exp, X = hp.n_expert;
+
+    m.layers_.resize(hp.n_layer);
+    for (uint32_t il = 0; il < hp.n_layer; ++il) {
+        const std::string blk = "blk." + std::to_string(il) + ".";
+        LayerWeights &L = m.layers_[il];
+        L.attn_norm = b.vec(blk + "attn_norm.weight", E);
+        L.wq = b.weight(blk + "attn_q.weight", {E, nq});
+        L.wk = b.weight(blk + "attn_k.weight", {E, nkv});
+        L.wv = b.weight(blk + "attn_v.weight", {E, nkv});
+        L.wo = b.weight(blk + "attn_output.weight", {nq, E});
+        L.bq = b.vec(blk + "attn_q.bias", nq, false);
+        L.bk = b.vec(blk + "attn_k.bias", nkv, false);
+        L.bv = b.vec(blk + "attn_v.bias", nkv, false);
+        if (m.arch_->qk_norm == QkNorm::per_head) {
+            L.q_norm = b.vec(blk + "attn_q_norm.weight", hd);
+            L.k_norm = b.vec(blk + "attn_k_norm.weight", hd);
+        } else if (m.arch_->qk_norm == QkNorm::full) {
+            L.q_norm = b.vec(blk + "attn_q_norm.weight", nq);
+            L.k_norm = b.vec(blk + "attn_k_norm.weight", nkv);
+        }
+        L.ffn_norm = b.vec(blk + "ffn_norm.weight", E);
+        L.gate_inp = b.weight(blk + "ffn_gate_inp.weight", {E, X});
+        L.gate_exps = b.weight(blk + "ffn_gate_exps.weight", {E, F, X});
+        L.up_exps = b.weight(blk + "ffn_up_exps.weight", {E, F, X});
+        L.down_exps = b.weight(blk + "ffn_down_exps.weight", {F, E, X});
+        if (m.arch_->shared_expert) {
+            const int64_t S = hp.n_ff_shexp;
+            L.gate_shexp = b.weight(blk + "ffn_gate_shexp.weight", {E, S});
+            L.up_shexp = b.weight(blk + "ffn_up_shexp.weight", {E, S});
+            L.down_shexp = b.weight(blk + "ffn_down_shexp.weight", {S, E});
+            L.gate_inp_shexp = b.weight(blk + "ffn_gate_inp_shexp.weight", {E}, false);
+        }
+    }
+    return m;
+}
+
+}  // namespace moerun

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""check_logits.py -- moerun's logits against llama.cpp's on one GGUF (oracle test driver).
+
+Makes a fixed 64-token sequence (seeded ids spread over the vocabulary), asks llama.cpp for the
+logits at every position and a 32-token greedy continuation -- token by token (--batch 1) with an
+F32 KV cache, so both sides compute the same definition (llama.cpp's batched K-quant products
+round differently from its per-token ones) -- then runs the C++ comparer (logits-compare).
+
+  check_logits.py --model M.gguf --compare BIN --work DIR [--generate "GEN ARGS"] -- [logits-compare options]
+
+With --generate, the model is first written by tools/python/gen_model.py with those arguments
+(plus --out M.gguf) unless it exists with the same arguments (a .args file beside it).
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import llama_oracle  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--compare", required=True, help="the logits-compare executable")
+    ap.add_argument("--work", required=True, help="folder for the oracle file")
+    ap.add_argument("--n-prompt", type=int, default=64)
+    ap.add_argument("--n-predict", type=int, default=32)
+    ap.add_argument("--seed", type=int, default=20261123)
+    ap.add_argument("--generate", help="gen_model.py arguments to write the model first")
+    ap.add_argument("rest", nargs=argparse.REMAINDER, help="-- then options for logits-compare")
+    a = ap.parse_args()
+    model = Path(a.model)
+    work = Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    if a.generate:
+        args_file = model.with_suffix(".args")
+        if not model.exists() or not args_file.exists() or args_file.read_text() != a.generate:
+            model.parent.mkdir(parents=True, exist_ok=True)
+            gen = HERE.parent.parent / "tools" / "python" / "gen_model.py"
+            rc = subprocess.call([sys.executable, str(gen), *a.generate.split(), "--out", str(model)], stdout=subprocess.DEVNULL)
+            if rc != 0:
+                print(f"check_logits: gen_model.py {a.generate} failed ({rc})", file=sys.stderr)
+                return 2
+            args_file.write_text(a.generate)
+    oracle = llama_oracle.Oracle(model, n_ctx=a.n_prompt + a.n_predict + 8, n_threads=1, n_batch=1, kv_type="f32")
+    rng = random.Random(a.seed)
+    # Ids from the whole vocabulary except its last 1%, where control / unused tokens usually sit.
+    top = max(2, int(oracle.n_vocab * 0.99))
+    prompt = [rng.randrange(0, top) for _ in range(a.n_prompt)]
+    tokens, logits = oracle.greedy(prompt, a.n_predict)
+    out = work / (model.stem + ".logits")
+    llama_oracle.write_logits_file(out, tokens, logits, len(prompt))
+    rest = a.rest[1:] if a.rest[:1] == ["--"] else a.rest
+    return subprocess.call([a.compare, str(model), str(out), *rest])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+// moerun: run Mixture-of-Experts GGUF models whose experts do not fit in fast memory.
+//
+// The executable is a thin client of runtime/: main() builds the CLI11 app from the
+// subcommands (subcommands.h), runs the selected one, and turns every exception into
+// "moerun: error: <message>" on stderr and exit status 1. It never lets one escape.
+#include <exception>
+#include <iostream>
+#include <vector>
+
+#include "subcommands.h"
+
+#ifndef MOERUN_VERSION
+#define MOERUN_VERSION "0.1.0"
+#endif
+
+namespace {
+
+int run(int argc, char **argv) {
+    CLI::App app{"moerun: run Mixture-of-Experts GGUF models with the experts cached across memory tiers",
+                 "moerun"};
+    app.set_version_flag("--version", "moerun " MOERUN_VERSION);
+    app.require_subcommand(1);
+    std::vector<moerun::cli::Subcommand> commands;
+    commands.push_back(moerun::cli::add_inspect(app));
+    commands.push_back(moerun::cli::add_run(app));
+    commands.push_back(moerun::cli::add_tokenize(app));
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp &e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp &e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion &e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError &e) {
+        std::cerr << "moerun: error: " << e.what() << "\n"
+                  << "Run with --help for more information.\n";
+        return 1;
+    }
+    for (const auto &c : commands)
+        if (c.app->parsed()) return c.run();
+    return 1;  // unreachable: require_subcommand(1)
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception &e) {
+        std::cout.flush();
+        std::cerr << "moerun: error: " << e.what() << "\n";
+    } catch (...) {
+        std::cout.flush();
+        std::cerr << "moerun: error: unknown exception\n";
+    }
+    return 1;
+}
