@@ -4,6 +4,7 @@
 #include "vec-dot-impl.h"
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <cstring>
@@ -143,7 +144,10 @@ MOERUN_AVX2 float dot_q4_0(const void *w, const void *act, int64_t n) {
 }
 
 bool supported() {
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    // clang has no "f16c" for __builtin_cpu_supports: read CPUID leaf 1, ECX bit 29, directly.
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+    return f16c && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
 }  // namespace moerun::kernels::cpu::avx2

@@ -132,8 +132,9 @@ TEST_CASE("conformance with llama.cpp's vocab test vectors") {
 
     int n_vocabs = 0, n_match = 0, n_total = 0, n_rt = 0, n_rt_total = 0;
     std::vector<std::string> vectors_only, gguf_only;
-    for (const auto &[name, has] : names) {
-        const auto [has_gguf, has_vectors] = has;
+    for (const auto &entry : names) {
+        const std::string &name = entry.first;  // not a structured binding: clang 14 cannot capture those
+        const auto [has_gguf, has_vectors] = entry.second;
         if (!has_gguf) {
             vectors_only.push_back(name);
             continue;

@@ -96,7 +96,7 @@ Subcommand add_run(CLI::App &parent) {
     app->add_flag("--parse-special", o->parse_special, "parse special-token text (e.g. <|im_start|>) in the prompt");
     app->add_flag("--ignore-eos", o->ignore_eos, "keep generating past end-of-generation tokens");
     app->add_flag("!--no-display-prompt", o->show_prompt, "do not echo the prompt");
-    app->callback([app, o] {
+    app->callback([o] {
         if (!o->prompt.empty() && !o->prompt_file.empty())
             throw CLI::ValidationError("give the prompt with -p or -f, not both");
     });

@@ -24,6 +24,7 @@ int run(int argc, char **argv) {
     commands.push_back(moerun::cli::add_inspect(app));
     commands.push_back(moerun::cli::add_run(app));
     commands.push_back(moerun::cli::add_tokenize(app));
+    commands.push_back(moerun::cli::add_bench(app));
 
     try {
         app.parse(argc, argv);

@@ -26,4 +26,7 @@ Subcommand add_run(CLI::App &parent);
 // `moerun tokenize -m FILE (-p TEXT | -f FILE) [--add-special] [--parse-special] [--pieces]`: token ids, one line.
 Subcommand add_tokenize(CLI::App &parent);
 
+// `moerun bench -m FILE [-p 512] [-n 128] [-r 3] [-t T] [--json]`: prompt and decode tokens/s.
+Subcommand add_bench(CLI::App &parent);
+
 }  // namespace moerun::cli
