@@ -12,8 +12,12 @@
 namespace moerun::kernels::cpu {
 namespace {
 
-float fp16_round(float x) { return quant::fp16_to_fp32(quant::fp32_to_fp16(x)); }
-int nearest_even(float x) { return static_cast<int>(std::nearbyint(x)); }  // default FE_TONEAREST
+float fp16_round(float x) {
+    return quant::fp16_to_fp32(quant::fp32_to_fp16(x));
+}
+int nearest_even(float x) {
+    return static_cast<int>(std::nearbyint(x));
+}  // default FE_TONEAREST
 
 void quantize_q8_0(const float *x, ActQ8_0 *y, int64_t nb) {
     for (int64_t i = 0; i < nb; ++i, x += 32) {
@@ -73,21 +77,39 @@ void quantize_q8_k(const float *x, ActQ8_K *y, int64_t nb) {
 size_t act_bytes(quant::Type t, int64_t n) {
     const auto un = static_cast<size_t>(n);
     switch (t) {
-        case quant::Type::Q4_0: case quant::Type::Q5_0: case quant::Type::Q8_0: return un / 32 * sizeof(ActQ8_0);
-        case quant::Type::Q4_1: case quant::Type::Q5_1: return un / 32 * sizeof(ActQ8_1);
-        case quant::Type::Q2_K: case quant::Type::Q3_K: case quant::Type::Q4_K: case quant::Type::Q5_K:
-        case quant::Type::Q6_K: return un / 256 * sizeof(ActQ8_K);
-        default: return un * sizeof(float);  // F32 / F16 / BF16: rounded floats
+        case quant::Type::Q4_0:
+        case quant::Type::Q5_0:
+        case quant::Type::Q8_0:
+            return un / 32 * sizeof(ActQ8_0);
+        case quant::Type::Q4_1:
+        case quant::Type::Q5_1:
+            return un / 32 * sizeof(ActQ8_1);
+        case quant::Type::Q2_K:
+        case quant::Type::Q3_K:
+        case quant::Type::Q4_K:
+        case quant::Type::Q5_K:
+        case quant::Type::Q6_K:
+            return un / 256 * sizeof(ActQ8_K);
+        default:
+            return un * sizeof(float);  // F32 / F16 / BF16: rounded floats
     }
 }
 
 void quantize_act(quant::Type t, const float *x, void *dst, int64_t n) {
     switch (t) {
-        case quant::Type::Q4_0: case quant::Type::Q5_0: case quant::Type::Q8_0:
+        case quant::Type::Q4_0:
+        case quant::Type::Q5_0:
+        case quant::Type::Q8_0:
             return quantize_q8_0(x, static_cast<ActQ8_0 *>(dst), n / 32);
-        case quant::Type::Q4_1: case quant::Type::Q5_1: return quantize_q8_1(x, static_cast<ActQ8_1 *>(dst), n / 32);
-        case quant::Type::Q2_K: case quant::Type::Q3_K: case quant::Type::Q4_K: case quant::Type::Q5_K:
-        case quant::Type::Q6_K: return quantize_q8_k(x, static_cast<ActQ8_K *>(dst), n / 256);
+        case quant::Type::Q4_1:
+        case quant::Type::Q5_1:
+            return quantize_q8_1(x, static_cast<ActQ8_1 *>(dst), n / 32);
+        case quant::Type::Q2_K:
+        case quant::Type::Q3_K:
+        case quant::Type::Q4_K:
+        case quant::Type::Q5_K:
+        case quant::Type::Q6_K:
+            return quantize_q8_k(x, static_cast<ActQ8_K *>(dst), n / 256);
         case quant::Type::F16: {
             auto *y = static_cast<float *>(dst);
             for (int64_t i = 0; i < n; ++i) y[i] = fp16_round(x[i]);
@@ -98,8 +120,12 @@ void quantize_act(quant::Type t, const float *x, void *dst, int64_t n) {
             for (int64_t i = 0; i < n; ++i) y[i] = quant::bf16_to_fp32(quant::fp32_to_bf16(x[i]));
             return;
         }
-        case quant::Type::F32: std::memcpy(dst, x, static_cast<size_t>(n) * sizeof(float)); return;
-        default: throw std::invalid_argument("quantize_act: no vec-dot type for " + std::string(quant::type_name(t)));
+        case quant::Type::F32:
+            std::memcpy(dst, x, static_cast<size_t>(n) * sizeof(float));
+            return;
+        default:
+            throw std::invalid_argument("quantize_act: no vec-dot type for " +
+                                        std::string(quant::type_name(t)));
     }
 }
 

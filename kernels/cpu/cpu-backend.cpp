@@ -11,7 +11,7 @@ namespace moerun::kernels {
 namespace {
 
 class CpuBackend final : public Backend {
-public:
+  public:
     std::string_view name() const override { return "cpu"; }
 
     DeviceInfo device_info() const override {
@@ -29,8 +29,10 @@ public:
 
     Status dequantize(quant::Type t, const void *src, float *dst, int64_t n) override {
         const auto &tr = quant::traits(t);
-        if (!src || !dst || n < 0 || n % tr.block_size != 0) return fail(Status::invalid_argument, "dequantize: bad arguments");
-        if (!tr.has_dequant) return fail(Status::unsupported, "dequantize: no kernel for " + std::string(tr.name));
+        if (!src || !dst || n < 0 || n % tr.block_size != 0)
+            return fail(Status::invalid_argument, "dequantize: bad arguments");
+        if (!tr.has_dequant)
+            return fail(Status::unsupported, "dequantize: no kernel for " + std::string(tr.name));
         try {
             quant::dequantize_row(t, src, dst, n);
         } catch (const std::exception &e) {
@@ -41,7 +43,7 @@ public:
 
     std::string last_error() const override { return error_; }
 
-private:
+  private:
     Status copy(void *dst, const void *src, size_t bytes) {
         if ((!dst || !src) && bytes) return fail(Status::invalid_argument, "copy: null pointer");
         if (bytes) std::memcpy(dst, src, bytes);
@@ -56,6 +58,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+std::unique_ptr<Backend> make_cpu_backend() {
+    return std::make_unique<CpuBackend>();
+}
 
 }  // namespace moerun::kernels

@@ -35,15 +35,20 @@ void matmul(ThreadPool &pool, quant::Type type, const void *w, const float *x, f
     // Convert every token's activation once to the vec-dot type of the weights.
     thread_local std::vector<uint8_t> act;
     act.resize(ab * static_cast<size_t>(n_tok));
-    for (int64_t t = 0; t < n_tok; ++t) quantize_act(type, x + t * cols, act.data() + static_cast<size_t>(t) * ab, cols);
+    for (int64_t t = 0; t < n_tok; ++t)
+        quantize_act(type, x + t * cols, act.data() + static_cast<size_t>(t) * ab, cols);
     const uint8_t *a = act.data();
     const auto *base = static_cast<const uint8_t *>(w);
-    pool.parallel_for(rows, [&](int64_t r0, int64_t r1, int) {
-        for (int64_t r = r0; r < r1; ++r) {
-            const uint8_t *row = base + static_cast<uint64_t>(r) * rb;
-            for (int64_t t = 0; t < n_tok; ++t) y[t * rows + r] = vec_dot(type, row, a + static_cast<size_t>(t) * ab, cols);
-        }
-    }, 8);
+    pool.parallel_for(
+        rows,
+        [&](int64_t r0, int64_t r1, int) {
+            for (int64_t r = r0; r < r1; ++r) {
+                const uint8_t *row = base + static_cast<uint64_t>(r) * rb;
+                for (int64_t t = 0; t < n_tok; ++t)
+                    y[t * rows + r] = vec_dot(type, row, a + static_cast<size_t>(t) * ab, cols);
+            }
+        },
+        8);
 }
 
 void rms_norm(const float *x, const float *weight, float *out, int64_t n, float eps) {

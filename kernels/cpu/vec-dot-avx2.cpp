@@ -23,7 +23,9 @@ MOERUN_AVX2 inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-MOERUN_AVX2 inline float half(uint16_t h) { return _cvtsh_ss(h); }
+MOERUN_AVX2 inline float half(uint16_t h) {
+    return _cvtsh_ss(h);
+}
 
 // Sum of products of signed int8 pairs, as 8 int32 lanes (pairwise within groups of 4 bytes).
 MOERUN_AVX2 inline __m256i dot_i8(__m256i x, __m256i y) {
@@ -42,7 +44,8 @@ MOERUN_AVX2 inline void k4_scales_mins(const uint8_t *scales, __m128i &sc, __m12
     uint32_t w[3];
     std::memcpy(w, scales, 12);
     const uint32_t sc_lo = w[0] & 0x3f3f3f3fu, sc_hi = (w[2] & 0x0f0f0f0fu) | ((w[0] >> 2) & 0x30303030u);
-    const uint32_t m_lo = w[1] & 0x3f3f3f3fu, m_hi = ((w[2] >> 4) & 0x0f0f0f0fu) | ((w[1] >> 2) & 0x30303030u);
+    const uint32_t m_lo = w[1] & 0x3f3f3f3fu,
+                   m_hi = ((w[2] >> 4) & 0x0f0f0f0fu) | ((w[1] >> 2) & 0x30303030u);
     sc = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(sc_hi), static_cast<int>(sc_lo)));
     mn = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(m_hi), static_cast<int>(m_lo)));
 }
@@ -70,7 +73,8 @@ MOERUN_AVX2 float dot_q4_k(const void *w, const void *act, int64_t n) {
             const __m256i y0 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[i].qs + 64 * c));
             const __m256i y1 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[i].qs + 64 * c + 32));
             const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), _mm256_set1_epi16(sc[2 * c]));
-            const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), _mm256_set1_epi16(sc[2 * c + 1]));
+            const __m256i p1 =
+                _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), _mm256_set1_epi16(sc[2 * c + 1]));
             isum = _mm256_add_epi32(isum, _mm256_add_epi32(p0, p1));
         }
         const float d = y[i].d * half(x[i].d);
@@ -100,9 +104,11 @@ MOERUN_AVX2 float dot_q6_k(const void *w, const void *act, int64_t n) {
             for (int s = 0; s < 4; ++s) {
                 const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * s), m2);
                 const __m256i q = _mm256_or_si256(lo[s], _mm256_slli_epi16(hi, 4));
-                const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[i].qs + 128 * h + 32 * s));
+                const __m256i yv =
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[i].qs + 128 * h + 32 * s));
                 const int b = 8 * h + 2 * s;
-                const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(x[i].scales[b + 1]), _mm_set1_epi16(x[i].scales[b]));
+                const __m256i scale =
+                    _mm256_set_m128i(_mm_set1_epi16(x[i].scales[b + 1]), _mm_set1_epi16(x[i].scales[b]));
                 isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(q, yv), scale));
             }
         }
@@ -154,10 +160,20 @@ bool supported() {
 
 #else
 namespace moerun::kernels::cpu::avx2 {
-bool supported() { return false; }
-float dot_q4_k(const void *, const void *, int64_t) { return 0; }
-float dot_q6_k(const void *, const void *, int64_t) { return 0; }
-float dot_q8_0(const void *, const void *, int64_t) { return 0; }
-float dot_q4_0(const void *, const void *, int64_t) { return 0; }
+bool supported() {
+    return false;
+}
+float dot_q4_k(const void *, const void *, int64_t) {
+    return 0;
+}
+float dot_q6_k(const void *, const void *, int64_t) {
+    return 0;
+}
+float dot_q8_0(const void *, const void *, int64_t) {
+    return 0;
+}
+float dot_q4_0(const void *, const void *, int64_t) {
+    return 0;
+}
 }  // namespace moerun::kernels::cpu::avx2
 #endif

@@ -8,9 +8,9 @@
 #include <string>
 
 #include "moerun/kernels/cpu/vec-dot.h"
-#include "vec-dot-impl.h"
 #include "moerun/quant/blocks.h"
 #include "moerun/quant/half.h"
+#include "vec-dot-impl.h"
 
 #if defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
 #define MOERUN_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -34,7 +34,8 @@ struct KBlock {
 void unpack(const quant::BlockQ2_K &b, KBlock &k) {
     for (int h = 0; h < 2; ++h)
         for (int s = 0; s < 4; ++s)
-            for (int l = 0; l < 32; ++l) k.q[128 * h + 32 * s + l] = static_cast<int8_t>((b.qs[32 * h + l] >> (2 * s)) & 3);
+            for (int l = 0; l < 32; ++l)
+                k.q[128 * h + 32 * s + l] = static_cast<int8_t>((b.qs[32 * h + l] >> (2 * s)) & 3);
     for (int j = 0; j < 16; ++j) {
         k.sc[j] = b.scales[j] & 15;
         k.m[j] = b.scales[j] >> 4;
@@ -61,7 +62,8 @@ void unpack(const quant::BlockQ3_K &b, KBlock &k) {
 
 void unpack(const quant::BlockQ4_K &b, KBlock &k) {
     for (int c = 0; c < 4; ++c)
-        for (int l = 0; l < 64; ++l) k.q[64 * c + l] = static_cast<int8_t>((b.qs[32 * c + l % 32] >> (4 * (l / 32))) & 15);
+        for (int l = 0; l < 64; ++l)
+            k.q[64 * c + l] = static_cast<int8_t>((b.qs[32 * c + l % 32] >> (4 * (l / 32))) & 15);
     for (int j = 0; j < 8; ++j) quant::q4_k_scale_min(b.scales, j, k.sc[j], k.m[j]);
     k.d = fp16_to_fp32(b.d);
     k.dmin = fp16_to_fp32(b.dmin);
@@ -96,9 +98,12 @@ void unpack(const quant::BlockQ6_K &b, KBlock &k) {
 }
 
 // Sub-block size (16 or 32) and whether the type has mins, per K type.
-template <class B> constexpr int kSub = 16;
-template <> constexpr int kSub<quant::BlockQ4_K> = 32;
-template <> constexpr int kSub<quant::BlockQ5_K> = 32;
+template <class B>
+constexpr int kSub = 16;
+template <>
+constexpr int kSub<quant::BlockQ4_K> = 32;
+template <>
+constexpr int kSub<quant::BlockQ5_K> = 32;
 
 template <class B>
 MOERUN_MULTIVERSION float row_dot_k(const void *w, const void *act, int64_t n) {
@@ -217,11 +222,16 @@ float vec_dot(quant::Type t, const void *w, const void *act, int64_t n) {
     static const bool kAvx2 = avx2::supported();
     if (kAvx2) {
         switch (t) {
-            case quant::Type::Q4_K: return avx2::dot_q4_k(w, act, n);
-            case quant::Type::Q6_K: return avx2::dot_q6_k(w, act, n);
-            case quant::Type::Q8_0: return avx2::dot_q8_0(w, act, n);
-            case quant::Type::Q4_0: return avx2::dot_q4_0(w, act, n);
-            default: break;
+            case quant::Type::Q4_K:
+                return avx2::dot_q4_k(w, act, n);
+            case quant::Type::Q6_K:
+                return avx2::dot_q6_k(w, act, n);
+            case quant::Type::Q8_0:
+                return avx2::dot_q8_0(w, act, n);
+            case quant::Type::Q4_0:
+                return avx2::dot_q4_0(w, act, n);
+            default:
+                break;
         }
     }
     return vec_dot_generic(t, w, act, n);
@@ -230,20 +240,34 @@ float vec_dot(quant::Type t, const void *w, const void *act, int64_t n) {
 float vec_dot_generic(quant::Type t, const void *w, const void *act, int64_t n) {
     using T = quant::Type;
     switch (t) {
-        case T::F32: return row_dot_f32(w, act, n);
-        case T::F16: return row_dot_half<quant::fp16_to_fp32>(w, act, n);
-        case T::BF16: return row_dot_half<quant::bf16_to_fp32>(w, act, n);
-        case T::Q4_0: return row_dot_legacy<quant::BlockQ4_0, ActQ8_0>(w, act, n);
-        case T::Q4_1: return row_dot_legacy<quant::BlockQ4_1, ActQ8_1>(w, act, n);
-        case T::Q5_0: return row_dot_legacy<quant::BlockQ5_0, ActQ8_0>(w, act, n);
-        case T::Q5_1: return row_dot_legacy<quant::BlockQ5_1, ActQ8_1>(w, act, n);
-        case T::Q8_0: return row_dot_legacy<quant::BlockQ8_0, ActQ8_0>(w, act, n);
-        case T::Q2_K: return row_dot_k<quant::BlockQ2_K>(w, act, n);
-        case T::Q3_K: return row_dot_k<quant::BlockQ3_K>(w, act, n);
-        case T::Q4_K: return row_dot_k<quant::BlockQ4_K>(w, act, n);
-        case T::Q5_K: return row_dot_k<quant::BlockQ5_K>(w, act, n);
-        case T::Q6_K: return row_dot_k<quant::BlockQ6_K>(w, act, n);
-        default: throw std::invalid_argument("vec_dot: no kernel for " + std::string(quant::type_name(t)));
+        case T::F32:
+            return row_dot_f32(w, act, n);
+        case T::F16:
+            return row_dot_half<quant::fp16_to_fp32>(w, act, n);
+        case T::BF16:
+            return row_dot_half<quant::bf16_to_fp32>(w, act, n);
+        case T::Q4_0:
+            return row_dot_legacy<quant::BlockQ4_0, ActQ8_0>(w, act, n);
+        case T::Q4_1:
+            return row_dot_legacy<quant::BlockQ4_1, ActQ8_1>(w, act, n);
+        case T::Q5_0:
+            return row_dot_legacy<quant::BlockQ5_0, ActQ8_0>(w, act, n);
+        case T::Q5_1:
+            return row_dot_legacy<quant::BlockQ5_1, ActQ8_1>(w, act, n);
+        case T::Q8_0:
+            return row_dot_legacy<quant::BlockQ8_0, ActQ8_0>(w, act, n);
+        case T::Q2_K:
+            return row_dot_k<quant::BlockQ2_K>(w, act, n);
+        case T::Q3_K:
+            return row_dot_k<quant::BlockQ3_K>(w, act, n);
+        case T::Q4_K:
+            return row_dot_k<quant::BlockQ4_K>(w, act, n);
+        case T::Q5_K:
+            return row_dot_k<quant::BlockQ5_K>(w, act, n);
+        case T::Q6_K:
+            return row_dot_k<quant::BlockQ6_K>(w, act, n);
+        default:
+            throw std::invalid_argument("vec_dot: no kernel for " + std::string(quant::type_name(t)));
     }
 }
 

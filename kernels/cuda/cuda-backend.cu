@@ -13,7 +13,7 @@ namespace moerun::kernels::cuda {
 namespace {
 
 class CudaBackend final : public Backend {
-public:
+  public:
     CudaBackend() {
         if (cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking) != cudaSuccess) stream_ = nullptr;
     }
@@ -52,11 +52,13 @@ public:
     }
 
     Status upload(void *dst, const void *src, size_t bytes) override {
-        MOERUN_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), error_, Status::device_error);
+        MOERUN_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), error_,
+                        Status::device_error);
         return Status::ok;
     }
     Status download(void *dst, const void *src, size_t bytes) override {
-        MOERUN_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), error_, Status::device_error);
+        MOERUN_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), error_,
+                        Status::device_error);
         MOERUN_CUDA_TRY(cudaStreamSynchronize(stream_), error_, Status::device_error);
         return Status::ok;
     }
@@ -81,7 +83,7 @@ public:
 
     std::string last_error() const override { return error_; }
 
-private:
+  private:
     cudaStream_t stream_ = nullptr;
     std::string error_;
 };
@@ -103,11 +105,13 @@ bool probe(std::string *reason) {
         return false;
     }
     if (reason)
-        *reason = std::string(prop.name) + ", sm_" + std::to_string(prop.major) + std::to_string(prop.minor) + ", " +
-                  std::to_string(prop.totalGlobalMem >> 20) + " MiB";
+        *reason = std::string(prop.name) + ", sm_" + std::to_string(prop.major) + std::to_string(prop.minor) +
+                  ", " + std::to_string(prop.totalGlobalMem >> 20) + " MiB";
     return true;
 }
 
-std::unique_ptr<Backend> make_backend() { return std::make_unique<CudaBackend>(); }
+std::unique_ptr<Backend> make_backend() {
+    return std::make_unique<CudaBackend>();
+}
 
 }  // namespace moerun::kernels::cuda

@@ -1,8 +1,8 @@
 // Dequantization kernels for the block types the expert path uses first.
 // Block layouts (bytes, little-endian; f16 = IEEE half), see quant/include/moerun/quant/blocks.h:
 //   Q8_0 [34]:  f16 d | i8 qs[32]                     x = d * q
-//   Q4_0 [18]:  f16 d | u8 qs[16]                     x[j] = d * ((qs[j] & 15) - 8), x[j+16] = d * ((qs[j] >> 4) - 8)
-//   Q4_K [144]: f16 d | f16 dmin | u8 scales[12] | u8 qs[128]
+//   Q4_0 [18]:  f16 d | u8 qs[16]                     x[j] = d * ((qs[j] & 15) - 8), x[j+16] = d * ((qs[j] >>
+//   4) - 8) Q4_K [144]: f16 d | f16 dmin | u8 scales[12] | u8 qs[128]
 //               8 sub-blocks of 32 with 6-bit scale sc and min m; x = d*sc*q - dmin*m, where sub-block
 //               pairs (2i, 2i+1) take the low / high nibbles of qs[32i .. 32i+32).
 #include <cuda_fp16.h>
@@ -66,8 +66,8 @@ __global__ void dequant_q4_k(const uint8_t *src, float *dst, int64_t n) {
     if (i >= n) return;
     const uint8_t *b = src + (i / 256) * 144;
     const int k = static_cast<int>(i % 256);
-    const int sub = k / 32;            // sub-block 0..7
-    const int pair = sub / 2;          // 64-element chunk 0..3
+    const int sub = k / 32;    // sub-block 0..7
+    const int pair = sub / 2;  // 64-element chunk 0..3
     const int l = k % 32;
     const uint8_t q = b[16 + 32 * pair + l];
     const int v = (sub % 2 == 0) ? (q & 15) : (q >> 4);
@@ -82,9 +82,15 @@ __global__ void dequant_q4_k(const uint8_t *src, float *dst, int64_t n) {
 
 bool has_device_dequantize(quant::Type t) {
     switch (t) {
-        case quant::Type::F32: case quant::Type::F16: case quant::Type::BF16:
-        case quant::Type::Q8_0: case quant::Type::Q4_0: case quant::Type::Q4_K: return true;
-        default: return false;
+        case quant::Type::F32:
+        case quant::Type::F16:
+        case quant::Type::BF16:
+        case quant::Type::Q8_0:
+        case quant::Type::Q4_0:
+        case quant::Type::Q4_K:
+            return true;
+        default:
+            return false;
     }
 }
 
@@ -94,13 +100,26 @@ cudaError_t launch_dequantize(quant::Type t, const void *src, float *dst, int64_
     const unsigned blocks = static_cast<unsigned>((n + kThreads - 1) / kThreads);
     const auto *s = static_cast<const uint8_t *>(src);
     switch (t) {
-        case quant::Type::F32: dequant_f32<<<blocks, kThreads, 0, stream>>>(static_cast<const float *>(src), dst, n); break;
-        case quant::Type::F16: dequant_f16<<<blocks, kThreads, 0, stream>>>(s, dst, n); break;
-        case quant::Type::BF16: dequant_bf16<<<blocks, kThreads, 0, stream>>>(static_cast<const uint16_t *>(src), dst, n); break;
-        case quant::Type::Q8_0: dequant_q8_0<<<blocks, kThreads, 0, stream>>>(s, dst, n); break;
-        case quant::Type::Q4_0: dequant_q4_0<<<blocks, kThreads, 0, stream>>>(s, dst, n); break;
-        case quant::Type::Q4_K: dequant_q4_k<<<blocks, kThreads, 0, stream>>>(s, dst, n); break;
-        default: return cudaErrorInvalidValue;
+        case quant::Type::F32:
+            dequant_f32<<<blocks, kThreads, 0, stream>>>(static_cast<const float *>(src), dst, n);
+            break;
+        case quant::Type::F16:
+            dequant_f16<<<blocks, kThreads, 0, stream>>>(s, dst, n);
+            break;
+        case quant::Type::BF16:
+            dequant_bf16<<<blocks, kThreads, 0, stream>>>(static_cast<const uint16_t *>(src), dst, n);
+            break;
+        case quant::Type::Q8_0:
+            dequant_q8_0<<<blocks, kThreads, 0, stream>>>(s, dst, n);
+            break;
+        case quant::Type::Q4_0:
+            dequant_q4_0<<<blocks, kThreads, 0, stream>>>(s, dst, n);
+            break;
+        case quant::Type::Q4_K:
+            dequant_q4_k<<<blocks, kThreads, 0, stream>>>(s, dst, n);
+            break;
+        default:
+            return cudaErrorInvalidValue;
     }
     return cudaGetLastError();
 }

@@ -1,8 +1,8 @@
 // The backend registry: the one file outside kernels/cuda that knows whether CUDA was built.
 #include <cstdio>
 
-#include "moerun/kernels/backend.h"
 #include "cpu-backend.h"
+#include "moerun/kernels/backend.h"
 
 #ifdef MOERUN_HAVE_CUDA
 #include "moerun/kernels/cuda-backend.h"
@@ -12,10 +12,14 @@ namespace moerun::kernels {
 
 std::string_view status_name(Status s) {
     switch (s) {
-        case Status::ok: return "ok";
-        case Status::unsupported: return "unsupported";
-        case Status::invalid_argument: return "invalid argument";
-        case Status::device_error: return "device error";
+        case Status::ok:
+            return "ok";
+        case Status::unsupported:
+            return "unsupported";
+        case Status::invalid_argument:
+            return "invalid argument";
+        case Status::device_error:
+            return "device error";
     }
     return "unknown status";
 }

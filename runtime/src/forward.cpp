@@ -246,6 +246,9 @@ const Model &Context::model() const {
 void Context::reset() {
     impl_->n_past = 0;
 }
+void Context::truncate(uint32_t n) {
+    impl_->n_past = std::min(n, impl_->n_past);
+}
 const ContextStats &Context::stats() const {
     return impl_->stats;
 }

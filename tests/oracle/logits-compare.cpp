@@ -22,7 +22,9 @@
 
 namespace {
 
-int32_t argmax(const float *x, size_t n) { return static_cast<int32_t>(std::max_element(x, x + n) - x); }
+int32_t argmax(const float *x, size_t n) {
+    return static_cast<int32_t>(std::max_element(x, x + n) - x);
+}
 
 double rel_diff(const float *ours, const float *theirs, size_t n) {
     double max_diff = 0, max_abs = 0;
@@ -37,7 +39,10 @@ double rel_diff(const float *ours, const float *theirs, size_t n) {
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        std::fprintf(stderr, "usage: %s MODEL.gguf ORACLE.bin --tol T [--first-tol T0] [--min-top1 F] [--greedy require|report] [--threads N]\n", argv[0]);
+        std::fprintf(stderr,
+                     "usage: %s MODEL.gguf ORACLE.bin --tol T [--first-tol T0] [--min-top1 F] [--greedy "
+                     "require|report] [--threads N]\n",
+                     argv[0]);
         return 2;
     }
     double tol = -1, first_tol = 1e-4, min_top1 = 1.0;
@@ -45,11 +50,16 @@ int main(int argc, char **argv) {
     int threads = 1;
     for (int i = 3; i + 1 < argc; i += 2) {
         const std::string k = argv[i], v = argv[i + 1];
-        if (k == "--tol") tol = std::stod(v);
-        else if (k == "--first-tol") first_tol = std::stod(v);
-        else if (k == "--min-top1") min_top1 = std::stod(v);
-        else if (k == "--greedy") require_greedy = v == "require";
-        else if (k == "--threads") threads = std::stoi(v);
+        if (k == "--tol")
+            tol = std::stod(v);
+        else if (k == "--first-tol")
+            first_tol = std::stod(v);
+        else if (k == "--min-top1")
+            min_top1 = std::stod(v);
+        else if (k == "--greedy")
+            require_greedy = v == "require";
+        else if (k == "--threads")
+            threads = std::stoi(v);
         else {
             std::fprintf(stderr, "unknown option %s\n", k.c_str());
             return 2;
@@ -65,7 +75,8 @@ int main(int argc, char **argv) {
         auto model = moerun::Model::load(file);
         const size_t V = model.hparams().n_vocab, np = ref.n_prompt;
         if (ref.n_vocab != V || np == 0 || np > ref.n_tokens) {
-            std::fprintf(stderr, "oracle file does not fit the model (n_vocab %u vs %zu, n_prompt %u)\n", ref.n_vocab, V, ref.n_prompt);
+            std::fprintf(stderr, "oracle file does not fit the model (n_vocab %u vs %zu, n_prompt %u)\n",
+                         ref.n_vocab, V, ref.n_prompt);
             return 2;
         }
         moerun::Context ctx(model, {.n_ctx = ref.n_tokens + 8, .n_threads = threads});
@@ -97,11 +108,13 @@ int main(int argc, char **argv) {
             next = argmax(ctx.logits(0), V);
         }
         const double top1_share = double(top1_same) / double(np);
-        const bool ok = worst <= tol && first <= first_tol && top1_share >= min_top1 && (!require_greedy || same_prefix == n_gen);
-        std::printf("%s: %zu positions: max|diff|/max|logit| %.3g at %zu (tol %.3g), position 0 %.3g (tol %.3g), "
-                    "top-1 same %zu/%zu (min %.0f%%); greedy identical for %zu/%zu tokens (%s) -> %s\n",
-                    argv[1], np, worst, worst_at, tol, first, first_tol, top1_same, np, 100 * min_top1, same_prefix, n_gen,
-                    require_greedy ? "required" : "reported", ok ? "PASS" : "FAIL");
+        const bool ok = worst <= tol && first <= first_tol && top1_share >= min_top1 &&
+                        (!require_greedy || same_prefix == n_gen);
+        std::printf(
+            "%s: %zu positions: max|diff|/max|logit| %.3g at %zu (tol %.3g), position 0 %.3g (tol %.3g), "
+            "top-1 same %zu/%zu (min %.0f%%); greedy identical for %zu/%zu tokens (%s) -> %s\n",
+            argv[1], np, worst, worst_at, tol, first, first_tol, top1_same, np, 100 * min_top1, same_prefix,
+            n_gen, require_greedy ? "required" : "reported", ok ? "PASS" : "FAIL");
         return ok ? 0 : 1;
     } catch (const std::exception &e) {
         std::fprintf(stderr, "logits-compare: error: %s\n", e.what());

@@ -17,7 +17,7 @@ using namespace moerun;
 
 namespace {
 
-constexpr size_t kGuard = 64;           // floats of guard region on each side of the output
+constexpr size_t kGuard = 64;  // floats of guard region on each side of the output
 constexpr float kGuardValue = -12345.5f;
 
 void check_type(kernels::Backend &gpu, kernels::Backend &cpu, quant::Type t, int64_t n, uint32_t seed) {
@@ -70,7 +70,7 @@ TEST_CASE("cuda dequantize matches the CPU reference") {
     REQUIRE(gpu);
     auto cpu = kernels::make_backend("cpu");
     MESSAGE("device: " << gpu->device_info().name);
-    const quant::Type types[] = {quant::Type::F32, quant::Type::F16, quant::Type::BF16,
+    const quant::Type types[] = {quant::Type::F32,  quant::Type::F16,  quant::Type::BF16,
                                  quant::Type::Q8_0, quant::Type::Q4_0, quant::Type::Q4_K};
     uint32_t seed = 1;
     for (auto t : types)

@@ -23,17 +23,22 @@ namespace {
 std::vector<float> act_values(quant::Type t, const std::vector<uint8_t> &act, int64_t n) {
     std::vector<float> v(static_cast<size_t>(n));
     switch (t) {
-        case quant::Type::Q4_0: case quant::Type::Q5_0: case quant::Type::Q8_0: {
+        case quant::Type::Q4_0:
+        case quant::Type::Q5_0:
+        case quant::Type::Q8_0: {
             const auto *b = reinterpret_cast<const cpu::ActQ8_0 *>(act.data());
             for (int64_t i = 0; i < n; ++i) v[i] = b[i / 32].d * b[i / 32].qs[i % 32];
             break;
         }
-        case quant::Type::Q4_1: case quant::Type::Q5_1: {
+        case quant::Type::Q4_1:
+        case quant::Type::Q5_1: {
             const auto *b = reinterpret_cast<const cpu::ActQ8_1 *>(act.data());
             for (int64_t i = 0; i < n; ++i) v[i] = b[i / 32].d * b[i / 32].qs[i % 32];
             break;
         }
-        case quant::Type::F32: case quant::Type::F16: case quant::Type::BF16:
+        case quant::Type::F32:
+        case quant::Type::F16:
+        case quant::Type::BF16:
             std::memcpy(v.data(), act.data(), v.size() * sizeof(float));
             break;
         default: {

@@ -40,7 +40,8 @@ MeanStd stats(const std::vector<double> &v) {
 int bench(const BenchOptions &o) {
     auto file = gguf::GgufFile::open(o.model);
     const Model model = Model::load(file);
-    const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int threads =
+        o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     Context ctx(model, {.n_ctx = static_cast<uint32_t>(o.n_prompt + o.n_gen + 1), .n_threads = threads});
     const uint32_t V = model.hparams().n_vocab;
     std::mt19937 rng(1234);
@@ -52,7 +53,10 @@ int bench(const BenchOptions &o) {
         auto t0 = std::chrono::steady_clock::now();
         if (o.n_prompt > 0) ctx.eval(prompt, false);
         auto t1 = std::chrono::steady_clock::now();
-        int32_t next = o.n_prompt > 0 ? static_cast<int32_t>(std::max_element(ctx.logits(0), ctx.logits(0) + V) - ctx.logits(0)) : 1;
+        int32_t next =
+            o.n_prompt > 0
+                ? static_cast<int32_t>(std::max_element(ctx.logits(0), ctx.logits(0) + V) - ctx.logits(0))
+                : 1;
         for (int i = 0; i < o.n_gen; ++i) {
             ctx.eval(std::span<const int32_t>(&next, 1), false);
             next = static_cast<int32_t>(std::max_element(ctx.logits(0), ctx.logits(0) + V) - ctx.logits(0));
@@ -67,16 +71,21 @@ int bench(const BenchOptions &o) {
                              std::to_string(hp.n_expert) + "x top-" + std::to_string(hp.n_expert_used);
     const MeanStd p = pp.empty() ? MeanStd{} : stats(pp), g = tg.empty() ? MeanStd{} : stats(tg);
     if (o.json) {
-        std::printf("{\"model\": \"%s\", \"desc\": \"%s\", \"threads\": %d, \"reps\": %d, \"n_prompt\": %d, \"n_gen\": %d, "
-                    "\"pp_tps\": %.4f, \"pp_std\": %.4f, \"tg_tps\": %.4f, \"tg_std\": %.4f, \"peak_rss\": %llu}\n",
-                    o.model.c_str(), desc.c_str(), threads, o.reps, o.n_prompt, o.n_gen, p.mean, p.std, g.mean, g.std,
-                    static_cast<unsigned long long>(peak_rss_bytes()));
+        std::printf(
+            "{\"model\": \"%s\", \"desc\": \"%s\", \"threads\": %d, \"reps\": %d, \"n_prompt\": %d, "
+            "\"n_gen\": %d, "
+            "\"pp_tps\": %.4f, \"pp_std\": %.4f, \"tg_tps\": %.4f, \"tg_std\": %.4f, \"peak_rss\": %llu}\n",
+            o.model.c_str(), desc.c_str(), threads, o.reps, o.n_prompt, o.n_gen, p.mean, p.std, g.mean, g.std,
+            static_cast<unsigned long long>(peak_rss_bytes()));
         return 0;
     }
     std::printf("| model | threads | test | t/s |\n|---|---|---|---|\n");
-    if (!pp.empty()) std::printf("| %s | %d | pp%d | %.2f ± %.2f |\n", desc.c_str(), threads, o.n_prompt, p.mean, p.std);
-    if (!tg.empty()) std::printf("| %s | %d | tg%d | %.2f ± %.2f |\n", desc.c_str(), threads, o.n_gen, g.mean, g.std);
-    std::printf("\npeak RSS %s, %d repetitions after one warm-up\n", format_bytes(peak_rss_bytes()).c_str(), o.reps);
+    if (!pp.empty())
+        std::printf("| %s | %d | pp%d | %.2f ± %.2f |\n", desc.c_str(), threads, o.n_prompt, p.mean, p.std);
+    if (!tg.empty())
+        std::printf("| %s | %d | tg%d | %.2f ± %.2f |\n", desc.c_str(), threads, o.n_gen, g.mean, g.std);
+    std::printf("\npeak RSS %s, %d repetitions after one warm-up\n", format_bytes(peak_rss_bytes()).c_str(),
+                o.reps);
     return 0;
 }
 
@@ -86,9 +95,15 @@ Subcommand add_bench(CLI::App &parent) {
     auto o = std::make_shared<BenchOptions>();
     CLI::App *app = parent.add_subcommand("bench", "Measure prompt and decode speed (llama-bench style)");
     app->add_option("-m,--model", o->model, "GGUF model file")->required();
-    app->add_option("-p,--n-prompt", o->n_prompt, "prompt tokens")->capture_default_str()->check(CLI::Range(0, 1 << 16));
-    app->add_option("-n,--n-gen", o->n_gen, "generated tokens")->capture_default_str()->check(CLI::Range(0, 1 << 16));
-    app->add_option("-r,--repetitions", o->reps, "repetitions")->capture_default_str()->check(CLI::Range(1, 1000));
+    app->add_option("-p,--n-prompt", o->n_prompt, "prompt tokens")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 1 << 16));
+    app->add_option("-n,--n-gen", o->n_gen, "generated tokens")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 1 << 16));
+    app->add_option("-r,--repetitions", o->reps, "repetitions")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1000));
     app->add_option("-t,--threads", o->threads, "CPU threads (0: all)")->capture_default_str();
     app->add_flag("--json", o->json, "one JSON object instead of the table");
     return {app, [o] { return bench(*o); }};

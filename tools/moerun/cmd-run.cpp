@@ -42,17 +42,20 @@ int run(const RunOptions &o) {
     const Model model = Model::load(file);
     const Tokenizer tok = Tokenizer::from_gguf(file);
     for (const auto &w : tok.warnings()) std::fprintf(stderr, "moerun: tokenizer: %s\n", w.c_str());
-    const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int threads =
+        o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     Context ctx(model, {.n_ctx = o.n_ctx, .n_threads = threads});
     const auto &hp = model.hparams();
     const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::fprintf(stderr, "moerun: %s, %u layers, %u experts (top-%u), backend cpu (%d threads), loaded in %.2f s\n",
-                 std::string(model.arch().name).c_str(), hp.n_layer, hp.n_expert, hp.n_expert_used, threads, load_s);
+    std::fprintf(
+        stderr, "moerun: %s, %u layers, %u experts (top-%u), backend cpu (%d threads), loaded in %.2f s\n",
+        std::string(model.arch().name).c_str(), hp.n_layer, hp.n_expert, hp.n_expert_used, threads, load_s);
 
     const std::string text = o.prompt_file.empty() ? o.prompt : read_file(o.prompt_file);
     const std::vector<int32_t> prompt = tok.encode(text, !o.no_special, o.parse_special);
     if (prompt.empty())
-        throw std::invalid_argument("the prompt is empty and this model adds no BOS token: give a prompt with -p or -f");
+        throw std::invalid_argument(
+            "the prompt is empty and this model adds no BOS token: give a prompt with -p or -f");
     GenerateParams gp;
     gp.n_predict = o.n_predict;
     gp.sampler = o.sampler;
@@ -64,12 +67,15 @@ int run(const RunOptions &o) {
     });
     std::cout << std::endl;
     const ContextStats &st = ctx.stats();
-    std::fprintf(stderr, "\nmoerun: prompt %llu tokens in %.3f s (%.2f tok/s); decode %llu tokens in %.3f s (%.2f tok/s)\n",
-                 static_cast<unsigned long long>(st.n_prompt_tokens), st.prompt_seconds,
-                 st.prompt_seconds > 0 ? double(st.n_prompt_tokens) / st.prompt_seconds : 0.0,
-                 static_cast<unsigned long long>(st.n_decode_tokens), st.decode_seconds,
-                 st.decode_seconds > 0 ? double(st.n_decode_tokens) / st.decode_seconds : 0.0);
-    std::fprintf(stderr, "moerun: stopped: %s; seed %u; peak RSS %s\n", std::string(stop_reason_name(res.stop)).c_str(), res.seed,
+    std::fprintf(
+        stderr,
+        "\nmoerun: prompt %llu tokens in %.3f s (%.2f tok/s); decode %llu tokens in %.3f s (%.2f tok/s)\n",
+        static_cast<unsigned long long>(st.n_prompt_tokens), st.prompt_seconds,
+        st.prompt_seconds > 0 ? double(st.n_prompt_tokens) / st.prompt_seconds : 0.0,
+        static_cast<unsigned long long>(st.n_decode_tokens), st.decode_seconds,
+        st.decode_seconds > 0 ? double(st.n_decode_tokens) / st.decode_seconds : 0.0);
+    std::fprintf(stderr, "moerun: stopped: %s; seed %u; peak RSS %s\n",
+                 std::string(stop_reason_name(res.stop)).c_str(), res.seed,
                  format_bytes(peak_rss_bytes()).c_str());
     return 0;
 }
@@ -82,18 +88,24 @@ Subcommand add_run(CLI::App &parent) {
     app->add_option("-m,--model", o->model, "GGUF model file")->required();
     app->add_option("-p,--prompt", o->prompt, "prompt text");
     app->add_option("-f,--file", o->prompt_file, "read the prompt from a file");
-    app->add_option("-n,--n-predict", o->n_predict, "tokens to generate (-1: until end of generation)")->capture_default_str();
+    app->add_option("-n,--n-predict", o->n_predict, "tokens to generate (-1: until end of generation)")
+        ->capture_default_str();
     app->add_option("-t,--threads", o->threads, "CPU threads (0: all)")->capture_default_str();
-    app->add_option("-c,--ctx-size", o->n_ctx, "context size in tokens")->capture_default_str()->check(CLI::Range(1u, 1u << 20));
+    app->add_option("-c,--ctx-size", o->n_ctx, "context size in tokens")
+        ->capture_default_str()
+        ->check(CLI::Range(1u, 1u << 20));
     app->add_option("--temp", o->sampler.temp, "temperature (0: greedy)")->capture_default_str();
     app->add_option("--top-k", o->sampler.top_k, "top-k (0: off)")->capture_default_str();
     app->add_option("--top-p", o->sampler.top_p, "top-p (1: off)")->capture_default_str();
     app->add_option("--min-p", o->sampler.min_p, "min-p (0: off)")->capture_default_str();
-    app->add_option("--repeat-penalty", o->sampler.repeat_penalty, "repetition penalty (1: off)")->capture_default_str();
-    app->add_option("--repeat-last-n", o->sampler.repeat_last_n, "tokens the penalty looks back")->capture_default_str();
+    app->add_option("--repeat-penalty", o->sampler.repeat_penalty, "repetition penalty (1: off)")
+        ->capture_default_str();
+    app->add_option("--repeat-last-n", o->sampler.repeat_last_n, "tokens the penalty looks back")
+        ->capture_default_str();
     app->add_option("--seed", o->sampler.seed, "sampling seed (default: random)");
     app->add_flag("--no-special", o->no_special, "do not add BOS/EOS to the prompt");
-    app->add_flag("--parse-special", o->parse_special, "parse special-token text (e.g. <|im_start|>) in the prompt");
+    app->add_flag("--parse-special", o->parse_special,
+                  "parse special-token text (e.g. <|im_start|>) in the prompt");
     app->add_flag("--ignore-eos", o->ignore_eos, "keep generating past end-of-generation tokens");
     app->add_flag("!--no-display-prompt", o->show_prompt, "do not echo the prompt");
     app->callback([o] {

@@ -23,6 +23,7 @@ int run(int argc, char **argv) {
     std::vector<moerun::cli::Subcommand> commands;
     commands.push_back(moerun::cli::add_inspect(app));
     commands.push_back(moerun::cli::add_run(app));
+    commands.push_back(moerun::cli::add_chat(app));
     commands.push_back(moerun::cli::add_tokenize(app));
     commands.push_back(moerun::cli::add_bench(app));
 

@@ -23,7 +23,11 @@ Subcommand add_inspect(CLI::App &parent);
 // `moerun run -m FILE -p PROMPT [-n N] [-t T] [-c CTX] [sampling]`: generate text, report speed and memory.
 Subcommand add_run(CLI::App &parent);
 
-// `moerun tokenize -m FILE (-p TEXT | -f FILE) [--add-special] [--parse-special] [--pieces]`: token ids, one line.
+// `moerun chat -m FILE [-s SYSTEM] [sampling]`: interactive chat with the built-in template of the family.
+Subcommand add_chat(CLI::App &parent);
+
+// `moerun tokenize -m FILE (-p TEXT | -f FILE) [--add-special] [--parse-special] [--pieces]`: token ids, one
+// line.
 Subcommand add_tokenize(CLI::App &parent);
 
 // `moerun bench -m FILE [-p 512] [-n 128] [-r 3] [-t T] [--json]`: prompt and decode tokens/s.

@@ -8,7 +8,7 @@
 set -euo pipefail
 
 PKGS=(build-essential cmake git pkg-config ninja-build liburing-dev libeigen3-dev libcli11-dev
-      doctest-dev libpcre2-dev clang libclang-rt-dev python3 python3-venv python3-dev)
+      doctest-dev libpcre2-dev clang clang-format libclang-rt-dev python3 python3-venv python3-dev)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -27,13 +27,13 @@ enum class Status : int {
 std::string_view status_name(Status s);
 
 struct DeviceInfo {
-    std::string name;          // "CPU (AVX2, 2 threads)" / "NVIDIA H100 80GB HBM3"
+    std::string name;           // "CPU (AVX2, 2 threads)" / "NVIDIA H100 80GB HBM3"
     uint64_t total_memory = 0;  // bytes
     uint64_t free_memory = 0;   // bytes
 };
 
 class Backend {
-public:
+  public:
     virtual ~Backend() = default;
     virtual std::string_view name() const = 0;  // "cpu", "cuda"
     virtual DeviceInfo device_info() const = 0;
@@ -54,7 +54,7 @@ public:
 
 // What the registry knows about a backend on this machine.
 struct BackendProbe {
-    std::string name;    // "cpu", "cuda"
+    std::string name;  // "cpu", "cuda"
     bool compiled = false;
     bool available = false;
     std::string reason;  // why it is (not) available: "no CUDA device: ..." / device name

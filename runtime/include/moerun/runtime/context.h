@@ -23,7 +23,7 @@ struct ContextStats {
 };
 
 class Context {
-public:
+  public:
     Context(const Model &model, ContextParams params);
     ~Context();
     Context(const Context &) = delete;
@@ -42,11 +42,13 @@ public:
     uint32_t n_vocab() const;  // width of a logits row
     const Model &model() const;
     void reset();  // forget the sequence (KV cache positions)
+    // Keeps the first n positions and forgets the rest (n <= n_past), e.g. to rewind a chat.
+    void truncate(uint32_t n);
     const ContextStats &stats() const;
 
     struct Impl;
 
-private:
+  private:
     std::unique_ptr<Impl> impl_;
 };
 

@@ -17,8 +17,8 @@
 namespace moerun {
 
 struct GenerateParams {
-    int32_t n_predict = 128;   // tokens to generate; < 0: until end-of-generation or the context is full
-    bool stop_at_eog = true;   // stop at an end-of-generation token (not emitted)
+    int32_t n_predict = 128;  // tokens to generate; < 0: until end-of-generation or the context is full
+    bool stop_at_eog = true;  // stop at an end-of-generation token (not emitted)
     SamplerParams sampler;
 };
 
@@ -28,7 +28,7 @@ std::string_view stop_reason_name(StopReason r);
 struct GenerateResult {
     std::vector<int32_t> tokens;  // generated ids (without the prompt)
     StopReason stop = StopReason::n_predict;
-    uint32_t seed = 0;            // the sampler seed actually used
+    uint32_t seed = 0;  // the sampler seed actually used
 };
 
 // Called with each new token id and the text it completes (UTF-8; may be empty while a
@@ -37,18 +37,18 @@ using TokenCallback = std::function<bool(int32_t id, std::string_view text)>;
 
 // Evaluates `prompt` (must be non-empty and fit the context with room for one more token) and
 // generates. Throws std::invalid_argument for an empty or too long prompt.
-GenerateResult generate(Context &ctx, const Tokenizer &tok, std::span<const int32_t> prompt, const GenerateParams &params,
-                        const TokenCallback &on_token);
+GenerateResult generate(Context &ctx, const Tokenizer &tok, std::span<const int32_t> prompt,
+                        const GenerateParams &params, const TokenCallback &on_token);
 
 // Streams detokenized text: feeds token ids, returns the newly completed UTF-8 text, holding
 // back bytes of an incomplete trailing character.
 class TextStream {
-public:
+  public:
     explicit TextStream(const Tokenizer &tok) : tok_(tok) {}
     std::string push(int32_t id);
     std::string flush();
 
-private:
+  private:
     const Tokenizer &tok_;
     std::vector<int32_t> ids_;
     size_t emitted_ = 0;

@@ -30,21 +30,32 @@ namespace moerun::gguf {
 
 // An error in a GGUF file: what() reads "<file>: offset <N>: <field>: <message>".
 class Error : public std::runtime_error {
-public:
+  public:
     Error(std::string file, uint64_t offset, std::string field, const std::string &message);
     const std::string &file() const { return file_; }
     uint64_t offset() const { return offset_; }
     const std::string &field() const { return field_; }
 
-private:
+  private:
     std::string file_;
     uint64_t offset_;
     std::string field_;
 };
 
 enum class ValueType : uint32_t {
-    UINT8 = 0, INT8 = 1, UINT16 = 2, INT16 = 3, UINT32 = 4, INT32 = 5, FLOAT32 = 6,
-    BOOL = 7, STRING = 8, ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12,
+    UINT8 = 0,
+    INT8 = 1,
+    UINT16 = 2,
+    INT16 = 3,
+    UINT32 = 4,
+    INT32 = 5,
+    FLOAT32 = 6,
+    BOOL = 7,
+    STRING = 8,
+    ARRAY = 9,
+    UINT64 = 10,
+    INT64 = 11,
+    FLOAT64 = 12,
 };
 std::string_view value_type_name(ValueType t);
 
@@ -56,9 +67,9 @@ struct Value;
 struct Array {
     ValueType elem_type = ValueType::UINT8;
     uint64_t count = 0;
-    std::span<const uint8_t> raw;             // numeric / bool elements
-    std::vector<std::string_view> strings;    // elem_type == STRING
-    std::vector<Value> arrays;                // elem_type == ARRAY
+    std::span<const uint8_t> raw;           // numeric / bool elements
+    std::vector<std::string_view> strings;  // elem_type == STRING
+    std::vector<Value> arrays;              // elem_type == ARRAY
 
     // Element i converted to the requested type; throws std::out_of_range / std::invalid_argument.
     int64_t get_int(uint64_t i) const;
@@ -89,14 +100,15 @@ struct TensorInfo {
     uint64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
 };
 
-// Byte range of one expert inside a stacked expert tensor [n_expert, rows, cols] (ne = {cols, rows, n_expert}).
+// Byte range of one expert inside a stacked expert tensor [n_expert, rows, cols] (ne = {cols, rows,
+// n_expert}).
 struct ExpertSlice {
     uint64_t file_offset = 0;
     uint64_t size = 0;
 };
 
 class GgufFile {
-public:
+  public:
     // Maps and parses `path`. Throws gguf::Error (bad content) or std::system_error (I/O).
     static GgufFile open(const std::string &path);
     // Parses an in-memory image (fuzzing, tests). The bytes are copied once.
@@ -144,7 +156,7 @@ public:
 
     struct Impl;
 
-private:
+  private:
     explicit GgufFile(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
 };

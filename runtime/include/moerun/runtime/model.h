@@ -15,15 +15,19 @@
 namespace moerun {
 
 enum class RopeMode { normal, neox };  // normal: pairs (2i, 2i+1); neox: pairs (i, i + n_rot/2)
-enum class QkNorm { none, per_head, full };  // RMSNorm of q/k per head (Qwen3) or over the whole projection (OLMoE)
+enum class QkNorm {
+    none,
+    per_head,
+    full
+};  // RMSNorm of q/k per head (Qwen3) or over the whole projection (OLMoE)
 
 struct ArchSpec {
-    std::string_view name;          // general.architecture
+    std::string_view name;  // general.architecture
     RopeMode rope = RopeMode::neox;
     QkNorm qk_norm = QkNorm::none;
-    bool norm_topk = false;         // renormalise the selected experts' weights to sum to 1
-    bool shared_expert = false;     // ffn_*_shexp with a sigmoid gate (Qwen2-MoE)
-    bool requires_experts = true;   // refuse a file without expert tensors
+    bool norm_topk = false;        // renormalise the selected experts' weights to sum to 1
+    bool shared_expert = false;    // ffn_*_shexp with a sigmoid gate (Qwen2-MoE)
+    bool requires_experts = true;  // refuse a file without expert tensors
 };
 
 // The architecture registry: nullptr for an architecture moerun does not support.
@@ -43,36 +47,38 @@ struct Weight {
     const uint8_t *data = nullptr;
     int64_t ne[3] = {1, 1, 1};
     uint64_t row_bytes = 0;  // bytes of one row of ne[0] elements
-    uint64_t expert_bytes() const { return row_bytes * static_cast<uint64_t>(ne[1]); }  // one [ne1, ne0] slice
+    uint64_t expert_bytes() const {
+        return row_bytes * static_cast<uint64_t>(ne[1]);
+    }  // one [ne1, ne0] slice
     bool present() const { return data != nullptr; }
 };
 
 struct LayerWeights {
-    std::vector<float> attn_norm;             // [n_embd]
-    Weight wq, wk, wv, wo;                    // [n_head*hd, n_embd], [n_kv*hd, n_embd] x2, [n_embd, n_head*hd]
-    std::vector<float> bq, bk, bv;            // optional biases
-    std::vector<float> q_norm, k_norm;        // [hd] (per head) or [n_head*hd]/[n_kv*hd] (full)
-    std::vector<float> ffn_norm;              // [n_embd]
-    Weight gate_inp;                          // router [n_expert, n_embd]
-    Weight gate_exps, up_exps, down_exps;     // [n_expert, n_ff_exp, n_embd] x2, [n_expert, n_embd, n_ff_exp]
+    std::vector<float> attn_norm;          // [n_embd]
+    Weight wq, wk, wv, wo;                 // [n_head*hd, n_embd], [n_kv*hd, n_embd] x2, [n_embd, n_head*hd]
+    std::vector<float> bq, bk, bv;         // optional biases
+    std::vector<float> q_norm, k_norm;     // [hd] (per head) or [n_head*hd]/[n_kv*hd] (full)
+    std::vector<float> ffn_norm;           // [n_embd]
+    Weight gate_inp;                       // router [n_expert, n_embd]
+    Weight gate_exps, up_exps, down_exps;  // [n_expert, n_ff_exp, n_embd] x2, [n_expert, n_embd, n_ff_exp]
     Weight gate_shexp, up_shexp, down_shexp;  // [n_ff_shexp, n_embd] x2, [n_embd, n_ff_shexp]
     Weight gate_inp_shexp;                    // [1, n_embd]
 };
 
 class Model {
-public:
+  public:
     // Binds every tensor the architecture needs; throws gguf::Error naming the missing or
     // mis-shaped tensor / key, or the unsupported architecture.
     static Model load(const gguf::GgufFile &file);
 
     const ArchSpec &arch() const { return *arch_; }
     const Hparams &hparams() const { return hp_; }
-    const Weight &tok_embd() const { return tok_embd_; }   // [n_vocab, n_embd]
+    const Weight &tok_embd() const { return tok_embd_; }  // [n_vocab, n_embd]
     const std::vector<float> &output_norm() const { return output_norm_; }
-    const Weight &output() const { return output_; }        // [n_vocab, n_embd] (tied to tok_embd when absent)
+    const Weight &output() const { return output_; }  // [n_vocab, n_embd] (tied to tok_embd when absent)
     const LayerWeights &layer(uint32_t i) const { return layers_[i]; }
 
-private:
+  private:
     const ArchSpec *arch_ = nullptr;
     Hparams hp_;
     Weight tok_embd_, output_;

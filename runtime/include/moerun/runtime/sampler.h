@@ -22,7 +22,7 @@ struct SamplerParams {
 };
 
 class Sampler {
-public:
+  public:
     explicit Sampler(SamplerParams params);
     // Picks the next token from logits [n_vocab]; does not modify the input.
     int32_t sample(std::span<const float> logits);
@@ -30,7 +30,7 @@ public:
     void accept(int32_t token);
     uint32_t seed() const { return seed_; }
 
-private:
+  private:
     SamplerParams p_;
     uint32_t seed_;
     std::mt19937 rng_;

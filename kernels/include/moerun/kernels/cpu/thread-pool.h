@@ -13,7 +13,7 @@
 namespace moerun::kernels::cpu {
 
 class ThreadPool {
-public:
+  public:
     explicit ThreadPool(int n_threads);
     ~ThreadPool();
     ThreadPool(const ThreadPool &) = delete;
@@ -24,7 +24,7 @@ public:
     // fn(begin, end, thread_index) over a partition of [0, n); chunks are aligned to `grain`.
     void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)> &fn, int64_t grain = 1);
 
-private:
+  private:
     void worker(int index);
 
     int n_threads_;

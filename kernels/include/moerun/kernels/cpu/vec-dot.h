@@ -25,9 +25,9 @@ struct ActQ8_1 {
     int8_t qs[32];  // [32]
 };
 struct ActQ8_K {
-    float d;             // scale
-    int8_t qs[256];      // [256]
-    int16_t bsums[16];   // sums of qs in groups of 16
+    float d;            // scale
+    int8_t qs[256];     // [256]
+    int16_t bsums[16];  // sums of qs in groups of 16
 };
 
 // Bytes needed to hold the converted activation of n elements for weights of type t.
