@@ -1,6 +1,6 @@
 # Runs one command and checks its exit status and output; used by tests/cli.cmake as
 #   cmake -DCMD=<exe> -DARGS=<arg|arg|...> -DEXPECT_RC=<n> [-DSTDOUT_REGEX=..] [-DSTDERR_REGEX=..] -P cli-expect.cmake
-# A non-zero expectation also requires stderr to start with "moerun: error: " and excludes crashes
+# A non-zero expectation also requires a stderr line starting "moerun: error: " and excludes crashes
 # (a signal shows up as a non-numeric result such as "Segmentation fault").
 string(REPLACE "|" ";" args "${ARGS}")
 execute_process(COMMAND "${CMD}" ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
@@ -8,8 +8,8 @@ set(summary "command: ${CMD} ${args}\nexit status: ${rc}\n--- stdout ---\n${out}
 if(NOT rc STREQUAL "${EXPECT_RC}")
   message(FATAL_ERROR "expected exit status ${EXPECT_RC}\n${summary}")
 endif()
-if(NOT EXPECT_RC EQUAL 0 AND NOT err MATCHES "^moerun: error: ")
-  message(FATAL_ERROR "expected stderr to start with 'moerun: error: '\n${summary}")
+if(NOT EXPECT_RC EQUAL 0 AND NOT err MATCHES "(^|\n)moerun: error: ")
+  message(FATAL_ERROR "expected a line of stderr to start with 'moerun: error: '\n${summary}")
 endif()
 if(DEFINED STDOUT_REGEX AND NOT out MATCHES "${STDOUT_REGEX}")
   message(FATAL_ERROR "stdout does not match '${STDOUT_REGEX}'\n${summary}")

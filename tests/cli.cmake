@@ -68,3 +68,10 @@ foreach(case ${_cli_bad_cases})
   moerun_cli_test(inspect-bad-${name} ARGS "inspect|${_cli_bad}/${file}" RC 1
                   STDERR "^moerun: error: [^\n]*${file}: ${regex}")
 endforeach()
+
+# `moerun run` on files it must refuse, with the reason (no model weights needed).
+moerun_cli_test(run-unsupported-arch ARGS "run|-m|${MOERUN_SHARED_DATA}/vocab/ggml-vocab-gpt-2.gguf|-p|hi" RC 1
+                STDERR "architecture 'gpt2' is not supported")
+moerun_cli_test(run-missing-expert-key ARGS "run|-m|${_cli_seeds}/vocab-llama.gguf|-p|hi" RC 1
+                STDERR "llama.expert_count: required key is missing")
+moerun_cli_test(run-truncated ARGS "run|-m|${_cli_bad}/truncated.gguf|-p|hi" RC 1 STDERR "offset [0-9]+")

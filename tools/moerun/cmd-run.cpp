@@ -60,6 +60,10 @@ int run(const RunOptions &o) {
     gp.n_predict = o.n_predict;
     gp.sampler = o.sampler;
     gp.stop_at_eog = !o.ignore_eos;
+    if (prompt.size() + 1 > ctx.n_ctx())  // checked before the prompt is echoed
+        throw std::invalid_argument("the prompt has " + std::to_string(prompt.size()) +
+                                    " tokens and does not fit the context of " + std::to_string(ctx.n_ctx()) +
+                                    " (raise it with -c)");
     if (o.show_prompt) std::cout << text << std::flush;
     const GenerateResult res = generate(ctx, tok, prompt, gp, [](int32_t, std::string_view piece) {
         std::cout << piece << std::flush;
