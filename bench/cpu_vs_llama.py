@@ -32,6 +32,11 @@ def llama_bench(model: str, threads: int, n_prompt: int, n_gen: int, reps: int) 
                           use_mmap=True, verbose=False)
     rng = random.Random(1234)
     n_vocab = llm.n_vocab()
+
+    def last_argmax() -> int:  # the logits of the last evaluated token, read in place
+        ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+        return int(np.argmax(np.ctypeslib.as_array(ptr, shape=(n_vocab,))))
+
     pp, tg = [], []
     for rep in range(reps + 1):
         prompt = [rng.randrange(n_vocab) for _ in range(n_prompt)]
@@ -39,10 +44,10 @@ def llama_bench(model: str, threads: int, n_prompt: int, n_gen: int, reps: int) 
         t0 = time.perf_counter()
         llm.eval(prompt)
         t1 = time.perf_counter()
-        nxt = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        nxt = last_argmax()
         for _ in range(n_gen):
             llm.eval([nxt])
-            nxt = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            nxt = last_argmax()
         t2 = time.perf_counter()
         if rep == 0:
             continue  # warm-up

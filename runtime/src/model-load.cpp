@@ -1,9 +1,11 @@
 // Model::load: reads hyperparameters from `<arch>.*` metadata and binds every weight tensor
 // in place, checking each one's presence, rank and shape against the hyperparameters.
+#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "moerun/quant/dequant.h"
+#include "moerun/runtime/model-info.h"
 #include "moerun/runtime/model.h"
 
 namespace moerun {
@@ -68,12 +70,20 @@ class Binder {
     const gguf::GgufFile &f_;
 };
 
-uint32_t u32(const gguf::GgufFile &f, const std::string &key, uint64_t max = 1u << 24) {
-    const uint64_t v = f.get_uint(key);
-    if (v == 0 || v > max)
-        f.fail(f.find(key)->offset, key,
-               "value " + std::to_string(v) + " out of range [1, " + std::to_string(max) + "]");
+// A hyperparameter ModelInfo read, narrowed to uint32 with the range this runtime supports.
+uint32_t narrow(const gguf::GgufFile &f, const std::string &key, uint64_t v, uint64_t min, uint64_t max) {
+    if (v < min || v > max) {
+        const gguf::Value *at = f.find(key);
+        f.fail(at ? at->offset : 0, key,
+               "value " + std::to_string(v) + " outside the supported range [" + std::to_string(min) + ", " +
+                   std::to_string(max) + "]");
+    }
     return static_cast<uint32_t>(v);
+}
+
+// True when a per-layer array is absent or holds the same value for every layer.
+bool uniform(const std::vector<uint64_t> &per_layer, uint64_t v) {
+    return std::all_of(per_layer.begin(), per_layer.end(), [v](uint64_t x) { return x == v; });
 }
 
 }  // namespace
@@ -85,36 +95,40 @@ Model Model::load(const gguf::GgufFile &f) {
     if (!m.arch_)
         f.fail(f.find("general.architecture")->offset, "general.architecture",
                "architecture '" + arch + "' is not supported (supported: " + supported_archs() + ")");
+    // The keys are read and range-checked once, by ModelInfo; what follows are the limits of this
+    // forward pass (uniform layers, grouped-query attention, even head and rotary dimensions).
+    const runtime::ModelInfo info = runtime::ModelInfo::from_gguf(f);
     const std::string p = arch + ".";
     Hparams &hp = m.hp_;
-    hp.n_layer = u32(f, p + "block_count", 4096);
-    hp.n_embd = u32(f, p + "embedding_length");
-    hp.n_head = u32(f, p + "attention.head_count", 4096);
-    hp.n_head_kv = static_cast<uint32_t>(f.get_uint_or(p + "attention.head_count_kv", hp.n_head));
-    if (hp.n_head_kv == 0 || hp.n_head % hp.n_head_kv != 0)
+    hp.n_layer = narrow(f, p + "block_count", info.n_layer, 1, 4096);
+    hp.n_embd = narrow(f, p + "embedding_length", info.n_embd, 1, 1u << 20);
+    hp.n_head = narrow(f, p + "attention.head_count", info.n_head, 1, 4096);
+    hp.n_head_kv = narrow(f, p + "attention.head_count_kv", info.n_head_kv, 1, hp.n_head);
+    if (!uniform(info.n_head_layer, hp.n_head) || !uniform(info.n_head_kv_layer, hp.n_head_kv))
+        f.fail(0, p + "attention.head_count", "per-layer head counts that differ are not supported");
+    if (hp.n_head % hp.n_head_kv != 0)
         f.fail(0, p + "attention.head_count_kv",
-               std::to_string(hp.n_head_kv) + " must be >= 1 and divide head_count " +
-                   std::to_string(hp.n_head));
-    hp.head_dim = static_cast<uint32_t>(f.get_uint_or(p + "attention.key_length", hp.n_embd / hp.n_head));
-    const auto v_len = f.get_uint_or(p + "attention.value_length", hp.head_dim);
-    if (v_len != hp.head_dim || hp.head_dim == 0 || hp.head_dim % 2 != 0)
+               std::to_string(hp.n_head_kv) + " must divide head_count " + std::to_string(hp.n_head));
+    hp.head_dim = narrow(f, p + "attention.key_length", info.n_embd_head_k, 2, 1u << 16);
+    if (info.n_embd_head_v != hp.head_dim || hp.head_dim % 2 != 0)
         f.fail(0, p + "attention.key_length",
-               "key_length " + std::to_string(hp.head_dim) + " and value_length " + std::to_string(v_len) +
-                   " must be equal and even");
-    hp.n_rot = static_cast<uint32_t>(f.get_uint_or(p + "rope.dimension_count", hp.head_dim));
-    if (hp.n_rot == 0 || hp.n_rot > hp.head_dim || hp.n_rot % 2 != 0)
-        f.fail(0, p + "rope.dimension_count", "must be even and within [2, head_dim]");
-    hp.n_expert = u32(f, p + "expert_count", 1u << 16);
-    hp.n_expert_used = u32(f, p + "expert_used_count", hp.n_expert);
-    hp.n_ctx_train = static_cast<uint32_t>(f.get_uint_or(p + "context_length", 4096));
-    hp.rms_eps = static_cast<float>(f.get_float_or(p + "attention.layer_norm_rms_epsilon", 1e-6));
-    hp.rope_freq_base = static_cast<float>(f.get_float_or(p + "rope.freq_base", 10000.0));
-    if (auto type = f.get_string_opt(p + "rope.scaling.type"); type && *type != "none") {
-        if (*type != "linear")
+               "key_length " + std::to_string(hp.head_dim) + " and value_length " +
+                   std::to_string(info.n_embd_head_v) + " must be equal and even");
+    hp.n_rot = narrow(f, p + "rope.dimension_count", info.n_rot, 2, hp.head_dim);
+    if (hp.n_rot % 2 != 0) f.fail(0, p + "rope.dimension_count", "must be even");
+    if (info.n_expert == 0)
+        f.fail(0, p + "expert_count", "missing or 0: " + arch + " files without experts are not MoE models");
+    hp.n_expert = narrow(f, p + "expert_count", info.n_expert, 1, 1u << 16);
+    hp.n_expert_used = narrow(f, p + "expert_used_count", info.n_expert_used, 1, hp.n_expert);
+    hp.n_ctx_train = static_cast<uint32_t>(std::min<uint64_t>(info.n_ctx_train, 1u << 30));
+    hp.rms_eps = info.rms_eps > 0 ? static_cast<float>(info.rms_eps) : 1e-6f;
+    hp.rope_freq_base = static_cast<float>(info.rope_freq_base);
+    if (const std::string &type = info.rope_scaling.type; !type.empty() && type != "none") {
+        if (type != "linear")
             f.fail(f.find(p + "rope.scaling.type")->offset, p + "rope.scaling.type",
-                   "rope scaling '" + std::string(*type) + "' is not supported yet (none, linear)");
-        const double factor = f.get_float_or(p + "rope.scaling.factor", 1.0);
-        if (factor > 0) hp.rope_freq_scale = static_cast<float>(1.0 / factor);
+                   "rope scaling '" + type + "' is not supported yet (none, linear)");
+        if (info.rope_scaling.factor > 0)
+            hp.rope_freq_scale = static_cast<float>(1.0 / info.rope_scaling.factor);
     }
 
     Binder b(f);
