@@ -2,7 +2,18 @@
 
 #include <algorithm>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define MOERUN_CPU_RELAX() _mm_pause()
+#else
+#define MOERUN_CPU_RELAX() std::this_thread::yield()
+#endif
+
 namespace moerun::kernels::cpu {
+
+namespace {
+constexpr int kSpinIterations = 20000;  // _mm_pause is ~10-40 cycles: roughly 0.1-0.5 ms
+}
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
     for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
@@ -27,41 +38,41 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
         fn(0, n, 0);
         return;
     }
-    {
-        std::lock_guard<std::mutex> lock(mu_);
-        job_ = &fn;
-        job_n_ = n;
-        job_chunk_ = chunk;
-        pending_ = n_threads_ - 1;
-        ++generation_;
+    job_ = &fn;
+    job_n_ = n;
+    job_chunk_ = chunk;
+    pending_.store(n_threads_ - 1);
+    generation_.fetch_add(1);  // publishes the job (seq_cst: pairs with the sleepers' check)
+    if (sleeping_.load() > 0) {
+        std::lock_guard<std::mutex> lock(mu_);  // a sleeper is either before its check or waiting
+        start_cv_.notify_all();
     }
-    start_cv_.notify_all();
     fn(0, std::min(n, chunk), 0);
-    std::unique_lock<std::mutex> lock(mu_);
-    done_cv_.wait(lock, [this] { return pending_ == 0; });
-    job_ = nullptr;
+    while (pending_.load(std::memory_order_acquire) != 0) MOERUN_CPU_RELAX();
 }
 
 void ThreadPool::worker(int index) {
     uint64_t seen = 0;
     for (;;) {
-        const std::function<void(int64_t, int64_t, int)> *job;
-        int64_t n, chunk;
-        {
+        // Wait for the next job: spin first, then sleep.
+        int spins = 0;
+        while (generation_.load(std::memory_order_acquire) == seen && !stop_.load() &&
+               spins < kSpinIterations) {
+            MOERUN_CPU_RELAX();
+            ++spins;
+        }
+        if (generation_.load() == seen && !stop_.load()) {
             std::unique_lock<std::mutex> lock(mu_);
-            start_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-            if (stop_) return;
-            seen = generation_;
-            job = job_;
-            n = job_n_;
-            chunk = job_chunk_;
+            sleeping_.fetch_add(1);
+            start_cv_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
+            sleeping_.fetch_sub(1);
         }
-        const int64_t begin = std::min(n, chunk * index), end = std::min(n, begin + chunk);
-        if (begin < end) (*job)(begin, end, index);
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            if (--pending_ == 0) done_cv_.notify_one();
-        }
+        if (stop_.load()) return;
+        seen = generation_.load(std::memory_order_acquire);
+        const int64_t begin = std::min(job_n_, job_chunk_ * index),
+                      end = std::min(job_n_, begin + job_chunk_);
+        if (begin < end) (*job_)(begin, end, index);
+        pending_.fetch_sub(1, std::memory_order_release);
     }
 }
 
