@@ -44,7 +44,15 @@ void matmul(ThreadPool &pool, quant::Type type, const void *w, const float *x, f
         [&](int64_t r0, int64_t r1, int) {
             for (int64_t r = r0; r < r1; ++r) {
                 const uint8_t *row = base + static_cast<uint64_t>(r) * rb;
-                for (int64_t t = 0; t < n_tok; ++t)
+                int64_t t = 0;
+                for (; t + 4 <= n_tok; t += 4) {  // four tokens per pass over the weight row
+                    const void *acts[4];
+                    float out[4];
+                    for (int k = 0; k < 4; ++k) acts[k] = a + static_cast<size_t>(t + k) * ab;
+                    vec_dot_x4(type, row, acts, cols, out);
+                    for (int k = 0; k < 4; ++k) y[(t + k) * rows + r] = out[k];
+                }
+                for (; t < n_tok; ++t)
                     y[t * rows + r] = vec_dot(type, row, a + static_cast<size_t>(t) * ab, cols);
             }
         },

@@ -85,6 +85,72 @@ MOERUN_AVX2 float dot_q4_k(const void *w, const void *act, int64_t n) {
     return hsum(acc) - _mm_cvtss_f32(_mm_add_ss(m2, _mm_movehdup_ps(m2)));
 }
 
+// Four activation rows against one weight row: each block is unpacked once and used four times.
+// Per row the operations and their order are those of dot_q4_k, so results are bit-identical.
+MOERUN_AVX2 void dot_q4_k_x4(const void *w, const void *const act[4], int64_t n, float out[4]) {
+    const auto *x = static_cast<const quant::BlockQ4_K *>(w);
+    const ActQ8_K *y[4];
+    for (int t = 0; t < 4; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m128 acc_m[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
+    alignas(16) int16_t sc[8];
+    for (int64_t i = 0; i < n / 256; ++i) {
+        __m128i sc16, mn16;
+        k4_scales_mins(x[i].scales, sc16, mn16);
+        _mm_store_si128(reinterpret_cast<__m128i *>(sc), sc16);
+        __m256i lo[4], hi[4];
+        for (int c = 0; c < 4; ++c) {
+            const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qs + 32 * c));
+            lo[c] = _mm256_and_si256(q, m4);
+            hi[c] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        }
+        const float dx = half(x[i].d), dmx = half(x[i].dmin);
+        for (int t = 0; t < 4; ++t) {
+            const ActQ8_K &yb = y[t][i];
+            const __m128i b0 = _mm_loadu_si128(reinterpret_cast<const __m128i *>(yb.bsums));
+            const __m128i b1 = _mm_loadu_si128(reinterpret_cast<const __m128i *>(yb.bsums + 8));
+            const __m128i msum = _mm_madd_epi16(mn16, _mm_hadd_epi16(b0, b1));
+            __m256i isum = _mm256_setzero_si256();
+            for (int c = 0; c < 4; ++c) {
+                const __m256i y0 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.qs + 64 * c));
+                const __m256i y1 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.qs + 64 * c + 32));
+                const __m256i p0 =
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(lo[c], y0), _mm256_set1_epi16(sc[2 * c]));
+                const __m256i p1 =
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(hi[c], y1), _mm256_set1_epi16(sc[2 * c + 1]));
+                isum = _mm256_add_epi32(isum, _mm256_add_epi32(p0, p1));
+            }
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(yb.d * dx), _mm256_cvtepi32_ps(isum), acc[t]);
+            acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(yb.d * dmx), _mm_cvtepi32_ps(msum), acc_m[t]);
+        }
+    }
+    for (int t = 0; t < 4; ++t) {
+        const __m128 m2 = _mm_add_ps(acc_m[t], _mm_movehl_ps(acc_m[t], acc_m[t]));
+        out[t] = hsum(acc[t]) - _mm_cvtss_f32(_mm_add_ss(m2, _mm_movehdup_ps(m2)));
+    }
+}
+
+// Four activation rows against one Q8_0 weight row (per row as dot_q8_0).
+MOERUN_AVX2 void dot_q8_0_x4(const void *w, const void *const act[4], int64_t n, float out[4]) {
+    const auto *x = static_cast<const quant::BlockQ8_0 *>(w);
+    const ActQ8_0 *y[4];
+    for (int t = 0; t < 4; ++t) y[t] = static_cast<const ActQ8_0 *>(act[t]);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t i = 0; i < n / 32; ++i) {
+        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qs));
+        const __m256i ax = _mm256_sign_epi8(xv, xv);
+        const float dx = half(x[i].d);
+        for (int t = 0; t < 4; ++t) {
+            const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[t][i].qs));
+            const __m256i dot =
+                _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(yv, xv)), _mm256_set1_epi16(1));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dx * y[t][i].d), _mm256_cvtepi32_ps(dot), acc[t]);
+        }
+    }
+    for (int t = 0; t < 4; ++t) out[t] = hsum(acc[t]);
+}
+
 MOERUN_AVX2 float dot_q6_k(const void *w, const void *act, int64_t n) {
     const auto *x = static_cast<const quant::BlockQ6_K *>(w);
     const auto *y = static_cast<const ActQ8_K *>(act);

@@ -237,6 +237,13 @@ float vec_dot(quant::Type t, const void *w, const void *act, int64_t n) {
     return vec_dot_generic(t, w, act, n);
 }
 
+void vec_dot_x4(quant::Type t, const void *w, const void *const act[4], int64_t n, float out[4]) {
+    static const bool kAvx2 = avx2::supported();
+    if (kAvx2 && t == quant::Type::Q4_K) return avx2::dot_q4_k_x4(w, act, n, out);
+    if (kAvx2 && t == quant::Type::Q8_0) return avx2::dot_q8_0_x4(w, act, n, out);
+    for (int i = 0; i < 4; ++i) out[i] = vec_dot(t, w, act[i], n);
+}
+
 float vec_dot_generic(quant::Type t, const void *w, const void *act, int64_t n) {
     using T = quant::Type;
     switch (t) {

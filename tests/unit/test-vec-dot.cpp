@@ -103,3 +103,26 @@ TEST_CASE("vec_dot equals the dequantized reference for every type") {
         CHECK(std::fabs(got - exact) <= 0.05 * mag);
     }
 }
+
+TEST_CASE("vec_dot_x4 is bit-identical to four vec_dot calls") {
+    std::mt19937 rng(5);
+    std::normal_distribution<float> nd(0, 1);
+    const int64_t n = 2048;
+    for (auto t : {quant::Type::Q4_K, quant::Type::Q8_0, quant::Type::Q6_K, quant::Type::F32}) {
+        CAPTURE(quant::type_name(t));
+        std::vector<float> src(static_cast<size_t>(n));
+        for (auto &v : src) v = nd(rng);
+        std::vector<uint8_t> w(*quant::row_bytes(t, n));
+        quant::quantize_row(t, src.data(), w.data(), n);
+        std::vector<std::vector<uint8_t>> acts(4, std::vector<uint8_t>(cpu::act_bytes(t, n)));
+        const void *ptrs[4];
+        for (int k = 0; k < 4; ++k) {
+            for (auto &v : src) v = nd(rng);
+            cpu::quantize_act(t, src.data(), acts[static_cast<size_t>(k)].data(), n);
+            ptrs[k] = acts[static_cast<size_t>(k)].data();
+        }
+        float out[4];
+        cpu::vec_dot_x4(t, w.data(), ptrs, n, out);
+        for (int k = 0; k < 4; ++k) CHECK(out[k] == cpu::vec_dot(t, w.data(), ptrs[k], n));
+    }
+}
