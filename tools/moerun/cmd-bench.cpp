@@ -9,6 +9,7 @@
 #include <random>
 #include <thread>
 
+#include "cli-common.h"
 #include "moerun/runtime/context.h"
 #include "moerun/runtime/gguf.h"
 #include "process-stats.h"
@@ -40,8 +41,7 @@ MeanStd stats(const std::vector<double> &v) {
 int bench(const BenchOptions &o) {
     auto file = gguf::GgufFile::open(o.model);
     const Model model = Model::load(file);
-    const int threads =
-        o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int threads = resolve_threads(o.threads);
     Context ctx(model, {.n_ctx = static_cast<uint32_t>(o.n_prompt + o.n_gen + 1), .n_threads = threads});
     const uint32_t V = model.hparams().n_vocab;
     std::mt19937 rng(1234);

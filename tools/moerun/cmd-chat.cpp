@@ -5,6 +5,7 @@
 #include <string>
 #include <thread>
 
+#include "cli-common.h"
 #include "moerun/runtime/chat.h"
 #include "moerun/runtime/generate.h"
 #include "moerun/runtime/gguf.h"
@@ -26,8 +27,7 @@ int chat(const ChatOptions &o) {
     auto file = gguf::GgufFile::open(o.model);
     const Model model = Model::load(file);
     const Tokenizer tok = Tokenizer::from_gguf(file);
-    const int threads =
-        o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int threads = resolve_threads(o.threads);
     Context ctx(model, {.n_ctx = o.n_ctx, .n_threads = threads});
     const ChatTemplate tmpl = detect_chat_template(file);
     const std::string eos_text = tok.eos() >= 0 ? std::string(tok.text(tok.eos())) : std::string();
@@ -83,11 +83,7 @@ Subcommand add_chat(CLI::App &parent) {
     app->add_option("-c,--ctx-size", o->n_ctx, "context size in tokens")
         ->capture_default_str()
         ->check(CLI::Range(1u, 1u << 20));
-    app->add_option("--temp", o->sampler.temp, "temperature (0: greedy)")->capture_default_str();
-    app->add_option("--top-k", o->sampler.top_k, "top-k (0: off)")->capture_default_str();
-    app->add_option("--top-p", o->sampler.top_p, "top-p (1: off)")->capture_default_str();
-    app->add_option("--min-p", o->sampler.min_p, "min-p (0: off)")->capture_default_str();
-    app->add_option("--seed", o->sampler.seed, "sampling seed (default: random)");
+    add_sampling_options(app, o->sampler);
     return {app, [o] { return chat(*o); }};
 }
 

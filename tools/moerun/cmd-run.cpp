@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "cli-common.h"
 #include "moerun/runtime/generate.h"
 #include "moerun/runtime/gguf.h"
 #include "process-stats.h"
@@ -42,8 +43,7 @@ int run(const RunOptions &o) {
     const Model model = Model::load(file);
     const Tokenizer tok = Tokenizer::from_gguf(file);
     for (const auto &w : tok.warnings()) std::fprintf(stderr, "moerun: tokenizer: %s\n", w.c_str());
-    const int threads =
-        o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int threads = resolve_threads(o.threads);
     Context ctx(model, {.n_ctx = o.n_ctx, .n_threads = threads});
     const auto &hp = model.hparams();
     const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -98,15 +98,7 @@ Subcommand add_run(CLI::App &parent) {
     app->add_option("-c,--ctx-size", o->n_ctx, "context size in tokens")
         ->capture_default_str()
         ->check(CLI::Range(1u, 1u << 20));
-    app->add_option("--temp", o->sampler.temp, "temperature (0: greedy)")->capture_default_str();
-    app->add_option("--top-k", o->sampler.top_k, "top-k (0: off)")->capture_default_str();
-    app->add_option("--top-p", o->sampler.top_p, "top-p (1: off)")->capture_default_str();
-    app->add_option("--min-p", o->sampler.min_p, "min-p (0: off)")->capture_default_str();
-    app->add_option("--repeat-penalty", o->sampler.repeat_penalty, "repetition penalty (1: off)")
-        ->capture_default_str();
-    app->add_option("--repeat-last-n", o->sampler.repeat_last_n, "tokens the penalty looks back")
-        ->capture_default_str();
-    app->add_option("--seed", o->sampler.seed, "sampling seed (default: random)");
+    add_sampling_options(app, o->sampler);
     app->add_flag("--no-special", o->no_special, "do not add BOS/EOS to the prompt");
     app->add_flag("--parse-special", o->parse_special,
                   "parse special-token text (e.g. <|im_start|>) in the prompt");
