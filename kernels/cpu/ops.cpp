@@ -9,23 +9,11 @@
 namespace moerun::kernels::cpu {
 
 float dot(const float *a, const float *b, int64_t n) {
-    // Eight independent partial sums: vectorisable and less rounding drift on long rows.
-    float acc[8] = {};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; ++k) acc[k] += a[i + k] * b[i + k];
-    float s = 0;
-    for (; i < n; ++i) s += a[i] * b[i];
-    return s + ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    return vec_dot(quant::Type::F32, a, b, n);
 }
 
 void axpy(float a, const float *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
-}
-
-void matvec(ThreadPool &pool, quant::Type type, const void *w, const float *x, float *y, int64_t rows,
-            int64_t cols) {
-    matmul(pool, type, w, x, y, rows, cols, 1);
 }
 
 void matmul(ThreadPool &pool, quant::Type type, const void *w, const float *x, float *y, int64_t rows,

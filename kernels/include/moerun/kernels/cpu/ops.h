@@ -2,7 +2,7 @@
 // in place (no dequantized copy of a matrix is ever made).
 //
 // A weight matrix W of GGUF shape ne = {cols, rows} is `rows` rows of `cols` elements, each row
-// row_bytes(type, cols) bytes; matvec computes y = W x.
+// row_bytes(type, cols) bytes; matmul computes Y = X W^T.
 #pragma once
 
 #include <cstdint>
@@ -12,11 +12,8 @@
 
 namespace moerun::kernels::cpu {
 
-// y[rows] = W[rows, cols] . x[cols]. Threads split the rows.
-void matvec(ThreadPool &pool, quant::Type type, const void *w, const float *x, float *y, int64_t rows,
-            int64_t cols);
-
-// Y[n_tok, rows] = X[n_tok, cols] . W^T, token-major. Each weight row is decoded once for all tokens.
+// Y[n_tok, rows] = X[n_tok, cols] . W^T, token-major. Each weight row is read once for all tokens;
+// Q4_K and Q8_0 blocks are unpacked once per four tokens (vec_dot_x4).
 void matmul(ThreadPool &pool, quant::Type type, const void *w, const float *x, float *y, int64_t rows,
             int64_t cols, int64_t n_tok);
 
@@ -30,6 +27,7 @@ void rope(float *x, int n_head, int head_dim, int n_rot, float pos, float freq_b
 void softmax(float *x, int64_t n);
 // x[i] = silu(gate[i]) * up[i]
 void swiglu(const float *gate, const float *up, float *out, int64_t n);
+// The F32 vec-dot kernel (vec_dot with quant::Type::F32).
 float dot(const float *a, const float *b, int64_t n);
 // y += a * x
 void axpy(float a, const float *x, float *y, int64_t n);
