@@ -47,6 +47,10 @@ class FutureTrace {
     uint64_t n_steps_ = 0;
     // Per (layer, expert): the sorted times it is used.
     std::vector<std::vector<uint64_t>> uses_;
+    // Per (layer, expert): where the last next_use answer was found. Replays ask with a rising
+    // `now`, so the answer is usually there or just after it; otherwise a binary search. (Makes
+    // next_use unsafe to call from several threads at once.)
+    mutable std::vector<uint32_t> cursor_;
 };
 
 struct PolicyParams {
