@@ -11,9 +11,11 @@
 #include <string>
 #include <thread>
 
+#include "moerun/cache/trace.h"
 #include "moerun/kernels/cpu/ops.h"
 #include "moerun/quant/dequant.h"
 #include "moerun/runtime/context.h"
+#include "moerun/runtime/expert-source.h"
 
 namespace moerun {
 
@@ -24,11 +26,24 @@ struct Context::Impl {
     const Hparams &hp;
     ContextParams params;
     ops::ThreadPool pool;
+    std::unique_ptr<ExpertSource> own_experts;  // in place, when params.experts is null
+    ExpertSource *experts = nullptr;
     uint32_t n_past = 0;
+    uint64_t route_step = 0;              // tokens evaluated (the routing clock)
     std::vector<float> k_cache, v_cache;  // [n_layer, n_ctx, n_head_kv * head_dim]
     std::vector<float> logits;            // [n_outputs, n_vocab]
     size_t n_outputs = 0;
     ContextStats stats;
+
+    // Workspaces, reused across calls (no allocation once they have grown to the batch size).
+    std::vector<float> x, h, q, k, v, att, proj;            // [n, n_embd] / [n, n_head*hd] / [n, n_kv*hd]
+    std::vector<float> router, acc, xin, g, u, d, y, gate;  // router [n, n_expert]; y [n, top_k, n_embd]
+    std::vector<uint16_t> sel_e, needed, pred_e;            // sel_e [n, top_k] in rank order
+    std::vector<float> sel_w, pred_h, pred_r;               // sel_w [n, top_k]
+    std::vector<std::vector<int64_t>> by_expert;            // [n_expert] -> (token * top_k + rank)
+    std::vector<int64_t> idx;                               // [n_expert]
+    std::vector<uint16_t> trace_e;                          // [n, n_layer, top_k] (trace_out)
+    std::vector<float> trace_w;
 
     Impl(const Model &m, ContextParams p)
         : model(m),
@@ -39,11 +54,32 @@ struct Context::Impl {
         const size_t kv = size_t{hp.n_layer} * params.n_ctx * hp.n_head_kv * hp.head_dim;
         k_cache.assign(kv, 0.0f);
         v_cache.assign(kv, 0.0f);
+        experts = params.experts;
+        if (experts == nullptr) {
+            own_experts = make_mapped_experts(m);
+            experts = own_experts.get();
+        }
+        by_expert.resize(hp.n_expert);
+        idx.resize(hp.n_expert);
+        needed.reserve(hp.n_expert);
+        pred_e.reserve(hp.n_expert_used);
+        if (params.routing != nullptr) {
+            const cache::TraceShape &ts = params.routing->shape;
+            if (ts.n_layers != hp.n_layer || ts.n_experts != hp.n_expert || ts.top_k != hp.n_expert_used)
+                throw std::invalid_argument(
+                    "routing trace shape " + std::to_string(ts.n_layers) + " layers x " +
+                    std::to_string(ts.n_experts) + " experts, top-" + std::to_string(ts.top_k) +
+                    " does not match the model (" + std::to_string(hp.n_layer) + " layers x " +
+                    std::to_string(hp.n_expert) + " experts, top-" + std::to_string(hp.n_expert_used) + ")");
+            if (params.routing->n_tokens() == 0) throw std::invalid_argument("routing trace has no tokens");
+        }
     }
 
     void eval(std::span<const int32_t> tokens, bool all_logits);
+    void eval_batch(std::span<const int32_t> tokens, int64_t n_out, float *out, bool prefill);
     void attention(uint32_t il, std::vector<float> &x, int64_t n);
-    void moe(uint32_t il, std::vector<float> &x, int64_t n);
+    void moe(uint32_t il, std::vector<float> &x, int64_t n, const int32_t *tokens);
+    void predict_next(uint32_t il, const std::vector<float> &x);
 };
 
 namespace {
@@ -52,23 +88,25 @@ void matmul(ops::ThreadPool &pool, const Weight &w, const float *x, float *y, in
     ops::matmul(pool, w.type, w.data, x, y, w.ne[1], w.ne[0], n_tok);
 }
 
-// The [rows, cols] slice of expert e inside a stacked expert tensor.
-Weight expert_slice(const Weight &w, int64_t e) {
+// The [rows, cols] weight of one expert of a stacked expert tensor, at `data` (mapped or a slot).
+Weight expert_weight(const Weight &w, const uint8_t *data) {
     Weight s = w;
-    s.data = w.data + static_cast<uint64_t>(e) * w.expert_bytes();
+    s.data = data;
     s.ne[2] = 1;
     return s;
 }
 
 }  // namespace
 
-void Context::Impl::attention(uint32_t il, std::vector<float> &x, int64_t n) {
+void Context::Impl::attention(uint32_t il, std::vector<float> &xs, int64_t n) {
     const LayerWeights &L = model.layer(il);
     const int64_t E = hp.n_embd, hd = hp.head_dim, nh = hp.n_head, nkvh = hp.n_head_kv;
     const int64_t nq = nh * hd, nkv = nkvh * hd;
-    std::vector<float> h(static_cast<size_t>(n * E)), q(static_cast<size_t>(n * nq)),
-        k(static_cast<size_t>(n * nkv)), v(static_cast<size_t>(n * nkv));
-    for (int64_t t = 0; t < n; ++t) ops::rms_norm(&x[t * E], L.attn_norm.data(), &h[t * E], E, hp.rms_eps);
+    h.resize(static_cast<size_t>(n * E));
+    q.resize(static_cast<size_t>(n * nq));
+    k.resize(static_cast<size_t>(n * nkv));
+    v.resize(static_cast<size_t>(n * nkv));
+    for (int64_t t = 0; t < n; ++t) ops::rms_norm(&xs[t * E], L.attn_norm.data(), &h[t * E], E, hp.rms_eps);
     matmul(pool, L.wq, h.data(), q.data(), n);
     matmul(pool, L.wk, h.data(), k.data(), n);
     matmul(pool, L.wv, h.data(), v.data(), n);
@@ -98,7 +136,7 @@ void Context::Impl::attention(uint32_t il, std::vector<float> &x, int64_t n) {
         std::copy(vt, vt + nkv, v_cache.begin() + static_cast<ptrdiff_t>(slot));
     }
     // Causal GQA attention: token t attends to positions [0, n_past + t].
-    std::vector<float> out(static_cast<size_t>(n * nq), 0.0f);
+    att.assign(static_cast<size_t>(n * nq), 0.0f);
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     const float *kc = &k_cache[size_t{il} * params.n_ctx * static_cast<size_t>(nkv)];
     const float *vc = &v_cache[size_t{il} * params.n_ctx * static_cast<size_t>(nkv)];
@@ -111,57 +149,89 @@ void Context::Impl::attention(uint32_t il, std::vector<float> &x, int64_t n) {
             for (int64_t p = 0; p < n_kv_pos; ++p)
                 scores[p] = ops::dot(qh, kc + p * nkv + kvh * hd, hd) * scale;
             ops::softmax(scores.data(), n_kv_pos);
-            float *o = &out[t * nq + hh * hd];
+            float *o = &att[t * nq + hh * hd];
             for (int64_t p = 0; p < n_kv_pos; ++p) ops::axpy(scores[p], vc + p * nkv + kvh * hd, o, hd);
         }
     });
-    std::vector<float> proj(static_cast<size_t>(n * E));
-    matmul(pool, L.wo, out.data(), proj.data(), n);
-    for (size_t i = 0; i < proj.size(); ++i) x[i] += proj[i];
+    proj.resize(static_cast<size_t>(n * E));
+    matmul(pool, L.wo, att.data(), proj.data(), n);
+    for (size_t i = 0; i < proj.size(); ++i) xs[i] += proj[i];
 }
 
-void Context::Impl::moe(uint32_t il, std::vector<float> &x, int64_t n) {
+void Context::Impl::moe(uint32_t il, std::vector<float> &xs, int64_t n, const int32_t *tokens) {
     const LayerWeights &L = model.layer(il);
     const int64_t E = hp.n_embd, X = hp.n_expert, K = hp.n_expert_used, F = hp.n_ff_exp;
-    std::vector<float> h(static_cast<size_t>(n * E)), router(static_cast<size_t>(n * X));
-    for (int64_t t = 0; t < n; ++t) ops::rms_norm(&x[t * E], L.ffn_norm.data(), &h[t * E], E, hp.rms_eps);
+    h.resize(static_cast<size_t>(n * E));
+    router.resize(static_cast<size_t>(n * X));
+    for (int64_t t = 0; t < n; ++t) ops::rms_norm(&xs[t * E], L.ffn_norm.data(), &h[t * E], E, hp.rms_eps);
     matmul(pool, L.gate_inp, h.data(), router.data(), n);
 
-    // Routing: softmax over all experts, top-k, optional renormalisation.
-    std::vector<std::vector<std::pair<int64_t, float>>> by_expert(static_cast<size_t>(X));  // (token, weight)
-    std::vector<int64_t> idx(static_cast<size_t>(X));
+    // Routing: softmax over all experts, top-k (or the trace's experts), optional
+    // renormalisation. sel_e/sel_w: [n, K] in rank order.
     for (int64_t t = 0; t < n; ++t) {
         float *r = &router[t * X];
         ops::softmax(r, X);
-        std::iota(idx.begin(), idx.end(), 0);
-        std::partial_sort(idx.begin(), idx.begin() + K, idx.end(),
-                          [&](int64_t a, int64_t b) { return r[a] > r[b] || (r[a] == r[b] && a < b); });
-        float sum = 0;
-        for (int64_t j = 0; j < K; ++j) sum += r[idx[j]];
-        for (int64_t j = 0; j < K; ++j) {
-            const float w = model.arch().norm_topk ? r[idx[j]] / sum : r[idx[j]];
-            by_expert[static_cast<size_t>(idx[j])].push_back({t, w});
+        uint16_t *se = &sel_e[static_cast<size_t>(t * K)];
+        if (params.routing != nullptr) {
+            const cache::Trace &tr = *params.routing;
+            const uint64_t at =
+                (params.routing_offset + route_step + static_cast<uint64_t>(t)) % tr.n_tokens();
+            const auto forced = tr.experts_at(at, il);
+            std::copy(forced.begin(), forced.end(), se);
+        } else {
+            std::iota(idx.begin(), idx.end(), 0);
+            std::partial_sort(idx.begin(), idx.begin() + K, idx.end(),
+                              [&](int64_t a, int64_t b) { return r[a] > r[b] || (r[a] == r[b] && a < b); });
+            for (int64_t j = 0; j < K; ++j) se[j] = static_cast<uint16_t>(idx[static_cast<size_t>(j)]);
         }
+        float sum = 0;
+        for (int64_t j = 0; j < K; ++j) sum += r[se[j]];
+        for (int64_t j = 0; j < K; ++j)
+            sel_w[static_cast<size_t>(t * K + j)] = model.arch().norm_topk ? r[se[j]] / sum : r[se[j]];
+        if (params.trace_out != nullptr)
+            for (int64_t j = 0; j < K; ++j) {
+                const size_t o = static_cast<size_t>((t * hp.n_layer + il) * K + j);
+                trace_e[o] = se[j];
+                trace_w[o] = sel_w[static_cast<size_t>(t * K + j)];
+            }
     }
+    // Tokens per expert: slot t * K + j of the outputs, for every (token, rank) routed to it.
+    for (auto &list : by_expert) list.clear();
+    for (int64_t i = 0; i < n * K; ++i) by_expert[sel_e[static_cast<size_t>(i)]].push_back(i);
+    needed.clear();
+    for (int64_t e = 0; e < X; ++e)
+        if (!by_expert[static_cast<size_t>(e)].empty()) needed.push_back(static_cast<uint16_t>(e));
 
-    // Experts, grouped: each selected expert runs once over all its tokens.
-    std::vector<float> xin, g, u, d;
-    std::vector<float> acc(static_cast<size_t>(n * E), 0.0f);
-    for (int64_t e = 0; e < X; ++e) {
-        const auto &sel = by_expert[static_cast<size_t>(e)];
-        if (sel.empty()) continue;
-        const int64_t m = static_cast<int64_t>(sel.size());
+    ExpertSource &src = *experts;
+    src.begin_layer(il, needed);
+    if (params.prefetch_next_layer && n == 1 && il + 1 < hp.n_layer && params.routing == nullptr)
+        predict_next(il, xs);
+
+    // Each expert runs once over its tokens, in the order the source hands them out (hits first,
+    // then reads as they land); each writes its own rows of y, so the order never changes results.
+    y.resize(static_cast<size_t>(n * K * E));
+    while (const auto next = src.next()) {
+        const uint16_t e = *next;
+        const auto &rows = by_expert[e];
+        const int64_t m = static_cast<int64_t>(rows.size());
+        const cache::ExpertView w = src.view(il, e);
         xin.resize(static_cast<size_t>(m * E));
         g.resize(static_cast<size_t>(m * F));
         u.resize(static_cast<size_t>(m * F));
         d.resize(static_cast<size_t>(m * E));
-        for (int64_t i = 0; i < m; ++i) std::copy_n(&h[sel[i].first * E], E, &xin[i * E]);
-        matmul(pool, expert_slice(L.gate_exps, e), xin.data(), g.data(), m);
-        matmul(pool, expert_slice(L.up_exps, e), xin.data(), u.data(), m);
+        for (int64_t i = 0; i < m; ++i) std::copy_n(&h[rows[static_cast<size_t>(i)] / K * E], E, &xin[i * E]);
+        matmul(pool, expert_weight(L.gate_exps, w.gate), xin.data(), g.data(), m);
+        matmul(pool, expert_weight(L.up_exps, w.up), xin.data(), u.data(), m);
         ops::swiglu(g.data(), u.data(), g.data(), m * F);
-        matmul(pool, expert_slice(L.down_exps, e), g.data(), d.data(), m);
-        for (int64_t i = 0; i < m; ++i) ops::axpy(sel[i].second, &d[i * E], &acc[sel[i].first * E], E);
+        matmul(pool, expert_weight(L.down_exps, w.down), g.data(), d.data(), m);
+        src.done(il, e);
+        for (int64_t i = 0; i < m; ++i) std::copy_n(&d[i * E], E, &y[rows[static_cast<size_t>(i)] * E]);
     }
+    // Weighted sum in rank order (as llama.cpp adds its expert views).
+    acc.assign(static_cast<size_t>(n * E), 0.0f);
+    for (int64_t t = 0; t < n; ++t)
+        for (int64_t j = 0; j < K; ++j)
+            ops::axpy(sel_w[static_cast<size_t>(t * K + j)], &y[(t * K + j) * E], &acc[t * E], E);
 
     if (model.arch().shared_expert) {
         const int64_t S = hp.n_ff_shexp;
@@ -172,52 +242,103 @@ void Context::Impl::moe(uint32_t il, std::vector<float> &x, int64_t n) {
         matmul(pool, L.up_shexp, h.data(), u.data(), n);
         ops::swiglu(g.data(), u.data(), g.data(), n * S);
         matmul(pool, L.down_shexp, g.data(), d.data(), n);
-        std::vector<float> gate(static_cast<size_t>(n), 0.0f);
+        gate.assign(static_cast<size_t>(n), 0.0f);
         if (L.gate_inp_shexp.present()) matmul(pool, L.gate_inp_shexp, h.data(), gate.data(), n);
         for (int64_t t = 0; t < n; ++t) {
             const float s = L.gate_inp_shexp.present() ? 1.0f / (1.0f + std::exp(-gate[t])) : 1.0f;
             ops::axpy(s, &d[t * E], &acc[t * E], E);
         }
     }
-    for (size_t i = 0; i < acc.size(); ++i) x[i] += acc[i];
+    (void)tokens;
+    for (size_t i = 0; i < acc.size(); ++i) xs[i] += acc[i];
+}
+
+// Next-layer prefetch: layer il+1's router applied to layer il's residual (one token).
+void Context::Impl::predict_next(uint32_t il, const std::vector<float> &xs) {
+    const LayerWeights &N = model.layer(il + 1);
+    const int64_t E = hp.n_embd, X = hp.n_expert, K = hp.n_expert_used;
+    pred_h.resize(static_cast<size_t>(E));
+    pred_r.resize(static_cast<size_t>(X));
+    ops::rms_norm(xs.data(), N.ffn_norm.data(), pred_h.data(), E, hp.rms_eps);
+    matmul(pool, N.gate_inp, pred_h.data(), pred_r.data(), 1);
+    std::iota(idx.begin(), idx.end(), 0);
+    std::partial_sort(idx.begin(), idx.begin() + K, idx.end(), [&](int64_t a, int64_t b) {
+        return pred_r[a] > pred_r[b] || (pred_r[a] == pred_r[b] && a < b);
+    });
+    pred_e.clear();
+    for (int64_t j = 0; j < K; ++j) pred_e.push_back(static_cast<uint16_t>(idx[static_cast<size_t>(j)]));
+    experts->prefetch(il + 1, pred_e);
 }
 
 void Context::Impl::eval(std::span<const int32_t> tokens, bool all_logits) {
-    const auto start = std::chrono::steady_clock::now();
-    const int64_t n = static_cast<int64_t>(tokens.size()), E = hp.n_embd, V = hp.n_vocab;
-    if (n == 0) throw std::invalid_argument("eval: empty batch");
-    if (n_past + static_cast<uint64_t>(n) > params.n_ctx)
-        throw std::invalid_argument("eval: " + std::to_string(n_past + static_cast<uint64_t>(n)) +
+    const int64_t n_all = static_cast<int64_t>(tokens.size()), V = hp.n_vocab;
+    if (n_all == 0) throw std::invalid_argument("eval: empty batch");
+    if (n_past + static_cast<uint64_t>(n_all) > params.n_ctx)
+        throw std::invalid_argument("eval: " + std::to_string(n_past + static_cast<uint64_t>(n_all)) +
                                     " tokens exceed the context size " + std::to_string(params.n_ctx));
-    std::vector<float> x(static_cast<size_t>(n * E));
-    const Weight &emb = model.tok_embd();
-    for (int64_t t = 0; t < n; ++t) {
+    for (int64_t t = 0; t < n_all; ++t)
         if (tokens[t] < 0 || tokens[t] >= static_cast<int64_t>(V))
             throw std::invalid_argument("eval: token id " + std::to_string(tokens[t]) +
                                         " outside the vocabulary [0, " + std::to_string(V) + ")");
-        quant::dequantize_row(emb.type, emb.data + static_cast<uint64_t>(tokens[t]) * emb.row_bytes,
-                              &x[t * E], E);
-    }
-    for (uint32_t il = 0; il < hp.n_layer; ++il) {
-        attention(il, x, n);
-        moe(il, x, n);
-    }
-    const int64_t first = all_logits ? 0 : n - 1;
-    n_outputs = static_cast<size_t>(n - first);
-    std::vector<float> h(n_outputs * static_cast<size_t>(E));
-    for (int64_t t = first; t < n; ++t)
-        ops::rms_norm(&x[t * E], model.output_norm().data(), &h[(t - first) * E], E, hp.rms_eps);
+    const auto start = std::chrono::steady_clock::now();
+    n_outputs = all_logits ? static_cast<size_t>(n_all) : 1;
     logits.resize(n_outputs * static_cast<size_t>(V));
-    matmul(pool, model.output(), h.data(), logits.data(), static_cast<int64_t>(n_outputs));
-    n_past += static_cast<uint32_t>(n);
+    const int64_t B = std::max<int64_t>(1, params.n_batch);
+    for (int64_t b0 = 0; b0 < n_all; b0 += B) {
+        const int64_t n = std::min(B, n_all - b0);
+        const bool last = b0 + n == n_all;
+        float *out = all_logits ? &logits[static_cast<size_t>(b0 * V)] : logits.data();
+        eval_batch(tokens.subspan(static_cast<size_t>(b0), static_cast<size_t>(n)),
+                   all_logits ? n : (last ? 1 : 0), out, n_all > 1);
+    }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (n > 1) {
-        stats.n_prompt_tokens += static_cast<uint64_t>(n);
+    if (n_all > 1) {
+        stats.n_prompt_tokens += static_cast<uint64_t>(n_all);
         stats.prompt_seconds += secs;
     } else {
         stats.n_decode_tokens += 1;
         stats.decode_seconds += secs;
     }
+}
+
+// One batch of n tokens at positions [n_past, n_past + n); logits of its last n_out tokens.
+void Context::Impl::eval_batch(std::span<const int32_t> tokens, int64_t n_out, float *out, bool prefill) {
+    const int64_t n = static_cast<int64_t>(tokens.size()), E = hp.n_embd, V = hp.n_vocab,
+                  K = hp.n_expert_used;
+    experts->begin_step(route_step);
+    x.resize(static_cast<size_t>(n * E));
+    sel_e.resize(static_cast<size_t>(n * K));
+    sel_w.resize(static_cast<size_t>(n * K));
+    if (params.trace_out != nullptr) {
+        trace_e.resize(static_cast<size_t>(n * hp.n_layer * K));
+        trace_w.resize(trace_e.size());
+    }
+    const Weight &emb = model.tok_embd();
+    for (int64_t t = 0; t < n; ++t)
+        quant::dequantize_row(emb.type, emb.data + static_cast<uint64_t>(tokens[t]) * emb.row_bytes,
+                              &x[t * E], E);
+    for (uint32_t il = 0; il < hp.n_layer; ++il) {
+        attention(il, x, n);
+        moe(il, x, n, tokens.data());
+    }
+    if (n_out > 0) {
+        const int64_t first = n - n_out;
+        h.resize(static_cast<size_t>(n_out * E));
+        for (int64_t t = first; t < n; ++t)
+            ops::rms_norm(&x[t * E], model.output_norm().data(), &h[(t - first) * E], E, hp.rms_eps);
+        matmul(pool, model.output(), h.data(), out, n_out);
+    }
+    (void)V;
+    if (params.trace_out != nullptr) {
+        const size_t per_tok = size_t{hp.n_layer} * static_cast<size_t>(K);
+        for (int64_t t = 0; t < n; ++t)
+            params.trace_out->add_token(
+                tokens[t], prefill,
+                std::span<const uint16_t>(&trace_e[static_cast<size_t>(t) * per_tok], per_tok),
+                std::span<const float>(&trace_w[static_cast<size_t>(t) * per_tok], per_tok));
+    }
+    n_past += static_cast<uint32_t>(n);
+    route_step += static_cast<uint64_t>(n);
 }
 
 Context::Context(const Model &model, ContextParams params) : impl_(std::make_unique<Impl>(model, params)) {}

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <system_error>
 
@@ -74,6 +75,17 @@ GgufFile GgufFile::from_memory(std::string name, std::span<const uint8_t> bytes)
     impl->size = impl->owned.size();
     impl->parse();
     return GgufFile(std::move(impl));
+}
+
+void GgufFile::advise_random() const {
+    if (impl_->map != nullptr) ::madvise(impl_->map, impl_->map_len, MADV_RANDOM);
+}
+
+void GgufFile::advise_willneed(uint64_t offset, uint64_t size) const {
+    if (impl_->map == nullptr || offset >= impl_->size) return;
+    const uint64_t page = 4096, start = offset / page * page;
+    const uint64_t end = std::min(impl_->size, offset + size);
+    ::madvise(static_cast<uint8_t *>(impl_->map) + start, static_cast<size_t>(end - start), MADV_WILLNEED);
 }
 
 const std::string &GgufFile::path() const {

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cli-common.h"
+#include "model-setup.h"
 #include "moerun/runtime/context.h"
 #include "moerun/runtime/gguf.h"
 #include "process-stats.h"
@@ -23,7 +24,15 @@ struct BenchOptions {
     std::string model;
     int n_prompt = 512, n_gen = 128, reps = 3, threads = 0;
     bool json = false;
+    MemoryFlags mem;
 };
+
+cache::LayerCacheStats cache_total(const Session &s) {
+    cache::LayerCacheStats t;
+    if (const cache::ExpertCache *c = s.experts->cache())
+        for (const auto &l : c->stats()) t += l;
+    return t;
+}
 
 struct MeanStd {
     double mean = 0, std = 0;
@@ -39,20 +48,24 @@ MeanStd stats(const std::vector<double> &v) {
 }
 
 int bench(const BenchOptions &o) {
-    auto file = gguf::GgufFile::open(o.model);
-    const Model model = Model::load(file);
     const int threads = resolve_threads(o.threads);
-    Context ctx(model, {.n_ctx = static_cast<uint32_t>(o.n_prompt + o.n_gen + 1), .n_threads = threads});
+    const auto session =
+        open_session(o.model, o.mem, static_cast<uint32_t>(o.n_prompt + o.n_gen + 1), threads);
+    const Model &model = session->model;
+    Context ctx(model, session->ctx);
+    cache::LayerCacheStats decode_stats;  // summed over the measured decode phases
     const uint32_t V = model.hparams().n_vocab;
     std::mt19937 rng(1234);
     std::vector<int32_t> prompt(static_cast<size_t>(o.n_prompt));
     std::vector<double> pp, tg;
+    double decode_seconds = 0;
     for (int rep = -1; rep < o.reps; ++rep) {  // rep -1: warm-up
         for (auto &t : prompt) t = static_cast<int32_t>(rng() % V);
         ctx.reset();
         auto t0 = std::chrono::steady_clock::now();
         if (o.n_prompt > 0) ctx.eval(prompt, false);
         auto t1 = std::chrono::steady_clock::now();
+        const cache::LayerCacheStats before = cache_total(*session);
         int32_t next =
             o.n_prompt > 0
                 ? static_cast<int32_t>(std::max_element(ctx.logits(0), ctx.logits(0) + V) - ctx.logits(0))
@@ -63,6 +76,16 @@ int bench(const BenchOptions &o) {
         }
         auto t2 = std::chrono::steady_clock::now();
         if (rep < 0) continue;
+        cache::LayerCacheStats after = cache_total(*session);
+        decode_stats.accesses += after.accesses - before.accesses;
+        decode_stats.hits += after.hits - before.hits;
+        decode_stats.late_hits += after.late_hits - before.late_hits;
+        decode_stats.misses += after.misses - before.misses;
+        decode_stats.bytes_read += after.bytes_read - before.bytes_read;
+        decode_stats.wait_seconds += after.wait_seconds - before.wait_seconds;
+        decode_stats.prefetch_issued += after.prefetch_issued - before.prefetch_issued;
+        decode_stats.prefetch_used += after.prefetch_used - before.prefetch_used;
+        decode_seconds += std::chrono::duration<double>(t2 - t1).count();
         if (o.n_prompt > 0) pp.push_back(o.n_prompt / std::chrono::duration<double>(t1 - t0).count());
         if (o.n_gen > 0) tg.push_back(o.n_gen / std::chrono::duration<double>(t2 - t1).count());
     }
@@ -70,13 +93,29 @@ int bench(const BenchOptions &o) {
     const std::string desc = std::string(model.arch().name) + " " + std::to_string(hp.n_layer) + "L " +
                              std::to_string(hp.n_expert) + "x top-" + std::to_string(hp.n_expert_used);
     const MeanStd p = pp.empty() ? MeanStd{} : stats(pp), g = tg.empty() ? MeanStd{} : stats(tg);
+    const cache::LayerCacheStats &ds = decode_stats;
+    const double n_dec = static_cast<double>(o.n_gen) * o.reps;
+    const double hit_rate = ds.accesses ? double(ds.hit_total()) / double(ds.accesses) : 1.0;
+    const double bytes_per_tok = n_dec > 0 ? double(ds.bytes_read) / n_dec : 0.0;
+    const double misses_per_tok = n_dec > 0 ? double(ds.misses) / n_dec : 0.0;
+    const double io_share = decode_seconds > 0 ? ds.wait_seconds / decode_seconds : 0.0;
     if (o.json) {
         std::printf(
             "{\"model\": \"%s\", \"desc\": \"%s\", \"threads\": %d, \"reps\": %d, \"n_prompt\": %d, "
             "\"n_gen\": %d, "
-            "\"pp_tps\": %.4f, \"pp_std\": %.4f, \"tg_tps\": %.4f, \"tg_std\": %.4f, \"peak_rss\": %llu}\n",
+            "\"pp_tps\": %.4f, \"pp_std\": %.4f, \"tg_tps\": %.4f, \"tg_std\": %.4f, \"peak_rss\": %llu, "
+            "\"budget\": %llu, \"cached\": %s, \"n_slots\": %u, \"slot_bytes\": %llu, \"dense_bytes\": %llu, "
+            "\"hit_rate\": %.5f, \"misses_per_token\": %.4f, \"bytes_per_token\": %.1f, \"io_wait_share\": "
+            "%.4f, "
+            "\"prefetch_issued\": %llu, \"prefetch_used\": %llu, \"fixed_overhead\": %llu}\n",
             o.model.c_str(), desc.c_str(), threads, o.reps, o.n_prompt, o.n_gen, p.mean, p.std, g.mean, g.std,
-            static_cast<unsigned long long>(peak_rss_bytes()));
+            static_cast<unsigned long long>(peak_rss_bytes()),
+            static_cast<unsigned long long>(session->plan.budget), session->plan.cached ? "true" : "false",
+            session->plan.n_slots, static_cast<unsigned long long>(session->plan.slot_bytes),
+            static_cast<unsigned long long>(session->plan.dense_bytes), hit_rate, misses_per_tok,
+            bytes_per_tok, io_share, static_cast<unsigned long long>(ds.prefetch_issued),
+            static_cast<unsigned long long>(ds.prefetch_used),
+            static_cast<unsigned long long>(MemoryPlan::kFixedOverhead));
         return 0;
     }
     std::printf("| model | threads | test | t/s |\n|---|---|---|---|\n");
@@ -86,6 +125,12 @@ int bench(const BenchOptions &o) {
         std::printf("| %s | %d | tg%d | %.2f ± %.2f |\n", desc.c_str(), threads, o.n_gen, g.mean, g.std);
     std::printf("\npeak RSS %s, %d repetitions after one warm-up\n", format_bytes(peak_rss_bytes()).c_str(),
                 o.reps);
+    if (session->plan.cached)
+        std::printf(
+            "decode: hit rate %.1f%%, %.2f misses/token, %s read/token, I/O wait %.0f%% of decode time\n",
+            100 * hit_rate, misses_per_tok, format_bytes(static_cast<uint64_t>(bytes_per_tok)).c_str(),
+            100 * io_share);
+    if (o.mem.stats) print_cache_stats(*session, stdout);
     return 0;
 }
 
@@ -106,6 +151,7 @@ Subcommand add_bench(CLI::App &parent) {
         ->check(CLI::Range(1, 1000));
     app->add_option("-t,--threads", o->threads, "CPU threads (0: all)")->capture_default_str();
     app->add_flag("--json", o->json, "one JSON object instead of the table");
+    add_memory_options(app, o->mem);
     return {app, [o] { return bench(*o); }};
 }
 

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "cli-common.h"
+#include "model-setup.h"
 #include "moerun/runtime/chat.h"
 #include "moerun/runtime/generate.h"
 #include "moerun/runtime/gguf.h"
@@ -21,14 +22,16 @@ struct ChatOptions {
     int threads = 0;
     uint32_t n_ctx = 4096;
     SamplerParams sampler;
+    MemoryFlags mem;
 };
 
 int chat(const ChatOptions &o) {
-    auto file = gguf::GgufFile::open(o.model);
-    const Model model = Model::load(file);
-    const Tokenizer tok = Tokenizer::from_gguf(file);
     const int threads = resolve_threads(o.threads);
-    Context ctx(model, {.n_ctx = o.n_ctx, .n_threads = threads});
+    const auto session = open_session(o.model, o.mem, o.n_ctx, threads);
+    const gguf::GgufFile &file = session->file;
+    const Model &model = session->model;
+    const Tokenizer tok = Tokenizer::from_gguf(file);
+    Context ctx(model, session->ctx);
     const ChatTemplate tmpl = detect_chat_template(file);
     const std::string eos_text = tok.eos() >= 0 ? std::string(tok.text(tok.eos())) : std::string();
     std::cerr << "moerun chat: " << model.arch().name << ", template " << chat_template_name(tmpl)
@@ -84,6 +87,7 @@ Subcommand add_chat(CLI::App &parent) {
         ->capture_default_str()
         ->check(CLI::Range(1u, 1u << 20));
     add_sampling_options(app, o->sampler);
+    add_memory_options(app, o->mem);
     return {app, [o] { return chat(*o); }};
 }
 

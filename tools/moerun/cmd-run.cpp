@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cli-common.h"
+#include "model-setup.h"
 #include "moerun/runtime/generate.h"
 #include "moerun/runtime/gguf.h"
 #include "process-stats.h"
@@ -26,6 +27,7 @@ struct RunOptions {
     uint32_t n_ctx = 4096;
     SamplerParams sampler;
     bool no_special = false, parse_special = false, ignore_eos = false, show_prompt = true;
+    MemoryFlags mem;
 };
 
 std::string read_file(const std::string &path) {
@@ -39,12 +41,12 @@ std::string read_file(const std::string &path) {
 int run(const RunOptions &o) {
     const auto t0 = std::chrono::steady_clock::now();
     std::fprintf(stderr, "moerun: loading %s\n", o.model.c_str());
-    auto file = gguf::GgufFile::open(o.model);
-    const Model model = Model::load(file);
-    const Tokenizer tok = Tokenizer::from_gguf(file);
-    for (const auto &w : tok.warnings()) std::fprintf(stderr, "moerun: tokenizer: %s\n", w.c_str());
     const int threads = resolve_threads(o.threads);
-    Context ctx(model, {.n_ctx = o.n_ctx, .n_threads = threads});
+    const auto session = open_session(o.model, o.mem, o.n_ctx, threads);
+    const Model &model = session->model;
+    const Tokenizer tok = Tokenizer::from_gguf(session->file);
+    for (const auto &w : tok.warnings()) std::fprintf(stderr, "moerun: tokenizer: %s\n", w.c_str());
+    Context ctx(model, session->ctx);
     const auto &hp = model.hparams();
     const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::fprintf(
@@ -81,6 +83,8 @@ int run(const RunOptions &o) {
     std::fprintf(stderr, "moerun: stopped: %s; seed %u; peak RSS %s\n",
                  std::string(stop_reason_name(res.stop)).c_str(), res.seed,
                  format_bytes(peak_rss_bytes()).c_str());
+    if (o.mem.stats) print_cache_stats(*session, stderr);
+    if (session->trace_out) session->trace_out->close();
     return 0;
 }
 
@@ -99,6 +103,7 @@ Subcommand add_run(CLI::App &parent) {
         ->capture_default_str()
         ->check(CLI::Range(1u, 1u << 20));
     add_sampling_options(app, o->sampler);
+    add_memory_options(app, o->mem);
     app->add_flag("--no-special", o->no_special, "do not add BOS/EOS to the prompt");
     app->add_flag("--parse-special", o->parse_special,
                   "parse special-token text (e.g. <|im_start|>) in the prompt");

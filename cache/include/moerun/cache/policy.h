@@ -54,14 +54,14 @@ class FutureTrace {
 };
 
 struct PolicyParams {
-    uint32_t capacity = 0;    // entries in this partition (>= 1)
-    uint32_t n_layers = 1;    // of the model (for the clock)
-    uint32_t n_experts = 1;   // per layer
-    uint32_t top_k = 1;       // experts selected per token and layer
-    uint32_t segment_len = 8;                  // segment policy: tokens per segment
-    uint32_t lfu_half_life = 64;               // LFU: counts halve every this many steps
-    double slru_protected = 0.5;               // SLRU: share of capacity in the protected segment
-    const FutureTrace *future = nullptr;       // Belady: required
+    uint32_t capacity = 0;                // entries in this partition (>= 1)
+    uint32_t n_layers = 1;                // of the model (for the clock)
+    uint32_t n_experts = 1;               // per layer
+    uint32_t top_k = 1;                   // experts selected per token and layer
+    uint32_t segment_len = 8;             // segment policy: tokens per segment
+    uint32_t lfu_half_life = 64;          // LFU: counts halve every this many steps
+    double slru_protected = 0.5;          // SLRU: share of capacity in the protected segment
+    const FutureTrace *future = nullptr;  // Belady: required
 };
 
 class Policy {

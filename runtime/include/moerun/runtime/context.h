@@ -10,11 +10,32 @@
 
 #include "moerun/runtime/model.h"
 
+namespace moerun::cache {
+struct Trace;
+class TraceWriter;
+}  // namespace moerun::cache
+
 namespace moerun {
 
+class ExpertSource;
+
 struct ContextParams {
-    uint32_t n_ctx = 4096;  // KV cache positions
-    int n_threads = 0;      // 0: all hardware threads
+    uint32_t n_ctx = 4096;   // KV cache positions
+    int n_threads = 0;       // 0: all hardware threads
+    uint32_t n_batch = 512;  // tokens per forward batch: longer evals are split (workspaces sized for it)
+    // Where expert weights come from (not owned); nullptr: in place from the mapped file.
+    ExpertSource *experts = nullptr;
+    // Routing forced from a trace (not owned): token i of the context (counting every evaluated
+    // token, prompt and decode) uses the experts of trace token (routing_offset + i) % n_tokens; the
+    // gate weights are the model's router probabilities of those experts. The trace's layers,
+    // experts and top-k must match the model's.
+    const cache::Trace *routing = nullptr;
+    uint64_t routing_offset = 0;
+    // Records the routing of every evaluated token (not owned).
+    cache::TraceWriter *trace_out = nullptr;
+    // Decode: predict layer l+1's experts from layer l's residual with layer l+1's router and
+    // prefetch them while layer l computes (with a cache).
+    bool prefetch_next_layer = false;
 };
 
 struct ContextStats {

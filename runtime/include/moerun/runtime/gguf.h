@@ -151,6 +151,11 @@ class GgufFile {
     // Expert e of a stacked 3-D expert tensor; throws gguf::Error when t is not 3-D or e is out of range.
     ExpertSlice expert_slice(const TensorInfo &t, uint64_t expert) const;
 
+    // Page-cache advice for the mapping (no-ops for in-memory files): random access for the whole
+    // file (no readahead into expert bytes the cache reads itself), and read-ahead of a range.
+    void advise_random() const;
+    void advise_willneed(uint64_t offset, uint64_t size) const;
+
     // Throws a gguf::Error for this file at `offset` (for callers validating semantics).
     [[noreturn]] void fail(uint64_t offset, std::string_view field, const std::string &message) const;
 

@@ -1,0 +1,96 @@
+// The expert cache: a fixed pool of RAM slots over the NVMe tier (the GGUF file).
+//
+// Slots are allocated once, at construction (one anonymous mapping, pre-faulted so the memory
+// it promises is the memory it uses); nothing is allocated on the decode path. Each slot holds
+// one expert: its gate, up and down slices at kAlign-aligned places. Slots belong to partitions
+// (one per layer, or one for the model) and a Policy per partition picks victims.
+//
+// Serving one layer (decode: one token; prefill: every expert a batch needs, streamed):
+//   cache.begin_layer(layer, experts);       // pins hits, queues misses (demand reads first)
+//   while (auto e = cache.next())             // a ready expert: hits first, then misses as they land
+//       { compute(*e, cache.view(layer, *e)); cache.done(layer, *e); }   // done() unpins it
+//   cache.prefetch(layer + 1, predicted);     // any time: low priority, never evicts pinned slots
+// Reads of one layer's misses are issued together (queue depth > 1) as slots free up, so a batch
+// that needs more experts than there are slots streams through them. Prefetches wait behind
+// demand reads; prefetches still queued when their layer begins are cancelled (stale).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "moerun/cache/expert-id.h"
+#include "moerun/cache/nvme-reader.h"
+#include "moerun/cache/policy.h"
+
+namespace moerun::cache {
+
+struct ExpertView {
+    const uint8_t *gate = nullptr, *up = nullptr, *down = nullptr;
+};
+
+struct CacheConfig {
+    uint32_t n_slots = 0;    // total slots (per-layer partitions split them evenly)
+    bool per_layer = false;  // one partition per layer (else one for the whole model)
+    std::string policy = "lru";
+    PolicyParams policy_params;  // capacity, n_layers, n_experts are filled in by the cache
+    unsigned queue_depth = 32;   // NVMe reads in flight
+};
+
+struct LayerCacheStats {
+    uint64_t accesses = 0;    // expert uses requested
+    uint64_t hits = 0;        // resident and ready when requested
+    uint64_t late_hits = 0;   // being prefetched when requested (counted as hits, waited for)
+    uint64_t misses = 0;      // read on demand
+    uint64_t bytes_read = 0;  // from the NVMe tier (demand + prefetch)
+    uint64_t prefetch_issued = 0, prefetch_used = 0, prefetch_wasted = 0, prefetch_cancelled = 0;
+    uint64_t evictions = 0;
+    double wait_seconds = 0;  // time blocked waiting for reads
+    uint64_t hit_total() const { return hits + late_hits; }
+    LayerCacheStats &operator+=(const LayerCacheStats &o);
+};
+
+class ExpertCache {
+  public:
+    // locations: [n_layers * n_experts], index layer * n_experts + expert. Throws
+    // std::invalid_argument when the slot count cannot serve a layer (fewer than one slot per
+    // partition) and IoError when the file cannot be opened.
+    ExpertCache(const std::string &path, std::vector<ExpertLocation> locations, uint32_t n_layers,
+                uint32_t n_experts, CacheConfig config);
+    ~ExpertCache();
+    ExpertCache(const ExpertCache &) = delete;
+    ExpertCache &operator=(const ExpertCache &) = delete;
+
+    // Bytes of one slot and of the whole pool, for a slot count (to size it from a budget).
+    static uint64_t slot_bytes(std::span<const ExpertLocation> locations);
+
+    // The routing clock advances: one step per token. Also checks that the file is unchanged.
+    void begin_step(uint64_t step);
+    // Starts serving `experts` (distinct ids) of `layer`. The previous layer must be finished.
+    void begin_layer(uint32_t layer, std::span<const uint16_t> experts);
+    // The next expert of the current layer that is ready to compute (blocking on reads), or
+    // nullopt when every requested expert has been handed out.
+    std::optional<uint16_t> next();
+    ExpertView view(uint32_t layer, uint16_t expert) const;  // valid until done()
+    void done(uint32_t layer, uint16_t expert);
+    // Low-priority reads of experts predicted for a later layer (or step).
+    void prefetch(uint32_t layer, std::span<const uint16_t> experts);
+
+    bool resident(uint32_t layer, uint16_t expert) const;
+    uint32_t n_slots() const;
+    uint64_t slot_size() const;
+    const std::vector<LayerCacheStats> &stats() const;  // [n_layers]
+    void reset_stats();
+    const NvmeReader &reader() const;
+    NvmeReader &reader();
+
+    struct Impl;
+
+  private:
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace moerun::cache

@@ -1,0 +1,203 @@
+// The expert cache over a real file: bytes land where the views say, at unaligned offsets;
+// streaming through fewer slots than experts; prefetch; faults (EIO, short reads, a file that
+// changes) give retries or clear errors, never wrong bytes.
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "moerun/cache/expert-cache.h"
+
+using namespace moerun::cache;
+
+namespace {
+
+// A file of pseudo-random bytes with n_layers x n_experts experts of three parts each, stored
+// at unaligned offsets (as GGUF tensors are 32-byte aligned, not 4096).
+struct ExpertFile {
+    std::string path;
+    std::vector<uint8_t> bytes;
+    std::vector<ExpertLocation> locs;
+    uint32_t n_layers, n_experts;
+
+    ExpertFile(uint32_t layers, uint32_t experts, uint64_t part, const std::string &name)
+        : n_layers(layers), n_experts(experts) {
+        path = (std::filesystem::temp_directory_path() / (name + "-" + std::to_string(getpid()) + ".bin"))
+                   .string();
+        uint64_t off = 96;  // header-like prefix
+        for (uint32_t l = 0; l < layers; ++l)
+            for (uint32_t e = 0; e < experts; ++e) {
+                ExpertLocation loc;
+                loc.id = {l, e};
+                loc.gate = {off, part};
+                loc.up = {off + part + 32, part + 64};
+                loc.down = {off + 2 * part + 128, part - 32};
+                off += 3 * part + 160;
+                locs.push_back(loc);
+            }
+        bytes.resize(off + 1000);
+        std::mt19937 rng(7);
+        for (auto &b : bytes) b = static_cast<uint8_t>(rng());
+        std::ofstream(path, std::ios::binary)
+            .write(reinterpret_cast<const char *>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    }
+    ~ExpertFile() { std::filesystem::remove(path); }
+
+    bool matches(const ExpertCache &c, uint32_t l, uint16_t e) const {
+        const ExpertLocation &loc = locs[size_t{l} * n_experts + e];
+        const ExpertView v = c.view(l, e);
+        return std::equal(v.gate, v.gate + loc.gate.size,
+                          bytes.begin() + static_cast<ptrdiff_t>(loc.gate.offset)) &&
+               std::equal(v.up, v.up + loc.up.size, bytes.begin() + static_cast<ptrdiff_t>(loc.up.offset)) &&
+               std::equal(v.down, v.down + loc.down.size,
+                          bytes.begin() + static_cast<ptrdiff_t>(loc.down.offset));
+    }
+};
+
+CacheConfig config(uint32_t slots, const char *policy = "lru", bool per_layer = false) {
+    CacheConfig c;
+    c.n_slots = slots;
+    c.policy = policy;
+    c.per_layer = per_layer;
+    c.queue_depth = 4;
+    return c;
+}
+
+// Serves one layer and checks every expert's bytes; returns the experts in hand-out order.
+std::vector<uint16_t> serve(ExpertCache &c, const ExpertFile &f, uint32_t layer,
+                            std::vector<uint16_t> experts) {
+    c.begin_layer(layer, experts);
+    std::vector<uint16_t> order;
+    while (auto e = c.next()) {
+        CHECK(f.matches(c, layer, *e));
+        order.push_back(*e);
+        c.done(layer, *e);
+    }
+    return order;
+}
+
+}  // namespace
+
+TEST_CASE("expert cache: every expert's bytes arrive intact; hits after the first use") {
+    ExpertFile f(3, 8, 10000, "moerun-cache-bytes");
+    ExpertCache c(f.path, f.locs, 3, 8, config(12));
+    CHECK(c.slot_size() % NvmeReader::kAlign == 0);
+    c.begin_step(0);
+    for (uint32_t l = 0; l < 3; ++l) CHECK(serve(c, f, l, {1, 4, 6, 7}).size() == 4);
+    CHECK(c.stats()[0].misses == 4);
+    c.begin_step(1);
+    for (uint32_t l = 0; l < 3; ++l) serve(c, f, l, {1, 4, 6, 7});
+    CHECK(c.stats()[2].hits == 4);
+    CHECK(c.stats()[2].misses == 4);
+    CHECK(c.stats()[2].accesses == 8);
+    CHECK(c.stats()[1].bytes_read == 4 * f.locs[0].bytes());
+}
+
+TEST_CASE("expert cache: a batch needing more experts than slots streams through them") {
+    ExpertFile f(2, 16, 5000, "moerun-cache-stream");
+    for (uint32_t slots : {1u, 2u, 5u}) {
+        ExpertCache c(f.path, f.locs, 2, 16, config(slots));
+        c.begin_step(0);
+        std::vector<uint16_t> all(16);
+        for (uint16_t i = 0; i < 16; ++i) all[i] = i;
+        auto order = serve(c, f, 0, all);
+        std::sort(order.begin(), order.end());
+        CHECK(order == all);
+        CHECK(c.stats()[0].misses == 16);
+        CHECK(c.stats()[0].evictions == 16 - slots);
+    }
+}
+
+TEST_CASE("expert cache: prefetched experts are hits; stale queued prefetches are cancelled") {
+    ExpertFile f(2, 8, 8000, "moerun-cache-prefetch");
+    ExpertCache c(f.path, f.locs, 2, 8, config(8));
+    c.begin_step(0);
+    c.begin_layer(0, std::vector<uint16_t>{0, 1});
+    c.prefetch(1, std::vector<uint16_t>{2, 3});
+    while (auto e = c.next()) c.done(0, *e);
+    auto order = serve(c, f, 1, {2, 3, 5});
+    CHECK(order.size() == 3);
+    const auto &s = c.stats()[1];
+    CHECK(s.prefetch_issued == 2);
+    CHECK(s.prefetch_used == 2);
+    CHECK(s.hit_total() == 2);
+    CHECK(s.misses == 1);
+}
+
+TEST_CASE("expert cache: pinned experts are never evicted; too few slots for the partitions is an error") {
+    ExpertFile f(2, 8, 4000, "moerun-cache-pin");
+    CHECK_THROWS_AS(ExpertCache(f.path, f.locs, 2, 8, config(1, "lru", true)), std::invalid_argument);
+    ExpertCache c(f.path, f.locs, 2, 8, config(2, "lru", true));  // one slot per layer
+    c.begin_step(0);
+    auto order = serve(c, f, 0, {3, 5, 7});  // three experts through one slot
+    CHECK(order.size() == 3);
+    CHECK(c.resident(0, 7));
+    CHECK_FALSE(c.resident(1, 7));
+}
+
+TEST_CASE("NVMe reader: EIO is retried; persistent EIO is an error naming the file and offset") {
+    ExpertFile f(1, 4, 6000, "moerun-cache-eio");
+    {
+        ExpertCache c(f.path, f.locs, 1, 4, config(4));
+        int failures = 0;
+        c.reader().set_fault_injector([&](uint64_t, uint64_t, int attempt) -> int64_t {
+            if (attempt < 2) return ++failures, -EIO;  // two failures per read, then success
+            return 0;
+        });
+        c.begin_step(0);
+        CHECK(serve(c, f, 0, {0, 1, 2, 3}).size() == 4);
+        CHECK(failures > 0);
+    }
+    {
+        ExpertCache c(f.path, f.locs, 1, 4, config(4));
+        c.reader().set_fault_injector([](uint64_t, uint64_t, int) -> int64_t { return -EIO; });
+        c.begin_step(0);
+        c.begin_layer(0, std::vector<uint16_t>{2});
+        try {
+            (void)c.next();
+            FAIL("expected an IoError");
+        } catch (const IoError &e) {
+            const std::string msg = e.what();
+            CHECK(msg.find(f.path) != std::string::npos);
+            CHECK(msg.find("offset") != std::string::npos);
+            CHECK(msg.find("Input/output error") != std::string::npos);
+        }
+    }
+}
+
+TEST_CASE("NVMe reader: short reads are continued and the bytes are still right") {
+    ExpertFile f(1, 4, 20000, "moerun-cache-short");
+    ExpertCache c(f.path, f.locs, 1, 4, config(4));
+    int shortened = 0;
+    c.reader().set_fault_injector([&](uint64_t, uint64_t len, int) -> int64_t {
+        if (len > 8192) return ++shortened, 4096;  // deliver one page at a time
+        return 0;
+    });
+    c.begin_step(0);
+    CHECK(serve(c, f, 0, {0, 1, 2, 3}).size() == 4);
+    CHECK(shortened > 0);
+}
+
+TEST_CASE("NVMe reader: a file that changes, shrinks or vanishes during the run is reported") {
+    ExpertFile f(1, 4, 4000, "moerun-cache-change");
+    ExpertCache c(f.path, f.locs, 1, 4, config(4));
+    c.begin_step(0);
+    serve(c, f, 0, {0});
+    std::filesystem::resize_file(f.path, f.bytes.size() / 2);
+    CHECK_THROWS_WITH_AS(c.begin_step(1), doctest::Contains("changed size"), IoError);
+    std::filesystem::remove(f.path);
+    CHECK_THROWS_WITH_AS(c.begin_step(2), doctest::Contains("vanished"), IoError);
+}
+
+TEST_CASE("NVMe reader: ranges past the end of the file are refused") {
+    ExpertFile f(1, 2, 4000, "moerun-cache-range");
+    NvmeReader r(f.path, 2);
+    alignas(4096) static uint8_t buf[3 * 4096];
+    CHECK_THROWS_AS(r.submit({f.bytes.size() - 10, 100, buf, 0}), IoError);
+    CHECK(r.mode().find("O_DIRECT") != std::string::npos);
+}

@@ -1,0 +1,181 @@
+// Model loading with a memory budget for the CLI (see model-setup.h).
+#include "model-setup.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <stdexcept>
+
+#include "moerun/runtime/model-info.h"
+
+namespace moerun::cli {
+
+void add_memory_options(CLI::App *app, MemoryFlags &f) {
+    app->add_option("--host-mem", f.host_mem, "host RAM budget, e.g. 6GiB (default: 90% of available RAM)");
+    app->add_option("--device-mem", f.device_mem,
+                    "device budget; on the CPU backend it is RAM and adds to --host-mem");
+    app->add_option("--cache-policy", f.policy,
+                    "expert cache eviction policy: lru, slru, lfu, segment, least-stale, "
+                    "belady (needs --routing-trace)")
+        ->capture_default_str();
+    app->add_flag("--cache-per-layer", f.per_layer,
+                  "one cache partition per layer (default: one for the model)");
+    app->add_flag("--force-cache", f.force_cache,
+                  "use the expert cache even when every expert fits the budget");
+    app->add_option("--cache-slots", f.cache_slots,
+                    "use the expert cache with exactly this many slots (overrides the budget's count)");
+    app->add_option("--prefetch", f.prefetch,
+                    "prefetch: auto, none, next-layer (auto: next-layer unless routing is "
+                    "forced by a trace)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"auto", "none", "next-layer"}));
+    app->add_option("--io-depth", f.io_depth, "NVMe reads in flight")
+        ->capture_default_str()
+        ->check(CLI::Range(1u, 1024u));
+    app->add_option("--routing-trace", f.routing_trace,
+                    "force the experts of each token from a routing trace (moerun, MOETRC01 or CSV)");
+    app->add_option("--routing-offset", f.routing_offset, "first trace token to use")->capture_default_str();
+    app->add_option("--trace-out", f.trace_out, "record the routing of this run to a trace file");
+    app->add_flag("--stats", f.stats, "print expert cache statistics per layer");
+}
+
+namespace {
+
+// Reads every page of the dense tensors (and of the experts when they are read in place) so the
+// first tokens do not pay for page faults; shows progress on stderr for large files.
+void prefault(const gguf::GgufFile &file, bool experts_too) {
+    const runtime::ModelInfo info = runtime::ModelInfo::from_gguf(file);
+    const runtime::ExpertSummary sum = runtime::ExpertSummary::from_gguf(file, info);
+    auto is_expert = [&](const gguf::TensorInfo &t) {
+        for (const auto &l : sum.layers)
+            if (&t == l.gate || &t == l.up || &t == l.down) return true;
+        return false;
+    };
+    uint64_t total = 0, done = 0;
+    for (const auto &t : file.tensors())
+        if (experts_too || !is_expert(t)) total += file.tensor_data(t).size();
+    const bool show = total > (256ull << 20);
+    const bool tty = isatty(STDERR_FILENO) != 0;
+    int last = -1;
+    volatile uint8_t sink = 0;
+    for (const auto &t : file.tensors()) {
+        if (!experts_too && is_expert(t)) continue;
+        const auto bytes = file.tensor_data(t);
+        file.advise_willneed(file.data_offset() + t.offset, bytes.size());
+        for (size_t i = 0; i < bytes.size(); i += 4096) sink = static_cast<uint8_t>(sink + bytes[i]);
+        done += bytes.size();
+        const int pct = static_cast<int>(100 * done / std::max<uint64_t>(total, 1));
+        if (show && tty && pct != last) std::fprintf(stderr, "\rmoerun: loading %3d%%", pct);
+        last = pct;
+    }
+    if (show)
+        std::fprintf(stderr, tty ? "\rmoerun: loaded %s\n" : "moerun: loaded %s\n",
+                     format_size(done).c_str());
+}
+
+}  // namespace
+
+std::unique_ptr<Session> open_session(const std::string &path, const MemoryFlags &f, uint32_t n_ctx,
+                                      int threads) {
+    auto file = gguf::GgufFile::open(path);
+    Model model = Model::load(file);
+    auto s = std::make_unique<Session>(std::move(file), std::move(model));
+    const Hparams &hp = s->model.hparams();
+    s->ctx.n_ctx = n_ctx;
+    s->ctx.n_threads = threads;
+    MemoryOptions mo;
+    if (!f.host_mem.empty()) mo.host_mem = parse_size(f.host_mem);
+    if (!f.device_mem.empty()) mo.device_mem = parse_size(f.device_mem);
+    mo.force_cache = f.force_cache || f.cache_slots > 0;
+    if (!f.routing_trace.empty()) {
+        s->routing = std::make_unique<cache::Trace>(cache::read_trace(f.routing_trace));
+        s->ctx.routing = s->routing.get();
+        s->ctx.routing_offset = f.routing_offset;
+    }
+    const uint32_t min_slots = f.per_layer ? hp.n_layer : 1;
+    s->plan = plan_memory(s->file, s->model, s->ctx, mo, f.cache_slots > 0 ? 0 : min_slots);
+    if (f.cache_slots > 0) {
+        s->plan.n_slots = static_cast<uint32_t>(std::min<uint64_t>(f.cache_slots, s->plan.n_experts_total));
+        s->plan.budget_from_free = false;
+    }
+    std::fprintf(stderr, "moerun: %s\n", s->plan.describe().c_str());
+    if (s->plan.cached) {
+        s->file.advise_random();
+        cache::CacheConfig cc;
+        cc.n_slots = s->plan.n_slots;
+        cc.per_layer = f.per_layer;
+        cc.policy = f.policy;
+        cc.queue_depth = f.io_depth;
+        if (f.policy == "belady") {
+            if (!s->routing)
+                throw std::invalid_argument("--cache-policy belady needs the future: give --routing-trace");
+            s->future = std::make_unique<cache::FutureTrace>(hp.n_layer, hp.n_expert);
+            std::vector<std::span<const uint16_t>> per_layer(hp.n_layer);
+            for (uint64_t step = 0; step < n_ctx; ++step) {
+                const uint64_t at = (f.routing_offset + step) % s->routing->n_tokens();
+                for (uint32_t l = 0; l < hp.n_layer; ++l) per_layer[l] = s->routing->experts_at(at, l);
+                s->future->push_step(per_layer);
+            }
+            cc.policy_params.future = s->future.get();
+        }
+        cc.policy_params.top_k = hp.n_expert_used;
+        s->experts = make_cached_experts(s->file, s->model, cc);
+        std::fprintf(stderr, "moerun: expert cache: %s policy, %s, reads via %s\n", f.policy.c_str(),
+                     f.per_layer ? "per-layer partitions" : "one partition",
+                     s->experts->cache()->reader().mode().c_str());
+        s->ctx.prefetch_next_layer = f.prefetch == "next-layer" || (f.prefetch == "auto" && !s->routing);
+    } else {
+        s->experts = make_mapped_experts(s->model);
+    }
+    s->ctx.experts = s->experts.get();
+    prefault(s->file, !s->plan.cached);
+    if (!f.trace_out.empty()) {
+        cache::TraceShape shape;
+        shape.n_layers = hp.n_layer;
+        shape.n_experts = hp.n_expert;
+        shape.top_k = hp.n_expert_used;
+        for (const auto &loc : expert_locations(s->file, s->model))
+            if (loc.id.expert == 0) shape.expert_bytes.push_back(loc.bytes());
+        shape.model = path;
+        s->trace_out = std::make_unique<cache::TraceWriter>(f.trace_out, shape);
+        s->trace_out->begin_sequence(0, 0);
+        s->ctx.trace_out = s->trace_out.get();
+    }
+    return s;
+}
+
+void print_cache_stats(const Session &s, std::FILE *out) {
+    const cache::ExpertCache *c = s.experts ? s.experts->cache() : nullptr;
+    if (c == nullptr) {
+        std::fprintf(out, "moerun: expert cache: off (all experts read in place)\n");
+        return;
+    }
+    std::fprintf(out,
+                 "\n| layer | accesses | hits | late | misses | hit rate | read | prefetch "
+                 "issued/used/wasted/cancelled | I/O wait s |\n");
+    std::fprintf(out, "|---:|---:|---:|---:|---:|---:|---:|---|---:|\n");
+    cache::LayerCacheStats total;
+    auto row = [&](const std::string &name, const cache::LayerCacheStats &st) {
+        std::fprintf(out, "| %s | %llu | %llu | %llu | %llu | %.1f%% | %s | %llu/%llu/%llu/%llu | %.3f |\n",
+                     name.c_str(), static_cast<unsigned long long>(st.accesses),
+                     static_cast<unsigned long long>(st.hits), static_cast<unsigned long long>(st.late_hits),
+                     static_cast<unsigned long long>(st.misses),
+                     st.accesses ? 100.0 * double(st.hit_total()) / double(st.accesses) : 0.0,
+                     format_size(st.bytes_read).c_str(), static_cast<unsigned long long>(st.prefetch_issued),
+                     static_cast<unsigned long long>(st.prefetch_used),
+                     static_cast<unsigned long long>(st.prefetch_wasted),
+                     static_cast<unsigned long long>(st.prefetch_cancelled), st.wait_seconds);
+    };
+    for (size_t l = 0; l < c->stats().size(); ++l) {
+        row(std::to_string(l), c->stats()[l]);
+        total += c->stats()[l];
+    }
+    row("all", total);
+    std::fprintf(
+        out,
+        "moerun: CPU fallback: 0 (CPU backend: device and host tiers are the same RAM; a miss waits for "
+        "its read)\n");
+}
+
+}  // namespace moerun::cli

@@ -1,0 +1,59 @@
+// Loading a model for the subcommands that run one (run, chat, bench): the memory budget and
+// expert cache flags, the memory plan, the expert source, routing traces in and out.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "moerun/cache/policy.h"
+#include "moerun/cache/trace.h"
+#include "moerun/runtime/context.h"
+#include "moerun/runtime/expert-source.h"
+#include "moerun/runtime/gguf.h"
+#include "moerun/runtime/memory-plan.h"
+#include "moerun/runtime/model.h"
+
+namespace moerun::cli {
+
+struct MemoryFlags {
+    std::string host_mem, device_mem;  // sizes such as 6GiB (empty: derived from free memory)
+    std::string policy = "lru";
+    std::string prefetch = "auto";  // auto | none | next-layer
+    bool per_layer = false;         // one cache partition per layer (default: one for the model)
+    bool force_cache = false;       // use the cache even when every expert fits
+    unsigned io_depth = 32;
+    uint32_t cache_slots = 0;  // > 0: exactly this many slots (tests, experiments)
+    std::string routing_trace, trace_out;
+    uint64_t routing_offset = 0;
+    bool stats = false;
+};
+
+// --host-mem --device-mem --cache-policy --cache-per-layer --force-cache --cache-slots --prefetch --io-depth
+// --routing-trace --routing-offset --trace-out --stats
+void add_memory_options(CLI::App *app, MemoryFlags &f);
+
+struct Session {
+    gguf::GgufFile file;
+    Model model;
+    MemoryPlan plan;
+    std::unique_ptr<cache::Trace> routing;
+    std::unique_ptr<cache::FutureTrace> future;  // belady
+    std::unique_ptr<cache::TraceWriter> trace_out;
+    std::unique_ptr<ExpertSource> experts;
+    ContextParams ctx;
+
+    Session(gguf::GgufFile f, Model m) : file(std::move(f)), model(std::move(m)) {}
+};
+
+// Opens the model, plans memory, builds the expert source; prints the plan and a load progress
+// line to stderr. n_ctx/threads as given to the Context.
+std::unique_ptr<Session> open_session(const std::string &path, const MemoryFlags &f, uint32_t n_ctx,
+                                      int threads);
+
+// The cache statistics (per layer and total) as a table; nothing when experts are read in place.
+void print_cache_stats(const Session &s, std::FILE *out);
+
+}  // namespace moerun::cli
