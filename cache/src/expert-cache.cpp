@@ -34,6 +34,7 @@ struct Slot {
     bool pinned = false;      // requested by the layer being served and not done yet
     bool wanted = false;      // requested by the current layer and not handed out yet
     bool prefetched = false;  // brought in by a prefetch and not used since
+    bool permanent = false;   // pinned for good (pin_permanently); unknown to the policy
     uint8_t pending = 0;      // reads outstanding
     uint32_t partition = 0;
 };
@@ -86,7 +87,7 @@ struct ExpertCache::Impl {
         const int32_t s = m->slot_of[m->key(id)];
         if (s < 0) return false;
         const Slot &sl = m->slots[static_cast<size_t>(s)];
-        return !sl.pinned && sl.state == SlotState::ready;
+        return !sl.pinned && !sl.permanent && sl.state == SlotState::ready;
     }
 
     // A slot of partition p for a new entry: a free one, else the policy's victim. -1 if none.
@@ -303,7 +304,7 @@ void ExpertCache::begin_layer(uint32_t layer, std::span<const uint16_t> experts)
         sl.pinned = sl.wanted = true;
         if (sl.prefetched) ++st.prefetch_used;
         sl.prefetched = false;
-        policy.on_hit({layer, e}, m.now());
+        if (!sl.permanent) policy.on_hit({layer, e}, m.now());
         if (sl.state == SlotState::ready) {
             ++st.hits;
             m.ready.push_back(e);
@@ -366,6 +367,23 @@ void ExpertCache::prefetch(uint32_t layer, std::span<const uint16_t> experts) {
         m.pf_queue.push_back({layer, e});
     }
     m.pump_prefetch();
+}
+
+uint32_t ExpertCache::pin_permanently(std::span<const ExpertId> experts) {
+    Impl &m = *impl_;
+    uint32_t pinned = 0;
+    for (const ExpertId id : experts) {
+        if (id.layer >= m.n_layers || id.expert >= m.n_experts || m.slot_of[m.key(id)] >= 0) continue;
+        Partition &part = m.parts[m.partition_of(id.layer)];
+        if (part.free_slots.size() <= 1) continue;  // keep one slot for the policy
+        const uint32_t s = part.free_slots.back();
+        part.free_slots.pop_back();
+        m.slots[s].permanent = true;
+        m.load(s, id);
+        ++pinned;
+    }
+    while (m.reader.outstanding() > 0) m.reader.wait_one([&m](uint64_t tag) { m.on_read_done(tag); });
+    return pinned;
 }
 
 bool ExpertCache::resident(uint32_t layer, uint16_t expert) const {

@@ -33,7 +33,7 @@ class MappedExperts final : public ExpertSource {
     }
     void done(uint32_t, uint16_t) override {}
     void prefetch(uint32_t, std::span<const uint16_t>) override {}
-    const cache::ExpertCache *cache() const override { return nullptr; }
+    cache::ExpertCache *cache() const override { return nullptr; }
 
   private:
     const Model &model_;
@@ -57,10 +57,10 @@ class CachedExperts final : public ExpertSource {
     void prefetch(uint32_t layer, std::span<const uint16_t> experts) override {
         cache_.prefetch(layer, experts);
     }
-    const cache::ExpertCache *cache() const override { return &cache_; }
+    cache::ExpertCache *cache() const override { return &cache_; }
 
   private:
-    cache::ExpertCache cache_;
+    mutable cache::ExpertCache cache_;
 };
 
 }  // namespace

@@ -33,6 +33,7 @@ for policy in lru slru lfu segment least-stale; do
     same greedy "greedy-$policy-per-layer" --temp 0 --cache-slots "$n_layer" --cache-per-layer --cache-policy "$policy"
 done
 same greedy greedy-no-prefetch --temp 0 --cache-slots 5 --prefetch none
+same greedy greedy-pinned --temp 0 --cache-slots 5 --pin-hot 3 --pin-profile "$work/greedy.trace"
 run sampled --temp 0.9 --top-k 40 --seed 1234
 same sampled sampled-lru-2 --temp 0.9 --top-k 40 --seed 1234 --cache-slots 2
 same sampled sampled-slru-per-layer --temp 0.9 --top-k 40 --seed 1234 --cache-slots "$((2 * n_layer))" --cache-per-layer --cache-policy slru

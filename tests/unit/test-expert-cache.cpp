@@ -201,3 +201,19 @@ TEST_CASE("NVMe reader: ranges past the end of the file are refused") {
     CHECK_THROWS_AS(r.submit({f.bytes.size() - 10, 100, buf, 0}), IoError);
     CHECK(r.mode().find("O_DIRECT") != std::string::npos);
 }
+
+TEST_CASE(
+    "expert cache: permanently pinned experts stay resident and are hits; one slot stays for the policy") {
+    ExpertFile f(1, 8, 4000, "moerun-cache-permanent");
+    ExpertCache c(f.path, f.locs, 1, 8, config(3));
+    const std::vector<ExpertId> hot = {{0, 5}, {0, 6}, {0, 7}};
+    CHECK(c.pin_permanently(hot) == 2);  // the third would leave no slot for the policy
+    CHECK(c.resident(0, 5));
+    CHECK(c.resident(0, 6));
+    c.begin_step(0);
+    serve(c, f, 0, {0, 1, 2, 3, 5});  // streams 0..3 through the one free slot
+    CHECK(c.resident(0, 5));
+    CHECK(c.resident(0, 6));
+    CHECK(c.stats()[0].hits == 1);
+    CHECK(c.stats()[0].misses == 4);
+}

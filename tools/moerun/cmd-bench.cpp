@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
 #include <random>
 #include <thread>
 
@@ -23,9 +25,65 @@ namespace {
 struct BenchOptions {
     std::string model;
     int n_prompt = 512, n_gen = 128, reps = 3, threads = 0;
-    bool json = false;
+    bool json = false, io = false;
+    double io_seconds = 3;
     MemoryFlags mem;
 };
+
+// --io: the NVMe tier alone. Reads random experts of the model (gate, up, down: three aligned
+// O_DIRECT reads each) with `depth` experts in flight, for io_seconds; prints the bandwidth.
+int bench_io(const BenchOptions &o) {
+    auto file = gguf::GgufFile::open(o.model);
+    const Model model = Model::load(file);
+    const auto locs = expert_locations(file, model);
+    const unsigned depth = std::max(1u, o.mem.io_depth / 3);
+    cache::NvmeReader reader(o.model, depth * 3);
+    const uint64_t slot = cache::ExpertCache::slot_bytes(locs);
+    void *arena = nullptr;
+    if (posix_memalign(&arena, cache::NvmeReader::kAlign, slot * depth) != 0) throw std::bad_alloc();
+    std::unique_ptr<void, decltype(&std::free)> hold(arena, &std::free);
+    auto *base = static_cast<uint8_t *>(arena);
+    std::mt19937_64 rng(42);
+    std::vector<int> pending(depth, 0);
+    uint64_t experts = 0, bytes = 0;
+    auto issue = [&](unsigned b) {
+        const cache::ExpertLocation &l = locs[rng() % locs.size()];
+        uint64_t off = 0;
+        for (const cache::ByteRange &r : {l.gate, l.up, l.down}) {
+            if (r.size == 0) continue;
+            reader.submit({r.offset, r.size, base + b * slot + off, b});
+            off += cache::NvmeReader::span_bytes(r.offset, r.size);
+            ++pending[b];
+        }
+        bytes += l.bytes();
+    };
+    const auto t0 = std::chrono::steady_clock::now();
+    for (unsigned b = 0; b < depth; ++b) issue(b);
+    double secs = 0;
+    while ((secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()) <
+           o.io_seconds) {
+        reader.wait_one([&](uint64_t tag) {
+            if (--pending[tag] == 0) {
+                ++experts;
+                issue(static_cast<unsigned>(tag));
+            }
+        });
+    }
+    while (reader.outstanding() > 0) reader.wait_one([](uint64_t) {});
+    secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double gbps = static_cast<double>(bytes) / secs / 1e9;
+    if (o.json)
+        std::printf(
+            "{\"model\": \"%s\", \"mode\": \"%s\", \"experts_in_flight\": %u, \"expert_bytes\": %llu, "
+            "\"experts\": %llu, \"seconds\": %.3f, \"gb_per_s\": %.4f}\n",
+            o.model.c_str(), reader.mode().c_str(), depth, static_cast<unsigned long long>(locs[0].bytes()),
+            static_cast<unsigned long long>(experts), secs, gbps);
+    else
+        std::printf("NVMe tier (%s): %llu random experts of %s in %.2f s, %u in flight: %.3f GB/s\n",
+                    reader.mode().c_str(), static_cast<unsigned long long>(experts),
+                    format_bytes(locs[0].bytes()).c_str(), secs, depth, gbps);
+    return 0;
+}
 
 cache::LayerCacheStats cache_total(const Session &s) {
     cache::LayerCacheStats t;
@@ -48,6 +106,7 @@ MeanStd stats(const std::vector<double> &v) {
 }
 
 int bench(const BenchOptions &o) {
+    if (o.io) return bench_io(o);
     const int threads = resolve_threads(o.threads);
     const auto session =
         open_session(o.model, o.mem, static_cast<uint32_t>(o.n_prompt + o.n_gen + 1), threads);
@@ -152,6 +211,10 @@ Subcommand add_bench(CLI::App &parent) {
     app->add_option("-t,--threads", o->threads, "CPU threads (0: all)")->capture_default_str();
     app->add_flag("--json", o->json, "one JSON object instead of the table");
     add_memory_options(app, o->mem);
+    app->add_flag(
+        "--io", o->io,
+        "measure the NVMe tier instead: O_DIRECT reads of random experts (--io-depth reads in flight)");
+    app->add_option("--io-seconds", o->io_seconds, "duration of --io")->capture_default_str();
     return {app, [o] { return bench(*o); }};
 }
 

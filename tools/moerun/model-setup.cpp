@@ -37,6 +37,10 @@ void add_memory_options(CLI::App *app, MemoryFlags &f) {
                     "force the experts of each token from a routing trace (moerun, MOETRC01 or CSV)");
     app->add_option("--routing-offset", f.routing_offset, "first trace token to use")->capture_default_str();
     app->add_option("--trace-out", f.trace_out, "record the routing of this run to a trace file");
+    app->add_option(
+        "--pin-hot", f.pin_hot,
+        "keep the N most used experts (counted in --pin-profile or the routing trace) resident for good");
+    app->add_option("--pin-profile", f.pin_profile, "routing trace to count expert uses in for --pin-hot");
     app->add_flag("--stats", f.stats, "print expert cache statistics per layer");
 }
 
@@ -72,6 +76,36 @@ void prefault(const gguf::GgufFile &file, bool experts_too) {
     if (show)
         std::fprintf(stderr, tty ? "\rmoerun: loaded %s\n" : "moerun: loaded %s\n",
                      format_size(done).c_str());
+}
+
+// --pin-hot: counts each expert's uses in the profile trace and pins the most used ones.
+void pin_hot_experts(Session &s, const MemoryFlags &f) {
+    const Hparams &hp = s.model.hparams();
+    std::unique_ptr<cache::Trace> own;
+    const cache::Trace *profile = s.routing.get();
+    if (!f.pin_profile.empty()) {
+        own = std::make_unique<cache::Trace>(cache::read_trace(f.pin_profile));
+        profile = own.get();
+    }
+    if (profile == nullptr)
+        throw std::invalid_argument("--pin-hot needs a profile: give --pin-profile or --routing-trace");
+    if (profile->shape.n_layers != hp.n_layer || profile->shape.n_experts != hp.n_expert)
+        throw std::invalid_argument(
+            "--pin-profile: the trace's shape does not match the model's layers and experts");
+    std::vector<uint64_t> uses(size_t{hp.n_layer} * hp.n_expert, 0);
+    for (uint64_t t = 0; t < profile->n_tokens(); ++t)
+        for (uint32_t l = 0; l < hp.n_layer; ++l)
+            for (uint16_t e : profile->experts_at(t, l)) ++uses[size_t{l} * hp.n_expert + e];
+    std::vector<uint32_t> order(uses.size());
+    for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return uses[a] > uses[b]; });
+    std::vector<cache::ExpertId> hot;
+    for (uint32_t i = 0; i < std::min<uint32_t>(f.pin_hot, static_cast<uint32_t>(order.size())); ++i)
+        hot.push_back({order[i] / hp.n_expert, order[i] % hp.n_expert});
+    cache::ExpertCache *cache = s.experts->cache();
+    const uint32_t n = cache->pin_permanently(hot);
+    std::fprintf(stderr, "moerun: pinned the %u most used experts of the profile for good (%u asked)\n", n,
+                 f.pin_hot);
 }
 
 }  // namespace
@@ -125,6 +159,7 @@ std::unique_ptr<Session> open_session(const std::string &path, const MemoryFlags
                      f.per_layer ? "per-layer partitions" : "one partition",
                      s->experts->cache()->reader().mode().c_str());
         s->ctx.prefetch_next_layer = f.prefetch == "next-layer" || (f.prefetch == "auto" && !s->routing);
+        if (f.pin_hot > 0) pin_hot_experts(*s, f);
     } else {
         s->experts = make_mapped_experts(s->model);
     }

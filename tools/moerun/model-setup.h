@@ -27,12 +27,14 @@ struct MemoryFlags {
     unsigned io_depth = 32;
     uint32_t cache_slots = 0;  // > 0: exactly this many slots (tests, experiments)
     std::string routing_trace, trace_out;
+    uint32_t pin_hot = 0;     // keep the N most used experts of a profile resident for good
+    std::string pin_profile;  // the trace to count uses in (default: --routing-trace)
     uint64_t routing_offset = 0;
     bool stats = false;
 };
 
 // --host-mem --device-mem --cache-policy --cache-per-layer --force-cache --cache-slots --prefetch --io-depth
-// --routing-trace --routing-offset --trace-out --stats
+// --routing-trace --routing-offset --trace-out --pin-hot --pin-profile --stats
 void add_memory_options(CLI::App *app, MemoryFlags &f);
 
 struct Session {

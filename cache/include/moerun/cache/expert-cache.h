@@ -78,6 +78,10 @@ class ExpertCache {
     void done(uint32_t layer, uint16_t expert);
     // Low-priority reads of experts predicted for a later layer (or step).
     void prefetch(uint32_t layer, std::span<const uint16_t> experts);
+    // Reads `experts` now and keeps them resident for good (e.g. the hottest ones of a profile):
+    // they take slots of their partition that the policy never sees. At most all but one slot of
+    // a partition can be pinned; the rest are skipped. Returns how many were pinned.
+    uint32_t pin_permanently(std::span<const ExpertId> experts);
 
     bool resident(uint32_t layer, uint16_t expert) const;
     uint32_t n_slots() const;

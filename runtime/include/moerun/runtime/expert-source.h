@@ -31,7 +31,7 @@ class ExpertSource {
     virtual void done(uint32_t layer, uint16_t expert) = 0;
     virtual void prefetch(uint32_t layer, std::span<const uint16_t> experts) = 0;
     // The cache behind this source, or nullptr when experts are read in place.
-    virtual const cache::ExpertCache *cache() const = 0;
+    virtual cache::ExpertCache *cache() const = 0;
 };
 
 // Experts read in place from the mapped file (no cache).
