@@ -15,6 +15,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace moerun::cache {
@@ -59,27 +60,55 @@ struct Trace {
 
 // Reads any of the three formats (chosen by the magic; CSV otherwise). Throws TraceError.
 Trace read_trace(const std::string &path);
-// Writes moerun's own format. Throws TraceError on an I/O error.
+// The same on bytes in memory; `name` stands for the path in error messages (fuzzing, tests).
+Trace read_trace_bytes(std::span<const uint8_t> bytes, const std::string &name);
+// Writes moerun's own format. Checks the whole trace first (TraceError naming the bad field,
+// nothing written); throws TraceError on an I/O error and then leaves no partial file.
 void write_trace(const std::string &path, const Trace &trace);
 
 // Streaming writer for `moerun run --trace-out`: tokens are appended as they are decoded and the
-// file is complete after close() (or the destructor).
+// file is complete after close() (or the destructor). Each token goes to the file at once (a
+// buffered FILE); a sequence's token count is patched when the next sequence begins or on close,
+// the sequence count on close. Until then the file reads as "not closed" (cache/TRACE.md).
+// Weights are recorded when the first token has them; then every token must have them.
+// Every token is checked (ids < n_experts, no repeats, finite weights); errors and I/O errors
+// throw TraceError (a rejected token writes nothing: the writer stays usable). add_token does not
+// allocate.
 class TraceWriter {
   public:
     TraceWriter(const std::string &path, TraceShape shape);
-    ~TraceWriter();
+    ~TraceWriter();  // closes; an error there is printed to stderr (a destructor cannot throw)
     TraceWriter(const TraceWriter &) = delete;
     TraceWriter &operator=(const TraceWriter &) = delete;
-    void begin_sequence(uint32_t id, uint32_t prompt_length);
-    // experts/weights: [n_layers][top_k] for one token.
+    void begin_sequence(uint32_t id, uint32_t prompt_length, uint32_t domain = 0);
+    // experts/weights: [n_layers][top_k] for one token; weights empty when not recorded.
     void add_token(int32_t token_id, bool prefill, std::span<const uint16_t> experts,
                    std::span<const float> weights);
     void close();
+    uint64_t n_tokens() const { return n_tokens_; }  // tokens written so far
 
   private:
     std::string path_;
-    Trace trace_;
+    TraceShape shape_;
+    std::FILE *file_ = nullptr;
     bool closed_ = false;
+    bool in_sequence_ = false;
+    int has_weights_ = -1;         // -1 until the first token decides
+    uint64_t flags_at_ = 0;        // byte offset of the header's flags
+    uint64_t n_sequences_at_ = 0;  // byte offset of the header's n_sequences
+    uint64_t seq_tokens_at_ = 0;   // byte offset of the open sequence's n_tokens
+    uint64_t seq_tokens_ = 0;      // tokens of the open sequence
+    uint32_t n_sequences_ = 0;
+    uint64_t n_tokens_ = 0;
+    uint64_t size_ = 0;            // bytes written so far: the file's end
+    std::vector<uint8_t> record_;  // one token record, sized once
+    std::vector<uint64_t> stamp_;  // [n_experts] duplicate check (see ExpertChecker)
+    uint64_t tick_ = 0;
+
+    void write_at(uint64_t offset, const void *data, size_t n);
+    void write(const void *data, size_t n);
+    void end_sequence();
+    [[noreturn]] void fail(const std::string &where, std::string_view field, const std::string &message);
 };
 
 }  // namespace moerun::cache
