@@ -100,6 +100,7 @@ void replay_section(const Report &r, std::string &h) {
         plot.y_label = "hit rate";
         plot.y_min = floor_tenth(lo);
         plot.y_max = 1;
+        plot.width = 420;
         for (const std::string &pol : p.policies) plot.series.push_back(series_for(p, scope, pol));
         h += svg::line_plot(plot);
     }

@@ -63,7 +63,7 @@ std::string escape(std::string_view s) {
 }
 
 std::string line_plot(const LinePlot &p) {
-    const double left = 56, right = 130, top = 30, bottom = 46;
+    const double left = 56, right = 118, top = 30, bottom = 46;
     const double w = p.width - left - right, h = p.height - top - bottom;
     std::vector<double> xt = p.x_ticks;
     if (xt.empty() && !p.series.empty()) xt = p.series[0].x;
