@@ -1,6 +1,7 @@
 // Terminal tables and JSON for `moerun profile` (see profile-report.h).
 #include "profile-report.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "json-writer.h"
@@ -11,6 +12,11 @@ namespace {
 std::string pad(const std::string &s, size_t width, bool left = false) {
     if (s.size() >= width) return s;
     return left ? s + std::string(width - s.size(), ' ') : std::string(width - s.size(), ' ') + s;
+}
+
+// Width of a policy's column: the name and two spaces, at least 9.
+size_t col(const std::string &policy) {
+    return std::max<size_t>(9, policy.size() + 2);
 }
 
 std::string bytes_per_token(const Report &r, const cache::SimResult &res) {
@@ -53,13 +59,13 @@ void replay_tables(const Report &r, std::string &out) {
         out += std::string("\nhit rate [") + scope + "] (" + std::to_string(any ? any->result.tokens : 0) +
                " tokens)\n";
         out += pad("size", 7);
-        for (const std::string &pol : p.policies) out += pad(pol, 9);
+        for (const std::string &pol : p.policies) out += pad(pol, col(pol));
         out += "\n";
         for (uint32_t size : p.sizes) {
             out += pad(std::to_string(size), 7);
             for (const std::string &pol : p.policies) {
                 const ReplayCell *c = p.find(scope, pol, size);
-                out += pad(c ? percent(c->result.hit_rate()) : "-", 9);
+                out += pad(c ? percent(c->result.hit_rate()) : "-", col(pol));
             }
             out += "\n";
         }
@@ -69,7 +75,7 @@ void replay_tables(const Report &r, std::string &out) {
            "] (gap: Belady's hit rate minus the policy's; cold: share of misses that are first uses)\n";
     out += pad("policy", 12, true) + pad("size", 6) + pad("hit rate", 10) + pad("belady", 9) + pad("gap", 8) +
            pad("miss/tok", 10) + pad("MiB/tok", 9) + pad("cold", 7);
-    if (p.prefetch != "none") out += pad("pf used", 9) + pad("pf waste", 9);
+    if (p.prefetch != "none") out += pad("loads/tok", 11) + pad("pf used", 10) + pad("pf waste", 10);
     out += "\n";
     for (const std::string &pol : p.policies)
         for (uint32_t size : p.sizes) {
@@ -82,14 +88,18 @@ void replay_tables(const Report &r, std::string &out) {
                    pad(fixed(x.misses_per_token(), 2), 10) + pad(bytes_per_token(r, x), 9) +
                    pad(cold_share(x.total), 7);
             if (p.prefetch != "none")
-                out += pad(std::to_string(x.total.prefetches_used), 9) +
-                       pad(std::to_string(x.total.prefetches_wasted), 9);
+                out += pad(fixed(double(x.total.misses + x.total.prefetches_issued) /
+                                     double(std::max<uint64_t>(1, x.tokens)),
+                                 2),
+                           11) +
+                       pad(std::to_string(x.total.prefetches_used), 10) +
+                       pad(std::to_string(x.total.prefetches_wasted), 10);
             out += "\n";
         }
     out +=
         std::string("\nper-layer hit rate [") + all + "] at size " + std::to_string(p.breakdown_size) + "\n";
     out += pad("layer", 7);
-    for (const std::string &pol : p.policies) out += pad(pol, 9);
+    for (const std::string &pol : p.policies) out += pad(pol, col(pol));
     out += "\n";
     for (uint32_t l = 0; l < r.trace.n_layers; ++l) {
         out += pad(std::to_string(l), 7);
