@@ -45,7 +45,7 @@ double floor_tenth(double v) {
 }
 
 svg::Series series_for(const ReplayReport &p, const std::string &scope, const std::string &pol) {
-    svg::Series s{pol == "belady" ? "belady (bound)" : pol, policy_color(pol), pol == "belady", {}, {}};
+    svg::Series s{pol, policy_color(pol), pol == "belady", {}, {}};
     for (uint32_t size : p.sizes)
         if (const ReplayCell *c = p.find(scope, pol, size)) {
             s.x.push_back(size);
