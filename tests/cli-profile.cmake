@@ -23,6 +23,14 @@ moerun_cli_test(profile-stats ARGS "profile|stats|${_prof}/two-layers.csv|--size
 moerun_cli_test(profile-stats-json ARGS "profile|stats|${_prof}/textbook-lru.csv|--segment|1|--size|3|--json" RC 0
                 STDOUT ".srp.: .{.segment.: 1, .windows.: 10, .srp.: 1,")
 
+# Expert bytes from a GGUF (1728 bytes per expert); a model of another shape is refused.
+set(_prof_gguf ${CMAKE_CURRENT_LIST_DIR}/fuzz/corpus/gguf/moe-olmoe-q4_0.gguf)
+moerun_cli_test(profile-model-bytes
+                ARGS "profile|replay|${_prof}/one-layer-two-experts.csv|--model|${_prof_gguf}|--size|1|--policy|lru|--json"
+                RC 0 STDOUT ".expert_bytes.: .1728.*.policy.: .lru., .size.: 1,[^}]*.bytes_per_token.: 1728,")
+moerun_cli_test(profile-model-mismatch ARGS "profile|replay|${_prof}/two-layers.csv|--model|${_prof_gguf}" RC 1
+                STDERR "the model has 1 MoE layers x 2 experts but the trace has 2 x 6")
+
 # Bad input: exit 1 and a message naming the file and the problem.
 moerun_cli_test(profile-missing-file ARGS "profile|replay|${_prof}/no-such-trace.csv" RC 1 STDERR "no-such-trace.csv")
 moerun_cli_test(profile-bad-missing-layer ARGS "profile|replay|${_prof}/bad-missing-layer.csv" RC 1
