@@ -26,6 +26,7 @@ int run(int argc, char **argv) {
     commands.push_back(moerun::cli::add_chat(app));
     commands.push_back(moerun::cli::add_tokenize(app));
     commands.push_back(moerun::cli::add_bench(app));
+    commands.push_back(moerun::cli::add_profile(app));
 
     try {
         app.parse(argc, argv);

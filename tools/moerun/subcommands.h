@@ -33,4 +33,8 @@ Subcommand add_tokenize(CLI::App &parent);
 // `moerun bench -m FILE [-p 512] [-n 128] [-r 3] [-t T] [--json]`: prompt and decode tokens/s.
 Subcommand add_bench(CLI::App &parent);
 
+// `moerun profile replay|stats TRACE [...]`: cache hit rates per policy and size (with Belady's bound),
+// SRP/SCH locality, popularity; table, --json or --html. See cmd-profile.cpp.
+Subcommand add_profile(CLI::App &parent);
+
 }  // namespace moerun::cli
