@@ -20,7 +20,7 @@ namespace moerun::cli {
 
 struct MemoryFlags {
     std::string host_mem, device_mem;  // sizes such as 6GiB (empty: derived from free memory)
-    std::string policy = "lru";
+    std::string policy = "least-stale";
     std::string prefetch = "auto";  // auto | none | next-layer
     bool per_layer = false;         // one cache partition per layer (default: one for the model)
     bool force_cache = false;       // use the cache even when every expert fits
