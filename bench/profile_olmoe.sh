@@ -3,12 +3,17 @@
 # Belady bound (per-layer and global slots, per domain, per-sequence spread), SRP/SCH and routing
 # statistics, and the HTML report. Writes bench/results/profile-olmoe.md (+ .html, .json).
 #
-#   bash bench/profile_olmoe.sh [build/tools/moerun] [trace]
+#   bash bench/profile_olmoe.sh [build/tools/moerun] [trace] [model.gguf]
+# With a GGUF of the trace's shape (default /tmp/bench/olmoe-1b-7b-q4k.gguf when it exists, see
+# bench/README.md) the tables also give MiB moved per token.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MOERUN=${1:-build/tools/moerun}
 TRACE=${2:-../shared/data/traces/olmoe-1b-7b-decode-general-coding.bin}
 [ -f "$TRACE" ] || TRACE=/work/shared/data/traces/olmoe-1b-7b-decode-general-coding.bin
+MODEL=${3:-/tmp/bench/olmoe-1b-7b-q4k.gguf}
+MODEL_ARG=()
+[ -f "$MODEL" ] && MODEL_ARG=(--model "$MODEL")
 OUT=bench/results/profile-olmoe
 SIZES=8,16,24,32,48
 POLICIES=lru,slru,lfu,segment,least-stale
@@ -30,8 +35,8 @@ for t in 1 0; do
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-CMD_REPLAY="$MOERUN profile replay $TRACE --policy $POLICIES --size $SIZES --per-layer --per-sequence --html $OUT.html"
-CMD_GLOBAL="$MOERUN profile replay $TRACE --policy $POLICIES --global --no-by-domain"
+CMD_REPLAY="$MOERUN profile replay $TRACE ${MODEL_ARG[*]} --policy $POLICIES --size $SIZES --per-layer --per-sequence --html $OUT.html"
+CMD_GLOBAL="$MOERUN profile replay $TRACE ${MODEL_ARG[*]} --policy $POLICIES --global --no-by-domain"
 CMD_PREFETCH="$MOERUN profile replay $TRACE --policy lru,slru,belady --size 16,24,32 --prefetch oracle-next-layer --no-by-domain"
 CMD_STATS="$MOERUN profile stats $TRACE --segment 1,2,4,8,16 --size $SIZES"
 CMD_STATS_GLOBAL="$MOERUN profile stats $TRACE --segment 1,2,4,8,16 --global --no-by-domain"
