@@ -13,6 +13,7 @@
 
 #include "moerun/cache/trace.h"
 #include "moerun/kernels/cpu/ops.h"
+#include "moerun/kernels/cpu/rope.h"
 #include "moerun/quant/dequant.h"
 #include "moerun/runtime/context.h"
 #include "moerun/runtime/expert-source.h"
@@ -125,11 +126,18 @@ void Context::Impl::attention(uint32_t il, std::vector<float> &xs, int64_t n) {
             for (int64_t hh = 0; hh < nkvh; ++hh)
                 ops::rms_norm(kt + hh * hd, L.k_norm.data(), kt + hh * hd, hd, hp.rms_eps);
         }
-        const float pos = static_cast<float>(n_past + t) * hp.rope_freq_scale;
-        ops::rope(qt, static_cast<int>(nh), static_cast<int>(hd), static_cast<int>(hp.n_rot), pos,
-                  hp.rope_freq_base, neox);
-        ops::rope(kt, static_cast<int>(nkvh), static_cast<int>(hd), static_cast<int>(hp.n_rot), pos,
-                  hp.rope_freq_base, neox);
+        const float pos = static_cast<float>(n_past + t);
+        if (hp.rope_scaled) {
+            ops::rope_scaled(qt, static_cast<int>(nh), static_cast<int>(hd), static_cast<int>(hp.n_rot), pos,
+                             hp.rope_freq_base, neox, hp.rope);
+            ops::rope_scaled(kt, static_cast<int>(nkvh), static_cast<int>(hd), static_cast<int>(hp.n_rot),
+                             pos, hp.rope_freq_base, neox, hp.rope);
+        } else {
+            ops::rope(qt, static_cast<int>(nh), static_cast<int>(hd), static_cast<int>(hp.n_rot), pos,
+                      hp.rope_freq_base, neox);
+            ops::rope(kt, static_cast<int>(nkvh), static_cast<int>(hd), static_cast<int>(hp.n_rot), pos,
+                      hp.rope_freq_base, neox);
+        }
         const size_t slot =
             (size_t{il} * params.n_ctx + n_past + static_cast<size_t>(t)) * static_cast<size_t>(nkv);
         std::copy(kt, kt + nkv, k_cache.begin() + static_cast<ptrdiff_t>(slot));

@@ -1,9 +1,11 @@
 // Model::load: reads hyperparameters from `<arch>.*` metadata and binds every weight tensor
 // in place, checking each one's presence, rank and shape against the hyperparameters.
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
+#include "moerun/kernels/cpu/rope.h"
 #include "moerun/quant/dequant.h"
 #include "moerun/runtime/model-info.h"
 #include "moerun/runtime/model.h"
@@ -124,11 +126,36 @@ Model Model::load(const gguf::GgufFile &f) {
     hp.rms_eps = info.rms_eps > 0 ? static_cast<float>(info.rms_eps) : 1e-6f;
     hp.rope_freq_base = static_cast<float>(info.rope_freq_base);
     if (const std::string &type = info.rope_scaling.type; !type.empty() && type != "none") {
-        if (type != "linear")
+        if (type != "linear" && type != "yarn")
             f.fail(f.find(p + "rope.scaling.type")->offset, p + "rope.scaling.type",
-                   "rope scaling '" + type + "' is not supported yet (none, linear)");
-        if (info.rope_scaling.factor > 0)
-            hp.rope_freq_scale = static_cast<float>(1.0 / info.rope_scaling.factor);
+                   "rope scaling '" + type + "' is not supported (none, linear, yarn)");
+        const double factor = info.rope_scaling.factor;
+        if (!(factor > 0) || !std::isfinite(factor))
+            f.fail(0, p + "rope.scaling.factor", "must be a positive number for '" + type + "' scaling");
+        hp.rope_scaled = true;
+        hp.rope_freq_scale = static_cast<float>(1.0 / factor);
+        hp.rope.freq_scale = hp.rope_freq_scale;
+        hp.rope.attn_factor = static_cast<float>(f.get_float_or(p + "rope.scaling.attn_factor", 1.0));
+        if (type == "yarn") {
+            // llama.cpp's defaults: extrapolation mix 1, beta_fast 32, beta_slow 1, the original
+            // context from metadata (else the trained context).
+            hp.rope.ext_factor = static_cast<float>(f.get_float_or(p + "rope.scaling.yarn_ext_factor", 1.0));
+            const float beta_fast =
+                static_cast<float>(f.get_float_or(p + "rope.scaling.yarn_beta_fast", 32.0));
+            const float beta_slow =
+                static_cast<float>(f.get_float_or(p + "rope.scaling.yarn_beta_slow", 1.0));
+            const uint64_t orig = info.rope_scaling.original_context_length != 0
+                                      ? info.rope_scaling.original_context_length
+                                      : info.n_ctx_train;
+            if (orig == 0 || orig > (1u << 30))
+                f.fail(0, p + "rope.scaling.original_context_length",
+                       "yarn needs the original context length");
+            float dims[2];
+            kernels::cpu::yarn_corr_dims(static_cast<int>(hp.n_rot), static_cast<int>(orig),
+                                         hp.rope_freq_base, beta_fast, beta_slow, dims);
+            hp.rope.corr_low = dims[0];
+            hp.rope.corr_high = dims[1];
+        }
     }
 
     Binder b(f);

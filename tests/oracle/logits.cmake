@@ -56,3 +56,18 @@ foreach(arch qwen3moe qwen2moe olmoe mixtral)
                        CRITERIA --tol 2e-2 --first-tol 1e-4 --min-top1 1.0 --greedy require)
   endforeach()
 endforeach()
+
+# 3. RoPE frequency scaling from metadata (rope.scaling.type/factor/original_context_length):
+#    YaRN for NeoX (qwen3moe) and normal (mixtral) rotation, linear for olmoe; F32, 2 layers, strict.
+foreach(spec "qwen3moe;yarn;4;4096" "mixtral;yarn;8;1024" "olmoe;linear;2;0")
+  list(GET spec 0 arch)
+  list(GET spec 1 kind)
+  list(GET spec 2 factor)
+  list(GET spec 3 orig)
+  set(_gen "--arch ${arch} --type F32 --layers 2 --seed 7 --rope-scaling ${kind} --rope-factor ${factor}")
+  if(NOT orig STREQUAL "0")
+    string(APPEND _gen " --rope-orig-ctx ${orig}")
+  endif()
+  moerun_logits_test(oracle-logits-rope-${kind}-${arch} ${CMAKE_BINARY_DIR}/test-models-rope/${arch}-${kind}.gguf
+                     GENERATE "${_gen}" CRITERIA --tol 1e-5 --first-tol 1e-5 --min-top1 1.0 --greedy require)
+endforeach()

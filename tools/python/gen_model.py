@@ -67,6 +67,9 @@ def parse_args(argv=None):
     shape.add_argument("--kv-heads", type=int)
     shape.add_argument("--head-dim", type=int, help="qwen3moe only (others use embd/heads)")
     shape.add_argument("--ctx", type=int, help="context_length metadata")
+    shape.add_argument("--rope-scaling", choices=["linear", "yarn"], help="rope.scaling.type metadata")
+    shape.add_argument("--rope-factor", type=float, help="rope.scaling.factor (with --rope-scaling)")
+    shape.add_argument("--rope-orig-ctx", type=int, help="rope.scaling.original_context_length")
     tie = shape.add_mutually_exclusive_group()
     tie.add_argument("--tied", dest="tied", action="store_true", default=None, help="no output.weight (qwen3moe, llama)")
     tie.add_argument("--untied", dest="tied", action="store_false")
@@ -108,7 +111,9 @@ def apply_overrides(cfg, a):
     for arg, fld in (("layers", "n_layer"), ("experts", "n_expert"), ("top_k", "n_expert_used"), ("embd", "n_embd"),
                      ("ff", "n_ff_exp"), ("ff_shexp", "n_ff_shexp"), ("heads", "n_head"), ("kv_heads", "n_head_kv"),
                      ("head_dim", "head_dim"), ("ctx", "n_ctx"), ("tied", "tied"), ("qkv_bias", "qkv_bias"),
-                     ("router_scale", "router_scale"), ("logit_scale", "logit_scale")):
+                     ("router_scale", "router_scale"), ("logit_scale", "logit_scale"),
+                     ("rope_scaling", "rope_scaling"), ("rope_factor", "rope_factor"),
+                     ("rope_orig_ctx", "rope_orig_ctx")):
         v = getattr(a, arg)
         if v is not None:
             kw[fld] = v

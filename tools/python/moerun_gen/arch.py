@@ -46,6 +46,9 @@ class Config:
     n_ff_shexp: int = 0           # qwen2moe shared expert width
     n_ff_dense: int = 0           # written as feed_forward_length where the arch does not use it (qwen*)
     rope_base: float = 10000.0
+    rope_scaling: str = ""        # "", "linear" or "yarn": rope.scaling.* metadata
+    rope_factor: float = 0.0
+    rope_orig_ctx: int = 0        # rope.scaling.original_context_length (0: not written)
     rms_eps: float = 1e-5
     qkv_bias: bool = False        # qwen2moe
     tied: bool = False            # no output.weight: token_embd is the LM head (qwen3moe, llama)
@@ -180,6 +183,11 @@ def metadata(c: Config) -> list[tuple]:
     if a == "llama":
         u32("rope.dimension_count", c.head_dim)
     f32("rope.freq_base", c.rope_base)
+    if c.rope_scaling:
+        kv.append((f"{a}.rope.scaling.type", c.rope_scaling, VT.STRING, None))
+        f32("rope.scaling.factor", c.rope_factor)
+        if c.rope_orig_ctx:
+            u32("rope.scaling.original_context_length", c.rope_orig_ctx)
     f32("attention.layer_norm_rms_epsilon", c.rms_eps)
     u32("expert_count", c.n_expert)
     u32("expert_used_count", c.n_expert_used)
