@@ -8,7 +8,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <deque>
 #include <vector>
 
 namespace moerun::cache {
@@ -51,7 +50,9 @@ struct NvmeReader::Impl {
     unsigned depth = 0;
     std::vector<Flight> flights;
     std::vector<unsigned> free_flights;
-    std::deque<ReadRequest> queued;
+    // Reads waiting for a free flight: a ring that only grows (no allocation once warm).
+    std::vector<ReadRequest> waiting = std::vector<ReadRequest>(64);
+    size_t wait_head = 0, wait_count = 0;
     std::vector<uint64_t> finished;  // tags completed synchronously (pread mode)
     size_t in_flight = 0;
     FileId opened;
@@ -137,9 +138,11 @@ struct NvmeReader::Impl {
         --in_flight;
         free_flights.push_back(i);
         const uint64_t tag = f.req.tag;
-        while (!queued.empty() && !free_flights.empty()) {
-            launch(queued.front());
-            queued.pop_front();
+        while (wait_count > 0 && !free_flights.empty()) {
+            const ReadRequest next = waiting[wait_head];
+            wait_head = (wait_head + 1) % waiting.size();
+            --wait_count;
+            launch(next);
         }
         on_done(tag);
     }
@@ -245,10 +248,15 @@ void NvmeReader::submit(const ReadRequest &req) {
     if (reinterpret_cast<uintptr_t>(req.dst) % kAlign != 0)
         m.fail(req.offset, "destination buffer is not " + std::to_string(kAlign) + "-byte aligned");
     if (!m.uring) return m.read_sync(req);
-    if (m.free_flights.empty())
-        m.queued.push_back(req);
-    else
-        m.launch(req);
+    if (!m.free_flights.empty()) return m.launch(req);
+    if (m.wait_count == m.waiting.size()) {  // full: double it, oldest first
+        std::vector<ReadRequest> bigger(m.waiting.size() * 2);
+        for (size_t i = 0; i < m.wait_count; ++i) bigger[i] = m.waiting[(m.wait_head + i) % m.waiting.size()];
+        m.waiting = std::move(bigger);
+        m.wait_head = 0;
+    }
+    m.waiting[(m.wait_head + m.wait_count) % m.waiting.size()] = req;
+    ++m.wait_count;
 }
 
 size_t NvmeReader::poll(const std::function<void(uint64_t)> &on_done) {
@@ -260,7 +268,7 @@ size_t NvmeReader::wait_one(const std::function<void(uint64_t)> &on_done) {
 }
 
 size_t NvmeReader::outstanding() const {
-    return impl_->in_flight + impl_->queued.size() + impl_->finished.size();
+    return impl_->in_flight + impl_->wait_count + impl_->finished.size();
 }
 
 void NvmeReader::check_unchanged() const {

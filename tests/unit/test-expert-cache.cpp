@@ -4,9 +4,12 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <new>
 #include <random>
 #include <string>
 #include <vector>
@@ -14,6 +17,22 @@
 #include "moerun/cache/expert-cache.h"
 
 using namespace moerun::cache;
+
+// Counts heap allocations, to check that serving experts does not allocate once warm. (GCC sees
+// the replaced operator new and the free() in delete as a mismatch; they are a matched pair here.)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+static std::atomic<uint64_t> g_allocations{0};
+void *operator new(std::size_t n) {
+    ++g_allocations;
+    if (void *p = std::malloc(n == 0 ? 1 : n)) return p;
+    throw std::bad_alloc();
+}
+void operator delete(void *p) noexcept {
+    std::free(p);
+}
+void operator delete(void *p, std::size_t) noexcept {
+    std::free(p);
+}
 
 namespace {
 
@@ -216,4 +235,28 @@ TEST_CASE(
     CHECK(c.resident(0, 6));
     CHECK(c.stats()[0].hits == 1);
     CHECK(c.stats()[0].misses == 4);
+}
+
+TEST_CASE("expert cache: serving layers allocates nothing once warm (misses, evictions, prefetches)") {
+    ExpertFile f(4, 16, 3000, "moerun-cache-noalloc");
+    ExpertCache c(f.path, f.locs, 4, 16, config(10));
+    const std::vector<std::vector<uint16_t>> routes = {
+        {1, 2, 3}, {4, 5, 6}, {7, 8, 9}, {10, 11, 12}, {2, 9, 14}};
+    std::vector<uint16_t> next_layer = {3, 4};
+    auto step = [&](uint64_t s) {
+        c.begin_step(s);
+        for (uint32_t l = 0; l < 4; ++l) {
+            c.begin_layer(l, routes[(s + l) % routes.size()]);
+            if (l + 1 < 4) c.prefetch(l + 1, next_layer);
+            while (auto e = c.next()) c.done(l, *e);
+        }
+    };
+    for (uint64_t s = 0; s < 8; ++s) step(s);  // warm: buffers reach their sizes
+    const uint64_t before = g_allocations.load();
+    for (uint64_t s = 8; s < 40; ++s) step(s);
+    const uint64_t allocated = g_allocations.load() - before;
+    CHECK(allocated == 0);
+    uint64_t misses = 0;
+    for (const auto &st : c.stats()) misses += st.misses;
+    CHECK(misses > 40);  // the loop really read experts
 }
