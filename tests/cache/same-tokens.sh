@@ -46,7 +46,7 @@ done
 run stats --temp 0 --cache-slots 2 --stats
 grep -q "^| all |" "$work/stats.log" || { echo "FAIL: --stats printed no cache table"; cat "$work/stats.log"; exit 1; }
 # The recorded trace replays in the profiler (same policy code) with the model's expert sizes.
-"$moerun" profile replay "$work/greedy.trace" --model "$model" --size 2 --json >"$work/profile.json" ||
+"$moerun" profile replay "$work/greedy.trace" --model "$model" --size 8 --json >"$work/profile.json" ||
     { echo "FAIL: moerun profile cannot replay the trace moerun run wrote"; exit 1; }
 grep -q '"bytes_per_token": [0-9]' "$work/profile.json" || { echo "FAIL: profile gave no bytes per token"; exit 1; }
 echo "same tokens in $checks cache configurations (policies x slot counts x partitions, prefetch, sampling, forced routing)"
