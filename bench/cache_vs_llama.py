@@ -184,6 +184,10 @@ def main() -> int:
 
     say(f"# Expert cache vs llama.cpp under a memory limit ({Path(args.model).name})")
     say()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).parent).stdout.strip() or "unknown"
+    say(f"- commit {commit}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average before: "
+        f"{Path('/proc/loadavg').read_text().split()[0]}")
     say(f"- model: `{args.model}`, {size / gib:.2f} GiB; {args.threads} threads; "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     say(f"- NVMe tier ({io['mode']}): {io['gb_per_s']:.2f} GB/s reading random experts of "
