@@ -20,28 +20,42 @@ void matmul(ThreadPool &pool, quant::Type type, const void *w, const float *x, f
             int64_t cols, int64_t n_tok) {
     const uint64_t rb = *quant::row_bytes(type, static_cast<uint64_t>(cols));
     const size_t ab = act_bytes(type, cols);
-    // Convert every token's activation once to the vec-dot type of the weights.
+    // Convert every token's activation once to the vec-dot type of the weights (in parallel
+    // when there are several tokens).
     thread_local std::vector<uint8_t> act;
     act.resize(ab * static_cast<size_t>(n_tok));
-    for (int64_t t = 0; t < n_tok; ++t)
-        quantize_act(type, x + t * cols, act.data() + static_cast<size_t>(t) * ab, cols);
-    const uint8_t *a = act.data();
+    uint8_t *a = act.data();
+    const auto quantize = [&](int64_t t0, int64_t t1, int) {
+        for (int64_t t = t0; t < t1; ++t)
+            quantize_act(type, x + t * cols, a + static_cast<size_t>(t) * ab, cols);
+    };
+    if (n_tok >= 4)
+        pool.parallel_for(n_tok, quantize, 2);
+    else
+        quantize(0, n_tok, 0);
     const auto *base = static_cast<const uint8_t *>(w);
+    // Tiles of kRowTile weight rows x kTokTile tokens keep both operands in L2; within a tile,
+    // each weight row meets up to kMaxDotRows tokens per pass (vec_dot_rows).
+    constexpr int64_t kRowTile = 16, kTokTile = 64;
     pool.parallel_for(
         rows,
         [&](int64_t r0, int64_t r1, int) {
-            for (int64_t r = r0; r < r1; ++r) {
-                const uint8_t *row = base + static_cast<uint64_t>(r) * rb;
-                int64_t t = 0;
-                for (; t + 4 <= n_tok; t += 4) {  // four tokens per pass over the weight row
-                    const void *acts[4];
-                    float out[4];
-                    for (int k = 0; k < 4; ++k) acts[k] = a + static_cast<size_t>(t + k) * ab;
-                    vec_dot_x4(type, row, acts, cols, out);
-                    for (int k = 0; k < 4; ++k) y[(t + k) * rows + r] = out[k];
+            const void *ptrs[kMaxDotRows];
+            float out[kMaxDotRows];
+            for (int64_t rt = r0; rt < r1; rt += kRowTile) {
+                const int64_t re = std::min(r1, rt + kRowTile);
+                for (int64_t t0 = 0; t0 < n_tok; t0 += kTokTile) {
+                    const int64_t te = std::min(n_tok, t0 + kTokTile);
+                    for (int64_t r = rt; r < re; ++r) {
+                        const uint8_t *row = base + static_cast<uint64_t>(r) * rb;
+                        for (int64_t t = t0; t < te; t += kMaxDotRows) {
+                            const int m = static_cast<int>(std::min<int64_t>(kMaxDotRows, te - t));
+                            for (int k = 0; k < m; ++k) ptrs[k] = a + static_cast<size_t>(t + k) * ab;
+                            vec_dot_rows(type, row, ptrs, m, cols, out);
+                            for (int k = 0; k < m; ++k) y[(t + k) * rows + r] = out[k];
+                        }
+                    }
                 }
-                for (; t < n_tok; ++t)
-                    y[t * rows + r] = vec_dot(type, row, a + static_cast<size_t>(t) * ab, cols);
             }
         },
         8);
