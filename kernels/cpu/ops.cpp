@@ -5,6 +5,7 @@
 
 #include "moerun/kernels/cpu/ops.h"
 #include "moerun/kernels/cpu/vec-dot.h"
+#include "vec-dot-impl.h"
 
 namespace moerun::kernels::cpu {
 
@@ -14,6 +15,15 @@ float dot(const float *a, const float *b, int64_t n) {
 
 void axpy(float a, const float *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+void attention_head(const float *q, const float *k, const float *v, int64_t stride, int64_t n_pos, int64_t hd,
+                    float scale, float *scores, float *out) {
+    if (active_isa() == Isa::avx512 && avx512::attention_head(q, k, v, stride, n_pos, hd, scale, scores, out))
+        return;
+    for (int64_t p = 0; p < n_pos; ++p) scores[p] = dot(q, k + p * stride, hd) * scale;
+    softmax(scores, n_pos);
+    for (int64_t p = 0; p < n_pos; ++p) axpy(scores[p], v + p * stride, out, hd);
 }
 
 void matmul(ThreadPool &pool, quant::Type type, const void *w, const float *x, float *y, int64_t rows,

@@ -21,6 +21,9 @@ bool supported();  // AVX2 + FMA + F16C and AVX-512 F, BW, VL, DQ, VNNI
 bool dot_rows(quant::Type t, const void *w, const void *const *act, int n_act, int64_t n, float *out);
 // quantize_act for the Q8_0 / Q8_K activation types; false for the others.
 bool quantize(quant::Type t, const float *x, void *dst, int64_t n);
+// ops::attention_head for head sizes 64 and 128; false for the others.
+bool attention_head(const float *q, const float *k, const float *v, int64_t stride, int64_t n_pos, int64_t hd,
+                    float scale, float *scores, float *out);
 }  // namespace moerun::kernels::cpu::avx512
 
 namespace moerun::kernels::cpu {

@@ -216,3 +216,39 @@ TEST_CASE("quantize_act gives the same bytes under every instruction set") {
         }
     }
 }
+
+TEST_CASE("attention_head matches the dot / softmax / axpy definition on every instruction set") {
+    IsaGuard guard;
+    std::mt19937 rng(13);
+    std::normal_distribution<float> nd(0, 1);
+    for (const int64_t hd : {64, 128, 96}) {
+        CAPTURE(hd);
+        const int64_t stride = 3 * hd, n_pos = 37;
+        std::vector<float> q(static_cast<size_t>(hd)), kv(static_cast<size_t>(stride * n_pos * 2));
+        for (auto &v : q) v = nd(rng);
+        for (auto &v : kv) v = nd(rng);
+        const float *k = kv.data() + hd, *v = kv.data() + stride * n_pos;
+        const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+        // reference in double
+        std::vector<double> s(static_cast<size_t>(n_pos)), ref(static_cast<size_t>(hd), 0.5);
+        double mx = -1e30, sum = 0;
+        for (int64_t p = 0; p < n_pos; ++p) {
+            double d = 0;
+            for (int64_t i = 0; i < hd; ++i) d += double(q[static_cast<size_t>(i)]) * k[p * stride + i];
+            s[static_cast<size_t>(p)] = d * scale;
+            mx = std::max(mx, s[static_cast<size_t>(p)]);
+        }
+        for (auto &x : s) sum += (x = std::exp(x - mx));
+        for (int64_t p = 0; p < n_pos; ++p)
+            for (int64_t i = 0; i < hd; ++i)
+                ref[static_cast<size_t>(i)] += s[static_cast<size_t>(p)] / sum * v[p * stride + i];
+        for (const cpu::Isa isa : isas()) {
+            CAPTURE(cpu::isa_name(isa));
+            cpu::set_isa(isa);
+            std::vector<float> scores(static_cast<size_t>(n_pos)), out(static_cast<size_t>(hd), 0.5f);
+            cpu::attention_head(q.data(), k, v, stride, n_pos, hd, scale, scores.data(), out.data());
+            for (int64_t i = 0; i < hd; ++i)
+                CHECK(std::fabs(out[static_cast<size_t>(i)] - ref[static_cast<size_t>(i)]) <= 1e-5);
+        }
+    }
+}
