@@ -50,22 +50,13 @@ void matmul(ThreadPool &pool, quant::Type type, const void *w, const float *x, f
     pool.parallel_for(
         rows,
         [&](int64_t r0, int64_t r1, int) {
-            const void *ptrs[kMaxDotRows];
-            float out[kMaxDotRows];
-            for (int64_t rt = r0; rt < r1; rt += kRowTile) {
-                const int64_t re = std::min(r1, rt + kRowTile);
-                for (int64_t t0 = 0; t0 < n_tok; t0 += kTokTile) {
-                    const int64_t te = std::min(n_tok, t0 + kTokTile);
-                    for (int64_t r = rt; r < re; ++r) {
-                        const uint8_t *row = base + static_cast<uint64_t>(r) * rb;
-                        for (int64_t t = t0; t < te; t += kMaxDotRows) {
-                            const int m = static_cast<int>(std::min<int64_t>(kMaxDotRows, te - t));
-                            for (int k = 0; k < m; ++k) ptrs[k] = a + static_cast<size_t>(t + k) * ab;
-                            vec_dot_rows(type, row, ptrs, m, cols, out);
-                            for (int k = 0; k < m; ++k) y[(t + k) * rows + r] = out[k];
-                        }
-                    }
-                }
+            const int64_t row_tile = n_tok <= kTokTile ? r1 - r0 : kRowTile;  // one call where one tile
+            for (int64_t rt = r0; rt < r1; rt += row_tile) {
+                const int64_t re = std::min(r1, rt + row_tile);
+                for (int64_t t0 = 0; t0 < n_tok; t0 += kTokTile)
+                    vec_dot_tile(type, base + static_cast<uint64_t>(rt) * rb, rb, re - rt,
+                                 a + static_cast<size_t>(t0) * ab, ab, std::min(kTokTile, n_tok - t0), cols,
+                                 y + t0 * rows + rt, rows);
             }
         },
         8);

@@ -228,6 +228,91 @@ bool dot_rows(quant::Type t, const void *w, const void *const *act, int n_act, i
     }
 }
 
+namespace {
+
+// Rows [0, n_rows) x activations [0, n_act) with one kernel family: tokens in groups of 8, then
+// one call of the remainder's size (per row, the same kernel instance as dot_rows would use).
+template <template <int> class K>
+MOERUN_AVX512 void tile(const uint8_t *w, size_t rb, int64_t n_rows, const uint8_t *act, size_t ab,
+                        int64_t n_act, int64_t n, float *y, int64_t ldy) {
+    const void *ptrs[8];
+    float out[8];
+    for (int64_t r = 0; r < n_rows; ++r) {
+        const uint8_t *row = w + static_cast<size_t>(r) * rb;
+        for (int64_t t = 0; t < n_act; t += 8) {
+            const int m = static_cast<int>(n_act - t < 8 ? n_act - t : 8);
+            for (int k = 0; k < m; ++k) ptrs[k] = act + static_cast<size_t>(t + k) * ab;
+            switch (m) {
+                case 8:
+                    K<8>::run(row, ptrs, n, out);
+                    break;
+                case 7:
+                    K<7>::run(row, ptrs, n, out);
+                    break;
+                case 6:
+                    K<6>::run(row, ptrs, n, out);
+                    break;
+                case 5:
+                    K<5>::run(row, ptrs, n, out);
+                    break;
+                case 4:
+                    K<4>::run(row, ptrs, n, out);
+                    break;
+                case 3:
+                    K<3>::run(row, ptrs, n, out);
+                    break;
+                case 2:
+                    K<2>::run(row, ptrs, n, out);
+                    break;
+                default:
+                    K<1>::run(row, ptrs, n, out);
+                    break;
+            }
+            for (int k = 0; k < m; ++k) y[(t + k) * ldy + r] = out[k];
+        }
+    }
+}
+
+template <int N>
+struct Q4K {
+    MOERUN_AVX512 static void run(const void *w, const void *const *a, int64_t n, float *o) {
+        q4_k_rows<N>(w, a, n, o);
+    }
+};
+template <int N>
+struct Q6K {
+    MOERUN_AVX512 static void run(const void *w, const void *const *a, int64_t n, float *o) {
+        q6_k_rows<N>(w, a, n, o);
+    }
+};
+template <int N>
+struct Q80 {
+    MOERUN_AVX512 static void run(const void *w, const void *const *a, int64_t n, float *o) {
+        q8_0_rows<N>(w, a, n, o);
+    }
+};
+
+}  // namespace
+
+bool dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,
+              int64_t n_act, int64_t n, float *y, int64_t ldy) {
+    const auto *wb = static_cast<const uint8_t *>(w);
+    const auto *a = static_cast<const uint8_t *>(act);
+    switch (t) {
+        case quant::Type::Q4_K:
+            tile<Q4K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            return true;
+        case quant::Type::Q6_K:
+            tile<Q6K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            return true;
+        case quant::Type::Q8_0:
+            tile<Q80>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            return true;
+        default:
+            return false;
+    }
+}
+
 // ---- activation conversion ----
 
 // Q8_K (see act-quant.cpp): max = the first element of largest magnitude; iscale = -127 / max;
@@ -319,6 +404,10 @@ bool supported() {
     return false;
 }
 bool dot_rows(quant::Type, const void *, const void *const *, int, int64_t, float *) {
+    return false;
+}
+bool dot_tile(quant::Type, const void *, size_t, int64_t, const void *, size_t, int64_t, int64_t, float *,
+              int64_t) {
     return false;
 }
 bool quantize(quant::Type, const float *, void *, int64_t) {

@@ -287,6 +287,22 @@ void vec_dot_rows(quant::Type t, const void *w, const void *const *act, int n_ac
     for (; k < n_act; ++k) out[k] = vec_dot(t, w, act[k], n);
 }
 
+void vec_dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,
+                  int64_t n_act, int64_t n, float *y, int64_t ldy) {
+    if (active_isa() == Isa::avx512 && avx512::dot_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy)) return;
+    const auto *wb = static_cast<const uint8_t *>(w);
+    const auto *a = static_cast<const uint8_t *>(act);
+    const void *ptrs[kMaxDotRows];
+    float out[kMaxDotRows];
+    for (int64_t r = 0; r < n_rows; ++r)
+        for (int64_t k0 = 0; k0 < n_act; k0 += kMaxDotRows) {
+            const int m = static_cast<int>(std::min<int64_t>(kMaxDotRows, n_act - k0));
+            for (int k = 0; k < m; ++k) ptrs[k] = a + static_cast<size_t>(k0 + k) * ab;
+            vec_dot_rows(t, wb + static_cast<size_t>(r) * rb, ptrs, m, n, out);
+            for (int k = 0; k < m; ++k) y[(k0 + k) * ldy + r] = out[k];
+        }
+}
+
 void vec_dot_x4(quant::Type t, const void *w, const void *const act[4], int64_t n, float out[4]) {
     vec_dot_rows(t, w, act, 4, n, out);
 }

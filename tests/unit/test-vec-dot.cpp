@@ -186,6 +186,42 @@ TEST_CASE("vec_dot_rows is bit-identical to vec_dot for every row count") {
     }
 }
 
+TEST_CASE("vec_dot_tile equals vec_dot on every instruction set") {
+    IsaGuard guard;
+    std::mt19937 rng(17);
+    std::normal_distribution<float> nd(0, 1);
+    const int64_t n = 512, n_rows = 5, n_act = 19;
+    for (auto t :
+         {quant::Type::Q4_K, quant::Type::Q8_0, quant::Type::Q6_K, quant::Type::Q5_K, quant::Type::F32}) {
+        CAPTURE(quant::type_name(t));
+        const size_t rb = *quant::row_bytes(t, n), ab = cpu::act_bytes(t, n);
+        std::vector<float> src(static_cast<size_t>(n));
+        std::vector<uint8_t> w(rb * n_rows), act(ab * n_act);
+        for (int64_t r = 0; r < n_rows; ++r) {
+            for (auto &v : src) v = nd(rng);
+            quant::quantize_row(t, src.data(), w.data() + static_cast<size_t>(r) * rb, n);
+        }
+        for (auto isa : isas()) {
+            CAPTURE(cpu::isa_name(isa));
+            cpu::set_isa(isa);
+            for (int64_t k = 0; k < n_act; ++k) {
+                for (auto &v : src) v = nd(rng);
+                cpu::quantize_act(t, src.data(), act.data() + static_cast<size_t>(k) * ab, n);
+            }
+            const int64_t ldy = n_rows + 2;
+            std::vector<float> y(static_cast<size_t>(ldy * n_act), -1.0f);
+            cpu::vec_dot_tile(t, w.data(), rb, n_rows, act.data(), ab, n_act, n, y.data(), ldy);
+            for (int64_t k = 0; k < n_act; ++k)
+                for (int64_t r = 0; r < ldy; ++r) {
+                    const float want = r < n_rows ? cpu::vec_dot(t, w.data() + static_cast<size_t>(r) * rb,
+                                                                 act.data() + static_cast<size_t>(k) * ab, n)
+                                                  : -1.0f;
+                    CHECK(y[static_cast<size_t>(k * ldy + r)] == want);
+                }
+        }
+    }
+}
+
 TEST_CASE("quantize_act gives the same bytes under every instruction set") {
     IsaGuard guard;
     std::mt19937 rng(9);
