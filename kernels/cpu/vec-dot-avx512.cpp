@@ -71,10 +71,10 @@ MOERUN_AVX512 void q4_k_rows(const void *w, const void *const *act, int64_t n, f
         sidx[c] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<short>(2 * c))),
                                      _mm256_set1_epi16(static_cast<short>(2 * c + 1)), 1);
     __m512 acc[N];
-    __m128 acc_m[N];
+    __m256 acc_m[N];
     for (int t = 0; t < N; ++t) {
         acc[t] = _mm512_setzero_ps();
-        acc_m[t] = _mm_setzero_ps();
+        acc_m[t] = _mm256_setzero_ps();
     }
     for (int64_t i = 0; i < n / 256; ++i) {
         __m128i sc16, mn16;
@@ -86,22 +86,23 @@ MOERUN_AVX512 void q4_k_rows(const void *w, const void *const *act, int64_t n, f
             q[c] = _mm512_and_si512(_mm512_srlv_epi16(b, shift), m4);
             s[c] = _mm512_permutexvar_epi16(sidx[c], _mm512_castsi128_si512(sc16));
         }
+        // mins, each twice: lane j of madd(mn2, bsums) = m[j] * (bsums[2j] + bsums[2j+1]) (exact).
+        const __m256i mn2 = _mm256_set_m128i(_mm_unpackhi_epi16(mn16, mn16), _mm_unpacklo_epi16(mn16, mn16));
         const float dx = half(x[i].d), dmx = half(x[i].dmin);
         for (int t = 0; t < N; ++t) {
             const ActQ8_K &yb = y[t][i];
-            const __m128i b0 = _mm_loadu_si128(reinterpret_cast<const __m128i *>(yb.bsums));
-            const __m128i b1 = _mm_loadu_si128(reinterpret_cast<const __m128i *>(yb.bsums + 8));
-            const __m128i msum = _mm_madd_epi16(mn16, _mm_hadd_epi16(b0, b1));
+            const __m256i msum =
+                _mm256_madd_epi16(mn2, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.bsums)));
             __m512i isum = _mm512_setzero_si512();
             for (int c = 0; c < 4; ++c) {
                 const __m512i yv = _mm512_loadu_si512(yb.qs + 64 * c);
                 isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q[c], yv), s[c]);
             }
             acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(yb.d * dx), _mm512_cvtepi32_ps(isum), acc[t]);
-            acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(yb.d * dmx), _mm_cvtepi32_ps(msum), acc_m[t]);
+            acc_m[t] = _mm256_fmadd_ps(_mm256_set1_ps(yb.d * dmx), _mm256_cvtepi32_ps(msum), acc_m[t]);
         }
     }
-    for (int t = 0; t < N; ++t) out[t] = hsum512(acc[t]) - hsum128(acc_m[t]);
+    for (int t = 0; t < N; ++t) out[t] = hsum512(acc[t]) - hsum256(acc_m[t]);
 }
 
 // Q8_0: signed x signed via |w| (u8) x sign(y, w) (s8), 32 elements per ymm (vpdpbusd).
@@ -230,18 +231,19 @@ bool dot_rows(quant::Type t, const void *w, const void *const *act, int n_act, i
 
 namespace {
 
-// Rows [0, n_rows) x activations [0, n_act) with one kernel family: tokens in groups of 8, then
-// one call of the remainder's size (per row, the same kernel instance as dot_rows would use).
+// Rows [0, n_rows) x activations [0, n_act) with one kernel family: activation rows in groups of
+// 8, then one call of the remainder's size (the same kernel instances as dot_rows).
 template <template <int> class K>
 MOERUN_AVX512 void tile(const uint8_t *w, size_t rb, int64_t n_rows, const uint8_t *act, size_t ab,
                         int64_t n_act, int64_t n, float *y, int64_t ldy) {
     const void *ptrs[8];
     float out[8];
-    for (int64_t r = 0; r < n_rows; ++r) {
-        const uint8_t *row = w + static_cast<size_t>(r) * rb;
-        for (int64_t t = 0; t < n_act; t += 8) {
-            const int m = static_cast<int>(n_act - t < 8 ? n_act - t : 8);
-            for (int k = 0; k < m; ++k) ptrs[k] = act + static_cast<size_t>(t + k) * ab;
+    // A group of up to 8 activation rows stays in L1 while the weight rows pass by.
+    for (int64_t t = 0; t < n_act; t += 8) {
+        const int m = static_cast<int>(n_act - t < 8 ? n_act - t : 8);
+        for (int k = 0; k < m; ++k) ptrs[k] = act + static_cast<size_t>(t + k) * ab;
+        for (int64_t r = 0; r < n_rows; ++r) {
+            const uint8_t *row = w + static_cast<size_t>(r) * rb;
             switch (m) {
                 case 8:
                     K<8>::run(row, ptrs, n, out);
