@@ -45,6 +45,11 @@ MOERUN_AVX512 inline float hsum512(__m512 v) {
     return hsum256(_mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)));
 }
 
+// Bytes ahead of the current weight block that the single-token Q4_K kernel prefetches (decode
+// streams the expert weights from memory; measured +4-5% tg on the OLMoE shape, 2 threads; the
+// same for Q8_0 / Q6_K measured no gain).
+constexpr int kPrefetchAhead = 2048;
+
 // The 8 six-bit scales and mins of a Q4_K block as 8 int16 each (see vec-dot-avx2.cpp).
 MOERUN_AVX512 inline void k4_scales_mins(const uint8_t *scales, __m128i &sc, __m128i &mn) {
     uint32_t w[3];
@@ -77,6 +82,12 @@ MOERUN_AVX512 void q4_k_rows(const void *w, const void *const *act, int64_t n, f
         acc_m[t] = _mm256_setzero_ps();
     }
     for (int64_t i = 0; i < n / 256; ++i) {
+        if constexpr (N <= 2) {  // decode streams weights from memory: fetch ~2 KiB ahead
+            const char *ahead = reinterpret_cast<const char *>(x + i) + kPrefetchAhead;
+            _mm_prefetch(ahead, _MM_HINT_T0);
+            _mm_prefetch(ahead + 64, _MM_HINT_T0);
+            _mm_prefetch(ahead + 128, _MM_HINT_T0);
+        }
         __m128i sc16, mn16;
         k4_scales_mins(x[i].scales, sc16, mn16);
         __m512i q[4], s[4];
@@ -114,6 +125,8 @@ MOERUN_AVX512 void q8_0_rows(const void *w, const void *const *act, int64_t n, f
     __m256 acc[N];
     for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / 32; ++i) {
+        if constexpr (N <= 2)
+            _mm_prefetch(reinterpret_cast<const char *>(x + i) + kPrefetchAhead, _MM_HINT_T0);
         const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qs));
         const __m256i ax = _mm256_abs_epi8(xv);
         const float dx = half(x[i].d);
