@@ -8,6 +8,7 @@
 
 #include "moerun/kernels/cpu/vec-dot.h"
 #include "moerun/quant/half.h"
+#include "vec-dot-impl.h"
 
 namespace moerun::kernels::cpu {
 namespace {
@@ -96,6 +97,11 @@ size_t act_bytes(quant::Type t, int64_t n) {
 }
 
 void quantize_act(quant::Type t, const float *x, void *dst, int64_t n) {
+    if (active_isa() == Isa::avx512 && avx512::quantize(t, x, dst, n)) return;
+    quantize_act_generic(t, x, dst, n);
+}
+
+void quantize_act_generic(quant::Type t, const float *x, void *dst, int64_t n) {
     switch (t) {
         case quant::Type::Q4_0:
         case quant::Type::Q5_0:

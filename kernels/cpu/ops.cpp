@@ -5,6 +5,7 @@
 
 #include "moerun/kernels/cpu/ops.h"
 #include "moerun/kernels/cpu/vec-dot.h"
+#include "vec-dot-impl.h"
 
 namespace moerun::kernels::cpu {
 
@@ -16,32 +17,46 @@ void axpy(float a, const float *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+void attention_head(const float *q, const float *k, const float *v, int64_t stride, int64_t n_pos, int64_t hd,
+                    float scale, float *scores, float *out) {
+    if (active_isa() == Isa::avx512 && avx512::attention_head(q, k, v, stride, n_pos, hd, scale, scores, out))
+        return;
+    for (int64_t p = 0; p < n_pos; ++p) scores[p] = dot(q, k + p * stride, hd) * scale;
+    softmax(scores, n_pos);
+    for (int64_t p = 0; p < n_pos; ++p) axpy(scores[p], v + p * stride, out, hd);
+}
+
 void matmul(ThreadPool &pool, quant::Type type, const void *w, const float *x, float *y, int64_t rows,
             int64_t cols, int64_t n_tok) {
     const uint64_t rb = *quant::row_bytes(type, static_cast<uint64_t>(cols));
     const size_t ab = act_bytes(type, cols);
-    // Convert every token's activation once to the vec-dot type of the weights.
+    // Convert every token's activation once to the vec-dot type of the weights (in parallel
+    // when there are several tokens).
     thread_local std::vector<uint8_t> act;
     act.resize(ab * static_cast<size_t>(n_tok));
-    for (int64_t t = 0; t < n_tok; ++t)
-        quantize_act(type, x + t * cols, act.data() + static_cast<size_t>(t) * ab, cols);
-    const uint8_t *a = act.data();
+    uint8_t *a = act.data();
+    const auto quantize = [&](int64_t t0, int64_t t1, int) {
+        for (int64_t t = t0; t < t1; ++t)
+            quantize_act(type, x + t * cols, a + static_cast<size_t>(t) * ab, cols);
+    };
+    if (n_tok >= 4)
+        pool.parallel_for(n_tok, quantize, 2);
+    else
+        quantize(0, n_tok, 0);
     const auto *base = static_cast<const uint8_t *>(w);
+    // Tiles of kRowTile weight rows x kTokTile tokens keep both operands in L2; within a tile,
+    // each weight row meets up to kMaxDotRows tokens per pass (vec_dot_rows).
+    constexpr int64_t kRowTile = 16, kTokTile = 64;
     pool.parallel_for(
         rows,
         [&](int64_t r0, int64_t r1, int) {
-            for (int64_t r = r0; r < r1; ++r) {
-                const uint8_t *row = base + static_cast<uint64_t>(r) * rb;
-                int64_t t = 0;
-                for (; t + 4 <= n_tok; t += 4) {  // four tokens per pass over the weight row
-                    const void *acts[4];
-                    float out[4];
-                    for (int k = 0; k < 4; ++k) acts[k] = a + static_cast<size_t>(t + k) * ab;
-                    vec_dot_x4(type, row, acts, cols, out);
-                    for (int k = 0; k < 4; ++k) y[(t + k) * rows + r] = out[k];
-                }
-                for (; t < n_tok; ++t)
-                    y[t * rows + r] = vec_dot(type, row, a + static_cast<size_t>(t) * ab, cols);
+            const int64_t row_tile = n_tok <= kTokTile ? r1 - r0 : kRowTile;  // one call where one tile
+            for (int64_t rt = r0; rt < r1; rt += row_tile) {
+                const int64_t re = std::min(r1, rt + row_tile);
+                for (int64_t t0 = 0; t0 < n_tok; t0 += kTokTile)
+                    vec_dot_tile(type, base + static_cast<uint64_t>(rt) * rb, rb, re - rt,
+                                 a + static_cast<size_t>(t0) * ab, ab, std::min(kTokTile, n_tok - t0), cols,
+                                 y + t0 * rows + rt, rows);
             }
         },
         8);

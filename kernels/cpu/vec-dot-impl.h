@@ -13,3 +13,23 @@ float dot_q4_0(const void *w, const void *act, int64_t n);
 void dot_q4_k_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
 void dot_q8_0_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
 }  // namespace moerun::kernels::cpu::avx2
+
+namespace moerun::kernels::cpu::avx512 {
+bool supported();  // AVX2 + FMA + F16C and AVX-512 F, BW, VL, DQ, VNNI
+// out[k] = vec_dot(t, w, act[k], n) for k < n_act (1..kMaxRows), bit-identical to n_act == 1;
+// false where t has no AVX-512 kernel (Q4_K, Q6_K, Q8_0 have one).
+bool dot_rows(quant::Type t, const void *w, const void *const *act, int n_act, int64_t n, float *out);
+// vec_dot_tile for the types dot_rows has; false for the others.
+bool dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,
+              int64_t n_act, int64_t n, float *y, int64_t ldy);
+// quantize_act for the Q8_0 / Q8_K activation types; false for the others.
+bool quantize(quant::Type t, const float *x, void *dst, int64_t n);
+// ops::attention_head for head sizes 64 and 128; false for the others.
+bool attention_head(const float *q, const float *k, const float *v, int64_t stride, int64_t n_pos, int64_t hd,
+                    float scale, float *scores, float *out);
+}  // namespace moerun::kernels::cpu::avx512
+
+namespace moerun::kernels::cpu {
+// The quantize_act of act-quant.cpp without ISA dispatch (the reference).
+void quantize_act_generic(quant::Type t, const float *x, void *dst, int64_t n);
+}  // namespace moerun::kernels::cpu

@@ -3,6 +3,9 @@
 // multiplied with the int8 activation in exact integer arithmetic; only the per-block float
 // scaling differs in rounding order from llama.cpp. Row functions are compiled for AVX-512,
 // AVX2 and baseline x86-64 and picked at run time (target_clones).
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -218,9 +221,43 @@ MOERUN_MULTIVERSION float row_dot_half(const void *w, const void *act, int64_t n
 
 }  // namespace
 
+Isa best_isa() {
+    static const Isa best = avx512::supported() ? Isa::avx512 : avx2::supported() ? Isa::avx2 : Isa::generic;
+    return best;
+}
+
+const char *isa_name(Isa isa) {
+    return isa == Isa::avx512 ? "avx512" : isa == Isa::avx2 ? "avx2" : "generic";
+}
+
+namespace {
+Isa initial_isa() {
+    Isa isa = best_isa();
+    if (const char *env = std::getenv("MOERUN_CPU_ISA")) {
+        const std::string v = env;
+        const Isa want = v == "generic" ? Isa::generic : v == "avx2" ? Isa::avx2 : Isa::avx512;
+        isa = std::min(isa, want);
+    }
+    return isa;
+}
+std::atomic<Isa> g_isa{initial_isa()};
+}  // namespace
+
+Isa active_isa() {
+    return g_isa.load(std::memory_order_relaxed);
+}
+
+void set_isa(Isa isa) {
+    g_isa.store(std::min(isa, best_isa()));
+}
+
 float vec_dot(quant::Type t, const void *w, const void *act, int64_t n) {
-    static const bool kAvx2 = avx2::supported();
-    if (kAvx2) {
+    const Isa isa = active_isa();
+    if (isa == Isa::avx512) {
+        float out;
+        if (avx512::dot_rows(t, w, &act, 1, n, &out)) return out;
+    }
+    if (isa >= Isa::avx2) {
         switch (t) {
             case quant::Type::Q4_K:
                 return avx2::dot_q4_k(w, act, n);
@@ -237,11 +274,37 @@ float vec_dot(quant::Type t, const void *w, const void *act, int64_t n) {
     return vec_dot_generic(t, w, act, n);
 }
 
+void vec_dot_rows(quant::Type t, const void *w, const void *const *act, int n_act, int64_t n, float *out) {
+    const Isa isa = active_isa();
+    int k = 0;
+    if (isa == Isa::avx512) {
+        for (; k < n_act; k += kMaxDotRows)
+            if (!avx512::dot_rows(t, w, act + k, std::min(kMaxDotRows, n_act - k), n, out + k)) break;
+    } else if (isa == Isa::avx2 && (t == quant::Type::Q4_K || t == quant::Type::Q8_0)) {
+        for (; k + 4 <= n_act; k += 4)
+            (t == quant::Type::Q4_K ? avx2::dot_q4_k_x4 : avx2::dot_q8_0_x4)(w, act + k, n, out + k);
+    }
+    for (; k < n_act; ++k) out[k] = vec_dot(t, w, act[k], n);
+}
+
+void vec_dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,
+                  int64_t n_act, int64_t n, float *y, int64_t ldy) {
+    if (active_isa() == Isa::avx512 && avx512::dot_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy)) return;
+    const auto *wb = static_cast<const uint8_t *>(w);
+    const auto *a = static_cast<const uint8_t *>(act);
+    const void *ptrs[kMaxDotRows];
+    float out[kMaxDotRows];
+    for (int64_t r = 0; r < n_rows; ++r)
+        for (int64_t k0 = 0; k0 < n_act; k0 += kMaxDotRows) {
+            const int m = static_cast<int>(std::min<int64_t>(kMaxDotRows, n_act - k0));
+            for (int k = 0; k < m; ++k) ptrs[k] = a + static_cast<size_t>(k0 + k) * ab;
+            vec_dot_rows(t, wb + static_cast<size_t>(r) * rb, ptrs, m, n, out);
+            for (int k = 0; k < m; ++k) y[(k0 + k) * ldy + r] = out[k];
+        }
+}
+
 void vec_dot_x4(quant::Type t, const void *w, const void *const act[4], int64_t n, float out[4]) {
-    static const bool kAvx2 = avx2::supported();
-    if (kAvx2 && t == quant::Type::Q4_K) return avx2::dot_q4_k_x4(w, act, n, out);
-    if (kAvx2 && t == quant::Type::Q8_0) return avx2::dot_q8_0_x4(w, act, n, out);
-    for (int i = 0; i < 4; ++i) out[i] = vec_dot(t, w, act[i], n);
+    vec_dot_rows(t, w, act, 4, n, out);
 }
 
 float vec_dot_generic(quant::Type t, const void *w, const void *act, int64_t n) {

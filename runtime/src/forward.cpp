@@ -148,17 +148,16 @@ void Context::Impl::attention(uint32_t il, std::vector<float> &xs, int64_t n) {
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     const float *kc = &k_cache[size_t{il} * params.n_ctx * static_cast<size_t>(nkv)];
     const float *vc = &v_cache[size_t{il} * params.n_ctx * static_cast<size_t>(nkv)];
+    // Jobs interleave first and last tokens (0, n-1, 1, n-2, ...) so that the pool's contiguous
+    // chunks get about equal causal work.
     pool.parallel_for(n * nh, [&](int64_t b0, int64_t b1, int) {
         std::vector<float> scores(n_past + static_cast<size_t>(n));
         for (int64_t job = b0; job < b1; ++job) {
-            const int64_t t = job / nh, hh = job % nh, kvh = hh / (nh / nkvh);
+            const int64_t i = job / nh, hh = job % nh, kvh = hh / (nh / nkvh);
+            const int64_t t = i % 2 == 0 ? i / 2 : n - 1 - i / 2;
             const int64_t n_kv_pos = n_past + t + 1;
-            const float *qh = &q[t * nq + hh * hd];
-            for (int64_t p = 0; p < n_kv_pos; ++p)
-                scores[p] = ops::dot(qh, kc + p * nkv + kvh * hd, hd) * scale;
-            ops::softmax(scores.data(), n_kv_pos);
-            float *o = &att[t * nq + hh * hd];
-            for (int64_t p = 0; p < n_kv_pos; ++p) ops::axpy(scores[p], vc + p * nkv + kvh * hd, o, hd);
+            ops::attention_head(&q[t * nq + hh * hd], kc + kvh * hd, vc + kvh * hd, nkv, n_kv_pos, hd, scale,
+                                scores.data(), &att[t * nq + hh * hd]);
         }
     });
     proj.resize(static_cast<size_t>(n * E));

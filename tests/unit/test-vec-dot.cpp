@@ -49,80 +49,242 @@ std::vector<float> act_values(quant::Type t, const std::vector<uint8_t> &act, in
     return v;
 }
 
+// Every instruction set this CPU has (the generic one always).
+std::vector<cpu::Isa> isas() {
+    std::vector<cpu::Isa> v = {cpu::Isa::generic};
+    if (cpu::best_isa() >= cpu::Isa::avx2) v.push_back(cpu::Isa::avx2);
+    if (cpu::best_isa() >= cpu::Isa::avx512) v.push_back(cpu::Isa::avx512);
+    return v;
+}
+
+// Restores the default instruction set when a test case ends.
+struct IsaGuard {
+    cpu::Isa saved = cpu::active_isa();
+    ~IsaGuard() { cpu::set_isa(saved); }
+};
+
 }  // namespace
 
 TEST_CASE("vec_dot equals the dequantized reference for every type") {
-    const quant::Type types[] = {quant::Type::F32,  quant::Type::F16,  quant::Type::BF16, quant::Type::Q4_0,
-                                 quant::Type::Q4_1, quant::Type::Q5_0, quant::Type::Q5_1, quant::Type::Q8_0,
-                                 quant::Type::Q2_K, quant::Type::Q3_K, quant::Type::Q4_K, quant::Type::Q5_K,
-                                 quant::Type::Q6_K};
-    std::mt19937 rng(11);
-    const int64_t n = 1024;
-    for (auto t : types) {
-        CAPTURE(quant::type_name(t));
-        const uint64_t rb = *quant::row_bytes(t, n);
-        std::vector<uint8_t> w(rb);
-        // Weights: quantized from Gaussian data where quant/ has a quantizer; otherwise (Q2_K,
-        // Q3_K) random payload bytes with the fp16 super-scales set to modest values.
-        std::normal_distribution<float> wd(0, 0.5f);
-        std::vector<float> src(static_cast<size_t>(n));
-        for (auto &v : src) v = wd(rng);
-        if (quant::can_quantize(t)) {
-            quant::quantize_row(t, src.data(), w.data(), n);
-        } else {
-            std::uniform_int_distribution<int> byte(0, 255);
-            for (auto &b : w) b = static_cast<uint8_t>(byte(rng));
-            const uint16_t d = quant::fp32_to_fp16(0.01f), dmin = quant::fp32_to_fp16(0.02f);
-            for (uint64_t off = 0; off < rb; off += quant::type_size(t)) {
-                if (t == quant::Type::Q2_K) {
-                    std::memcpy(&w[off + 80], &d, 2);
-                    std::memcpy(&w[off + 82], &dmin, 2);
-                } else {  // Q3_K
-                    std::memcpy(&w[off + 108], &d, 2);
+    IsaGuard guard;
+    for (const cpu::Isa isa : isas()) {
+        cpu::set_isa(isa);
+        CAPTURE(cpu::isa_name(isa));
+        const quant::Type types[] = {
+            quant::Type::F32,  quant::Type::F16,  quant::Type::BF16, quant::Type::Q4_0, quant::Type::Q4_1,
+            quant::Type::Q5_0, quant::Type::Q5_1, quant::Type::Q8_0, quant::Type::Q2_K, quant::Type::Q3_K,
+            quant::Type::Q4_K, quant::Type::Q5_K, quant::Type::Q6_K};
+        std::mt19937 rng(11);
+        const int64_t n = 1024;
+        for (auto t : types) {
+            CAPTURE(quant::type_name(t));
+            const uint64_t rb = *quant::row_bytes(t, n);
+            std::vector<uint8_t> w(rb);
+            // Weights: quantized from Gaussian data where quant/ has a quantizer; otherwise (Q2_K,
+            // Q3_K) random payload bytes with the fp16 super-scales set to modest values.
+            std::normal_distribution<float> wd(0, 0.5f);
+            std::vector<float> src(static_cast<size_t>(n));
+            for (auto &v : src) v = wd(rng);
+            if (quant::can_quantize(t)) {
+                quant::quantize_row(t, src.data(), w.data(), n);
+            } else {
+                std::uniform_int_distribution<int> byte(0, 255);
+                for (auto &b : w) b = static_cast<uint8_t>(byte(rng));
+                const uint16_t d = quant::fp32_to_fp16(0.01f), dmin = quant::fp32_to_fp16(0.02f);
+                for (uint64_t off = 0; off < rb; off += quant::type_size(t)) {
+                    if (t == quant::Type::Q2_K) {
+                        std::memcpy(&w[off + 80], &d, 2);
+                        std::memcpy(&w[off + 82], &dmin, 2);
+                    } else {  // Q3_K
+                        std::memcpy(&w[off + 108], &d, 2);
+                    }
                 }
             }
+            std::vector<float> wf(static_cast<size_t>(n));
+            quant::dequantize_row(t, w.data(), wf.data(), n);
+            std::normal_distribution<float> nd(0, 1);
+            std::vector<float> x(static_cast<size_t>(n));
+            for (auto &v : x) v = nd(rng);
+            std::vector<uint8_t> act(cpu::act_bytes(t, n));
+            cpu::quantize_act(t, x.data(), act.data(), n);
+            const auto xa = act_values(t, act, n);
+            double ref = 0, exact = 0, mag = 0;
+            for (int64_t i = 0; i < n; ++i) {
+                ref += double(wf[i]) * xa[i];
+                exact += double(wf[i]) * x[i];
+                mag += std::fabs(double(wf[i]) * x[i]);
+            }
+            // Q4_1/Q5_1 add m * s with s rounded to fp16: allow for that rounding.
+            const double tol = (t == quant::Type::Q4_1 || t == quant::Type::Q5_1) ? 2e-3 : 2e-5;
+            const float got = cpu::vec_dot(t, w.data(), act.data(), n);
+            CHECK(std::fabs(got - ref) <= tol * mag);
+            CHECK(std::fabs(got - exact) <= 0.05 * mag);
         }
-        std::vector<float> wf(static_cast<size_t>(n));
-        quant::dequantize_row(t, w.data(), wf.data(), n);
-        std::normal_distribution<float> nd(0, 1);
-        std::vector<float> x(static_cast<size_t>(n));
-        for (auto &v : x) v = nd(rng);
-        std::vector<uint8_t> act(cpu::act_bytes(t, n));
-        cpu::quantize_act(t, x.data(), act.data(), n);
-        const auto xa = act_values(t, act, n);
-        double ref = 0, exact = 0, mag = 0;
-        for (int64_t i = 0; i < n; ++i) {
-            ref += double(wf[i]) * xa[i];
-            exact += double(wf[i]) * x[i];
-            mag += std::fabs(double(wf[i]) * x[i]);
-        }
-        // Q4_1/Q5_1 add m * s with s rounded to fp16: allow for that rounding.
-        const double tol = (t == quant::Type::Q4_1 || t == quant::Type::Q5_1) ? 2e-3 : 2e-5;
-        const float got = cpu::vec_dot(t, w.data(), act.data(), n);
-        CHECK(std::fabs(got - ref) <= tol * mag);
-        CHECK(std::fabs(got - exact) <= 0.05 * mag);
     }
 }
 
 TEST_CASE("vec_dot_x4 is bit-identical to four vec_dot calls") {
-    std::mt19937 rng(5);
+    IsaGuard guard;
+    for (const cpu::Isa isa : isas()) {
+        cpu::set_isa(isa);
+        CAPTURE(cpu::isa_name(isa));
+        std::mt19937 rng(5);
+        std::normal_distribution<float> nd(0, 1);
+        const int64_t n = 2048;
+        for (auto t : {quant::Type::Q4_K, quant::Type::Q8_0, quant::Type::Q6_K, quant::Type::F32}) {
+            CAPTURE(quant::type_name(t));
+            std::vector<float> src(static_cast<size_t>(n));
+            for (auto &v : src) v = nd(rng);
+            std::vector<uint8_t> w(*quant::row_bytes(t, n));
+            quant::quantize_row(t, src.data(), w.data(), n);
+            std::vector<std::vector<uint8_t>> acts(4, std::vector<uint8_t>(cpu::act_bytes(t, n)));
+            const void *ptrs[4];
+            for (int k = 0; k < 4; ++k) {
+                for (auto &v : src) v = nd(rng);
+                cpu::quantize_act(t, src.data(), acts[static_cast<size_t>(k)].data(), n);
+                ptrs[k] = acts[static_cast<size_t>(k)].data();
+            }
+            float out[4];
+            cpu::vec_dot_x4(t, w.data(), ptrs, n, out);
+            for (int k = 0; k < 4; ++k) CHECK(out[k] == cpu::vec_dot(t, w.data(), ptrs[k], n));
+        }
+    }
+}
+
+TEST_CASE("vec_dot_rows is bit-identical to vec_dot for every row count") {
+    IsaGuard guard;
+    for (const cpu::Isa isa : isas()) {
+        cpu::set_isa(isa);
+        CAPTURE(cpu::isa_name(isa));
+        std::mt19937 rng(7);
+        std::normal_distribution<float> nd(0, 1);
+        const int64_t n = 1536;
+        for (auto t :
+             {quant::Type::Q4_K, quant::Type::Q8_0, quant::Type::Q6_K, quant::Type::Q4_0, quant::Type::F32}) {
+            CAPTURE(quant::type_name(t));
+            std::vector<float> src(static_cast<size_t>(n));
+            for (auto &v : src) v = nd(rng);
+            std::vector<uint8_t> w(*quant::row_bytes(t, n));
+            quant::quantize_row(t, src.data(), w.data(), n);
+            const int max_rows = 2 * cpu::kMaxDotRows + 3;
+            std::vector<std::vector<uint8_t>> acts(max_rows, std::vector<uint8_t>(cpu::act_bytes(t, n)));
+            std::vector<const void *> ptrs(max_rows);
+            for (int k = 0; k < max_rows; ++k) {
+                for (auto &v : src) v = nd(rng) * static_cast<float>(k + 1);
+                cpu::quantize_act(t, src.data(), acts[static_cast<size_t>(k)].data(), n);
+                ptrs[static_cast<size_t>(k)] = acts[static_cast<size_t>(k)].data();
+            }
+            for (int rows = 1; rows <= max_rows; ++rows) {
+                CAPTURE(rows);
+                std::vector<float> out(static_cast<size_t>(rows));
+                cpu::vec_dot_rows(t, w.data(), ptrs.data(), rows, n, out.data());
+                for (int k = 0; k < rows; ++k)
+                    CHECK(out[static_cast<size_t>(k)] ==
+                          cpu::vec_dot(t, w.data(), ptrs[static_cast<size_t>(k)], n));
+            }
+        }
+    }
+}
+
+TEST_CASE("vec_dot_tile equals vec_dot on every instruction set") {
+    IsaGuard guard;
+    std::mt19937 rng(17);
+    std::normal_distribution<float> nd(0, 1);
+    const int64_t n = 512, n_rows = 5, n_act = 19;
+    for (auto t :
+         {quant::Type::Q4_K, quant::Type::Q8_0, quant::Type::Q6_K, quant::Type::Q5_K, quant::Type::F32}) {
+        CAPTURE(quant::type_name(t));
+        const size_t rb = *quant::row_bytes(t, n), ab = cpu::act_bytes(t, n);
+        std::vector<float> src(static_cast<size_t>(n));
+        std::vector<uint8_t> w(rb * n_rows), act(ab * n_act);
+        for (int64_t r = 0; r < n_rows; ++r) {
+            for (auto &v : src) v = nd(rng);
+            quant::quantize_row(t, src.data(), w.data() + static_cast<size_t>(r) * rb, n);
+        }
+        for (auto isa : isas()) {
+            CAPTURE(cpu::isa_name(isa));
+            cpu::set_isa(isa);
+            for (int64_t k = 0; k < n_act; ++k) {
+                for (auto &v : src) v = nd(rng);
+                cpu::quantize_act(t, src.data(), act.data() + static_cast<size_t>(k) * ab, n);
+            }
+            const int64_t ldy = n_rows + 2;
+            std::vector<float> y(static_cast<size_t>(ldy * n_act), -1.0f);
+            cpu::vec_dot_tile(t, w.data(), rb, n_rows, act.data(), ab, n_act, n, y.data(), ldy);
+            for (int64_t k = 0; k < n_act; ++k)
+                for (int64_t r = 0; r < ldy; ++r) {
+                    const float want = r < n_rows ? cpu::vec_dot(t, w.data() + static_cast<size_t>(r) * rb,
+                                                                 act.data() + static_cast<size_t>(k) * ab, n)
+                                                  : -1.0f;
+                    CHECK(y[static_cast<size_t>(k * ldy + r)] == want);
+                }
+        }
+    }
+}
+
+TEST_CASE("quantize_act gives the same bytes under every instruction set") {
+    IsaGuard guard;
+    std::mt19937 rng(9);
     std::normal_distribution<float> nd(0, 1);
     const int64_t n = 2048;
-    for (auto t : {quant::Type::Q4_K, quant::Type::Q8_0, quant::Type::Q6_K, quant::Type::F32}) {
+    std::vector<float> x(static_cast<size_t>(n));
+    for (auto &v : x) v = nd(rng);
+    // Edge cases: an all-zero K block, ties between +max and -max (the first one wins), exact
+    // halves after scaling (nearest-even), a block whose largest magnitude is negative.
+    for (int64_t i = 0; i < 256; ++i) x[static_cast<size_t>(i)] = 0;
+    x[300] = -3.0f;
+    x[400] = 3.0f;
+    for (int64_t i = 512; i < 768; ++i) x[static_cast<size_t>(i)] = static_cast<float>(i % 9 - 4) * 0.5f;
+    x[700] = 127.0f;
+    for (int64_t i = 768; i < 800; ++i) x[static_cast<size_t>(i)] = static_cast<float>(i % 5) - 2.5f;
+    for (auto t : {quant::Type::Q8_0, quant::Type::Q4_K, quant::Type::Q6_K, quant::Type::Q4_0,
+                   quant::Type::Q4_1, quant::Type::F16, quant::Type::F32}) {
         CAPTURE(quant::type_name(t));
-        std::vector<float> src(static_cast<size_t>(n));
-        for (auto &v : src) v = nd(rng);
-        std::vector<uint8_t> w(*quant::row_bytes(t, n));
-        quant::quantize_row(t, src.data(), w.data(), n);
-        std::vector<std::vector<uint8_t>> acts(4, std::vector<uint8_t>(cpu::act_bytes(t, n)));
-        const void *ptrs[4];
-        for (int k = 0; k < 4; ++k) {
-            for (auto &v : src) v = nd(rng);
-            cpu::quantize_act(t, src.data(), acts[static_cast<size_t>(k)].data(), n);
-            ptrs[k] = acts[static_cast<size_t>(k)].data();
+        cpu::set_isa(cpu::Isa::generic);
+        std::vector<uint8_t> ref(cpu::act_bytes(t, n));
+        cpu::quantize_act(t, x.data(), ref.data(), n);
+        for (const cpu::Isa isa : isas()) {
+            CAPTURE(cpu::isa_name(isa));
+            cpu::set_isa(isa);
+            std::vector<uint8_t> got(ref.size(), 0xAA);
+            cpu::quantize_act(t, x.data(), got.data(), n);
+            CHECK(std::memcmp(got.data(), ref.data(), ref.size()) == 0);
         }
-        float out[4];
-        cpu::vec_dot_x4(t, w.data(), ptrs, n, out);
-        for (int k = 0; k < 4; ++k) CHECK(out[k] == cpu::vec_dot(t, w.data(), ptrs[k], n));
+    }
+}
+
+TEST_CASE("attention_head matches the dot / softmax / axpy definition on every instruction set") {
+    IsaGuard guard;
+    std::mt19937 rng(13);
+    std::normal_distribution<float> nd(0, 1);
+    for (const int64_t hd : {64, 128, 96}) {
+        CAPTURE(hd);
+        const int64_t stride = 3 * hd, n_pos = 37;
+        std::vector<float> q(static_cast<size_t>(hd)), kv(static_cast<size_t>(stride * n_pos * 2));
+        for (auto &v : q) v = nd(rng);
+        for (auto &v : kv) v = nd(rng);
+        const float *k = kv.data() + hd, *v = kv.data() + stride * n_pos;
+        const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+        // reference in double
+        std::vector<double> s(static_cast<size_t>(n_pos)), ref(static_cast<size_t>(hd), 0.5);
+        double mx = -1e30, sum = 0;
+        for (int64_t p = 0; p < n_pos; ++p) {
+            double d = 0;
+            for (int64_t i = 0; i < hd; ++i) d += double(q[static_cast<size_t>(i)]) * k[p * stride + i];
+            s[static_cast<size_t>(p)] = d * scale;
+            mx = std::max(mx, s[static_cast<size_t>(p)]);
+        }
+        for (auto &x : s) sum += (x = std::exp(x - mx));
+        for (int64_t p = 0; p < n_pos; ++p)
+            for (int64_t i = 0; i < hd; ++i)
+                ref[static_cast<size_t>(i)] += s[static_cast<size_t>(p)] / sum * v[p * stride + i];
+        for (const cpu::Isa isa : isas()) {
+            CAPTURE(cpu::isa_name(isa));
+            cpu::set_isa(isa);
+            std::vector<float> scores(static_cast<size_t>(n_pos)), out(static_cast<size_t>(hd), 0.5f);
+            cpu::attention_head(q.data(), k, v, stride, n_pos, hd, scale, scores.data(), out.data());
+            for (int64_t i = 0; i < hd; ++i)
+                CHECK(std::fabs(out[static_cast<size_t>(i)] - ref[static_cast<size_t>(i)]) <= 1e-5);
+        }
     }
 }

@@ -12,8 +12,9 @@
 
 namespace moerun::kernels::cpu {
 
-// Y[n_tok, rows] = X[n_tok, cols] . W^T, token-major. Each weight row is read once for all tokens;
-// Q4_K and Q8_0 blocks are unpacked once per four tokens (vec_dot_x4).
+// Y[n_tok, rows] = X[n_tok, cols] . W^T, token-major. Activations are converted once per token
+// (in parallel); rows x tokens are tiled, and each weight row meets up to kMaxDotRows tokens per
+// pass (vec_dot_rows).
 void matmul(ThreadPool &pool, quant::Type type, const void *w, const float *x, float *y, int64_t rows,
             int64_t cols, int64_t n_tok);
 
@@ -31,5 +32,11 @@ void swiglu(const float *gate, const float *up, float *out, int64_t n);
 float dot(const float *a, const float *b, int64_t n);
 // y += a * x
 void axpy(float a, const float *x, float *y, int64_t n);
+
+// One query head against n_pos cached positions (position p's key at k + p * stride, its value
+// at v + p * stride): scores[p] = dot(q, K[p]) * scale, softmax, then out[hd] += sum_p scores[p] V[p]
+// in position order. scores: scratch [n_pos].
+void attention_head(const float *q, const float *k, const float *v, int64_t stride, int64_t n_pos, int64_t hd,
+                    float scale, float *scores, float *out);
 
 }  // namespace moerun::kernels::cpu

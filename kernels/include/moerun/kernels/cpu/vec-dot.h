@@ -39,6 +39,22 @@ float vec_dot(quant::Type t, const void *w_row, const void *act, int64_t n);
 // out[t] = vec_dot(t, w_row, act[t], n) for four activation rows, bit-identical to four calls;
 // faster where a kernel reuses each unpacked weight block (Q4_K, Q8_0 with AVX2).
 void vec_dot_x4(quant::Type t, const void *w_row, const void *const act[4], int64_t n, float out[4]);
+// The most activation rows vec_dot_rows takes at once.
+inline constexpr int kMaxDotRows = 8;
+// out[k] = vec_dot(t, w_row, act[k], n) for k < n_act (1..kMaxDotRows), bit-identical to n_act
+// separate calls; each weight block is unpacked once for all rows where a kernel allows it.
+void vec_dot_rows(quant::Type t, const void *w_row, const void *const *act, int n_act, int64_t n, float *out);
+// y[k * ldy + r] = vec_dot(t, w + r * rb, act + k * ab, n) for rows r < n_rows and activation
+// rows k < n_act (consecutive, ab bytes apart), with the results of vec_dot_rows.
+void vec_dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,
+                  int64_t n_act, int64_t n, float *y, int64_t ldy);
+// Instruction sets of the kernels. The default is the best the CPU has, or MOERUN_CPU_ISA
+// (generic | avx2 | avx512) when set; set_isa (tests) picks one, capped at what the CPU has.
+enum class Isa { generic, avx2, avx512 };
+Isa best_isa();
+Isa active_isa();
+void set_isa(Isa isa);
+const char *isa_name(Isa isa);
 // The portable version of vec_dot (the reference for the ISA-specific kernels).
 float vec_dot_generic(quant::Type t, const void *w_row, const void *act, int64_t n);
 

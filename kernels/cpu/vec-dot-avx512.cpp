@@ -1,0 +1,432 @@
+// AVX-512 (F, BW, VL, VNNI) versions of the hottest vec-dot kernels and of the activation
+// conversion. Same definition as the generic kernels in vec-dot.cpp: exact integer sums per
+// (sub-)block, float scaling per block; only the float accumulation order differs (16 lanes).
+// Every kernel takes 1..kMaxTok activation rows against one weight row; a weight block is
+// unpacked once and used for every row, and each row's result is bit-identical to the
+// one-row call (the same operations in the same order per row).
+#include "vec-dot-impl.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "moerun/quant/blocks.h"
+
+// GCC 12 reports the intentionally undefined vectors inside its own AVX-512 intrinsics
+// (_mm512_undefined_*) as uninitialized once they are inlined here.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include "moerun/quant/half.h"
+
+#define MOERUN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+
+namespace moerun::kernels::cpu::avx512 {
+namespace {
+
+MOERUN_AVX512 inline float half(uint16_t h) {
+    return _cvtsh_ss(h);
+}
+
+MOERUN_AVX512 inline float hsum128(__m128 s) {
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+MOERUN_AVX512 inline float hsum256(__m256 v) {
+    return hsum128(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)));
+}
+
+MOERUN_AVX512 inline float hsum512(__m512 v) {
+    return hsum256(_mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)));
+}
+
+// Bytes ahead of the current weight block that the single-token Q4_K kernel prefetches (decode
+// streams the expert weights from memory; measured +4-5% tg on the OLMoE shape, 2 threads; the
+// same for Q8_0 / Q6_K measured no gain).
+constexpr int kPrefetchAhead = 2048;
+
+// The 8 six-bit scales and mins of a Q4_K block as 8 int16 each (see vec-dot-avx2.cpp).
+MOERUN_AVX512 inline void k4_scales_mins(const uint8_t *scales, __m128i &sc, __m128i &mn) {
+    uint32_t w[3];
+    std::memcpy(w, scales, 12);
+    const uint32_t sc_lo = w[0] & 0x3f3f3f3fu, sc_hi = (w[2] & 0x0f0f0f0fu) | ((w[0] >> 2) & 0x30303030u);
+    const uint32_t m_lo = w[1] & 0x3f3f3f3fu,
+                   m_hi = ((w[2] >> 4) & 0x0f0f0f0fu) | ((w[1] >> 2) & 0x30303030u);
+    sc = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(sc_hi), static_cast<int>(sc_lo)));
+    mn = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(m_hi), static_cast<int>(m_lo)));
+}
+
+// Q4_K: 64 elements per zmm (chunk c: low nibbles of qs[32c..] = sub-block 2c, high nibbles =
+// sub-block 2c+1), u8 x s8 pairs summed to int16 (maddubs; |sum| <= 2 * 15 * 128, exact), then
+// int16 x sub-block scale pairs accumulated to int32 (vpdpwssd, exact).
+template <int N>
+MOERUN_AVX512 void q4_k_rows(const void *w, const void *const *act, int64_t n, float *out) {
+    const auto *x = static_cast<const quant::BlockQ4_K *>(w);
+    const ActQ8_K *y[N];
+    for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    __m512i sidx[4];
+    for (int c = 0; c < 4; ++c)
+        sidx[c] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<short>(2 * c))),
+                                     _mm256_set1_epi16(static_cast<short>(2 * c + 1)), 1);
+    __m512 acc[N];
+    __m256 acc_m[N];
+    for (int t = 0; t < N; ++t) {
+        acc[t] = _mm512_setzero_ps();
+        acc_m[t] = _mm256_setzero_ps();
+    }
+    for (int64_t i = 0; i < n / 256; ++i) {
+        if constexpr (N <= 2) {  // decode streams weights from memory: fetch ~2 KiB ahead
+            const char *ahead = reinterpret_cast<const char *>(x + i) + kPrefetchAhead;
+            _mm_prefetch(ahead, _MM_HINT_T0);
+            _mm_prefetch(ahead + 64, _MM_HINT_T0);
+            _mm_prefetch(ahead + 128, _MM_HINT_T0);
+        }
+        __m128i sc16, mn16;
+        k4_scales_mins(x[i].scales, sc16, mn16);
+        __m512i q[4], s[4];
+        for (int c = 0; c < 4; ++c) {
+            const __m512i b = _mm512_broadcast_i64x4(
+                _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qs + 32 * c)));
+            q[c] = _mm512_and_si512(_mm512_srlv_epi16(b, shift), m4);
+            s[c] = _mm512_permutexvar_epi16(sidx[c], _mm512_castsi128_si512(sc16));
+        }
+        // mins, each twice: lane j of madd(mn2, bsums) = m[j] * (bsums[2j] + bsums[2j+1]) (exact).
+        const __m256i mn2 = _mm256_set_m128i(_mm_unpackhi_epi16(mn16, mn16), _mm_unpacklo_epi16(mn16, mn16));
+        const float dx = half(x[i].d), dmx = half(x[i].dmin);
+        for (int t = 0; t < N; ++t) {
+            const ActQ8_K &yb = y[t][i];
+            const __m256i msum =
+                _mm256_madd_epi16(mn2, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.bsums)));
+            __m512i isum = _mm512_setzero_si512();
+            for (int c = 0; c < 4; ++c) {
+                const __m512i yv = _mm512_loadu_si512(yb.qs + 64 * c);
+                isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q[c], yv), s[c]);
+            }
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(yb.d * dx), _mm512_cvtepi32_ps(isum), acc[t]);
+            acc_m[t] = _mm256_fmadd_ps(_mm256_set1_ps(yb.d * dmx), _mm256_cvtepi32_ps(msum), acc_m[t]);
+        }
+    }
+    for (int t = 0; t < N; ++t) out[t] = hsum512(acc[t]) - hsum256(acc_m[t]);
+}
+
+// Q8_0: signed x signed via |w| (u8) x sign(y, w) (s8), 32 elements per ymm (vpdpbusd).
+template <int N>
+MOERUN_AVX512 void q8_0_rows(const void *w, const void *const *act, int64_t n, float *out) {
+    const auto *x = static_cast<const quant::BlockQ8_0 *>(w);
+    const ActQ8_0 *y[N];
+    for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_0 *>(act[t]);
+    __m256 acc[N];
+    for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; ++i) {
+        if constexpr (N <= 2)
+            _mm_prefetch(reinterpret_cast<const char *>(x + i) + kPrefetchAhead, _MM_HINT_T0);
+        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qs));
+        const __m256i ax = _mm256_abs_epi8(xv);
+        const float dx = half(x[i].d);
+        for (int t = 0; t < N; ++t) {
+            const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[t][i].qs));
+            const __m256i dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, _mm256_sign_epi8(yv, xv));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dx * y[t][i].d), _mm256_cvtepi32_ps(dot), acc[t]);
+        }
+    }
+    for (int t = 0; t < N; ++t) out[t] = hsum256(acc[t]);
+}
+
+// Q6_K: 6-bit quants 0..63 (u8) x s8, 32 elements per ymm half; the -32 offset of every quant is
+// applied once per block through the activation's 16-element sums.
+template <int N>
+MOERUN_AVX512 void q6_k_rows(const void *w, const void *const *act, int64_t n, float *out) {
+    const auto *x = static_cast<const quant::BlockQ6_K *>(w);
+    const ActQ8_K *y[N];
+    for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+    alignas(64) int16_t sidx[4][32];  // zmm j: int16 lane l belongs to sub-block 4j + l / 8
+    for (int j = 0; j < 4; ++j)
+        for (int l = 0; l < 32; ++l) sidx[j][l] = static_cast<int16_t>(4 * j + l / 8);
+    __m512 acc[N];
+    for (int t = 0; t < N; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / 256; ++i) {
+        // 4 zmm of 64 quants: zmm j = elements 32 * (2j) .. 32 * (2j + 2); scales per 16 int16.
+        __m512i q[4], s[4];
+        const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i *>(x[i].scales));
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);  // 16 int16
+        for (int h = 0; h < 2; ++h) {
+            const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].ql + 64 * h));
+            const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].ql + 64 * h + 32));
+            const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qh + 32 * h));
+            const __m256i lo[4] = {_mm256_and_si256(ql0, m4), _mm256_and_si256(ql1, m4),
+                                   _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                   _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4)};
+            __m256i v[4];
+            for (int k = 0; k < 4; ++k) {
+                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), m2);
+                v[k] = _mm256_or_si256(lo[k], _mm256_slli_epi16(hi, 4));
+            }
+            q[2 * h] = _mm512_inserti64x4(_mm512_castsi256_si512(v[0]), v[1], 1);
+            q[2 * h + 1] = _mm512_inserti64x4(_mm512_castsi256_si512(v[2]), v[3], 1);
+        }
+        // zmm j holds sub-blocks 4j..4j+3 (16 elements = 8 int16 lanes each after maddubs).
+        for (int j = 0; j < 4; ++j) {
+            const __m512i idx = _mm512_load_si512(sidx[j]);
+            s[j] = _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(sc16));
+        }
+        const float dx = half(x[i].d);
+        for (int t = 0; t < N; ++t) {
+            const ActQ8_K &yb = y[t][i];
+            // offset = sum_j sc[j] * bsums[j]
+            const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.bsums));
+            const __m256i off = _mm256_madd_epi16(sc16, bs);  // 8 int32
+            __m512i isum = _mm512_setzero_si512();
+            for (int j = 0; j < 4; ++j) {
+                const __m512i yv = _mm512_loadu_si512(yb.qs + 64 * j);
+                isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q[j], yv), s[j]);
+            }
+            // subtract 32 * offset lane-wise (exact int32: each lane gets its own part).
+            isum = _mm512_sub_epi32(isum, _mm512_castsi256_si512(_mm256_slli_epi32(off, 5)));
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(yb.d * dx), _mm512_cvtepi32_ps(isum), acc[t]);
+        }
+    }
+    for (int t = 0; t < N; ++t) out[t] = hsum512(acc[t]);
+}
+
+// fn<n_act>(...) for n_act in 1..kMaxDotRows.
+#define MOERUN_ROWS_SWITCH(fn)     \
+    switch (n_act) {               \
+        case 1:                    \
+            fn<1>(w, act, n, out); \
+            return true;           \
+        case 2:                    \
+            fn<2>(w, act, n, out); \
+            return true;           \
+        case 3:                    \
+            fn<3>(w, act, n, out); \
+            return true;           \
+        case 4:                    \
+            fn<4>(w, act, n, out); \
+            return true;           \
+        case 5:                    \
+            fn<5>(w, act, n, out); \
+            return true;           \
+        case 6:                    \
+            fn<6>(w, act, n, out); \
+            return true;           \
+        case 7:                    \
+            fn<7>(w, act, n, out); \
+            return true;           \
+        default:                   \
+            fn<8>(w, act, n, out); \
+            return true;           \
+    }
+
+}  // namespace
+
+static_assert(kMaxDotRows == 8);
+
+bool dot_rows(quant::Type t, const void *w, const void *const *act, int n_act, int64_t n, float *out) {
+    switch (t) {
+        case quant::Type::Q4_K:
+            MOERUN_ROWS_SWITCH(q4_k_rows)
+        case quant::Type::Q6_K:
+            MOERUN_ROWS_SWITCH(q6_k_rows)
+        case quant::Type::Q8_0:
+            MOERUN_ROWS_SWITCH(q8_0_rows)
+        default:
+            return false;
+    }
+}
+
+namespace {
+
+// Rows [0, n_rows) x activations [0, n_act) with one kernel family: activation rows in groups of
+// 8, then one call of the remainder's size (the same kernel instances as dot_rows).
+template <template <int> class K>
+MOERUN_AVX512 void tile(const uint8_t *w, size_t rb, int64_t n_rows, const uint8_t *act, size_t ab,
+                        int64_t n_act, int64_t n, float *y, int64_t ldy) {
+    const void *ptrs[8];
+    float out[8];
+    // A group of up to 8 activation rows stays in L1 while the weight rows pass by.
+    for (int64_t t = 0; t < n_act; t += 8) {
+        const int m = static_cast<int>(n_act - t < 8 ? n_act - t : 8);
+        for (int k = 0; k < m; ++k) ptrs[k] = act + static_cast<size_t>(t + k) * ab;
+        for (int64_t r = 0; r < n_rows; ++r) {
+            const uint8_t *row = w + static_cast<size_t>(r) * rb;
+            switch (m) {
+                case 8:
+                    K<8>::run(row, ptrs, n, out);
+                    break;
+                case 7:
+                    K<7>::run(row, ptrs, n, out);
+                    break;
+                case 6:
+                    K<6>::run(row, ptrs, n, out);
+                    break;
+                case 5:
+                    K<5>::run(row, ptrs, n, out);
+                    break;
+                case 4:
+                    K<4>::run(row, ptrs, n, out);
+                    break;
+                case 3:
+                    K<3>::run(row, ptrs, n, out);
+                    break;
+                case 2:
+                    K<2>::run(row, ptrs, n, out);
+                    break;
+                default:
+                    K<1>::run(row, ptrs, n, out);
+                    break;
+            }
+            for (int k = 0; k < m; ++k) y[(t + k) * ldy + r] = out[k];
+        }
+    }
+}
+
+template <int N>
+struct Q4K {
+    MOERUN_AVX512 static void run(const void *w, const void *const *a, int64_t n, float *o) {
+        q4_k_rows<N>(w, a, n, o);
+    }
+};
+template <int N>
+struct Q6K {
+    MOERUN_AVX512 static void run(const void *w, const void *const *a, int64_t n, float *o) {
+        q6_k_rows<N>(w, a, n, o);
+    }
+};
+template <int N>
+struct Q80 {
+    MOERUN_AVX512 static void run(const void *w, const void *const *a, int64_t n, float *o) {
+        q8_0_rows<N>(w, a, n, o);
+    }
+};
+
+}  // namespace
+
+bool dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,
+              int64_t n_act, int64_t n, float *y, int64_t ldy) {
+    const auto *wb = static_cast<const uint8_t *>(w);
+    const auto *a = static_cast<const uint8_t *>(act);
+    switch (t) {
+        case quant::Type::Q4_K:
+            tile<Q4K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            return true;
+        case quant::Type::Q6_K:
+            tile<Q6K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            return true;
+        case quant::Type::Q8_0:
+            tile<Q80>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            return true;
+        default:
+            return false;
+    }
+}
+
+// ---- activation conversion ----
+
+// Q8_K (see act-quant.cpp): max = the first element of largest magnitude; iscale = -127 / max;
+// q = nearest-even(iscale * x) clamped to 127 (cvtps rounds to nearest-even under the default
+// MXCSR, as nearbyint does under the default rounding mode).
+MOERUN_AVX512 void quantize_q8_k(const float *x, ActQ8_K *y, int64_t nb) {
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    for (int64_t i = 0; i < nb; ++i, x += 256) {
+        __m512 vmax = _mm512_setzero_ps();
+        for (int j = 0; j < 256; j += 16)
+            vmax = _mm512_max_ps(vmax, _mm512_and_ps(_mm512_loadu_ps(x + j), absmask));
+        const float amax = _mm512_reduce_max_ps(vmax);
+        if (amax == 0) {
+            std::memset(&y[i], 0, sizeof(ActQ8_K));
+            continue;
+        }
+        float max = 0;
+        for (int j = 0; j < 256; j += 16) {
+            const __mmask16 hit = _mm512_cmp_ps_mask(_mm512_and_ps(_mm512_loadu_ps(x + j), absmask),
+                                                     _mm512_set1_ps(amax), _CMP_EQ_OQ);
+            if (hit) {
+                max = x[j + __builtin_ctz(hit)];
+                break;
+            }
+        }
+        const float iscale = -127.f / max;
+        const __m512 vs = _mm512_set1_ps(iscale);
+        const __m512i top = _mm512_set1_epi32(127);
+        for (int j = 0; j < 256; j += 16) {
+            const __m512i v =
+                _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(vs, _mm512_loadu_ps(x + j))), top);
+            _mm_storeu_si128(reinterpret_cast<__m128i *>(y[i].qs + j), _mm512_cvtsepi32_epi8(v));
+            y[i].bsums[j / 16] = static_cast<int16_t>(_mm512_reduce_add_epi32(v));
+        }
+        y[i].d = 1 / iscale;
+    }
+}
+
+// Q8_0: id = 127 / amax, q = nearest-even(x * id), d rounded to fp16 precision.
+MOERUN_AVX512 void quantize_q8_0(const float *x, ActQ8_0 *y, int64_t nb) {
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    for (int64_t i = 0; i < nb; ++i, x += 32) {
+        const __m512 a = _mm512_loadu_ps(x), b = _mm512_loadu_ps(x + 16);
+        const float amax =
+            _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(a, absmask), _mm512_and_ps(b, absmask)));
+        const float d = amax / 127.f, id = amax != 0 ? 127.f / amax : 0.f;
+        y[i].d = quant::fp16_to_fp32(quant::fp32_to_fp16(d));
+        const __m512 vid = _mm512_set1_ps(id);
+        _mm_storeu_si128(reinterpret_cast<__m128i *>(y[i].qs),
+                         _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(a, vid))));
+        _mm_storeu_si128(reinterpret_cast<__m128i *>(y[i].qs + 16),
+                         _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(b, vid))));
+    }
+}
+
+bool quantize(quant::Type t, const float *x, void *dst, int64_t n) {
+    switch (t) {
+        case quant::Type::Q4_0:
+        case quant::Type::Q5_0:
+        case quant::Type::Q8_0:
+            quantize_q8_0(x, static_cast<ActQ8_0 *>(dst), n / 32);
+            return true;
+        case quant::Type::Q2_K:
+        case quant::Type::Q3_K:
+        case quant::Type::Q4_K:
+        case quant::Type::Q5_K:
+        case quant::Type::Q6_K:
+            quantize_q8_k(x, static_cast<ActQ8_K *>(dst), n / 256);
+            return true;
+        default:
+            return false;
+    }
+}
+
+bool supported() {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+    return f16c && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vnni");
+}
+
+}  // namespace moerun::kernels::cpu::avx512
+
+#else
+namespace moerun::kernels::cpu::avx512 {
+bool supported() {
+    return false;
+}
+bool dot_rows(quant::Type, const void *, const void *const *, int, int64_t, float *) {
+    return false;
+}
+bool dot_tile(quant::Type, const void *, size_t, int64_t, const void *, size_t, int64_t, int64_t, float *,
+              int64_t) {
+    return false;
+}
+bool quantize(quant::Type, const float *, void *, int64_t) {
+    return false;
+}
+}  // namespace moerun::kernels::cpu::avx512
+#endif
