@@ -19,3 +19,7 @@ echo "[quickstart] $build/tools/moerun inspect --no-tensors $model" >&2
 "$build/tools/moerun" inspect --no-tensors "$model"
 echo "[quickstart] $build/tools/moerun run -m $model -p 'The quick brown fox' -n 32 --temp 0" >&2
 "$build/tools/moerun" run -m "$model" -p "The quick brown fox" -n 32 --temp 0
+# The same run with a memory budget below the model: experts come through the expert cache
+# (io_uring + O_DIRECT), the text is identical, and --stats shows the cache at work.
+echo "[quickstart] $build/tools/moerun run -m $model -p 'The quick brown fox' -n 32 --temp 0 -c 512 --host-mem 36MiB --stats" >&2
+"$build/tools/moerun" run -m "$model" -p "The quick brown fox" -n 32 --temp 0 -c 512 --host-mem 36MiB --stats
