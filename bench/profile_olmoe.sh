@@ -57,7 +57,11 @@ a=$(now); stats_global=$($CMD_STATS_GLOBAL | sed -n '/^SCH/,/^$/p'); b=$(now); t
     echo "Trace: \`$(basename "$TRACE")\` (MOETRC01): OLMoE-1B-7B, 16 MoE layers x 64 experts, top-8, 200"
     echo "sequences in two domains (ids 0 and 1, 100 sequences each; the data README names them general and"
     echo "coding but does not say which id is which), 25,600 decoded tokens."
-    echo "No expert sizes in the trace and no model given: bytes per token are not shown (\`--model GGUF\` adds them)."
+    if [ ${#MODEL_ARG[@]} -gt 0 ]; then
+        echo "Expert sizes for MiB per token: \`$MODEL\` (the OLMoE-1B-7B shape at Q4_K, 3.38 MiB per expert; see bench/README.md)."
+    else
+        echo "No expert sizes in the trace and no model given: bytes per token are not shown (\`--model GGUF\` adds them)."
+    fi
     echo
     echo "## Replay time"
     echo
