@@ -79,7 +79,7 @@ struct Context::Impl {
     void eval(std::span<const int32_t> tokens, bool all_logits);
     void eval_batch(std::span<const int32_t> tokens, int64_t n_out, float *out, bool prefill);
     void attention(uint32_t il, std::vector<float> &x, int64_t n);
-    void moe(uint32_t il, std::vector<float> &x, int64_t n, const int32_t *tokens);
+    void moe(uint32_t il, std::vector<float> &x, int64_t n);
     void predict_next(uint32_t il, const std::vector<float> &x);
 };
 
@@ -165,7 +165,7 @@ void Context::Impl::attention(uint32_t il, std::vector<float> &xs, int64_t n) {
     for (size_t i = 0; i < proj.size(); ++i) xs[i] += proj[i];
 }
 
-void Context::Impl::moe(uint32_t il, std::vector<float> &xs, int64_t n, const int32_t *tokens) {
+void Context::Impl::moe(uint32_t il, std::vector<float> &xs, int64_t n) {
     const LayerWeights &L = model.layer(il);
     const int64_t E = hp.n_embd, X = hp.n_expert, K = hp.n_expert_used, F = hp.n_ff_exp;
     h.resize(static_cast<size_t>(n * E));
@@ -256,7 +256,6 @@ void Context::Impl::moe(uint32_t il, std::vector<float> &xs, int64_t n, const in
             ops::axpy(s, &d[t * E], &acc[t * E], E);
         }
     }
-    (void)tokens;
     for (size_t i = 0; i < acc.size(); ++i) xs[i] += acc[i];
 }
 
@@ -319,8 +318,7 @@ void Context::Impl::eval(std::span<const int32_t> tokens, bool all_logits) {
 
 // One batch of n tokens at positions [n_past, n_past + n); logits of its last n_out tokens.
 void Context::Impl::eval_batch(std::span<const int32_t> tokens, int64_t n_out, float *out, bool prefill) {
-    const int64_t n = static_cast<int64_t>(tokens.size()), E = hp.n_embd, V = hp.n_vocab,
-                  K = hp.n_expert_used;
+    const int64_t n = static_cast<int64_t>(tokens.size()), E = hp.n_embd, K = hp.n_expert_used;
     experts->begin_step(route_step);
     x.resize(static_cast<size_t>(n * E));
     sel_e.resize(static_cast<size_t>(n * K));
@@ -335,7 +333,7 @@ void Context::Impl::eval_batch(std::span<const int32_t> tokens, int64_t n_out, f
                               &x[t * E], E);
     for (uint32_t il = 0; il < hp.n_layer; ++il) {
         attention(il, x, n);
-        moe(il, x, n, tokens.data());
+        moe(il, x, n);
     }
     if (n_out > 0) {
         const int64_t first = n - n_out;
@@ -344,7 +342,6 @@ void Context::Impl::eval_batch(std::span<const int32_t> tokens, int64_t n_out, f
             ops::rms_norm(&x[t * E], model.output_norm().data(), &h[(t - first) * E], E, hp.rms_eps);
         matmul(pool, model.output(), h.data(), out, n_out);
     }
-    (void)V;
     if (params.trace_out != nullptr) {
         const size_t per_tok = size_t{hp.n_layer} * static_cast<size_t>(K);
         for (int64_t t = 0; t < n; ++t)
