@@ -69,6 +69,7 @@ struct ExpertCache::Impl {
     std::vector<uint16_t> ready, misses;  // ready to hand out; not issued yet (demand)
     size_t miss_head = 0, ready_head = 0;
     size_t outstanding = 0;  // requested experts not handed out yet
+    size_t n_pinned = 0;     // slots pinned by the layer being served (done() not called yet)
     // Prefetch queue (FIFO, bounded, no allocation): ids not issued yet.
     std::vector<ExpertId> pf_queue;
     size_t pf_head = 0;
@@ -148,6 +149,7 @@ struct ExpertCache::Impl {
             ++miss_head;
             Slot &sl = slots[static_cast<size_t>(s)];
             sl.pinned = sl.wanted = true;
+            ++n_pinned;
             sl.prefetched = false;
             load(static_cast<uint32_t>(s), id);
             parts[sl.partition].policy->on_insert(id, now(), false);
@@ -278,8 +280,7 @@ void ExpertCache::begin_layer(uint32_t layer, std::span<const uint16_t> experts)
     Impl &m = *impl_;
     if (m.outstanding != 0)
         throw std::logic_error("expert cache: begin_layer before the previous layer finished");
-    for (const Slot &sl : m.slots)
-        if (sl.pinned) throw std::logic_error("expert cache: begin_layer while an expert is still in use");
+    if (m.n_pinned != 0) throw std::logic_error("expert cache: begin_layer while an expert is still in use");
     m.layer = layer;
     m.ready.clear();
     m.misses.clear();
@@ -302,6 +303,7 @@ void ExpertCache::begin_layer(uint32_t layer, std::span<const uint16_t> experts)
         Slot &sl = m.slots[static_cast<size_t>(s)];
         if (sl.pinned) throw std::invalid_argument("expert cache: expert requested twice in one layer");
         sl.pinned = sl.wanted = true;
+        ++m.n_pinned;
         if (sl.prefetched) ++st.prefetch_used;
         sl.prefetched = false;
         if (!sl.permanent) policy.on_hit({layer, e}, m.now());
@@ -352,7 +354,11 @@ void ExpertCache::done(uint32_t layer, uint16_t expert) {
     Impl &m = *impl_;
     const int32_t s = m.slot_of[m.key({layer, expert})];
     if (s < 0) throw std::logic_error("expert cache: done() for an expert that is not resident");
-    m.slots[static_cast<size_t>(s)].pinned = false;
+    Slot &sl = m.slots[static_cast<size_t>(s)];
+    if (sl.pinned) {
+        sl.pinned = false;
+        --m.n_pinned;
+    }
     m.issue_misses();
     m.pump_prefetch();
 }

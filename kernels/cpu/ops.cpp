@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "moerun/kernels/cpu/ops.h"
+#include "moerun/kernels/cpu/rope.h"
 #include "moerun/kernels/cpu/vec-dot.h"
 #include "vec-dot-impl.h"
 
@@ -77,21 +78,8 @@ void rms_norm(const float *x, const float *weight, float *out, int64_t n, float 
 }
 
 void rope(float *x, int n_head, int head_dim, int n_rot, float pos, float freq_base, bool neox) {
-    // theta_i = pos * base^(-2i/n_rot), built by repeated multiplication as ggml does, so that
-    // angles round identically to llama.cpp's.
-    const float theta_scale = std::pow(freq_base, -2.0f / static_cast<float>(n_rot));
-    const int half = n_rot / 2;
-    float theta = pos;
-    for (int i = 0; i < half; ++i, theta *= theta_scale) {
-        const float c = std::cos(theta), s = std::sin(theta);
-        for (int h = 0; h < n_head; ++h) {
-            float *v = x + static_cast<int64_t>(h) * head_dim;
-            const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
-            const float x0 = v[a], x1 = v[b];
-            v[a] = x0 * c - x1 * s;
-            v[b] = x0 * s + x1 * c;
-        }
-    }
+    // Unscaled: freq_scale 1 and attn_factor 1 multiply exactly, so this is the plain rotation.
+    rope_scaled(x, n_head, head_dim, n_rot, pos, freq_base, neox, RopeScaling{});
 }
 
 void softmax(float *x, int64_t n) {

@@ -36,6 +36,8 @@ void rope_scaled(float *x, int n_head, int head_dim, int n_rot, float pos, float
     const int half = n_rot / 2;
     float mscale = s.attn_factor;
     if (s.ext_factor != 0.0f) mscale *= 1.0f + 0.1f * std::log(1.0f / s.freq_scale);
+    // theta_e = pos * base^(-2i/n_rot), built by repeated multiplication as ggml does, so that
+    // angles round identically to llama.cpp's.
     float theta_e = pos;
     for (int i = 0; i < half; ++i, theta_e *= theta_scale) {
         const float theta_i = s.freq_scale * theta_e;

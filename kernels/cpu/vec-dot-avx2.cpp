@@ -36,18 +36,11 @@ MOERUN_AVX2 inline __m256i dot_i8(__m256i x, __m256i y) {
 
 }  // namespace
 
-// The 8 six-bit scales and mins of a Q4_K/Q5_K block as two vectors of 8 uint8 (in the low
-// 8 bytes). With w0, w1, w2 the three little-endian words of `scales`:
-//   sc[0..3] = w0 & 0x3f..,  sc[4..7] = (w2 & 0x0f..) | ((w0 >> 2) & 0x30..)
-//   m[0..3]  = w1 & 0x3f..,  m[4..7]  = ((w2 >> 4) & 0x0f..) | ((w1 >> 2) & 0x30..)
+// The 8 six-bit scales and mins of a Q4_K/Q5_K block as 8 int16 each (k4_scale_words).
 MOERUN_AVX2 inline void k4_scales_mins(const uint8_t *scales, __m128i &sc, __m128i &mn) {
-    uint32_t w[3];
-    std::memcpy(w, scales, 12);
-    const uint32_t sc_lo = w[0] & 0x3f3f3f3fu, sc_hi = (w[2] & 0x0f0f0f0fu) | ((w[0] >> 2) & 0x30303030u);
-    const uint32_t m_lo = w[1] & 0x3f3f3f3fu,
-                   m_hi = ((w[2] >> 4) & 0x0f0f0f0fu) | ((w[1] >> 2) & 0x30303030u);
-    sc = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(sc_hi), static_cast<int>(sc_lo)));
-    mn = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(m_hi), static_cast<int>(m_lo)));
+    const K4ScaleWords k = k4_scale_words(scales);
+    sc = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(k.sc_hi), static_cast<int>(k.sc_lo)));
+    mn = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(k.m_hi), static_cast<int>(k.m_lo)));
 }
 
 MOERUN_AVX2 float dot_q4_k(const void *w, const void *act, int64_t n) {

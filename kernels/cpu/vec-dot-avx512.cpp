@@ -50,15 +50,11 @@ MOERUN_AVX512 inline float hsum512(__m512 v) {
 // same for Q8_0 / Q6_K measured no gain).
 constexpr int kPrefetchAhead = 2048;
 
-// The 8 six-bit scales and mins of a Q4_K block as 8 int16 each (see vec-dot-avx2.cpp).
+// The 8 six-bit scales and mins of a Q4_K block as 8 int16 each (k4_scale_words).
 MOERUN_AVX512 inline void k4_scales_mins(const uint8_t *scales, __m128i &sc, __m128i &mn) {
-    uint32_t w[3];
-    std::memcpy(w, scales, 12);
-    const uint32_t sc_lo = w[0] & 0x3f3f3f3fu, sc_hi = (w[2] & 0x0f0f0f0fu) | ((w[0] >> 2) & 0x30303030u);
-    const uint32_t m_lo = w[1] & 0x3f3f3f3fu,
-                   m_hi = ((w[2] >> 4) & 0x0f0f0f0fu) | ((w[1] >> 2) & 0x30303030u);
-    sc = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(sc_hi), static_cast<int>(sc_lo)));
-    mn = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(m_hi), static_cast<int>(m_lo)));
+    const K4ScaleWords k = k4_scale_words(scales);
+    sc = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(k.sc_hi), static_cast<int>(k.sc_lo)));
+    mn = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(k.m_hi), static_cast<int>(k.m_lo)));
 }
 
 // Q4_K: 64 elements per zmm (chunk c: low nibbles of qs[32c..] = sub-block 2c, high nibbles =

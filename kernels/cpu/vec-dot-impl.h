@@ -1,8 +1,28 @@
 // Internal: the ISA-specific vec-dot kernels that vec-dot.cpp dispatches to.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 #include "moerun/kernels/cpu/vec-dot.h"
+
+namespace moerun::kernels::cpu {
+
+// The 8 six-bit scales and mins of a Q4_K block (12 bytes), one byte each, packed as four words:
+// sc[0..3], sc[4..7], m[0..3], m[4..7]. With w0, w1, w2 the little-endian words of `scales`:
+//   sc[0..3] = w0 & 0x3f..,  sc[4..7] = (w2 & 0x0f..) | ((w0 >> 2) & 0x30..)
+//   m[0..3]  = w1 & 0x3f..,  m[4..7]  = ((w2 >> 4) & 0x0f..) | ((w1 >> 2) & 0x30..)
+// The SIMD kernels widen these to int16 lanes.
+struct K4ScaleWords {
+    uint32_t sc_lo, sc_hi, m_lo, m_hi;
+};
+inline K4ScaleWords k4_scale_words(const uint8_t *scales) {
+    uint32_t w[3];
+    std::memcpy(w, scales, 12);
+    return {w[0] & 0x3f3f3f3fu, (w[2] & 0x0f0f0f0fu) | ((w[0] >> 2) & 0x30303030u), w[1] & 0x3f3f3f3fu,
+            ((w[2] >> 4) & 0x0f0f0f0fu) | ((w[1] >> 2) & 0x30303030u)};
+}
+
+}  // namespace moerun::kernels::cpu
 
 namespace moerun::kernels::cpu::avx2 {
 bool supported();  // the CPU has AVX2 and FMA

@@ -127,17 +127,10 @@ void Context::Impl::attention(uint32_t il, std::vector<float> &xs, int64_t n) {
                 ops::rms_norm(kt + hh * hd, L.k_norm.data(), kt + hh * hd, hd, hp.rms_eps);
         }
         const float pos = static_cast<float>(n_past + t);
-        if (hp.rope_scaled) {
-            ops::rope_scaled(qt, static_cast<int>(nh), static_cast<int>(hd), static_cast<int>(hp.n_rot), pos,
-                             hp.rope_freq_base, neox, hp.rope);
-            ops::rope_scaled(kt, static_cast<int>(nkvh), static_cast<int>(hd), static_cast<int>(hp.n_rot),
-                             pos, hp.rope_freq_base, neox, hp.rope);
-        } else {
-            ops::rope(qt, static_cast<int>(nh), static_cast<int>(hd), static_cast<int>(hp.n_rot), pos,
-                      hp.rope_freq_base, neox);
-            ops::rope(kt, static_cast<int>(nkvh), static_cast<int>(hd), static_cast<int>(hp.n_rot), pos,
-                      hp.rope_freq_base, neox);
-        }
+        ops::rope_scaled(qt, static_cast<int>(nh), static_cast<int>(hd), static_cast<int>(hp.n_rot), pos,
+                         hp.rope_freq_base, neox, hp.rope);
+        ops::rope_scaled(kt, static_cast<int>(nkvh), static_cast<int>(hd), static_cast<int>(hp.n_rot), pos,
+                         hp.rope_freq_base, neox, hp.rope);
         const size_t slot =
             (size_t{il} * params.n_ctx + n_past + static_cast<size_t>(t)) * static_cast<size_t>(nkv);
         std::copy(kt, kt + nkv, k_cache.begin() + static_cast<ptrdiff_t>(slot));

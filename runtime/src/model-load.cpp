@@ -132,7 +132,6 @@ Model Model::load(const gguf::GgufFile &f) {
         const double factor = info.rope_scaling.factor;
         if (!(factor > 0) || !std::isfinite(factor))
             f.fail(0, p + "rope.scaling.factor", "must be a positive number for '" + type + "' scaling");
-        hp.rope_scaled = true;
         hp.rope_freq_scale = static_cast<float>(1.0 / factor);
         hp.rope.freq_scale = hp.rope_freq_scale;
         hp.rope.attn_factor = static_cast<float>(f.get_float_or(p + "rope.scaling.attn_factor", 1.0));

@@ -16,16 +16,25 @@
 using namespace moerun;
 namespace cpu = moerun::kernels::cpu;
 
-TEST_CASE("rope_scaled with no scaling is the plain rotation, bit for bit") {
+TEST_CASE("unscaled rope rotates pair i by pos * base^(-2i/n_rot), interleaved or NeoX") {
     std::mt19937 rng(3);
     std::normal_distribution<float> nd;
+    const int n_head = 3, hd = 16, n_rot = 16;
+    const float pos = 37.0f, base = 10000.0f;
     for (bool neox : {false, true}) {
-        std::vector<float> a(4 * 64), b;
-        for (auto &v : a) v = nd(rng);
-        b = a;
-        cpu::rope(a.data(), 4, 64, 64, 37.0f, 10000.0f, neox);
-        cpu::rope_scaled(b.data(), 4, 64, 64, 37.0f, 10000.0f, neox, cpu::RopeScaling{});
-        CHECK(a == b);
+        std::vector<float> x(n_head * hd);
+        for (auto &v : x) v = nd(rng);
+        const std::vector<float> in = x;
+        cpu::rope(x.data(), n_head, hd, n_rot, pos, base, neox);
+        for (int h = 0; h < n_head; ++h)
+            for (int i = 0; i < n_rot / 2; ++i) {
+                const double theta = pos * std::pow(double{base}, -2.0 * i / n_rot);
+                const int a = h * hd + (neox ? i : 2 * i), b = h * hd + (neox ? i + n_rot / 2 : 2 * i + 1);
+                CHECK(x[a] ==
+                      doctest::Approx(in[a] * std::cos(theta) - in[b] * std::sin(theta)).epsilon(1e-4));
+                CHECK(x[b] ==
+                      doctest::Approx(in[a] * std::sin(theta) + in[b] * std::cos(theta)).epsilon(1e-4));
+            }
     }
 }
 

@@ -40,7 +40,6 @@ struct Hparams {
     uint32_t n_expert = 0, n_expert_used = 0, n_ff_exp = 0, n_ff_shexp = 0;
     uint32_t n_vocab = 0, n_ctx_train = 0;
     float rms_eps = 1e-6f, rope_freq_base = 10000.0f, rope_freq_scale = 1.0f;
-    bool rope_scaled = false;        // rope.scaling.type linear or yarn
     kernels::cpu::RopeScaling rope;  // its parameters (freq_scale, YaRN mix and correction dims)
 };
 
