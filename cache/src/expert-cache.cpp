@@ -338,6 +338,18 @@ std::optional<uint16_t> ExpertCache::next() {
     return e;
 }
 
+std::optional<uint16_t> ExpertCache::try_next() {
+    Impl &m = *impl_;
+    if (m.outstanding == 0) return std::nullopt;
+    m.reader.poll([&m](uint64_t tag) { m.on_read_done(tag); });
+    if (m.ready_head == m.ready.size()) m.issue_misses();
+    if (m.ready_head == m.ready.size()) return std::nullopt;
+    const uint16_t e = m.ready[m.ready_head++];
+    m.slots[static_cast<size_t>(m.slot_of[m.key({m.layer, e})])].wanted = false;
+    --m.outstanding;
+    return e;
+}
+
 ExpertView ExpertCache::view(uint32_t layer, uint16_t expert) const {
     const Impl &m = *impl_;
     const int32_t s = m.slot_of[m.key({layer, expert})];

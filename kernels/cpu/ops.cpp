@@ -18,46 +18,75 @@ void axpy(float a, const float *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-void attention_head(const float *q, const float *k, const float *v, int64_t stride, int64_t n_pos, int64_t hd,
-                    float scale, float *scores, float *out) {
-    if (active_isa() == Isa::avx512 && avx512::attention_head(q, k, v, stride, n_pos, hd, scale, scores, out))
-        return;
-    for (int64_t p = 0; p < n_pos; ++p) scores[p] = dot(q, k + p * stride, hd) * scale;
-    softmax(scores, n_pos);
-    for (int64_t p = 0; p < n_pos; ++p) axpy(scores[p], v + p * stride, out, hd);
-}
-
 void matmul(ThreadPool &pool, quant::Type type, const void *w, const float *x, float *y, int64_t rows,
             int64_t cols, int64_t n_tok) {
-    const uint64_t rb = *quant::row_bytes(type, static_cast<uint64_t>(cols));
-    const size_t ab = act_bytes(type, cols);
-    // Convert every token's activation once to the vec-dot type of the weights (in parallel
-    // when there are several tokens).
-    thread_local std::vector<uint8_t> act;
-    act.resize(ab * static_cast<size_t>(n_tok));
+    const MatmulJob job{type, w, x, y, rows, cols, n_tok};
+    matmul_group(pool, std::span<const MatmulJob>(&job, 1));
+}
+
+void matmul_group(ThreadPool &pool, std::span<const MatmulJob> jobs) {
+    // Convert every job's activations once to the vec-dot type of its weights (in parallel when
+    // there are several rows).
+    // Reused buffers of the calling thread. The workers see them through these references (a
+    // lambda naming a thread_local directly would get the worker's own instance).
+    thread_local std::vector<size_t> act_off_tls;   // [jobs + 1] byte offsets into act
+    thread_local std::vector<int64_t> row_off_tls;  // [jobs + 1] first global row of each job
+    thread_local std::vector<uint8_t> act_tls;
+    std::vector<size_t> &act_off = act_off_tls;
+    std::vector<int64_t> &row_off = row_off_tls;
+    std::vector<uint8_t> &act = act_tls;
+    act_off.assign(jobs.size() + 1, 0);
+    row_off.assign(jobs.size() + 1, 0);
+    int64_t act_rows = 0;
+    for (size_t j = 0; j < jobs.size(); ++j) {
+        act_off[j + 1] =
+            act_off[j] + act_bytes(jobs[j].type, jobs[j].cols) * static_cast<size_t>(jobs[j].n_tok);
+        row_off[j + 1] = row_off[j] + jobs[j].rows;
+        act_rows += jobs[j].n_tok;
+    }
+    act.resize(act_off.back());
     uint8_t *a = act.data();
-    const auto quantize = [&](int64_t t0, int64_t t1, int) {
-        for (int64_t t = t0; t < t1; ++t)
-            quantize_act(type, x + t * cols, a + static_cast<size_t>(t) * ab, cols);
+    const auto quantize = [&](int64_t r0, int64_t r1, int) {
+        // r: the r-th activation row over all jobs in order
+        int64_t first = 0;
+        for (size_t j = 0; j < jobs.size() && first < r1; first += jobs[j].n_tok, ++j) {
+            const MatmulJob &jb = jobs[j];
+            const size_t ab = act_bytes(jb.type, jb.cols);
+            for (int64_t t = std::max<int64_t>(0, r0 - first); t < std::min(jb.n_tok, r1 - first); ++t)
+                quantize_act(jb.type, jb.x + t * jb.cols, a + act_off[j] + static_cast<size_t>(t) * ab,
+                             jb.cols);
+        }
     };
-    if (n_tok >= 4)
-        pool.parallel_for(n_tok, quantize, 2);
+    if (act_rows >= 4)
+        pool.parallel_for(act_rows, quantize, 2);
     else
-        quantize(0, n_tok, 0);
-    const auto *base = static_cast<const uint8_t *>(w);
-    // Tiles of kRowTile weight rows x kTokTile tokens keep both operands in L2; within a tile,
-    // each weight row meets up to kMaxDotRows tokens per pass (vec_dot_rows).
+        quantize(0, act_rows, 0);
+    // One pass over the weight rows of all jobs, split evenly between the threads. Tiles of
+    // kRowTile weight rows x kTokTile tokens keep both operands in L2; within a tile, each weight
+    // row meets up to kMaxDotRows tokens per pass (vec_dot_rows). A row's result does not depend
+    // on how rows are split, so grouping never changes a bit.
     constexpr int64_t kRowTile = 16, kTokTile = 64;
     pool.parallel_for(
-        rows,
-        [&](int64_t r0, int64_t r1, int) {
-            const int64_t row_tile = n_tok <= kTokTile ? r1 - r0 : kRowTile;  // one call where one tile
-            for (int64_t rt = r0; rt < r1; rt += row_tile) {
-                const int64_t re = std::min(r1, rt + row_tile);
-                for (int64_t t0 = 0; t0 < n_tok; t0 += kTokTile)
-                    vec_dot_tile(type, base + static_cast<uint64_t>(rt) * rb, rb, re - rt,
-                                 a + static_cast<size_t>(t0) * ab, ab, std::min(kTokTile, n_tok - t0), cols,
-                                 y + t0 * rows + rt, rows);
+        row_off.back(),
+        [&](int64_t g0, int64_t g1, int) {
+            for (size_t j = 0; j < jobs.size(); ++j) {
+                const int64_t r0 = std::max(g0, row_off[j]) - row_off[j],
+                              r1 = std::min(g1, row_off[j + 1]) - row_off[j];
+                if (r0 >= r1) continue;
+                const MatmulJob &jb = jobs[j];
+                const uint64_t rb = *quant::row_bytes(jb.type, static_cast<uint64_t>(jb.cols));
+                const size_t ab = act_bytes(jb.type, jb.cols);
+                const auto *base = static_cast<const uint8_t *>(jb.w);
+                const int64_t row_tile =
+                    jb.n_tok <= kTokTile ? r1 - r0 : kRowTile;  // one call where one tile
+                for (int64_t rt = r0; rt < r1; rt += row_tile) {
+                    const int64_t re = std::min(r1, rt + row_tile);
+                    for (int64_t t0 = 0; t0 < jb.n_tok; t0 += kTokTile)
+                        vec_dot_tile(jb.type, base + static_cast<uint64_t>(rt) * rb, rb, re - rt,
+                                     a + act_off[j] + static_cast<size_t>(t0) * ab, ab,
+                                     std::min(kTokTile, jb.n_tok - t0), jb.cols, jb.y + t0 * jb.rows + rt,
+                                     jb.rows);
+                }
             }
         },
         8);

@@ -32,6 +32,11 @@ float dot_q8_0(const void *w, const void *act, int64_t n);
 float dot_q4_0(const void *w, const void *act, int64_t n);
 void dot_q4_k_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
 void dot_q8_0_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
+// ops::attention_head for head sizes that are multiples of 8; false for the others.
+bool attention_head(const float *q, const void *k, quant::Type type_k, const void *v, quant::Type type_v,
+                    int64_t n_pos, int64_t hd, float scale, float *scores, float *out);
+// F32 -> F16 with F16C (round to nearest even); false without F16C.
+bool store_f16(const float *src, uint16_t *dst, int64_t n);
 }  // namespace moerun::kernels::cpu::avx2
 
 namespace moerun::kernels::cpu::avx512 {
@@ -44,9 +49,9 @@ bool dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const voi
               int64_t n_act, int64_t n, float *y, int64_t ldy);
 // quantize_act for the Q8_0 / Q8_K activation types; false for the others.
 bool quantize(quant::Type t, const float *x, void *dst, int64_t n);
-// ops::attention_head for head sizes 64 and 128; false for the others.
-bool attention_head(const float *q, const float *k, const float *v, int64_t stride, int64_t n_pos, int64_t hd,
-                    float scale, float *scores, float *out);
+// ops::attention_head for head sizes that are multiples of 16 up to 256; false for the others.
+bool attention_head(const float *q, const void *k, quant::Type type_k, const void *v, quant::Type type_v,
+                    int64_t n_pos, int64_t hd, float scale, float *scores, float *out);
 }  // namespace moerun::kernels::cpu::avx512
 
 namespace moerun::kernels::cpu {

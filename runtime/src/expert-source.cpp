@@ -23,6 +23,7 @@ class MappedExperts final : public ExpertSource {
         if (head_ == list_.size()) return std::nullopt;
         return list_[head_++];
     }
+    std::optional<uint16_t> try_next() override { return next(); }
     cache::ExpertView view(uint32_t layer, uint16_t e) const override {
         const LayerWeights &L = model_.layer(layer);
         auto at = [e](const Weight &w) {
@@ -52,6 +53,7 @@ class CachedExperts final : public ExpertSource {
         cache_.begin_layer(layer, experts);
     }
     std::optional<uint16_t> next() override { return cache_.next(); }
+    std::optional<uint16_t> try_next() override { return cache_.try_next(); }
     cache::ExpertView view(uint32_t layer, uint16_t e) const override { return cache_.view(layer, e); }
     void done(uint32_t layer, uint16_t e) override { cache_.done(layer, e); }
     void prefetch(uint32_t layer, std::span<const uint16_t> experts) override {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <numeric>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -30,9 +31,12 @@ struct Context::Impl {
     std::unique_ptr<ExpertSource> own_experts;  // in place, when params.experts is null
     ExpertSource *experts = nullptr;
     uint32_t n_past = 0;
-    uint64_t route_step = 0;              // tokens evaluated (the routing clock)
-    std::vector<float> k_cache, v_cache;  // [n_layer, n_ctx, n_head_kv * head_dim]
-    std::vector<float> logits;            // [n_outputs, n_vocab]
+    uint64_t route_step = 0;  // tokens evaluated (the routing clock)
+    // [n_layer, n_head_kv, n_ctx, head_dim] of params.type_k / type_v: each head's positions are
+    // contiguous, so decode attention streams them. Not zeroed: a position is written before it is read.
+    std::unique_ptr<uint8_t[]> k_cache, v_cache;
+    size_t k_elt = 0, v_elt = 0;  // bytes per element
+    std::vector<float> logits;    // [n_outputs, n_vocab]
     size_t n_outputs = 0;
     ContextStats stats;
 
@@ -43,7 +47,9 @@ struct Context::Impl {
     std::vector<float> sel_w, pred_h, pred_r;               // sel_w [n, top_k]
     std::vector<std::vector<int64_t>> by_expert;            // [n_expert] -> (token * top_k + rank)
     std::vector<int64_t> idx;                               // [n_expert]
-    std::vector<uint16_t> trace_e;                          // [n, n_layer, top_k] (trace_out)
+    std::vector<uint16_t> group;                            // experts computed together
+    std::vector<ops::MatmulJob> jobs;
+    std::vector<uint16_t> trace_e;  // [n, n_layer, top_k] (trace_out)
     std::vector<float> trace_w;
 
     Impl(const Model &m, ContextParams p)
@@ -52,9 +58,15 @@ struct Context::Impl {
           params(p),
           pool(p.n_threads > 0 ? p.n_threads
                                : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))) {
+        for (const quant::Type t : {params.type_k, params.type_v})
+            if (!ops::kv_type_supported(t))
+                throw std::invalid_argument("KV cache type " + std::string(quant::type_name(t)) +
+                                            " is not supported (f32 or f16)");
+        k_elt = params.type_k == quant::Type::F16 ? 2 : 4;
+        v_elt = params.type_v == quant::Type::F16 ? 2 : 4;
         const size_t kv = size_t{hp.n_layer} * params.n_ctx * hp.n_head_kv * hp.head_dim;
-        k_cache.assign(kv, 0.0f);
-        v_cache.assign(kv, 0.0f);
+        k_cache.reset(new uint8_t[kv * k_elt]);
+        v_cache.reset(new uint8_t[kv * v_elt]);
         experts = params.experts;
         if (experts == nullptr) {
             own_experts = make_mapped_experts(m);
@@ -76,25 +88,27 @@ struct Context::Impl {
         }
     }
 
+    // Element index of the KV cache row of (layer, kv head, position).
+    size_t kv_row(uint32_t il, int64_t kvh, uint32_t pos) const {
+        return ((size_t{il} * hp.n_head_kv + static_cast<size_t>(kvh)) * params.n_ctx + pos) * hp.head_dim;
+    }
+
     void eval(std::span<const int32_t> tokens, bool all_logits);
     void eval_batch(std::span<const int32_t> tokens, int64_t n_out, float *out, bool prefill);
     void attention(uint32_t il, std::vector<float> &x, int64_t n);
     void moe(uint32_t il, std::vector<float> &x, int64_t n);
+    void run_experts(uint32_t il, int64_t rows);
     void predict_next(uint32_t il, const std::vector<float> &x);
 };
 
 namespace {
 
+// The most token rows of experts computed in one group (decode groups all its experts; prefill
+// experts with many tokens run alone). The memory plan sizes workspaces for max(n_batch, this).
+constexpr int64_t kGroupRows = 64;
+
 void matmul(ops::ThreadPool &pool, const Weight &w, const float *x, float *y, int64_t n_tok) {
     ops::matmul(pool, w.type, w.data, x, y, w.ne[1], w.ne[0], n_tok);
-}
-
-// The [rows, cols] weight of one expert of a stacked expert tensor, at `data` (mapped or a slot).
-Weight expert_weight(const Weight &w, const uint8_t *data) {
-    Weight s = w;
-    s.data = data;
-    s.ne[2] = 1;
-    return s;
 }
 
 }  // namespace
@@ -108,9 +122,10 @@ void Context::Impl::attention(uint32_t il, std::vector<float> &xs, int64_t n) {
     k.resize(static_cast<size_t>(n * nkv));
     v.resize(static_cast<size_t>(n * nkv));
     for (int64_t t = 0; t < n; ++t) ops::rms_norm(&xs[t * E], L.attn_norm.data(), &h[t * E], E, hp.rms_eps);
-    matmul(pool, L.wq, h.data(), q.data(), n);
-    matmul(pool, L.wk, h.data(), k.data(), n);
-    matmul(pool, L.wv, h.data(), v.data(), n);
+    const ops::MatmulJob qkv[] = {{L.wq.type, L.wq.data, h.data(), q.data(), L.wq.ne[1], L.wq.ne[0], n},
+                                  {L.wk.type, L.wk.data, h.data(), k.data(), L.wk.ne[1], L.wk.ne[0], n},
+                                  {L.wv.type, L.wv.data, h.data(), v.data(), L.wv.ne[1], L.wv.ne[0], n}};
+    ops::matmul_group(pool, qkv);
     const bool neox = model.arch().rope == RopeMode::neox;
     for (int64_t t = 0; t < n; ++t) {
         float *qt = &q[t * nq], *kt = &k[t * nkv], *vt = &v[t * nkv];
@@ -131,26 +146,28 @@ void Context::Impl::attention(uint32_t il, std::vector<float> &xs, int64_t n) {
                          hp.rope_freq_base, neox, hp.rope);
         ops::rope_scaled(kt, static_cast<int>(nkvh), static_cast<int>(hd), static_cast<int>(hp.n_rot), pos,
                          hp.rope_freq_base, neox, hp.rope);
-        const size_t slot =
-            (size_t{il} * params.n_ctx + n_past + static_cast<size_t>(t)) * static_cast<size_t>(nkv);
-        std::copy(kt, kt + nkv, k_cache.begin() + static_cast<ptrdiff_t>(slot));
-        std::copy(vt, vt + nkv, v_cache.begin() + static_cast<ptrdiff_t>(slot));
+        for (int64_t hh = 0; hh < nkvh; ++hh) {
+            const size_t at = kv_row(il, hh, n_past + static_cast<uint32_t>(t));
+            ops::store_kv_row(params.type_k, kt + hh * hd, &k_cache[at * k_elt], hd);
+            ops::store_kv_row(params.type_v, vt + hh * hd, &v_cache[at * v_elt], hd);
+        }
     }
     // Causal GQA attention: token t attends to positions [0, n_past + t].
     att.assign(static_cast<size_t>(n * nq), 0.0f);
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    const float *kc = &k_cache[size_t{il} * params.n_ctx * static_cast<size_t>(nkv)];
-    const float *vc = &v_cache[size_t{il} * params.n_ctx * static_cast<size_t>(nkv)];
     // Jobs interleave first and last tokens (0, n-1, 1, n-2, ...) so that the pool's contiguous
     // chunks get about equal causal work.
     pool.parallel_for(n * nh, [&](int64_t b0, int64_t b1, int) {
-        std::vector<float> scores(n_past + static_cast<size_t>(n));
+        thread_local std::vector<float> scores;
+        scores.resize(n_past + static_cast<size_t>(n));
         for (int64_t job = b0; job < b1; ++job) {
             const int64_t i = job / nh, hh = job % nh, kvh = hh / (nh / nkvh);
             const int64_t t = i % 2 == 0 ? i / 2 : n - 1 - i / 2;
             const int64_t n_kv_pos = n_past + t + 1;
-            ops::attention_head(&q[t * nq + hh * hd], kc + kvh * hd, vc + kvh * hd, nkv, n_kv_pos, hd, scale,
-                                scores.data(), &att[t * nq + hh * hd]);
+            const size_t at = kv_row(il, kvh, 0);
+            ops::attention_head(&q[t * nq + hh * hd], &k_cache[at * k_elt], params.type_k,
+                                &v_cache[at * v_elt], params.type_v, n_kv_pos, hd, scale, scores.data(),
+                                &att[t * nq + hh * hd]);
         }
     });
     proj.resize(static_cast<size_t>(n * E));
@@ -160,7 +177,7 @@ void Context::Impl::attention(uint32_t il, std::vector<float> &xs, int64_t n) {
 
 void Context::Impl::moe(uint32_t il, std::vector<float> &xs, int64_t n) {
     const LayerWeights &L = model.layer(il);
-    const int64_t E = hp.n_embd, X = hp.n_expert, K = hp.n_expert_used, F = hp.n_ff_exp;
+    const int64_t E = hp.n_embd, X = hp.n_expert, K = hp.n_expert_used;
     h.resize(static_cast<size_t>(n * E));
     router.resize(static_cast<size_t>(n * X));
     for (int64_t t = 0; t < n; ++t) ops::rms_norm(&xs[t * E], L.ffn_norm.data(), &h[t * E], E, hp.rms_eps);
@@ -207,25 +224,28 @@ void Context::Impl::moe(uint32_t il, std::vector<float> &xs, int64_t n) {
     if (params.prefetch_next_layer && n == 1 && il + 1 < hp.n_layer && params.routing == nullptr)
         predict_next(il, xs);
 
-    // Each expert runs once over its tokens, in the order the source hands them out (hits first,
-    // then reads as they land); each writes its own rows of y, so the order never changes results.
+    // Each expert runs once over its tokens, in groups: the first ready expert (waiting for its
+    // read if none is) and whatever else is ready now, up to kGroupRows token rows, computed in
+    // one parallel pass per product. Each expert writes its own rows of y, so neither the order
+    // nor the grouping (which depend on the cache) changes a bit.
     y.resize(static_cast<size_t>(n * K * E));
-    while (const auto next = src.next()) {
-        const uint16_t e = *next;
-        const auto &rows = by_expert[e];
-        const int64_t m = static_cast<int64_t>(rows.size());
-        const cache::ExpertView w = src.view(il, e);
-        xin.resize(static_cast<size_t>(m * E));
-        g.resize(static_cast<size_t>(m * F));
-        u.resize(static_cast<size_t>(m * F));
-        d.resize(static_cast<size_t>(m * E));
-        for (int64_t i = 0; i < m; ++i) std::copy_n(&h[rows[static_cast<size_t>(i)] / K * E], E, &xin[i * E]);
-        matmul(pool, expert_weight(L.gate_exps, w.gate), xin.data(), g.data(), m);
-        matmul(pool, expert_weight(L.up_exps, w.up), xin.data(), u.data(), m);
-        ops::swiglu(g.data(), u.data(), g.data(), m * F);
-        matmul(pool, expert_weight(L.down_exps, w.down), g.data(), d.data(), m);
-        src.done(il, e);
-        for (int64_t i = 0; i < m; ++i) std::copy_n(&d[i * E], E, &y[rows[static_cast<size_t>(i)] * E]);
+    std::optional<uint16_t> pending = src.next();
+    while (pending) {
+        group.assign(1, *pending);
+        pending.reset();
+        int64_t rows = static_cast<int64_t>(by_expert[group[0]].size());
+        while (const auto more = src.try_next()) {
+            const int64_t m = static_cast<int64_t>(by_expert[*more].size());
+            if (rows + m > kGroupRows) {
+                pending = more;
+                break;
+            }
+            group.push_back(*more);
+            rows += m;
+        }
+        run_experts(il, rows);
+        for (const uint16_t e : group) src.done(il, e);
+        if (!pending) pending = src.next();
     }
     // Weighted sum in rank order (as llama.cpp adds its expert views).
     acc.assign(static_cast<size_t>(n * E), 0.0f);
@@ -238,8 +258,11 @@ void Context::Impl::moe(uint32_t il, std::vector<float> &xs, int64_t n) {
         g.resize(static_cast<size_t>(n * S));
         u.resize(static_cast<size_t>(n * S));
         d.resize(static_cast<size_t>(n * E));
-        matmul(pool, L.gate_shexp, h.data(), g.data(), n);
-        matmul(pool, L.up_shexp, h.data(), u.data(), n);
+        const ops::MatmulJob gate_up[] = {
+            {L.gate_shexp.type, L.gate_shexp.data, h.data(), g.data(), L.gate_shexp.ne[1], L.gate_shexp.ne[0],
+             n},
+            {L.up_shexp.type, L.up_shexp.data, h.data(), u.data(), L.up_shexp.ne[1], L.up_shexp.ne[0], n}};
+        ops::matmul_group(pool, gate_up);
         ops::swiglu(g.data(), u.data(), g.data(), n * S);
         matmul(pool, L.down_shexp, g.data(), d.data(), n);
         gate.assign(static_cast<size_t>(n), 0.0f);
@@ -250,6 +273,42 @@ void Context::Impl::moe(uint32_t il, std::vector<float> &xs, int64_t n) {
         }
     }
     for (size_t i = 0; i < acc.size(); ++i) xs[i] += acc[i];
+}
+
+// The experts of `group` (resident; rows token rows in all) over their tokens: gate and up
+// products of all of them in one pass, SwiGLU, down products in one pass; outputs to their rows of y.
+void Context::Impl::run_experts(uint32_t il, int64_t rows) {
+    const LayerWeights &L = model.layer(il);
+    const int64_t E = hp.n_embd, K = hp.n_expert_used, F = hp.n_ff_exp;
+    xin.resize(static_cast<size_t>(rows * E));  // [rows, E]
+    g.resize(static_cast<size_t>(rows * F));    // [rows, F]
+    u.resize(static_cast<size_t>(rows * F));    // [rows, F]
+    d.resize(static_cast<size_t>(rows * E));    // [rows, E]
+    jobs.clear();
+    int64_t r = 0;
+    for (const uint16_t e : group) {
+        const auto &list = by_expert[e];
+        const int64_t m = static_cast<int64_t>(list.size());
+        const cache::ExpertView w = experts->view(il, e);
+        for (int64_t i = 0; i < m; ++i)
+            std::copy_n(&h[list[static_cast<size_t>(i)] / K * E], E, &xin[(r + i) * E]);
+        jobs.push_back({L.gate_exps.type, w.gate, &xin[r * E], &g[r * F], F, E, m});
+        jobs.push_back({L.up_exps.type, w.up, &xin[r * E], &u[r * F], F, E, m});
+        r += m;
+    }
+    ops::matmul_group(pool, jobs);
+    ops::swiglu(g.data(), u.data(), g.data(), rows * F);
+    jobs.clear();
+    r = 0;
+    for (const uint16_t e : group) {
+        const int64_t m = static_cast<int64_t>(by_expert[e].size());
+        jobs.push_back({L.down_exps.type, experts->view(il, e).down, &g[r * F], &d[r * E], E, F, m});
+        r += m;
+    }
+    ops::matmul_group(pool, jobs);
+    r = 0;
+    for (const uint16_t e : group)
+        for (const int64_t slot : by_expert[e]) std::copy_n(&d[(r++) * E], E, &y[slot * E]);
 }
 
 // Next-layer prefetch: layer il+1's router applied to layer il's residual (one token).

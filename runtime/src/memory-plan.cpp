@@ -74,11 +74,12 @@ MemoryPlan plan_memory(const gguf::GgufFile &file, const Model &model, const Con
     p.dense_bytes = file.file_size() - p.expert_bytes;
     p.slot_bytes = cache::ExpertCache::slot_bytes(locs);
     const uint64_t nkv = uint64_t{hp.n_head_kv} * hp.head_dim, nq = uint64_t{hp.n_head} * hp.head_dim;
-    p.kv_bytes = 2 * uint64_t{hp.n_layer} * ctx.n_ctx * nkv * sizeof(float);
+    const auto elt = [](quant::Type t) -> uint64_t { return t == quant::Type::F16 ? 2 : 4; };
+    p.kv_bytes = uint64_t{hp.n_layer} * ctx.n_ctx * nkv * (elt(ctx.type_k) + elt(ctx.type_v));
     // Per token of a batch: residual, norm, q/k/v, attention out and projection, router,
     // per-rank expert outputs, expert in/gate/up/down, accumulator; plus one logits row and
     // per-thread attention scores.
-    const uint64_t B = ctx.n_batch;
+    const uint64_t B = std::max<uint64_t>(ctx.n_batch, 64);  // forward.cpp groups up to 64 expert rows
     const uint64_t per_tok = 4 * hp.n_embd + 2 * nq + 2 * nkv + hp.n_expert +
                              uint64_t{hp.n_expert_used} * hp.n_embd + 2 * hp.n_embd +
                              2 * std::max(hp.n_ff_exp, hp.n_ff_shexp);

@@ -3,10 +3,12 @@
 
 Makes a fixed 64-token sequence (seeded ids spread over the vocabulary), asks llama.cpp for the
 logits at every position and a 32-token greedy continuation -- token by token (--batch 1) with an
-F32 KV cache, so both sides compute the same definition (llama.cpp's batched K-quant products
-round differently from its per-token ones) -- then runs the C++ comparer (logits-compare).
+KV cache of --kv-type (F32 by default, so that only the weight products are compared; F16 checks
+moerun's F16 cache against llama.cpp's) -- token by token, so both sides compute the same
+definition (llama.cpp's batched K-quant products round differently from its per-token ones) --
+then runs the C++ comparer (logits-compare) with the same cache type.
 
-  check_logits.py --model M.gguf --compare BIN --work DIR [--generate "GEN ARGS"] -- [logits-compare options]
+  check_logits.py --model M.gguf --compare BIN --work DIR [--kv-type f32|f16] [--generate "GEN ARGS"] -- [logits-compare options]
 
 With --generate, the model is first written by tools/python/gen_model.py with those arguments
 (plus --out M.gguf) unless it exists with the same arguments (a .args file beside it).
@@ -32,6 +34,7 @@ def main() -> int:
     ap.add_argument("--n-prompt", type=int, default=64)
     ap.add_argument("--n-predict", type=int, default=32)
     ap.add_argument("--seed", type=int, default=20261123)
+    ap.add_argument("--kv-type", choices=["f32", "f16"], default="f32", help="KV cache type on both sides")
     ap.add_argument("--generate", help="gen_model.py arguments to write the model first")
     ap.add_argument("rest", nargs=argparse.REMAINDER, help="-- then options for logits-compare")
     a = ap.parse_args()
@@ -48,16 +51,16 @@ def main() -> int:
                 print(f"check_logits: gen_model.py {a.generate} failed ({rc})", file=sys.stderr)
                 return 2
             args_file.write_text(a.generate)
-    oracle = llama_oracle.Oracle(model, n_ctx=a.n_prompt + a.n_predict + 8, n_threads=1, n_batch=1, kv_type="f32")
+    oracle = llama_oracle.Oracle(model, n_ctx=a.n_prompt + a.n_predict + 8, n_threads=1, n_batch=1, kv_type=a.kv_type)
     rng = random.Random(a.seed)
     # Ids from the whole vocabulary except its last 1%, where control / unused tokens usually sit.
     top = max(2, int(oracle.n_vocab * 0.99))
     prompt = [rng.randrange(0, top) for _ in range(a.n_prompt)]
     tokens, logits = oracle.greedy(prompt, a.n_predict)
-    out = work / (model.stem + ".logits")
+    out = work / f"{model.stem}-kv{a.kv_type}.logits"
     llama_oracle.write_logits_file(out, tokens, logits, len(prompt))
     rest = a.rest[1:] if a.rest[:1] == ["--"] else a.rest
-    return subprocess.call([a.compare, str(model), str(out), *rest])
+    return subprocess.call([a.compare, str(model), str(out), *rest, "--kv-type", a.kv_type])
 
 
 if __name__ == "__main__":

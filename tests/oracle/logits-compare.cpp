@@ -1,10 +1,10 @@
 // Compares moerun's logits with llama.cpp's (a MOELOGIT file from llama_oracle.py, made with
-// --batch 1 --kv-type f32) on one model:
+// --batch 1 and the --kv-type given here) on one model:
 //   1. the prompt evaluated as ONE batch (moerun's prefill path), logits at every position,
 //      against llama.cpp's token-by-token logits: max |diff| / max |logit| per position, top-1;
 //   2. greedy decoding one token at a time from the prompt, against llama.cpp's continuation.
 // Usage: logits-compare MODEL.gguf ORACLE.bin --tol T [--first-tol T0] [--min-top1 F]
-//                       [--greedy require|report] [--threads N]
+//                       [--greedy require|report] [--threads N] [--kv-type f32|f16]
 // Passes when every position is within T, position 0 within T0 (default 1e-4), the share of
 // positions with the same top-1 token is >= F (default 1), and (with --greedy require, the
 // default) the continuation is identical. Exit 0 pass, 1 fail, 2 bad input.
@@ -41,13 +41,14 @@ int main(int argc, char **argv) {
     if (argc < 3) {
         std::fprintf(stderr,
                      "usage: %s MODEL.gguf ORACLE.bin --tol T [--first-tol T0] [--min-top1 F] [--greedy "
-                     "require|report] [--threads N]\n",
+                     "require|report] [--threads N] [--kv-type f32|f16]\n",
                      argv[0]);
         return 2;
     }
     double tol = -1, first_tol = 1e-4, min_top1 = 1.0;
     bool require_greedy = true;
     int threads = 1;
+    moerun::quant::Type kv_type = moerun::quant::Type::F32;
     for (int i = 3; i + 1 < argc; i += 2) {
         const std::string k = argv[i], v = argv[i + 1];
         if (k == "--tol")
@@ -60,6 +61,8 @@ int main(int argc, char **argv) {
             require_greedy = v == "require";
         else if (k == "--threads")
             threads = std::stoi(v);
+        else if (k == "--kv-type" && (v == "f32" || v == "f16"))
+            kv_type = v == "f16" ? moerun::quant::Type::F16 : moerun::quant::Type::F32;
         else {
             std::fprintf(stderr, "unknown option %s\n", k.c_str());
             return 2;
@@ -79,7 +82,8 @@ int main(int argc, char **argv) {
                          ref.n_vocab, V, ref.n_prompt);
             return 2;
         }
-        moerun::Context ctx(model, {.n_ctx = ref.n_tokens + 8, .n_threads = threads});
+        moerun::Context ctx(
+            model, {.n_ctx = ref.n_tokens + 8, .n_threads = threads, .type_k = kv_type, .type_v = kv_type});
 
         // 1. The prompt as one batch, all logits.
         ctx.eval(std::span<const int32_t>(ref.tokens.data(), np), true);

@@ -3,6 +3,7 @@
 // and stay close to the exact float dot(dequantize(w), x) (activation quantization error only).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -253,38 +254,168 @@ TEST_CASE("quantize_act gives the same bytes under every instruction set") {
     }
 }
 
-TEST_CASE("attention_head matches the dot / softmax / axpy definition on every instruction set") {
+TEST_CASE(
+    "attention_head matches the dot / softmax / axpy definition for F32 and F16 caches on every instruction "
+    "set") {
     IsaGuard guard;
     std::mt19937 rng(13);
     std::normal_distribution<float> nd(0, 1);
-    for (const int64_t hd : {64, 128, 96}) {
-        CAPTURE(hd);
-        const int64_t stride = 3 * hd, n_pos = 37;
-        std::vector<float> q(static_cast<size_t>(hd)), kv(static_cast<size_t>(stride * n_pos * 2));
-        for (auto &v : q) v = nd(rng);
-        for (auto &v : kv) v = nd(rng);
-        const float *k = kv.data() + hd, *v = kv.data() + stride * n_pos;
-        const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-        // reference in double
-        std::vector<double> s(static_cast<size_t>(n_pos)), ref(static_cast<size_t>(hd), 0.5);
-        double mx = -1e30, sum = 0;
-        for (int64_t p = 0; p < n_pos; ++p) {
-            double d = 0;
-            for (int64_t i = 0; i < hd; ++i) d += double(q[static_cast<size_t>(i)]) * k[p * stride + i];
-            s[static_cast<size_t>(p)] = d * scale;
-            mx = std::max(mx, s[static_cast<size_t>(p)]);
+    const auto half = [](float x) { return quant::fp16_to_fp32(quant::fp32_to_fp16(x)); };
+    for (const int64_t hd : {64, 128, 256, 96, 40, 20}) {
+        for (const int64_t n_pos : {1, 37}) {
+            for (const bool k16 : {false, true}) {
+                for (const bool v16 : {false, true}) {
+                    CAPTURE(hd);
+                    CAPTURE(n_pos);
+                    CAPTURE(k16);
+                    CAPTURE(v16);
+                    const size_t n = static_cast<size_t>(hd * n_pos);
+                    std::vector<float> q(static_cast<size_t>(hd)), kf(n), vf(n);
+                    for (auto &x : q) x = 2 * nd(rng);
+                    for (auto &x : kf) x = nd(rng);
+                    for (auto &x : vf) x = nd(rng);
+                    std::vector<uint16_t> kh(n), vh(n);
+                    for (size_t i = 0; i < n; ++i) {
+                        kh[i] = quant::fp32_to_fp16(kf[i]);
+                        vh[i] = quant::fp32_to_fp16(vf[i]);
+                        if (k16) kf[i] = quant::fp16_to_fp32(kh[i]);
+                        if (v16) vf[i] = quant::fp16_to_fp32(vh[i]);
+                    }
+                    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+                    // Reference in double: the query rounded to F16 for F16 keys, the probabilities
+                    // for F16 values.
+                    std::vector<double> s(static_cast<size_t>(n_pos)), ref(static_cast<size_t>(hd), 0.5);
+                    double mx = -1e30, sum = 0;
+                    for (int64_t p = 0; p < n_pos; ++p) {
+                        double d = 0;
+                        for (int64_t i = 0; i < hd; ++i) {
+                            const float qi = q[static_cast<size_t>(i)];
+                            d += double(k16 ? half(qi) : qi) * kf[static_cast<size_t>(p * hd + i)];
+                        }
+                        s[static_cast<size_t>(p)] = d * scale;
+                        mx = std::max(mx, s[static_cast<size_t>(p)]);
+                    }
+                    for (auto &x : s) sum += (x = std::exp(x - mx));
+                    for (int64_t p = 0; p < n_pos; ++p) {
+                        const double w = s[static_cast<size_t>(p)] / sum;
+                        const double wr = v16 ? double(half(static_cast<float>(w))) : w;
+                        for (int64_t i = 0; i < hd; ++i)
+                            ref[static_cast<size_t>(i)] += wr * vf[static_cast<size_t>(p * hd + i)];
+                    }
+                    const void *k = k16 ? static_cast<const void *>(kh.data()) : kf.data();
+                    const void *v = v16 ? static_cast<const void *>(vh.data()) : vf.data();
+                    for (const cpu::Isa isa : isas()) {
+                        CAPTURE(cpu::isa_name(isa));
+                        cpu::set_isa(isa);
+                        std::vector<float> scores(static_cast<size_t>(n_pos)),
+                            out(static_cast<size_t>(hd), 0.5f);
+                        cpu::attention_head(q.data(), k, k16 ? quant::Type::F16 : quant::Type::F32, v,
+                                            v16 ? quant::Type::F16 : quant::Type::F32, n_pos, hd, scale,
+                                            scores.data(), out.data());
+                        for (int64_t i = 0; i < hd; ++i)
+                            CHECK(std::fabs(out[static_cast<size_t>(i)] - ref[static_cast<size_t>(i)]) <=
+                                  2e-5);
+                    }
+                }
+            }
         }
-        for (auto &x : s) sum += (x = std::exp(x - mx));
-        for (int64_t p = 0; p < n_pos; ++p)
-            for (int64_t i = 0; i < hd; ++i)
-                ref[static_cast<size_t>(i)] += s[static_cast<size_t>(p)] / sum * v[p * stride + i];
-        for (const cpu::Isa isa : isas()) {
-            CAPTURE(cpu::isa_name(isa));
-            cpu::set_isa(isa);
-            std::vector<float> scores(static_cast<size_t>(n_pos)), out(static_cast<size_t>(hd), 0.5f);
-            cpu::attention_head(q.data(), k, v, stride, n_pos, hd, scale, scores.data(), out.data());
-            for (int64_t i = 0; i < hd; ++i)
-                CHECK(std::fabs(out[static_cast<size_t>(i)] - ref[static_cast<size_t>(i)]) <= 1e-5);
+    }
+}
+
+TEST_CASE("store_kv_row writes F16 exactly as fp32_to_fp16 on every instruction set") {
+    IsaGuard guard;
+    std::mt19937 rng(5);
+    std::vector<float> x(1000);
+    for (auto &v : x)
+        v = std::ldexp(std::uniform_real_distribution<float>(-1, 1)(rng), static_cast<int>(rng() % 40) - 28);
+    // ties, subnormals, overflow, infinities, signed zero
+    const float specials[] = {1.0f + 0x1p-11f, 1.0f + 0x3p-11f, 0x1p-24f, 0x1p-25f,
+                              0x3p-26f,        65504.0f,        65520.0f, 1e9f,
+                              -INFINITY,       INFINITY,        -0.0f,    0x1.ffcp-15f};
+    std::copy(std::begin(specials), std::end(specials), x.begin());
+    std::vector<uint16_t> ref(x.size());
+    for (size_t i = 0; i < x.size(); ++i) ref[i] = quant::fp32_to_fp16(x[i]);
+    for (const cpu::Isa isa : isas()) {
+        CAPTURE(cpu::isa_name(isa));
+        cpu::set_isa(isa);
+        std::vector<uint16_t> got(x.size());
+        cpu::store_kv_row(quant::Type::F16, x.data(), got.data(), static_cast<int64_t>(x.size()) - 3);
+        CHECK(std::memcmp(got.data(), ref.data(), (x.size() - 3) * 2) == 0);
+        std::vector<float> f(x.size());
+        cpu::store_kv_row(quant::Type::F32, x.data(), f.data(), static_cast<int64_t>(x.size()));
+        CHECK(f == x);
+    }
+}
+
+TEST_CASE("matmul_group equals vec_dot per row and token, whatever the grouping and thread count") {
+    IsaGuard guard;
+    std::mt19937 rng(23);
+    std::normal_distribution<float> nd(0, 1);
+    // Jobs of mixed types, shapes and token counts (1 token: decode; 70: past one token tile).
+    struct Spec {
+        quant::Type t;
+        int64_t rows, cols, n_tok;
+    };
+    const Spec specs[] = {{quant::Type::Q4_K, 37, 512, 1}, {quant::Type::Q6_K, 8, 256, 3},
+                          {quant::Type::Q8_0, 64, 96, 70}, {quant::Type::Q4_K, 1, 256, 1},
+                          {quant::Type::F32, 19, 40, 5},   {quant::Type::Q5_K, 33, 256, 9}};
+    struct Data {
+        std::vector<uint8_t> w;
+        std::vector<float> x;
+    };
+    std::vector<Data> data;
+    for (const Spec &s : specs) {
+        Data d;
+        const size_t rb = *quant::row_bytes(s.t, static_cast<uint64_t>(s.cols));
+        d.w.resize(rb * static_cast<size_t>(s.rows));
+        std::vector<float> src(static_cast<size_t>(s.cols));
+        for (int64_t r = 0; r < s.rows; ++r) {
+            for (auto &v : src) v = nd(rng);
+            quant::quantize_row(s.t, src.data(), d.w.data() + static_cast<size_t>(r) * rb, s.cols);
+        }
+        d.x.resize(static_cast<size_t>(s.cols * s.n_tok));
+        for (auto &v : d.x) v = nd(rng);
+        data.push_back(std::move(d));
+    }
+    for (const cpu::Isa isa : isas()) {
+        CAPTURE(cpu::isa_name(isa));
+        cpu::set_isa(isa);
+        // want[j]: y of job j from vec_dot, [n_tok, rows]
+        std::vector<std::vector<float>> want;
+        for (size_t j = 0; j < std::size(specs); ++j) {
+            const Spec &s = specs[j];
+            const size_t rb = *quant::row_bytes(s.t, static_cast<uint64_t>(s.cols)),
+                         ab = cpu::act_bytes(s.t, s.cols);
+            std::vector<uint8_t> act(ab);
+            std::vector<float> y(static_cast<size_t>(s.rows * s.n_tok));
+            for (int64_t t = 0; t < s.n_tok; ++t) {
+                cpu::quantize_act(s.t, &data[j].x[static_cast<size_t>(t * s.cols)], act.data(), s.cols);
+                for (int64_t r = 0; r < s.rows; ++r)
+                    y[static_cast<size_t>(t * s.rows + r)] =
+                        cpu::vec_dot(s.t, data[j].w.data() + static_cast<size_t>(r) * rb, act.data(), s.cols);
+            }
+            want.push_back(std::move(y));
+        }
+        for (const int threads : {1, 2, 3}) {
+            CAPTURE(threads);
+            cpu::ThreadPool pool(threads);
+            std::vector<std::vector<float>> got(std::size(specs));
+            std::vector<cpu::MatmulJob> jobs;
+            for (size_t j = 0; j < std::size(specs); ++j) {
+                const Spec &s = specs[j];
+                got[j].assign(static_cast<size_t>(s.rows * s.n_tok), NAN);
+                jobs.push_back(
+                    {s.t, data[j].w.data(), data[j].x.data(), got[j].data(), s.rows, s.cols, s.n_tok});
+            }
+            cpu::matmul_group(pool, jobs);  // all at once
+            for (size_t j = 0; j < std::size(specs); ++j) CHECK(got[j] == want[j]);
+            for (size_t j = 0; j < std::size(specs); ++j) {  // one at a time
+                const Spec &s = specs[j];
+                std::fill(got[j].begin(), got[j].end(), NAN);
+                cpu::matmul(pool, s.t, data[j].w.data(), data[j].x.data(), got[j].data(), s.rows, s.cols,
+                            s.n_tok);
+                CHECK(got[j] == want[j]);
+            }
         }
     }
 }

@@ -3,8 +3,10 @@
 // The executable is a thin client of runtime/: main() builds the CLI11 app from the
 // subcommands (subcommands.h), runs the selected one, and turns every exception into
 // "moerun: error: <message>" on stderr and exit status 1. It never lets one escape.
+#include <cstring>
 #include <exception>
 #include <iostream>
+#include <string>
 #include <vector>
 
 #include "subcommands.h"
@@ -28,8 +30,18 @@ int run(int argc, char **argv) {
     commands.push_back(moerun::cli::add_bench(app));
     commands.push_back(moerun::cli::add_profile(app));
 
+    // llama.cpp's multi-letter short flags, which CLI11 cannot declare, as their long names.
+    std::vector<std::string> args;
+    for (int i = argc - 1; i > 0; --i) {
+        const char *a = argv[i];
+        const bool after_text =
+            std::strcmp(argv[i - 1], "-p") == 0 || std::strcmp(argv[i - 1], "--prompt") == 0;
+        if (!after_text && std::strcmp(a, "-ctk") == 0) a = "--cache-type-k";
+        if (!after_text && std::strcmp(a, "-ctv") == 0) a = "--cache-type-v";
+        args.emplace_back(a);
+    }
     try {
-        app.parse(argc, argv);
+        app.parse(std::move(args));
     } catch (const CLI::CallForHelp &e) {
         return app.exit(e);
     } catch (const CLI::CallForAllHelp &e) {

@@ -42,6 +42,12 @@ void add_memory_options(CLI::App *app, MemoryFlags &f) {
         "keep the N most used experts (counted in --pin-profile or the routing trace) resident for good");
     app->add_option("--pin-profile", f.pin_profile, "routing trace to count expert uses in for --pin-hot");
     app->add_flag("--stats", f.stats, "print expert cache statistics per layer");
+    app->add_option("--cache-type-k", f.type_k, "KV cache type of the keys: f16 or f32 (also -ctk)")
+        ->check(CLI::IsMember({"f16", "f32"}))
+        ->capture_default_str();
+    app->add_option("--cache-type-v", f.type_v, "KV cache type of the values: f16 or f32 (also -ctv)")
+        ->check(CLI::IsMember({"f16", "f32"}))
+        ->capture_default_str();
 }
 
 namespace {
@@ -118,6 +124,8 @@ std::unique_ptr<Session> open_session(const std::string &path, const MemoryFlags
     const Hparams &hp = s->model.hparams();
     s->ctx.n_ctx = n_ctx;
     s->ctx.n_threads = threads;
+    s->ctx.type_k = f.type_k == "f32" ? quant::Type::F32 : quant::Type::F16;
+    s->ctx.type_v = f.type_v == "f32" ? quant::Type::F32 : quant::Type::F16;
     MemoryOptions mo;
     if (!f.host_mem.empty()) mo.host_mem = parse_size(f.host_mem);
     if (!f.device_mem.empty()) mo.device_mem = parse_size(f.device_mem);

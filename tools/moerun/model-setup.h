@@ -31,10 +31,11 @@ struct MemoryFlags {
     std::string pin_profile;  // the trace to count uses in (default: --routing-trace)
     uint64_t routing_offset = 0;
     bool stats = false;
+    std::string type_k = "f16", type_v = "f16";  // KV cache element types (f16 | f32)
 };
 
 // --host-mem --device-mem --cache-policy --cache-per-layer --force-cache --cache-slots --prefetch --io-depth
-// --routing-trace --routing-offset --trace-out --pin-hot --pin-profile --stats
+// --routing-trace --routing-offset --trace-out --pin-hot --pin-profile --stats -ctk -ctv
 void add_memory_options(CLI::App *app, MemoryFlags &f);
 
 struct Session {

@@ -74,6 +74,9 @@ class ExpertCache {
     // The next expert of the current layer that is ready to compute (blocking on reads), or
     // nullopt when every requested expert has been handed out.
     std::optional<uint16_t> next();
+    // Like next() without waiting: an expert that is resident now, or nullopt when none is (reads
+    // may still be under way: next() waits for them).
+    std::optional<uint16_t> try_next();
     ExpertView view(uint32_t layer, uint16_t expert) const;  // valid until done()
     void done(uint32_t layer, uint16_t expert);
     // Low-priority reads of experts predicted for a later layer (or step).

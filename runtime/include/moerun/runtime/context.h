@@ -23,6 +23,9 @@ struct ContextParams {
     uint32_t n_ctx = 4096;   // KV cache positions
     int n_threads = 0;       // 0: all hardware threads
     uint32_t n_batch = 512;  // tokens per forward batch: longer evals are split (workspaces sized for it)
+    // KV cache element types, F16 (llama.cpp's default) or F32. F16 halves the cache and the bytes
+    // decode attention reads; F32 keeps attention exact.
+    quant::Type type_k = quant::Type::F16, type_v = quant::Type::F16;
     // Where expert weights come from (not owned); nullptr: in place from the mapped file.
     ExpertSource *experts = nullptr;
     // Routing forced from a trace (not owned): token i of the context (counting every evaluated

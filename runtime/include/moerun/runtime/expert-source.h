@@ -4,6 +4,8 @@
 // The forward pass serves each MoE layer the same way in both cases:
 //   src.begin_layer(layer, experts);  while (auto e = src.next()) { use src.view(layer, *e); src.done(layer,
 //   *e); }
+// (the forward pass also takes whatever else is ready with try_next(), to compute several
+// experts in one parallel pass)
 // and the order in which experts are handed out never changes the result (each expert writes
 // its own output rows; the weighted sum runs in rank order afterwards).
 #pragma once
@@ -26,7 +28,10 @@ class ExpertSource {
     virtual ~ExpertSource() = default;
     virtual void begin_step(uint64_t step) = 0;
     virtual void begin_layer(uint32_t layer, std::span<const uint16_t> experts) = 0;
+    // The next expert ready to compute, waiting for reads; nullopt when all were handed out.
     virtual std::optional<uint16_t> next() = 0;
+    // An expert ready now, without waiting; nullopt when none is (next() waits for the rest).
+    virtual std::optional<uint16_t> try_next() = 0;
     virtual cache::ExpertView view(uint32_t layer, uint16_t expert) const = 0;
     virtual void done(uint32_t layer, uint16_t expert) = 0;
     virtual void prefetch(uint32_t layer, std::span<const uint16_t> experts) = 0;

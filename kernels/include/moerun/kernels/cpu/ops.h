@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "moerun/kernels/cpu/thread-pool.h"
 #include "moerun/quant/types.h"
@@ -17,6 +18,19 @@ namespace moerun::kernels::cpu {
 // pass (vec_dot_rows).
 void matmul(ThreadPool &pool, quant::Type type, const void *w, const float *x, float *y, int64_t rows,
             int64_t cols, int64_t n_tok);
+
+// One product of a group: Y[n_tok, rows] = X[n_tok, cols] . W^T (W: rows x cols of `type`).
+struct MatmulJob {
+    quant::Type type;
+    const void *w;
+    const float *x;
+    float *y;
+    int64_t rows, cols, n_tok;
+};
+// Every job of the group in one parallel pass over all their weight rows (the pool synchronises
+// twice for the whole group instead of twice per product: what decode, with many small products
+// per layer, needs). Results are bit-identical to one matmul per job.
+void matmul_group(ThreadPool &pool, std::span<const MatmulJob> jobs);
 
 // out[i] = x[i] / sqrt(mean(x^2) + eps) * weight[i]; weight may be null (no scale). In place allowed.
 void rms_norm(const float *x, const float *weight, float *out, int64_t n, float eps);
@@ -33,10 +47,17 @@ float dot(const float *a, const float *b, int64_t n);
 // y += a * x
 void axpy(float a, const float *x, float *y, int64_t n);
 
-// One query head against n_pos cached positions (position p's key at k + p * stride, its value
-// at v + p * stride): scores[p] = dot(q, K[p]) * scale, softmax, then out[hd] += sum_p scores[p] V[p]
-// in position order. scores: scratch [n_pos].
-void attention_head(const float *q, const float *k, const float *v, int64_t stride, int64_t n_pos, int64_t hd,
-                    float scale, float *scores, float *out);
+// KV cache rows hold F32 or F16 (llama.cpp's -ctk / -ctv f32 and f16).
+bool kv_type_supported(quant::Type t);
+// dst[n] = src in KV type t (F16: rounded to nearest, ties to even).
+void store_kv_row(quant::Type t, const float *src, void *dst, int64_t n);
+
+// One query head against n_pos cached positions: k and v are [n_pos, hd] rows of type_k / type_v
+// (F32 or F16). scores[p] = dot(q, K[p]) * scale, softmax, then out[hd] += sum_p scores[p] V[p] in
+// position order. As llama.cpp computes an F16 cache (its KQ and KQV products take F16 operands):
+// with F16 keys the query is rounded to F16 first, with F16 values the probabilities are.
+// Products and sums are F32. scores: scratch [n_pos].
+void attention_head(const float *q, const void *k, quant::Type type_k, const void *v, quant::Type type_v,
+                    int64_t n_pos, int64_t hd, float scale, float *scores, float *out);
 
 }  // namespace moerun::kernels::cpu
