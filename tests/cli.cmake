@@ -75,3 +75,8 @@ moerun_cli_test(run-unsupported-arch ARGS "run|-m|${MOERUN_SHARED_DATA}/vocab/gg
 moerun_cli_test(run-missing-expert-key ARGS "run|-m|${_cli_seeds}/vocab-llama.gguf|-p|hi" RC 1
                 STDERR "llama.expert_count: missing or 0")
 moerun_cli_test(run-truncated ARGS "run|-m|${_cli_bad}/truncated.gguf|-p|hi" RC 1 STDERR "offset [0-9]+")
+# KV cache types: f16 and f32 only, under llama.cpp's names (-ctk / -ctv) too.
+moerun_cli_test(run-bad-cache-type ARGS "run|-m|${_cli_seeds}/moe-olmoe-q4_0.gguf|-p|hi|-ctk|q8_0" RC 1
+                STDERR "cache-type-k: q8_0 not in \\{f16,f32\\}")
+moerun_cli_test(run-bad-cache-type-v ARGS "run|-m|${_cli_seeds}/moe-olmoe-q4_0.gguf|-p|hi|--cache-type-v|bf16" RC 1
+                STDERR "cache-type-v: bf16 not in")
