@@ -1,10 +1,14 @@
 // CPU backend: memory is plain host memory; dequantize runs the scalar reference of quant/.
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <thread>
 
 #include "cpu-backend.h"
+#include "moerun/kernels/cpu/ops.h"
+#include "moerun/kernels/cpu/thread-pool.h"
 #include "moerun/quant/dequant.h"
 
 namespace moerun::kernels {
@@ -41,9 +45,30 @@ class CpuBackend final : public Backend {
         return Status::ok;
     }
 
+    Status matmul(quant::Type t, const void *w, const float *x, float *y, int64_t rows, int64_t cols,
+                  int64_t n_tok) override {
+        const auto &tr = quant::traits(t);
+        if (!w || !x || !y || rows < 0 || n_tok < 0 || cols <= 0 || cols % 32 != 0 ||
+            cols % tr.block_size != 0)
+            return fail(Status::invalid_argument, "matmul: bad arguments");
+        if (!tr.has_dequant)
+            return fail(Status::unsupported, "matmul: no kernel for " + std::string(tr.name));
+        if (rows == 0 || n_tok == 0) return Status::ok;
+        try {
+            if (!pool_)
+                pool_ = std::make_unique<cpu::ThreadPool>(
+                    static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+            cpu::matmul(*pool_, t, w, x, y, rows, cols, n_tok);
+        } catch (const std::exception &e) {
+            return fail(Status::invalid_argument, e.what());
+        }
+        return Status::ok;
+    }
+
     std::string last_error() const override { return error_; }
 
   private:
+    std::unique_ptr<cpu::ThreadPool> pool_;  // made by the first matmul
     Status copy(void *dst, const void *src, size_t bytes) {
         if ((!dst || !src) && bytes) return fail(Status::invalid_argument, "copy: null pointer");
         if (bytes) std::memcpy(dst, src, bytes);

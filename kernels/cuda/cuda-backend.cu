@@ -1,4 +1,5 @@
-// The CUDA backend: device memory via cudaMalloc, one stream, device dequantization kernels.
+// The CUDA backend: device memory via cudaMalloc, one stream, device dequantization and
+// matrix-product kernels.
 // Everything is checked; a machine without a GPU or driver gets a clear reason from probe().
 #include <cuda_runtime.h>
 
@@ -7,6 +8,7 @@
 
 #include "cuda-check.h"
 #include "dequant.cuh"
+#include "mmv.cuh"
 #include "moerun/kernels/cuda-backend.h"
 
 namespace moerun::kernels::cuda {
@@ -78,6 +80,24 @@ class CudaBackend final : public Backend {
             return Status::unsupported;
         }
         MOERUN_CUDA_TRY(launch_dequantize(t, src, dst, n, stream_), error_, Status::device_error);
+        return Status::ok;
+    }
+
+    Status matmul(quant::Type t, const void *w, const float *x, float *y, int64_t rows, int64_t cols,
+                  int64_t n_tok) override {
+        const auto &tr = quant::traits(t);
+        if (!w || !x || !y || rows < 0 || n_tok < 0 || cols <= 0 || cols % 32 != 0 ||
+            cols % tr.block_size != 0) {
+            error_ = "matmul: bad arguments";
+            return Status::invalid_argument;
+        }
+        if (!has_device_matmul(t)) {
+            error_ = "matmul: no CUDA kernel for " + std::string(tr.name);
+            return Status::unsupported;
+        }
+        const uint64_t rb = static_cast<uint64_t>(cols) / tr.block_size * tr.type_size;
+        MOERUN_CUDA_TRY(launch_matmul(t, w, rb, x, y, rows, cols, n_tok, stream_), error_,
+                        Status::device_error);
         return Status::ok;
     }
 

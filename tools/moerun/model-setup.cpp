@@ -7,6 +7,7 @@
 #include <chrono>
 #include <stdexcept>
 
+#include "moerun/kernels/backend.h"
 #include "moerun/runtime/model-info.h"
 
 namespace moerun::cli {
@@ -51,6 +52,19 @@ void add_memory_options(CLI::App *app, MemoryFlags &f) {
 }
 
 namespace {
+
+// Which backend runs the model, and why: the CPU today; the CUDA probe says whether a GPU was
+// found (the forward pass does not run on it yet).
+std::string backend_choice() {
+    std::string cuda;
+    for (const kernels::BackendProbe &p : kernels::probe_backends())
+        if (p.name == "cuda")
+            cuda = !p.compiled ? "CUDA not compiled in"
+                   : p.available
+                       ? "CUDA device " + p.reason + " found, but the forward pass does not run on CUDA yet"
+                       : "CUDA compiled, " + p.reason;
+    return "backend cpu (" + cuda + ")";
+}
 
 // Reads every page of the dense tensors (and of the experts when they are read in place) so the
 // first tokens do not pay for page faults; shows progress on stderr for large files.
@@ -141,6 +155,7 @@ std::unique_ptr<Session> open_session(const std::string &path, const MemoryFlags
         s->plan.n_slots = static_cast<uint32_t>(std::min<uint64_t>(f.cache_slots, s->plan.n_experts_total));
         s->plan.budget_from_free = false;
     }
+    std::fprintf(stderr, "moerun: %s\n", backend_choice().c_str());
     std::fprintf(stderr, "moerun: %s\n", s->plan.describe().c_str());
     if (s->plan.cached) {
         s->file.advise_random();

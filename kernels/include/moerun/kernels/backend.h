@@ -48,6 +48,13 @@ class Backend {
     // dst[0..n) = dequantized src (n elements of type t, n a multiple of the block size).
     virtual Status dequantize(quant::Type t, const void *src, float *dst, int64_t n) = 0;
 
+    // y[n_tok, rows] = x[n_tok, cols] . W^T, token-major: W is rows x cols of type t (GGUF blocks,
+    // rows row_bytes(t, cols) apart), x and y are float; all three in this backend's memory. cols
+    // must be a multiple of 32 and of t's block size. The CPU backend converts activations to the
+    // type's vec-dot type as llama.cpp does; CUDA multiplies with F32 activations.
+    virtual Status matmul(quant::Type t, const void *w, const float *x, float *y, int64_t rows, int64_t cols,
+                          int64_t n_tok) = 0;
+
     // Message of the last failed call on this backend (empty when none).
     virtual std::string last_error() const = 0;
 };

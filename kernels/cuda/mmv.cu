@@ -1,0 +1,123 @@
+// Matrix-vector (and few-token) products over GGUF blocks: one warp per weight row; lane l takes
+// the row's 32-element chunks l, l + 32, ... (block-dot.cuh), for up to 8 tokens at once so each
+// chunk of weights is decoded once per pass; the lanes' partial sums meet in a warp reduction.
+#include "block-dot.cuh"
+#include "mmv.cuh"
+
+namespace moerun::kernels::cuda {
+namespace {
+
+constexpr int kRowsPerBlock = 4;  // warps per thread block
+constexpr int kTokens = 8;        // tokens per pass over a row
+
+template <quant::Type T>
+__device__ __forceinline__ float chunk_dot(const uint8_t *b, int j, const float *x) {
+    if constexpr (T == quant::Type::F32)
+        return dot_chunk_f32(b, j, x);
+    else if constexpr (T == quant::Type::F16)
+        return dot_chunk_f16(b, j, x);
+    else if constexpr (T == quant::Type::Q8_0)
+        return dot_chunk_q8_0(b, j, x);
+    else if constexpr (T == quant::Type::Q4_0)
+        return dot_chunk_q4_0(b, j, x);
+    else if constexpr (T == quant::Type::Q4_K)
+        return dot_chunk_q4_k(b, j, x);
+    else if constexpr (T == quant::Type::Q5_K)
+        return dot_chunk_q5_k(b, j, x);
+    else if constexpr (T == quant::Type::Q6_K)
+        return dot_chunk_q6_k(b, j, x);
+    else if constexpr (T == quant::Type::Q2_K)
+        return dot_chunk_q2_k(b, j, x);
+    else
+        return dot_chunk_q3_k(b, j, x);
+}
+
+// BS elements per block of BB bytes (F32 / F16: 1 element per block).
+template <quant::Type T, int BS, int BB>
+__global__ void mmv_kernel(const uint8_t *__restrict__ w, uint64_t rb, const float *__restrict__ x,
+                           float *__restrict__ y, int64_t rows, int64_t cols, int n_tok) {
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.y;
+    if (row >= rows) return;
+    const int lane = threadIdx.x;
+    const uint8_t *wr = w + static_cast<uint64_t>(row) * rb;
+    const int64_t n_chunks = cols / 32;
+    float acc[kTokens];
+#pragma unroll
+    for (int t = 0; t < kTokens; ++t) acc[t] = 0.0f;
+    for (int64_t c = lane; c < n_chunks; c += 32) {
+        const int64_t e = 32 * c;  // first element of the chunk
+        const uint8_t *blk = wr + static_cast<uint64_t>(e / BS) * BB;
+        const int j = static_cast<int>((e % BS) / 32);
+#pragma unroll
+        for (int t = 0; t < kTokens; ++t)
+            if (t < n_tok) acc[t] += chunk_dot<T>(blk, j, x + t * cols + e);
+    }
+#pragma unroll
+    for (int t = 0; t < kTokens; ++t) {
+        float v = acc[t];
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (lane == 0 && t < n_tok) y[t * rows + row] = v;
+    }
+}
+
+template <quant::Type T, int BS, int BB>
+cudaError_t launch(const void *w, uint64_t rb, const float *x, float *y, int64_t rows, int64_t cols,
+                   int64_t n_tok, cudaStream_t stream) {
+    const dim3 block(32, kRowsPerBlock);
+    const dim3 grid(static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock));
+    for (int64_t t0 = 0; t0 < n_tok; t0 += kTokens) {
+        const int nt = static_cast<int>(n_tok - t0 < kTokens ? n_tok - t0 : kTokens);
+        mmv_kernel<T, BS, BB><<<grid, block, 0, stream>>>(static_cast<const uint8_t *>(w), rb, x + t0 * cols,
+                                                          y + t0 * rows, rows, cols, nt);
+        if (const cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;
+    }
+    return cudaSuccess;
+}
+
+}  // namespace
+
+bool has_device_matmul(quant::Type t) {
+    switch (t) {
+        case quant::Type::F32:
+        case quant::Type::F16:
+        case quant::Type::Q8_0:
+        case quant::Type::Q4_0:
+        case quant::Type::Q4_K:
+        case quant::Type::Q5_K:
+        case quant::Type::Q6_K:
+        case quant::Type::Q2_K:
+        case quant::Type::Q3_K:
+            return true;
+        default:
+            return false;
+    }
+}
+
+cudaError_t launch_matmul(quant::Type t, const void *w, uint64_t rb, const float *x, float *y, int64_t rows,
+                          int64_t cols, int64_t n_tok, cudaStream_t stream) {
+    if (rows <= 0 || n_tok <= 0) return cudaSuccess;
+    switch (t) {
+        case quant::Type::F32:
+            return launch<quant::Type::F32, 1, 4>(w, rb, x, y, rows, cols, n_tok, stream);
+        case quant::Type::F16:
+            return launch<quant::Type::F16, 1, 2>(w, rb, x, y, rows, cols, n_tok, stream);
+        case quant::Type::Q8_0:
+            return launch<quant::Type::Q8_0, 32, 34>(w, rb, x, y, rows, cols, n_tok, stream);
+        case quant::Type::Q4_0:
+            return launch<quant::Type::Q4_0, 32, 18>(w, rb, x, y, rows, cols, n_tok, stream);
+        case quant::Type::Q4_K:
+            return launch<quant::Type::Q4_K, 256, 144>(w, rb, x, y, rows, cols, n_tok, stream);
+        case quant::Type::Q5_K:
+            return launch<quant::Type::Q5_K, 256, 176>(w, rb, x, y, rows, cols, n_tok, stream);
+        case quant::Type::Q6_K:
+            return launch<quant::Type::Q6_K, 256, 210>(w, rb, x, y, rows, cols, n_tok, stream);
+        case quant::Type::Q2_K:
+            return launch<quant::Type::Q2_K, 256, 84>(w, rb, x, y, rows, cols, n_tok, stream);
+        case quant::Type::Q3_K:
+            return launch<quant::Type::Q3_K, 256, 110>(w, rb, x, y, rows, cols, n_tok, stream);
+        default:
+            return cudaErrorInvalidValue;
+    }
+}
+
+}  // namespace moerun::kernels::cuda

@@ -1,0 +1,98 @@
+// The chunk dot products of the CUDA matrix-vector kernels (kernels/cuda/block-dot.cuh), run on
+// the host: every 32-element chunk of random blocks of every type against quant/'s reference
+// dequantization (bit-exact with gguf-py) followed by a double-precision dot. The device runs the
+// same functions; test-gpu-matmul checks the kernels around them on a GPU.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "block-dot.cuh"
+#include "moerun/quant/dequant.h"
+#include "moerun/quant/half.h"
+#include "moerun/quant/types.h"
+
+using namespace moerun;
+namespace cuda = kernels::cuda;
+
+namespace {
+
+using ChunkDot = float (*)(const uint8_t *, int, const float *);
+
+struct Case {
+    quant::Type t;
+    ChunkDot dot;
+    std::vector<size_t> f16_fields;  // byte offsets of the block's f16 scales
+};
+
+}  // namespace
+
+TEST_CASE("half_bits_to_float equals quant::fp16_to_fp32 for all 65536 halves") {
+    for (uint32_t h = 0; h < 65536; ++h) {
+        const float a = cuda::half_bits_to_float(static_cast<uint16_t>(h)),
+                    b = quant::fp16_to_fp32(static_cast<uint16_t>(h));
+        if (std::isnan(b))
+            CHECK(std::isnan(a));
+        else
+            CHECK(std::memcmp(&a, &b, 4) == 0);
+    }
+}
+
+TEST_CASE("CUDA chunk dot products equal the reference dequantization for every expert type") {
+    const Case cases[] = {
+        {quant::Type::F32, cuda::dot_chunk_f32, {}},
+        {quant::Type::F16, cuda::dot_chunk_f16, {}},
+        {quant::Type::Q8_0, cuda::dot_chunk_q8_0, {0}},
+        {quant::Type::Q4_0, cuda::dot_chunk_q4_0, {0}},
+        {quant::Type::Q4_K, cuda::dot_chunk_q4_k, {0, 2}},
+        {quant::Type::Q5_K, cuda::dot_chunk_q5_k, {0, 2}},
+        {quant::Type::Q6_K, cuda::dot_chunk_q6_k, {208}},
+        {quant::Type::Q2_K, cuda::dot_chunk_q2_k, {80, 82}},
+        {quant::Type::Q3_K, cuda::dot_chunk_q3_k, {108}},
+    };
+    std::mt19937 rng(99);
+    std::normal_distribution<float> nd(0, 1);
+    for (const Case &c : cases) {
+        CAPTURE(quant::type_name(c.t));
+        const auto &tr = quant::traits(c.t);
+        const int64_t bs = tr.block_size == 1 ? 32 : tr.block_size;  // F32 / F16: one chunk of 32
+        const size_t bb = tr.type_size * (tr.block_size == 1 ? 32 : 1);
+        for (int trial = 0; trial < 200; ++trial) {
+            // Random bytes: every bit pattern of quants and scales; the f16 scales set to finite values.
+            std::vector<uint8_t> block(bb);
+            for (auto &v : block) v = static_cast<uint8_t>(rng());
+            if (c.t == quant::Type::F32 || c.t == quant::Type::F16)  // finite values
+                for (int64_t i = 0; i < bs; ++i) {
+                    const float v = nd(rng);
+                    if (c.t == quant::Type::F32)
+                        std::memcpy(&block[static_cast<size_t>(4 * i)], &v, 4);
+                    else {
+                        const uint16_t h = quant::fp32_to_fp16(v);
+                        std::memcpy(&block[static_cast<size_t>(2 * i)], &h, 2);
+                    }
+                }
+            for (const size_t off : c.f16_fields) {
+                const uint16_t h = quant::fp32_to_fp16(nd(rng) * 0.05f);
+                block[off] = static_cast<uint8_t>(h & 0xff);
+                block[off + 1] = static_cast<uint8_t>(h >> 8);
+            }
+            std::vector<float> w(static_cast<size_t>(bs)), x(static_cast<size_t>(bs));
+            quant::dequantize_row(c.t, block.data(), w.data(), bs);
+            for (auto &v : x) v = nd(rng);
+            for (int j = 0; j < bs / 32; ++j) {
+                CAPTURE(j);
+                double ref = 0, mag = 0;
+                for (int l = 0; l < 32; ++l) {
+                    ref += double(w[static_cast<size_t>(32 * j + l)]) * x[static_cast<size_t>(32 * j + l)];
+                    mag += std::fabs(double(w[static_cast<size_t>(32 * j + l)]) *
+                                     x[static_cast<size_t>(32 * j + l)]);
+                }
+                const float got = c.dot(block.data(), j, &x[static_cast<size_t>(32 * j)]);
+                REQUIRE(std::isfinite(got));
+                CHECK(std::fabs(got - ref) <= 1e-4 * mag + 1e-6);
+            }
+        }
+    }
+}
