@@ -5,9 +5,11 @@
 #include <memory>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "cpu-backend.h"
 #include "moerun/kernels/cpu/ops.h"
+#include "moerun/kernels/cpu/rope.h"
 #include "moerun/kernels/cpu/thread-pool.h"
 #include "moerun/quant/dequant.h"
 
@@ -55,19 +57,97 @@ class CpuBackend final : public Backend {
             return fail(Status::unsupported, "matmul: no kernel for " + std::string(tr.name));
         if (rows == 0 || n_tok == 0) return Status::ok;
         try {
-            if (!pool_)
-                pool_ = std::make_unique<cpu::ThreadPool>(
-                    static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
-            cpu::matmul(*pool_, t, w, x, y, rows, cols, n_tok);
+            cpu::matmul(pool(), t, w, x, y, rows, cols, n_tok);
         } catch (const std::exception &e) {
             return fail(Status::invalid_argument, e.what());
         }
         return Status::ok;
     }
 
+    Status rms_norm(const float *x, const float *w, float *y, int64_t rows, int64_t n, float eps) override {
+        if (!x || !y || rows < 0 || n <= 0) return fail(Status::invalid_argument, "rms_norm: bad arguments");
+        for (int64_t r = 0; r < rows; ++r) cpu::rms_norm(x + r * n, w, y + r * n, n, eps);
+        return Status::ok;
+    }
+
+    Status swiglu(const float *gate, const float *up, float *out, int64_t n) override {
+        if (!gate || !up || !out || n < 0) return fail(Status::invalid_argument, "swiglu: bad arguments");
+        cpu::swiglu(gate, up, out, n);
+        return Status::ok;
+    }
+
+    Status router_topk(const float *logits, int64_t n_tok, int n_expert, int k, bool renorm, int32_t *ids,
+                       float *weights) override {
+        if (!logits || !ids || !weights || n_tok < 0 || n_expert <= 0 || n_expert > 1024 || k < 1 ||
+            k > std::min(n_expert, 32))
+            return fail(Status::invalid_argument, "router_topk: bad arguments");
+        std::vector<float> p(static_cast<size_t>(n_expert));
+        std::vector<int64_t> idx(static_cast<size_t>(n_expert));
+        std::vector<uint16_t> sel(static_cast<size_t>(k));
+        for (int64_t t = 0; t < n_tok; ++t) {
+            std::copy_n(logits + t * n_expert, n_expert, p.data());
+            cpu::softmax(p.data(), n_expert);
+            cpu::top_k(p.data(), n_expert, k, idx.data(), sel.data());
+            float sum = 0;
+            for (int j = 0; j < k; ++j) sum += p[sel[static_cast<size_t>(j)]];
+            for (int j = 0; j < k; ++j) {
+                const float pj = p[sel[static_cast<size_t>(j)]];
+                ids[t * k + j] = sel[static_cast<size_t>(j)];
+                weights[t * k + j] = renorm ? pj / sum : pj;
+            }
+        }
+        return Status::ok;
+    }
+
+    Status rope(float *x, int64_t n_tok, int n_head, int head_dim, int n_rot, int64_t pos0, float freq_base,
+                bool neox, const cpu::RopeScaling &s) override {
+        if (!x || n_tok < 0 || n_head <= 0 || head_dim <= 0 || n_rot <= 0 || n_rot > head_dim ||
+            n_rot % 2 != 0)
+            return fail(Status::invalid_argument, "rope: bad arguments");
+        for (int64_t t = 0; t < n_tok; ++t)
+            cpu::rope_scaled(x + t * n_head * head_dim, n_head, head_dim, n_rot, static_cast<float>(pos0 + t),
+                             freq_base, neox, s);
+        return Status::ok;
+    }
+
+    // The gate and up products of all experts in one parallel pass, SwiGLU, the down products in
+    // another, then the weighted sum in expert order.
+    Status expert_ffn(const ExpertFfn &f, const float *x, float *y, float *scratch) override {
+        if (!x || !y || !scratch || !f.gate || !f.up || !f.down || !f.weights || f.n_experts < 1 ||
+            f.n_experts > kMaxFfnExperts || f.n_embd <= 0 || f.n_ff <= 0)
+            return fail(Status::invalid_argument, "expert_ffn: bad arguments");
+        const int n = f.n_experts;
+        float *g = scratch, *u = g + n * f.n_ff, *d = u + n * f.n_ff;  // [n, F], [n, F], [n, E]
+        std::vector<cpu::MatmulJob> jobs;
+        for (int j = 0; j < n; ++j) {
+            jobs.push_back({f.gate_type, f.gate[j], x, g + j * f.n_ff, f.n_ff, f.n_embd, 1});
+            jobs.push_back({f.up_type, f.up[j], x, u + j * f.n_ff, f.n_ff, f.n_embd, 1});
+        }
+        try {
+            cpu::matmul_group(pool(), jobs);
+            cpu::swiglu(g, u, g, n * f.n_ff);
+            jobs.clear();
+            for (int j = 0; j < n; ++j)
+                jobs.push_back(
+                    {f.down_type, f.down[j], g + j * f.n_ff, d + j * f.n_embd, f.n_embd, f.n_ff, 1});
+            cpu::matmul_group(pool(), jobs);
+        } catch (const std::exception &e) {
+            return fail(Status::invalid_argument, e.what());
+        }
+        std::fill_n(y, f.n_embd, 0.0f);
+        for (int j = 0; j < n; ++j) cpu::axpy(f.weights[j], d + j * f.n_embd, y, f.n_embd);
+        return Status::ok;
+    }
+
     std::string last_error() const override { return error_; }
 
   private:
+    cpu::ThreadPool &pool() {
+        if (!pool_)
+            pool_ = std::make_unique<cpu::ThreadPool>(
+                static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+        return *pool_;
+    }
     std::unique_ptr<cpu::ThreadPool> pool_;  // made by the first matmul
     Status copy(void *dst, const void *src, size_t bytes) {
         if ((!dst || !src) && bytes) return fail(Status::invalid_argument, "copy: null pointer");

@@ -123,6 +123,13 @@ void softmax(float *x, int64_t n) {
     for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
+void top_k(const float *p, int64_t n, int64_t k, int64_t *idx, uint16_t *ids) {
+    for (int64_t i = 0; i < n; ++i) idx[i] = i;
+    std::partial_sort(idx, idx + k, idx + n,
+                      [&](int64_t a, int64_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+    for (int64_t j = 0; j < k; ++j) ids[j] = static_cast<uint16_t>(idx[j]);
+}
+
 void swiglu(const float *gate, const float *up, float *out, int64_t n) {
     for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }

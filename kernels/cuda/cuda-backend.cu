@@ -10,6 +10,7 @@
 #include "dequant.cuh"
 #include "mmv.cuh"
 #include "moerun/kernels/cuda-backend.h"
+#include "ops.cuh"
 
 namespace moerun::kernels::cuda {
 namespace {
@@ -101,9 +102,86 @@ class CudaBackend final : public Backend {
         return Status::ok;
     }
 
+    Status rms_norm(const float *x, const float *w, float *y, int64_t rows, int64_t n, float eps) override {
+        if (!x || !y || rows < 0 || n <= 0) return fail("rms_norm: bad arguments");
+        MOERUN_CUDA_TRY(launch_rms_norm(x, w, y, rows, n, eps, stream_), error_, Status::device_error);
+        return Status::ok;
+    }
+
+    Status swiglu(const float *gate, const float *up, float *out, int64_t n) override {
+        if (!gate || !up || !out || n < 0) return fail("swiglu: bad arguments");
+        MOERUN_CUDA_TRY(launch_swiglu(gate, up, out, n, stream_), error_, Status::device_error);
+        return Status::ok;
+    }
+
+    Status router_topk(const float *logits, int64_t n_tok, int n_expert, int k, bool renorm, int32_t *ids,
+                       float *weights) override {
+        if (!logits || !ids || !weights || n_tok < 0 || n_expert <= 0 || n_expert > 1024 || k < 1 || k > 32 ||
+            k > n_expert)
+            return fail("router_topk: bad arguments");
+        MOERUN_CUDA_TRY(launch_router_topk(logits, n_tok, n_expert, k, renorm, ids, weights, stream_), error_,
+                        Status::device_error);
+        return Status::ok;
+    }
+
+    Status rope(float *x, int64_t n_tok, int n_head, int head_dim, int n_rot, int64_t pos0, float freq_base,
+                bool neox, const cpu::RopeScaling &s) override {
+        if (!x || n_tok < 0 || n_head <= 0 || head_dim <= 0 || n_rot <= 0 || n_rot > head_dim ||
+            n_rot % 2 != 0)
+            return fail("rope: bad arguments");
+        MOERUN_CUDA_TRY(launch_rope(x, n_tok, n_head, head_dim, n_rot, pos0, freq_base, neox, s, stream_),
+                        error_, Status::device_error);
+        return Status::ok;
+    }
+
+    // Three launches of batched products (gate and up together when they share a type, down) with
+    // SwiGLU between them, then the weighted sum: all experts of the token at once.
+    Status expert_ffn(const ExpertFfn &f, const float *x, float *y, float *scratch) override {
+        if (!x || !y || !scratch || !f.gate || !f.up || !f.down || !f.weights || f.n_experts < 1 ||
+            f.n_experts > kMaxFfnExperts || f.n_embd <= 0 || f.n_ff <= 0 || f.n_embd % 32 != 0 ||
+            f.n_ff % 32 != 0)
+            return fail("expert_ffn: bad arguments");
+        for (const quant::Type t : {f.gate_type, f.up_type, f.down_type}) {
+            if (!has_device_matmul(t)) {
+                error_ = "expert_ffn: no CUDA kernel for " + std::string(quant::type_name(t));
+                return Status::unsupported;
+            }
+            if (f.n_embd % quant::traits(t).block_size != 0 || f.n_ff % quant::traits(t).block_size != 0)
+                return fail("expert_ffn: sizes are not a multiple of the block size");
+        }
+        const int n = f.n_experts;
+        const int64_t E = f.n_embd, F = f.n_ff;
+        const auto rb = [](quant::Type t, int64_t cols) {
+            return static_cast<uint64_t>(cols) / quant::traits(t).block_size * quant::traits(t).type_size;
+        };
+        float *g = scratch, *u = g + n * F, *d = u + n * F;  // [n, F], [n, F], [n, E]
+        MatBatch b{};
+        int m = 0;
+        for (int j = 0; j < n; ++j) b.w[m] = f.gate[j], b.x[m] = x, b.y[m++] = g + j * F;
+        if (f.up_type != f.gate_type) {
+            MOERUN_CUDA_TRY(launch_matmul_batch(f.gate_type, b, m, rb(f.gate_type, E), F, E, stream_), error_,
+                            Status::device_error);
+            m = 0;
+        }
+        for (int j = 0; j < n; ++j) b.w[m] = f.up[j], b.x[m] = x, b.y[m++] = u + j * F;
+        MOERUN_CUDA_TRY(launch_matmul_batch(f.up_type, b, m, rb(f.up_type, E), F, E, stream_), error_,
+                        Status::device_error);
+        MOERUN_CUDA_TRY(launch_swiglu(g, u, g, n * F, stream_), error_, Status::device_error);
+        for (int j = 0; j < n; ++j) b.w[j] = f.down[j], b.x[j] = g + j * F, b.y[j] = d + j * E;
+        MOERUN_CUDA_TRY(launch_matmul_batch(f.down_type, b, n, rb(f.down_type, F), E, F, stream_), error_,
+                        Status::device_error);
+        MOERUN_CUDA_TRY(launch_weighted_sum(d, n, E, f.weights, y, stream_), error_, Status::device_error);
+        return Status::ok;
+    }
+
     std::string last_error() const override { return error_; }
 
   private:
+    Status fail(std::string msg) {
+        error_ = std::move(msg);
+        return Status::invalid_argument;
+    }
+
     cudaStream_t stream_ = nullptr;
     std::string error_;
 };

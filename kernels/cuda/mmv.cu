@@ -32,12 +32,12 @@ __device__ __forceinline__ float chunk_dot(const uint8_t *b, int j, const float 
         return dot_chunk_q3_k(b, j, x);
 }
 
-// BS elements per block of BB bytes (F32 / F16: 1 element per block).
+// Row `row` of W (rows x cols, rb bytes per row) against n_tok <= kTokens activation rows of x;
+// the calling warp writes y[t * rows + row]. BS elements per block of BB bytes (F32 / F16: 1).
 template <quant::Type T, int BS, int BB>
-__global__ void mmv_kernel(const uint8_t *__restrict__ w, uint64_t rb, const float *__restrict__ x,
-                           float *__restrict__ y, int64_t rows, int64_t cols, int n_tok) {
-    const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.y;
-    if (row >= rows) return;
+__device__ __forceinline__ void mmv_row(const uint8_t *__restrict__ w, uint64_t rb,
+                                        const float *__restrict__ x, float *__restrict__ y, int64_t rows,
+                                        int64_t cols, int n_tok, int64_t row) {
     const int lane = threadIdx.x;
     const uint8_t *wr = w + static_cast<uint64_t>(row) * rb;
     const int64_t n_chunks = cols / 32;
@@ -58,6 +58,32 @@ __global__ void mmv_kernel(const uint8_t *__restrict__ w, uint64_t rb, const flo
         for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
         if (lane == 0 && t < n_tok) y[t * rows + row] = v;
     }
+}
+
+template <quant::Type T, int BS, int BB>
+__global__ void mmv_kernel(const uint8_t *__restrict__ w, uint64_t rb, const float *__restrict__ x,
+                           float *__restrict__ y, int64_t rows, int64_t cols, int n_tok) {
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.y;
+    if (row < rows) mmv_row<T, BS, BB>(w, rb, x, y, rows, cols, n_tok, row);
+}
+
+// Matrix m = blockIdx.y of a batch, one token each.
+template <quant::Type T, int BS, int BB>
+__global__ void mmv_batch_kernel(MatBatch b, uint64_t rb, int64_t rows, int64_t cols) {
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.y;
+    const int m = static_cast<int>(blockIdx.y);
+    if (row < rows)
+        mmv_row<T, BS, BB>(static_cast<const uint8_t *>(b.w[m]), rb, b.x[m], b.y[m], rows, cols, 1, row);
+}
+
+template <quant::Type T, int BS, int BB>
+cudaError_t launch_batch(const MatBatch &b, int n, uint64_t rb, int64_t rows, int64_t cols,
+                         cudaStream_t stream) {
+    const dim3 block(32, kRowsPerBlock);
+    const dim3 grid(static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock),
+                    static_cast<unsigned>(n));
+    mmv_batch_kernel<T, BS, BB><<<grid, block, 0, stream>>>(b, rb, rows, cols);
+    return cudaGetLastError();
 }
 
 template <quant::Type T, int BS, int BB>
@@ -90,6 +116,34 @@ bool has_device_matmul(quant::Type t) {
             return true;
         default:
             return false;
+    }
+}
+
+cudaError_t launch_matmul_batch(quant::Type t, const MatBatch &b, int n, uint64_t rb, int64_t rows,
+                                int64_t cols, cudaStream_t stream) {
+    if (rows <= 0 || n <= 0) return cudaSuccess;
+    if (n > kMaxBatch) return cudaErrorInvalidValue;
+    switch (t) {
+        case quant::Type::F32:
+            return launch_batch<quant::Type::F32, 1, 4>(b, n, rb, rows, cols, stream);
+        case quant::Type::F16:
+            return launch_batch<quant::Type::F16, 1, 2>(b, n, rb, rows, cols, stream);
+        case quant::Type::Q8_0:
+            return launch_batch<quant::Type::Q8_0, 32, 34>(b, n, rb, rows, cols, stream);
+        case quant::Type::Q4_0:
+            return launch_batch<quant::Type::Q4_0, 32, 18>(b, n, rb, rows, cols, stream);
+        case quant::Type::Q4_K:
+            return launch_batch<quant::Type::Q4_K, 256, 144>(b, n, rb, rows, cols, stream);
+        case quant::Type::Q5_K:
+            return launch_batch<quant::Type::Q5_K, 256, 176>(b, n, rb, rows, cols, stream);
+        case quant::Type::Q6_K:
+            return launch_batch<quant::Type::Q6_K, 256, 210>(b, n, rb, rows, cols, stream);
+        case quant::Type::Q2_K:
+            return launch_batch<quant::Type::Q2_K, 256, 84>(b, n, rb, rows, cols, stream);
+        case quant::Type::Q3_K:
+            return launch_batch<quant::Type::Q3_K, 256, 110>(b, n, rb, rows, cols, stream);
+        default:
+            return cudaErrorInvalidValue;
     }
 }
 

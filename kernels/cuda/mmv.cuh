@@ -17,4 +17,15 @@ bool has_device_matmul(quant::Type t);
 cudaError_t launch_matmul(quant::Type t, const void *w, uint64_t row_bytes, const float *x, float *y,
                           int64_t rows, int64_t cols, int64_t n_tok, cudaStream_t stream);
 
+// Up to kMaxBatch single-token products of same-shape, same-type matrices in one launch
+// (y_m[rows] = W_m x_m; the matrices of one layer's experts). Passed by value to the kernel.
+inline constexpr int kMaxBatch = 64;
+struct MatBatch {
+    const void *w[kMaxBatch];
+    const float *x[kMaxBatch];
+    float *y[kMaxBatch];
+};
+cudaError_t launch_matmul_batch(quant::Type t, const MatBatch &b, int n, uint64_t row_bytes, int64_t rows,
+                                int64_t cols, cudaStream_t stream);
+
 }  // namespace moerun::kernels::cuda

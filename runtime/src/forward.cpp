@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <numeric>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -196,10 +195,7 @@ void Context::Impl::moe(uint32_t il, std::vector<float> &xs, int64_t n) {
             const auto forced = tr.experts_at(at, il);
             std::copy(forced.begin(), forced.end(), se);
         } else {
-            std::iota(idx.begin(), idx.end(), 0);
-            std::partial_sort(idx.begin(), idx.begin() + K, idx.end(),
-                              [&](int64_t a, int64_t b) { return r[a] > r[b] || (r[a] == r[b] && a < b); });
-            for (int64_t j = 0; j < K; ++j) se[j] = static_cast<uint16_t>(idx[static_cast<size_t>(j)]);
+            ops::top_k(r, X, K, idx.data(), se);
         }
         float sum = 0;
         for (int64_t j = 0; j < K; ++j) sum += r[se[j]];
@@ -328,12 +324,8 @@ void Context::Impl::predict_next(uint32_t il, const std::vector<float> &xs) {
     pred_r.resize(static_cast<size_t>(X));
     ops::rms_norm(xs.data(), N.ffn_norm.data(), pred_h.data(), E, hp.rms_eps);
     matmul(pool, N.gate_inp, pred_h.data(), pred_r.data(), 1);
-    std::iota(idx.begin(), idx.end(), 0);
-    std::partial_sort(idx.begin(), idx.begin() + K, idx.end(), [&](int64_t a, int64_t b) {
-        return pred_r[a] > pred_r[b] || (pred_r[a] == pred_r[b] && a < b);
-    });
-    pred_e.clear();
-    for (int64_t j = 0; j < K; ++j) pred_e.push_back(static_cast<uint16_t>(idx[static_cast<size_t>(j)]));
+    pred_e.resize(static_cast<size_t>(K));
+    ops::top_k(pred_r.data(), X, K, idx.data(), pred_e.data());
     experts->prefetch(il + 1, pred_e);
 }
 

@@ -3,6 +3,7 @@
 // in the gpu-labelled tests.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -74,4 +75,112 @@ TEST_CASE("CPU backend matmul refuses bad arguments with a status") {
           kernels::Status::invalid_argument);
     CHECK(!cpu->last_error().empty());
     CHECK(cpu->matmul(quant::Type::F32, buf.data(), buf.data(), buf.data(), 0, 32, 1) == kernels::Status::ok);
+}
+
+TEST_CASE("CPU backend router_topk: softmax, the k most probable experts, renormalised or not") {
+    auto cpu = kernels::make_backend("cpu");
+    std::mt19937 rng(11);
+    std::normal_distribution<float> nd(0, 2);
+    for (const int n_expert : {8, 60, 128}) {
+        for (const int k : {1, 2, 8}) {
+            for (const bool renorm : {false, true}) {
+                const int64_t n_tok = 5;
+                std::vector<float> logits(static_cast<size_t>(n_tok * n_expert)),
+                    w(static_cast<size_t>(n_tok * k));
+                for (auto &v : logits) v = nd(rng);
+                logits[3] = logits[4];  // a tie: the lower id ranks first
+                std::vector<int32_t> ids(static_cast<size_t>(n_tok * k));
+                REQUIRE(cpu->router_topk(logits.data(), n_tok, n_expert, k, renorm, ids.data(), w.data()) ==
+                        kernels::Status::ok);
+                for (int64_t t = 0; t < n_tok; ++t) {
+                    const float *l = &logits[static_cast<size_t>(t * n_expert)];
+                    double mx = *std::max_element(l, l + n_expert), z = 0;
+                    for (int e = 0; e < n_expert; ++e) z += std::exp(double(l[e]) - mx);
+                    std::vector<int> order(static_cast<size_t>(n_expert));
+                    for (int e = 0; e < n_expert; ++e) order[static_cast<size_t>(e)] = e;
+                    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return l[a] > l[b]; });
+                    double sel = 0;
+                    for (int j = 0; j < k; ++j)
+                        sel += std::exp(double(l[order[static_cast<size_t>(j)]]) - mx) / z;
+                    for (int j = 0; j < k; ++j) {
+                        const int e = order[static_cast<size_t>(j)];
+                        CHECK(ids[static_cast<size_t>(t * k + j)] == e);
+                        const double p = std::exp(double(l[e]) - mx) / z;
+                        CHECK(w[static_cast<size_t>(t * k + j)] ==
+                              doctest::Approx(renorm ? p / sel : p).epsilon(1e-5));
+                    }
+                }
+            }
+        }
+    }
+    std::vector<float> l(8);
+    std::vector<int32_t> ids(8);
+    std::vector<float> w(8);
+    CHECK(cpu->router_topk(l.data(), 1, 8, 9, false, ids.data(), w.data()) ==
+          kernels::Status::invalid_argument);
+    CHECK(cpu->router_topk(l.data(), 1, 8, 0, false, ids.data(), w.data()) ==
+          kernels::Status::invalid_argument);
+    CHECK(cpu->rope(l.data(), 1, 1, 8, 3, 0, 10000.0f, false, {}) == kernels::Status::invalid_argument);
+}
+
+TEST_CASE("CPU backend expert_ffn equals the weighted sum of each expert's SwiGLU FFN") {
+    auto cpu = kernels::make_backend("cpu");
+    std::mt19937 rng(21);
+    std::normal_distribution<float> nd(0, 1);
+    const int64_t E = 256, F = 512;
+    const int n = 3;
+    const quant::Type tg = quant::Type::Q4_K, td = quant::Type::Q6_K;  // a Q4_K_M-like mix
+    const auto make = [&](quant::Type t, int64_t rows, int64_t cols) {
+        std::vector<uint8_t> w(*quant::row_bytes(t, cols) * rows);
+        std::vector<float> src(cols);
+        for (int64_t r = 0; r < rows; ++r) {
+            for (auto &v : src) v = nd(rng) * 0.1f;
+            quant::quantize_row(t, src.data(), w.data() + r * *quant::row_bytes(t, cols), cols);
+        }
+        return w;
+    };
+    std::vector<std::vector<uint8_t>> gate, up, down;
+    std::vector<const void *> pg, pu, pd;
+    for (int j = 0; j < n; ++j) {
+        gate.push_back(make(tg, F, E));
+        up.push_back(make(tg, F, E));
+        down.push_back(make(td, E, F));
+    }
+    for (int j = 0; j < n; ++j)
+        pg.push_back(gate[j].data()), pu.push_back(up[j].data()), pd.push_back(down[j].data());
+    const float weights[n] = {0.5f, 0.3f, 0.2f};
+    std::vector<float> x(E), y(E), scratch(2 * n * F + n * E);
+    for (auto &v : x) v = nd(rng);
+    const kernels::Backend::ExpertFfn f{tg, tg, td, pg.data(), pu.data(), pd.data(), weights, n, E, F};
+    REQUIRE(cpu->expert_ffn(f, x.data(), y.data(), scratch.data()) == kernels::Status::ok);
+    // Reference: dequantized weights, double sums.
+    const auto dq = [](quant::Type t, const std::vector<uint8_t> &w, int64_t rows, int64_t cols) {
+        std::vector<float> out(rows * cols);
+        quant::dequantize_row(t, w.data(), out.data(), rows * cols);
+        return out;
+    };
+    std::vector<double> ref(E, 0.0);
+    for (int j = 0; j < n; ++j) {
+        const auto G = dq(tg, gate[j], F, E), U = dq(tg, up[j], F, E), D = dq(td, down[j], E, F);
+        std::vector<double> h(F);
+        for (int64_t r = 0; r < F; ++r) {
+            double a = 0, b = 0;
+            for (int64_t i = 0; i < E; ++i)
+                a += double(G[r * E + i]) * x[i], b += double(U[r * E + i]) * x[i];
+            h[r] = a / (1 + std::exp(-a)) * b;
+        }
+        for (int64_t r = 0; r < E; ++r) {
+            double s = 0;
+            for (int64_t i = 0; i < F; ++i) s += double(D[r * F + i]) * h[i];
+            ref[r] += weights[j] * s;
+        }
+    }
+    double err2 = 0, ref2 = 0;
+    for (int64_t i = 0; i < E; ++i) err2 += (y[i] - ref[i]) * (y[i] - ref[i]), ref2 += ref[i] * ref[i];
+    // The CPU rounds x and the SwiGLU output to 8 bits per block (Q8_K) before the products, as
+    // llama.cpp does: measured NMSE 4.3e-4 here (1.5e-4 with Q8_0 weights, ~1e-14 with F32). A
+    // wrong expert, weight or layout gives 1e-1 or more.
+    CHECK(err2 / ref2 < 2e-3);
+    const kernels::Backend::ExpertFfn none{tg, tg, td, pg.data(), pu.data(), pd.data(), weights, 0, E, F};
+    CHECK(cpu->expert_ffn(none, x.data(), y.data(), scratch.data()) == kernels::Status::invalid_argument);
 }

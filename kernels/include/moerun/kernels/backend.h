@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "moerun/kernels/cpu/rope.h"
 #include "moerun/quant/types.h"
 
 namespace moerun::kernels {
@@ -54,6 +55,38 @@ class Backend {
     // type's vec-dot type as llama.cpp does; CUDA multiplies with F32 activations.
     virtual Status matmul(quant::Type t, const void *w, const float *x, float *y, int64_t rows, int64_t cols,
                           int64_t n_tok) = 0;
+
+    // The forward pass's other ops; every pointer in this backend's memory, token-major.
+    // y[rows, n] = x / sqrt(mean(x^2) + eps) * w per row (w: [n], or null for no scale).
+    virtual Status rms_norm(const float *x, const float *w, float *y, int64_t rows, int64_t n, float eps) = 0;
+    // out[n] = silu(gate) * up.
+    virtual Status swiglu(const float *gate, const float *up, float *out, int64_t n) = 0;
+    // The router of n_tok tokens: softmax over n_expert logits, the k largest (ties to the lower
+    // id, largest first); weights = their probabilities, renormalised to sum 1 when renorm.
+    // logits [n_tok, n_expert]; ids, weights [n_tok, k]. 1 <= k <= min(n_expert, 32), n_expert <= 1024.
+    virtual Status router_topk(const float *logits, int64_t n_tok, int n_expert, int k, bool renorm,
+                               int32_t *ids, float *weights) = 0;
+    // RoPE of x [n_tok, n_head, head_dim] in place, token t at position pos0 + t, as
+    // cpu::rope_scaled defines it.
+    virtual Status rope(float *x, int64_t n_tok, int n_head, int head_dim, int n_rot, int64_t pos0,
+                        float freq_base, bool neox, const cpu::RopeScaling &s) = 0;
+
+    // The routed experts of one token in one call: y[n_embd] = sum over j (in order) of
+    // weights[j] * down_j(silu(gate_j x) * up_j(x)), x [n_embd]. gate/up are n_ff x n_embd, down
+    // n_embd x n_ff, of one type each (the layer's stacked tensors), weights on the host.
+    // 1 <= n_experts <= kMaxFfnExperts; scratch (this backend's memory): 2 * n_experts * n_ff + n_experts *
+    // n_embd floats.
+    static constexpr int kMaxFfnExperts = 32;
+    struct ExpertFfn {
+        quant::Type gate_type, up_type, down_type;
+        const void *const *gate;  // [n_experts] weight pointers
+        const void *const *up;
+        const void *const *down;
+        const float *weights;  // [n_experts], host
+        int n_experts;
+        int64_t n_embd, n_ff;
+    };
+    virtual Status expert_ffn(const ExpertFfn &f, const float *x, float *y, float *scratch) = 0;
 
     // Message of the last failed call on this backend (empty when none).
     virtual std::string last_error() const = 0;

@@ -40,6 +40,9 @@ void rms_norm(const float *x, const float *weight, float *out, int64_t n, float 
 void rope(float *x, int n_head, int head_dim, int n_rot, float pos, float freq_base, bool neox);
 
 void softmax(float *x, int64_t n);
+// ids[0..k) = the indices of the k largest of p[0..n), largest first, ties to the lower index
+// (the router's top-k). idx: scratch [n].
+void top_k(const float *p, int64_t n, int64_t k, int64_t *idx, uint16_t *ids);
 // x[i] = silu(gate[i]) * up[i]
 void swiglu(const float *gate, const float *up, float *out, int64_t n);
 // The F32 vec-dot kernel (vec_dot with quant::Type::F32).
