@@ -102,76 +102,61 @@ cudaError_t launch(const void *w, uint64_t rb, const float *x, float *y, int64_t
 
 }  // namespace
 
-bool has_device_matmul(quant::Type t) {
+// The compile-time shape of a weight type: BS elements per block of BB bytes.
+template <quant::Type T, int BS, int BB>
+struct TypeTag {
+    static constexpr quant::Type type = T;
+    static constexpr int bs = BS, bb = BB;
+};
+
+// Calls f(TypeTag<...>{}) for the weight type t; cudaErrorInvalidValue for a type without a kernel.
+template <class F>
+cudaError_t dispatch(quant::Type t, F &&f) {
     switch (t) {
         case quant::Type::F32:
+            return f(TypeTag<quant::Type::F32, 1, 4>{});
         case quant::Type::F16:
+            return f(TypeTag<quant::Type::F16, 1, 2>{});
         case quant::Type::Q8_0:
+            return f(TypeTag<quant::Type::Q8_0, 32, 34>{});
         case quant::Type::Q4_0:
+            return f(TypeTag<quant::Type::Q4_0, 32, 18>{});
         case quant::Type::Q4_K:
+            return f(TypeTag<quant::Type::Q4_K, 256, 144>{});
         case quant::Type::Q5_K:
+            return f(TypeTag<quant::Type::Q5_K, 256, 176>{});
         case quant::Type::Q6_K:
+            return f(TypeTag<quant::Type::Q6_K, 256, 210>{});
         case quant::Type::Q2_K:
+            return f(TypeTag<quant::Type::Q2_K, 256, 84>{});
         case quant::Type::Q3_K:
-            return true;
+            return f(TypeTag<quant::Type::Q3_K, 256, 110>{});
         default:
-            return false;
+            return cudaErrorInvalidValue;
     }
+}
+
+bool has_device_matmul(quant::Type t) {
+    return dispatch(t, [](auto) { return cudaSuccess; }) == cudaSuccess;
 }
 
 cudaError_t launch_matmul_batch(quant::Type t, const MatBatch &b, int n, uint64_t rb, int64_t rows,
                                 int64_t cols, cudaStream_t stream) {
     if (rows <= 0 || n <= 0) return cudaSuccess;
     if (n > kMaxBatch) return cudaErrorInvalidValue;
-    switch (t) {
-        case quant::Type::F32:
-            return launch_batch<quant::Type::F32, 1, 4>(b, n, rb, rows, cols, stream);
-        case quant::Type::F16:
-            return launch_batch<quant::Type::F16, 1, 2>(b, n, rb, rows, cols, stream);
-        case quant::Type::Q8_0:
-            return launch_batch<quant::Type::Q8_0, 32, 34>(b, n, rb, rows, cols, stream);
-        case quant::Type::Q4_0:
-            return launch_batch<quant::Type::Q4_0, 32, 18>(b, n, rb, rows, cols, stream);
-        case quant::Type::Q4_K:
-            return launch_batch<quant::Type::Q4_K, 256, 144>(b, n, rb, rows, cols, stream);
-        case quant::Type::Q5_K:
-            return launch_batch<quant::Type::Q5_K, 256, 176>(b, n, rb, rows, cols, stream);
-        case quant::Type::Q6_K:
-            return launch_batch<quant::Type::Q6_K, 256, 210>(b, n, rb, rows, cols, stream);
-        case quant::Type::Q2_K:
-            return launch_batch<quant::Type::Q2_K, 256, 84>(b, n, rb, rows, cols, stream);
-        case quant::Type::Q3_K:
-            return launch_batch<quant::Type::Q3_K, 256, 110>(b, n, rb, rows, cols, stream);
-        default:
-            return cudaErrorInvalidValue;
-    }
+    return dispatch(t, [&](auto tag) {
+        using Tag = decltype(tag);
+        return launch_batch<Tag::type, Tag::bs, Tag::bb>(b, n, rb, rows, cols, stream);
+    });
 }
 
 cudaError_t launch_matmul(quant::Type t, const void *w, uint64_t rb, const float *x, float *y, int64_t rows,
                           int64_t cols, int64_t n_tok, cudaStream_t stream) {
     if (rows <= 0 || n_tok <= 0) return cudaSuccess;
-    switch (t) {
-        case quant::Type::F32:
-            return launch<quant::Type::F32, 1, 4>(w, rb, x, y, rows, cols, n_tok, stream);
-        case quant::Type::F16:
-            return launch<quant::Type::F16, 1, 2>(w, rb, x, y, rows, cols, n_tok, stream);
-        case quant::Type::Q8_0:
-            return launch<quant::Type::Q8_0, 32, 34>(w, rb, x, y, rows, cols, n_tok, stream);
-        case quant::Type::Q4_0:
-            return launch<quant::Type::Q4_0, 32, 18>(w, rb, x, y, rows, cols, n_tok, stream);
-        case quant::Type::Q4_K:
-            return launch<quant::Type::Q4_K, 256, 144>(w, rb, x, y, rows, cols, n_tok, stream);
-        case quant::Type::Q5_K:
-            return launch<quant::Type::Q5_K, 256, 176>(w, rb, x, y, rows, cols, n_tok, stream);
-        case quant::Type::Q6_K:
-            return launch<quant::Type::Q6_K, 256, 210>(w, rb, x, y, rows, cols, n_tok, stream);
-        case quant::Type::Q2_K:
-            return launch<quant::Type::Q2_K, 256, 84>(w, rb, x, y, rows, cols, n_tok, stream);
-        case quant::Type::Q3_K:
-            return launch<quant::Type::Q3_K, 256, 110>(w, rb, x, y, rows, cols, n_tok, stream);
-        default:
-            return cudaErrorInvalidValue;
-    }
+    return dispatch(t, [&](auto tag) {
+        using Tag = decltype(tag);
+        return launch<Tag::type, Tag::bs, Tag::bb>(w, rb, x, y, rows, cols, n_tok, stream);
+    });
 }
 
 }  // namespace moerun::kernels::cuda

@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "gpu-test-main.h"
 #include "moerun/kernels/backend.h"
 #include "moerun/quant/quantize.h"
 
@@ -78,11 +79,5 @@ TEST_CASE("cuda dequantize matches the CPU reference") {
 }
 
 int main(int argc, char **argv) {
-    std::string why;
-    if (!kernels::make_backend("cuda", &why)) {
-        std::printf("SKIP: %s\n", why.c_str());
-        return 77;
-    }
-    doctest::Context ctx(argc, argv);
-    return ctx.run();
+    return gpu_test_main(argc, argv);
 }

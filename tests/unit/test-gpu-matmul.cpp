@@ -18,6 +18,7 @@
 #include <random>
 #include <vector>
 
+#include "gpu-test-main.h"
 #include "moerun/kernels/backend.h"
 #include "moerun/quant/half.h"
 #include "moerun/quant/quantize.h"
@@ -180,11 +181,5 @@ TEST_CASE("cuda matmul refuses bad arguments with a status, not a crash") {
 }
 
 int main(int argc, char **argv) {
-    std::string why;
-    if (!kernels::make_backend("cuda", &why)) {
-        std::printf("SKIP: %s\n", why.c_str());
-        return 77;
-    }
-    doctest::Context ctx(argc, argv);
-    return ctx.run();
+    return gpu_test_main(argc, argv);
 }

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "gpu-test-main.h"
 #include "moerun/kernels/backend.h"
 #include "moerun/quant/quantize.h"
 #include "moerun/quant/types.h"
@@ -215,11 +216,5 @@ TEST_CASE("cuda expert_ffn matches the CPU backend (one launch per product over 
 }
 
 int main(int argc, char **argv) {
-    std::string why;
-    if (!kernels::make_backend("cuda", &why)) {
-        std::printf("SKIP: %s\n", why.c_str());
-        return 77;
-    }
-    doctest::Context ctx(argc, argv);
-    return ctx.run();
+    return gpu_test_main(argc, argv);
 }
