@@ -38,7 +38,12 @@ MOERUN_AVX2 inline __m256 round_half8(__m256 x) {
 MOERUN_AVX2 void round_half(float *x, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, round_half8(_mm256_loadu_ps(x + i)));
-    for (; i < n; ++i) x[i] = _cvtsh_ss(_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT));
+    if (i < n) {  // the tail through a zero-padded register
+        alignas(32) float t[8] = {};
+        for (int64_t j = i; j < n; ++j) t[j - i] = x[j];
+        _mm256_store_ps(t, round_half8(_mm256_load_ps(t)));
+        for (int64_t j = i; j < n; ++j) x[j] = t[j - i];
+    }
 }
 
 template <bool K16, bool V16>
@@ -112,7 +117,14 @@ MOERUN_AVX2 bool store_f16(const float *src, uint16_t *dst, int64_t n) {
         _mm_storeu_si128(
             reinterpret_cast<__m128i *>(dst + i),
             _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-    for (; i < n; ++i) dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
+    if (i < n) {  // the tail through a zero-padded register
+        alignas(32) float t[8] = {};
+        alignas(16) uint16_t h[8];
+        for (int64_t j = i; j < n; ++j) t[j - i] = src[j];
+        _mm_store_si128(reinterpret_cast<__m128i *>(h),
+                        _mm256_cvtps_ph(_mm256_load_ps(t), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        for (int64_t j = i; j < n; ++j) dst[j] = h[j - i];
+    }
     return true;
 }
 

@@ -55,7 +55,12 @@ MOERUN_AVX512 void attend(const float *q, const void *k, const void *v, int64_t 
         int64_t p = 0;
         for (; p + 16 <= n_pos; p += 16)
             _mm512_storeu_ps(scores + p, round_half16(_mm512_loadu_ps(scores + p)));
-        for (; p < n_pos; ++p) scores[p] = _cvtsh_ss(_cvtss_sh(scores[p], _MM_FROUND_TO_NEAREST_INT));
+        if (p < n_pos) {  // the tail through a zero-padded register
+            alignas(64) float t[16] = {};
+            for (int64_t j = p; j < n_pos; ++j) t[j - p] = scores[j];
+            _mm512_store_ps(t, round_half16(_mm512_load_ps(t)));
+            for (int64_t j = p; j < n_pos; ++j) scores[j] = t[j - p];
+        }
     }
     __m512 o[NC];
     for (int j = 0; j < NC; ++j) o[j] = _mm512_loadu_ps(out + 16 * j);
