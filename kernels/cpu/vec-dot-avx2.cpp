@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "moerun/quant/blocks.h"
+#include "q6k-unpack.h"
 
 #define MOERUN_AVX2 __attribute__((target("avx2,fma,f16c")))
 
@@ -147,22 +148,16 @@ MOERUN_AVX2 void dot_q8_0_x4(const void *w, const void *const act[4], int64_t n,
 MOERUN_AVX2 float dot_q6_k(const void *w, const void *act, int64_t n) {
     const auto *x = static_cast<const quant::BlockQ6_K *>(w);
     const auto *y = static_cast<const ActQ8_K *>(act);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / 256; ++i) {
         int32_t offset = 0;  // sum of sc * bsum: the -32 of every quant, applied once
         for (int j = 0; j < 16; ++j) offset += x[i].scales[j] * y[i].bsums[j];
         __m256i isum = _mm256_setzero_si256();
         for (int h = 0; h < 2; ++h) {
-            const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].ql + 64 * h));
-            const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].ql + 64 * h + 32));
-            const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qh + 32 * h));
-            const __m256i lo[4] = {_mm256_and_si256(ql0, m4), _mm256_and_si256(ql1, m4),
-                                   _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                                   _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4)};
+            __m256i q6[4];
+            q6_k_unpack_half(x[i], h, q6);
             for (int s = 0; s < 4; ++s) {
-                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * s), m2);
-                const __m256i q = _mm256_or_si256(lo[s], _mm256_slli_epi16(hi, 4));
+                const __m256i q = q6[s];
                 const __m256i yv =
                     _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[i].qs + 128 * h + 32 * s));
                 const int b = 8 * h + 2 * s;

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "moerun/quant/blocks.h"
+#include "q6k-unpack.h"
 
 // GCC 12 reports the intentionally undefined vectors inside its own AVX-512 intrinsics
 // (_mm512_undefined_*) as uninitialized once they are inlined here.
@@ -142,7 +143,6 @@ MOERUN_AVX512 void q6_k_rows(const void *w, const void *const *act, int64_t n, f
     const auto *x = static_cast<const quant::BlockQ6_K *>(w);
     const ActQ8_K *y[N];
     for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
     alignas(64) int16_t sidx[4][32];  // zmm j: int16 lane l belongs to sub-block 4j + l / 8
     for (int j = 0; j < 4; ++j)
         for (int l = 0; l < 32; ++l) sidx[j][l] = static_cast<int16_t>(4 * j + l / 8);
@@ -154,17 +154,8 @@ MOERUN_AVX512 void q6_k_rows(const void *w, const void *const *act, int64_t n, f
         const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i *>(x[i].scales));
         const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);  // 16 int16
         for (int h = 0; h < 2; ++h) {
-            const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].ql + 64 * h));
-            const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].ql + 64 * h + 32));
-            const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qh + 32 * h));
-            const __m256i lo[4] = {_mm256_and_si256(ql0, m4), _mm256_and_si256(ql1, m4),
-                                   _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                                   _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4)};
             __m256i v[4];
-            for (int k = 0; k < 4; ++k) {
-                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), m2);
-                v[k] = _mm256_or_si256(lo[k], _mm256_slli_epi16(hi, 4));
-            }
+            q6_k_unpack_half(x[i], h, v);
             q[2 * h] = _mm512_inserti64x4(_mm512_castsi256_si512(v[0]), v[1], 1);
             q[2 * h + 1] = _mm512_inserti64x4(_mm512_castsi256_si512(v[2]), v[3], 1);
         }
