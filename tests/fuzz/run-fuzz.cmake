@@ -1,7 +1,7 @@
-# Runs fuzz-gguf for SECONDS on a fresh copy of the seed corpus (plus the saved crashes, read
-# only); fails with the path of the crashing input when libFuzzer finds one. Invoked by the
-# fuzz-gguf-60s ctest:
-#   cmake -DFUZZER=.. -DSEEDS=.. -DCRASHES=.. -DDICT=.. -DWORK=.. -DSECONDS=.. -P run-fuzz.cmake
+# Runs the fuzzer NAME for SECONDS on a fresh copy of the seed corpus (plus the saved crashes,
+# read only); fails with the path of the crashing input when libFuzzer finds one. Invoked by the
+# <NAME>-60s ctests (REPLAY: the replay test that keeps saved crashes fixed):
+#   cmake -DNAME=.. -DREPLAY=.. -DFUZZER=.. -DSEEDS=.. -DCRASHES=.. -DDICT=.. -DWORK=.. -DSECONDS=.. -P run-fuzz.cmake
 file(REMOVE_RECURSE "${WORK}")
 file(MAKE_DIRECTORY "${WORK}/corpus" "${WORK}/artifacts")
 file(GLOB seeds "${SEEDS}/*")
@@ -12,6 +12,6 @@ execute_process(
   RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   file(GLOB found "${WORK}/artifacts/*")
-  message(FATAL_ERROR "fuzz-gguf failed (${rc}); inputs: ${found}\n"
-                      "Fix the reader, then copy each input into tests/fuzz/crashes/ so fuzz-gguf-replay keeps it fixed.")
+  message(FATAL_ERROR "${NAME} failed (${rc}); inputs: ${found}\n"
+                      "Fix the reader, then copy each input into tests/fuzz/crashes/ so ${REPLAY} keeps it fixed.")
 endif()
