@@ -45,9 +45,9 @@ class MappedExperts final : public ExpertSource {
 
 class CachedExperts final : public ExpertSource {
   public:
-    CachedExperts(const gguf::GgufFile &file, const Model &model, const cache::CacheConfig &cfg)
-        : cache_(file.path(), expert_locations(file, model), model.hparams().n_layer,
-                 model.hparams().n_expert, cfg) {}
+    CachedExperts(const gguf::GgufFile &file, const Model &model, std::vector<cache::ExpertLocation> locs,
+                  const cache::CacheConfig &cfg)
+        : cache_(file.path(), std::move(locs), model.hparams().n_layer, model.hparams().n_expert, cfg) {}
     void begin_step(uint64_t step) override { cache_.begin_step(step); }
     void begin_layer(uint32_t layer, std::span<const uint16_t> experts) override {
         cache_.begin_layer(layer, experts);
@@ -86,8 +86,9 @@ std::unique_ptr<ExpertSource> make_mapped_experts(const Model &model) {
 }
 
 std::unique_ptr<ExpertSource> make_cached_experts(const gguf::GgufFile &file, const Model &model,
+                                                  std::vector<cache::ExpertLocation> locations,
                                                   const cache::CacheConfig &config) {
-    return std::make_unique<CachedExperts>(file, model, config);
+    return std::make_unique<CachedExperts>(file, model, std::move(locations), config);
 }
 
 }  // namespace moerun

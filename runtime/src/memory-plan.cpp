@@ -64,11 +64,11 @@ std::string MemoryPlan::describe() const {
            format_size(uint64_t{n_slots} * slot_bytes) + " of " + format_size(expert_bytes) + ")";
 }
 
-MemoryPlan plan_memory(const gguf::GgufFile &file, const Model &model, const ContextParams &ctx,
-                       const MemoryOptions &opt, uint32_t min_slots) {
+MemoryPlan plan_memory(const gguf::GgufFile &file, std::span<const cache::ExpertLocation> locs,
+                       const Model &model, const ContextParams &ctx, const MemoryOptions &opt,
+                       uint32_t min_slots) {
     const Hparams &hp = model.hparams();
     MemoryPlan p;
-    const auto locs = expert_locations(file, model);
     for (const auto &l : locs) p.expert_bytes += l.bytes();
     p.n_experts_total = locs.size();
     p.dense_bytes = file.file_size() - p.expert_bytes;

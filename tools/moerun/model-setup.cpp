@@ -150,7 +150,9 @@ std::unique_ptr<Session> open_session(const std::string &path, const MemoryFlags
         s->ctx.routing_offset = f.routing_offset;
     }
     const uint32_t min_slots = f.per_layer ? hp.n_layer : 1;
-    s->plan = plan_memory(s->file, s->model, s->ctx, mo, f.cache_slots > 0 ? 0 : min_slots);
+    // The experts' byte ranges, computed once for the plan, the cache and the trace header.
+    std::vector<cache::ExpertLocation> locs = expert_locations(s->file, s->model);
+    s->plan = plan_memory(s->file, locs, s->model, s->ctx, mo, f.cache_slots > 0 ? 0 : min_slots);
     if (f.cache_slots > 0) {
         s->plan.n_slots = static_cast<uint32_t>(std::min<uint64_t>(f.cache_slots, s->plan.n_experts_total));
         s->plan.budget_from_free = false;
@@ -177,7 +179,7 @@ std::unique_ptr<Session> open_session(const std::string &path, const MemoryFlags
             cc.policy_params.future = s->future.get();
         }
         cc.policy_params.top_k = hp.n_expert_used;
-        s->experts = make_cached_experts(s->file, s->model, cc);
+        s->experts = make_cached_experts(s->file, s->model, locs, cc);
         std::fprintf(stderr, "moerun: expert cache: %s policy, %s, reads via %s\n", f.policy.c_str(),
                      f.per_layer ? "per-layer partitions" : "one partition",
                      s->experts->cache()->reader().mode().c_str());
@@ -193,7 +195,7 @@ std::unique_ptr<Session> open_session(const std::string &path, const MemoryFlags
         shape.n_layers = hp.n_layer;
         shape.n_experts = hp.n_expert;
         shape.top_k = hp.n_expert_used;
-        for (const auto &loc : expert_locations(s->file, s->model))
+        for (const auto &loc : locs)
             if (loc.id.expert == 0) shape.expert_bytes.push_back(loc.bytes());
         shape.model = path;
         s->trace_out = std::make_unique<cache::TraceWriter>(f.trace_out, shape);

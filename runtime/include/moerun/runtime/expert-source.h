@@ -42,8 +42,10 @@ class ExpertSource {
 // Experts read in place from the mapped file (no cache).
 std::unique_ptr<ExpertSource> make_mapped_experts(const Model &model);
 
-// Experts served by an ExpertCache over `file`. Throws like ExpertCache's constructor.
+// Experts served by an ExpertCache over `file`; `locations`: expert_locations(file, model).
+// Throws like ExpertCache's constructor.
 std::unique_ptr<ExpertSource> make_cached_experts(const gguf::GgufFile &file, const Model &model,
+                                                  std::vector<cache::ExpertLocation> locations,
                                                   const cache::CacheConfig &config);
 
 // The byte ranges of every expert, [n_layer * n_expert] (layer-major), for the cache.

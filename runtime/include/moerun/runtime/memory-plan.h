@@ -10,8 +10,10 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 
+#include "moerun/cache/expert-id.h"
 #include "moerun/runtime/context.h"
 #include "moerun/runtime/gguf.h"
 #include "moerun/runtime/model.h"
@@ -36,10 +38,12 @@ struct MemoryPlan {
     std::string describe() const;  // one line for the CLI
 };
 
-// Throws std::invalid_argument when the budget cannot hold the dense weights, KV cache,
-// workspaces and at least `min_slots` expert slots; the message says how much is needed.
-MemoryPlan plan_memory(const gguf::GgufFile &file, const Model &model, const ContextParams &ctx,
-                       const MemoryOptions &opt, uint32_t min_slots);
+// `locations`: expert_locations(file, model). Throws std::invalid_argument when the budget cannot
+// hold the dense weights, KV cache, workspaces and at least `min_slots` expert slots; the message
+// says how much is needed.
+MemoryPlan plan_memory(const gguf::GgufFile &file, std::span<const cache::ExpertLocation> locations,
+                       const Model &model, const ContextParams &ctx, const MemoryOptions &opt,
+                       uint32_t min_slots);
 
 // Parses "6GiB", "1.5G", "512MiB", "800M", "4096" (bytes). Throws std::invalid_argument.
 uint64_t parse_size(const std::string &text);
