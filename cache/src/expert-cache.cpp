@@ -141,6 +141,30 @@ struct ExpertCache::Impl {
     }
 
     // Issues the current layer's demand reads while slots can be found.
+    // The next ready expert of the current layer (hits first, then reads as they land), marked
+    // handed out; when none is ready, waits for a read if `wait`, else returns nullopt.
+    std::optional<uint16_t> take_ready(bool wait) {
+        if (outstanding == 0) return std::nullopt;
+        auto on_done = [this](uint64_t tag) { on_read_done(tag); };
+        reader.poll(on_done);
+        while (ready_head == ready.size()) {
+            issue_misses();
+            if (ready_head < ready.size()) break;
+            if (!wait) return std::nullopt;
+            if (reader.outstanding() == 0)
+                throw std::logic_error(
+                    "expert cache: no slot can be freed (call done() for handed-out experts)");
+            const auto t0 = std::chrono::steady_clock::now();
+            reader.wait_one(on_done);
+            stats[layer].wait_seconds +=
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        }
+        const uint16_t e = ready[ready_head++];
+        slots[static_cast<size_t>(slot_of[key({layer, e})])].wanted = false;
+        --outstanding;
+        return e;
+    }
+
     void issue_misses() {
         while (miss_head < misses.size()) {
             const ExpertId id{layer, misses[miss_head]};
@@ -318,36 +342,11 @@ void ExpertCache::begin_layer(uint32_t layer, std::span<const uint16_t> experts)
 }
 
 std::optional<uint16_t> ExpertCache::next() {
-    Impl &m = *impl_;
-    if (m.outstanding == 0) return std::nullopt;
-    auto on_done = [&m](uint64_t tag) { m.on_read_done(tag); };
-    m.reader.poll(on_done);
-    while (m.ready_head == m.ready.size()) {
-        m.issue_misses();
-        if (m.ready_head < m.ready.size()) break;
-        if (m.reader.outstanding() == 0)
-            throw std::logic_error("expert cache: no slot can be freed (call done() for handed-out experts)");
-        const auto t0 = std::chrono::steady_clock::now();
-        m.reader.wait_one(on_done);
-        m.stats[m.layer].wait_seconds +=
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    }
-    const uint16_t e = m.ready[m.ready_head++];
-    m.slots[static_cast<size_t>(m.slot_of[m.key({m.layer, e})])].wanted = false;
-    --m.outstanding;
-    return e;
+    return impl_->take_ready(true);
 }
 
 std::optional<uint16_t> ExpertCache::try_next() {
-    Impl &m = *impl_;
-    if (m.outstanding == 0) return std::nullopt;
-    m.reader.poll([&m](uint64_t tag) { m.on_read_done(tag); });
-    if (m.ready_head == m.ready.size()) m.issue_misses();
-    if (m.ready_head == m.ready.size()) return std::nullopt;
-    const uint16_t e = m.ready[m.ready_head++];
-    m.slots[static_cast<size_t>(m.slot_of[m.key({m.layer, e})])].wanted = false;
-    --m.outstanding;
-    return e;
+    return impl_->take_ready(false);
 }
 
 ExpertView ExpertCache::view(uint32_t layer, uint16_t expert) const {
