@@ -61,8 +61,8 @@ struct Context::Impl {
             if (!ops::kv_type_supported(t))
                 throw std::invalid_argument("KV cache type " + std::string(quant::type_name(t)) +
                                             " is not supported (f32 or f16)");
-        k_elt = params.type_k == quant::Type::F16 ? 2 : 4;
-        v_elt = params.type_v == quant::Type::F16 ? 2 : 4;
+        k_elt = quant::traits(params.type_k).type_size;  // F32 and F16 blocks are one element
+        v_elt = quant::traits(params.type_v).type_size;
         const size_t kv = size_t{hp.n_layer} * params.n_ctx * hp.n_head_kv * hp.head_dim;
         k_cache.reset(new uint8_t[kv * k_elt]);
         v_cache.reset(new uint8_t[kv * v_elt]);

@@ -74,8 +74,8 @@ MemoryPlan plan_memory(const gguf::GgufFile &file, std::span<const cache::Expert
     p.dense_bytes = file.file_size() - p.expert_bytes;
     p.slot_bytes = cache::ExpertCache::slot_bytes(locs);
     const uint64_t nkv = uint64_t{hp.n_head_kv} * hp.head_dim, nq = uint64_t{hp.n_head} * hp.head_dim;
-    const auto elt = [](quant::Type t) -> uint64_t { return t == quant::Type::F16 ? 2 : 4; };
-    p.kv_bytes = uint64_t{hp.n_layer} * ctx.n_ctx * nkv * (elt(ctx.type_k) + elt(ctx.type_v));
+    p.kv_bytes = uint64_t{hp.n_layer} * ctx.n_ctx * nkv *
+                 (quant::traits(ctx.type_k).type_size + quant::traits(ctx.type_v).type_size);
     // Per token of a batch: residual, norm, q/k/v, attention out and projection, router,
     // per-rank expert outputs, expert in/gate/up/down, accumulator; plus one logits row and
     // per-thread attention scores.
