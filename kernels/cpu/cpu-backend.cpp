@@ -139,6 +139,86 @@ class CpuBackend final : public Backend {
         return Status::ok;
     }
 
+    Status add(float *y, const float *a, int64_t n) override {
+        if (!y || !a || n < 0) return fail(Status::invalid_argument, "add: bad arguments");
+        for (int64_t i = 0; i < n; ++i) y[i] += a[i];
+        return Status::ok;
+    }
+
+    Status add_bias(float *x, const float *b, int64_t rows, int64_t n) override {
+        if (!x || !b || rows < 0 || n < 0) return fail(Status::invalid_argument, "add_bias: bad arguments");
+        for (int64_t r = 0; r < rows; ++r) cpu::axpy(1.0f, b, x + r * n, n);
+        return Status::ok;
+    }
+
+    Status gather_rows(const float *src, const int32_t *rows, int64_t m, int64_t n, float *dst) override {
+        if (!src || !rows || !dst || m < 0 || n < 0)
+            return fail(Status::invalid_argument, "gather_rows: bad arguments");
+        for (int64_t i = 0; i < m; ++i) {
+            if (rows[i] < 0) return fail(Status::invalid_argument, "gather_rows: negative row index");
+            std::copy_n(src + int64_t{rows[i]} * n, n, dst + i * n);
+        }
+        return Status::ok;
+    }
+
+    Status combine_rows(const float *src, const int32_t *rows, const float *w, int64_t n_tok, int k,
+                        int64_t n, float *dst, bool accumulate) override {
+        if (!src || !rows || !w || !dst || n_tok < 0 || k < 1 || n < 0)
+            return fail(Status::invalid_argument, "combine_rows: bad arguments");
+        for (int64_t t = 0; t < n_tok; ++t) {
+            float *d = dst + t * n;
+            if (!accumulate) std::fill_n(d, n, 0.0f);
+            for (int j = 0; j < k; ++j) {
+                const int32_t r = rows[t * k + j];
+                if (r < 0) return fail(Status::invalid_argument, "combine_rows: negative row index");
+                cpu::axpy(w[t * k + j], src + int64_t{r} * n, d, n);
+            }
+        }
+        return Status::ok;
+    }
+
+    Status kv_store(const float *x, int64_t n_tok, int n_head_kv, int head_dim, quant::Type type, void *cache,
+                    int64_t n_ctx, int64_t pos0) override {
+        if (!x || !cache || n_tok < 0 || n_head_kv <= 0 || head_dim <= 0 || pos0 < 0 || pos0 + n_tok > n_ctx)
+            return fail(Status::invalid_argument, "kv_store: bad arguments");
+        if (!cpu::kv_type_supported(type))
+            return fail(Status::unsupported, "kv_store: KV type " + std::string(quant::type_name(type)));
+        const size_t elt = quant::traits(type).type_size;
+        auto *c = static_cast<uint8_t *>(cache);
+        for (int64_t t = 0; t < n_tok; ++t)
+            for (int h = 0; h < n_head_kv; ++h) {
+                const size_t at =
+                    (static_cast<size_t>(h) * static_cast<size_t>(n_ctx) + static_cast<size_t>(pos0 + t)) *
+                    static_cast<size_t>(head_dim);
+                cpu::store_kv_row(type, x + (t * n_head_kv + h) * head_dim, c + at * elt, head_dim);
+            }
+        return Status::ok;
+    }
+
+    Status attention(const Attention &a, const float *q, float *out) override {
+        if (!q || !out || !a.k_cache || !a.v_cache || a.n_tok < 0 || a.pos0 < 0 ||
+            a.pos0 + a.n_tok > a.n_ctx || a.n_head <= 0 || a.n_head_kv <= 0 || a.n_head % a.n_head_kv != 0 ||
+            a.head_dim <= 0)
+            return fail(Status::invalid_argument, "attention: bad arguments");
+        if (!cpu::kv_type_supported(a.type_k) || !cpu::kv_type_supported(a.type_v))
+            return fail(Status::unsupported, "attention: KV types must be F32 or F16");
+        const int64_t hd = a.head_dim, nq = int64_t{a.n_head} * hd, group = a.n_head / a.n_head_kv;
+        const size_t ek = quant::traits(a.type_k).type_size, ev = quant::traits(a.type_v).type_size;
+        const auto *kc = static_cast<const uint8_t *>(a.k_cache);
+        const auto *vc = static_cast<const uint8_t *>(a.v_cache);
+        std::fill_n(out, a.n_tok * nq, 0.0f);
+        pool().parallel_for(a.n_tok * a.n_head, [&](int64_t b0, int64_t b1, int) {
+            std::vector<float> scores(static_cast<size_t>(a.pos0 + a.n_tok));
+            for (int64_t job = b0; job < b1; ++job) {
+                const int64_t t = job / a.n_head, h = job % a.n_head;
+                const size_t at = static_cast<size_t>(h / group) * static_cast<size_t>(a.n_ctx * hd);
+                cpu::attention_head(q + t * nq + h * hd, kc + at * ek, a.type_k, vc + at * ev, a.type_v,
+                                    a.pos0 + t + 1, hd, a.scale, scores.data(), out + t * nq + h * hd);
+            }
+        });
+        return Status::ok;
+    }
+
     std::string last_error() const override { return error_; }
 
   private:

@@ -3,6 +3,8 @@
 // Everything is checked; a machine without a GPU or driver gets a clear reason from probe().
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <initializer_list>
 #include <memory>
 #include <string>
 
@@ -11,6 +13,7 @@
 #include "mmv.cuh"
 #include "moerun/kernels/cuda-backend.h"
 #include "ops.cuh"
+#include "rows.cuh"
 
 namespace moerun::kernels::cuda {
 namespace {
@@ -21,6 +24,7 @@ class CudaBackend final : public Backend {
         if (cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking) != cudaSuccess) stream_ = nullptr;
     }
     ~CudaBackend() override {
+        if (staging_) cudaFree(staging_);
         if (stream_) cudaStreamDestroy(stream_);
     }
 
@@ -174,6 +178,87 @@ class CudaBackend final : public Backend {
         return Status::ok;
     }
 
+    Status add(float *y, const float *a, int64_t n) override {
+        if (!y || !a || n < 0) return fail("add: bad arguments");
+        MOERUN_CUDA_TRY(launch_add(y, a, n, stream_), error_, Status::device_error);
+        return Status::ok;
+    }
+
+    Status add_bias(float *x, const float *b, int64_t rows, int64_t n) override {
+        if (!x || !b || rows < 0 || n < 0) return fail("add_bias: bad arguments");
+        MOERUN_CUDA_TRY(launch_add_bias(x, b, rows, n, stream_), error_, Status::device_error);
+        return Status::ok;
+    }
+
+    Status gather_rows(const float *src, const int32_t *rows, int64_t m, int64_t n, float *dst) override {
+        if (!src || !rows || !dst || m < 0 || n < 0) return fail("gather_rows: bad arguments");
+        for (int64_t i = 0; i < m; ++i)
+            if (rows[i] < 0) return fail("gather_rows: negative row index");
+        void *d_rows = nullptr;
+        if (const Status st = stage({{rows, static_cast<size_t>(m) * sizeof(int32_t)}}, &d_rows, nullptr);
+            st != Status::ok)
+            return st;
+        MOERUN_CUDA_TRY(launch_gather_rows(src, static_cast<const int32_t *>(d_rows), m, n, dst, stream_),
+                        error_, Status::device_error);
+        return Status::ok;
+    }
+
+    Status combine_rows(const float *src, const int32_t *rows, const float *w, int64_t n_tok, int k,
+                        int64_t n, float *dst, bool accumulate) override {
+        if (!src || !rows || !w || !dst || n_tok < 0 || k < 1 || n < 0)
+            return fail("combine_rows: bad arguments");
+        const size_t m = static_cast<size_t>(n_tok) * static_cast<size_t>(k);
+        for (size_t i = 0; i < m; ++i)
+            if (rows[i] < 0) return fail("combine_rows: negative row index");
+        void *d_rows = nullptr, *d_w = nullptr;
+        if (const Status st = stage({{rows, m * sizeof(int32_t)}, {w, m * sizeof(float)}}, &d_rows, &d_w);
+            st != Status::ok)
+            return st;
+        MOERUN_CUDA_TRY(
+            launch_combine_rows(src, static_cast<const int32_t *>(d_rows), static_cast<const float *>(d_w),
+                                n_tok, k, n, dst, accumulate, stream_),
+            error_, Status::device_error);
+        return Status::ok;
+    }
+
+    Status kv_store(const float *x, int64_t n_tok, int n_head_kv, int head_dim, quant::Type type, void *cache,
+                    int64_t n_ctx, int64_t pos0) override {
+        if (!x || !cache || n_tok < 0 || n_head_kv <= 0 || head_dim <= 0 || pos0 < 0 || pos0 + n_tok > n_ctx)
+            return fail("kv_store: bad arguments");
+        if (type != quant::Type::F32 && type != quant::Type::F16) {
+            error_ = "kv_store: KV type " + std::string(quant::type_name(type));
+            return Status::unsupported;
+        }
+        MOERUN_CUDA_TRY(launch_kv_store(x, n_tok, n_head_kv, head_dim, type, cache, n_ctx, pos0, stream_),
+                        error_, Status::device_error);
+        return Status::ok;
+    }
+
+    Status attention(const Attention &a, const float *q, float *out) override {
+        if (!q || !out || !a.k_cache || !a.v_cache || a.n_tok < 0 || a.pos0 < 0 ||
+            a.pos0 + a.n_tok > a.n_ctx || a.n_head <= 0 || a.n_head_kv <= 0 || a.n_head % a.n_head_kv != 0 ||
+            a.head_dim <= 0 || a.n_tok > 65535)
+            return fail("attention: bad arguments");
+        const auto kv_ok = [](quant::Type t) { return t == quant::Type::F32 || t == quant::Type::F16; };
+        if (!kv_ok(a.type_k) || !kv_ok(a.type_v) || a.head_dim > kMaxHeadDim) {
+            error_ = "attention: KV types must be F32 or F16 and head_dim <= " + std::to_string(kMaxHeadDim);
+            return Status::unsupported;
+        }
+        const AttentionArgs args{a.k_cache,
+                                 a.v_cache,
+                                 a.type_k == quant::Type::F16,
+                                 a.type_v == quant::Type::F16,
+                                 a.n_ctx,
+                                 a.n_tok,
+                                 a.pos0,
+                                 a.n_head,
+                                 a.n_head_kv,
+                                 a.head_dim,
+                                 a.scale};
+        MOERUN_CUDA_TRY(launch_attention(args, q, out, stream_), error_, Status::device_error);
+        return Status::ok;
+    }
+
     std::string last_error() const override { return error_; }
 
   private:
@@ -182,6 +267,41 @@ class CudaBackend final : public Backend {
         return Status::invalid_argument;
     }
 
+    // Copies small host arrays (indices, weights) into a device buffer on the stream; the host
+    // arrays may be reused on return (pageable copies are staged before cudaMemcpyAsync returns),
+    // and later kernels on the stream see the data in order. Up to two arrays, 256-byte aligned.
+    struct HostArray {
+        const void *data;
+        size_t bytes;
+    };
+    Status stage(std::initializer_list<HostArray> arrays, void **first, void **second) {
+        size_t need = 0;
+        for (const HostArray &h : arrays) need += (h.bytes + 255) / 256 * 256;
+        if (need > staging_bytes_) {
+            if (staging_) cudaFree(staging_);  // cudaFree waits for kernels still reading it
+            staging_ = nullptr;
+            staging_bytes_ = 0;
+            const size_t grow = std::max<size_t>(need, 64 << 10);
+            MOERUN_CUDA_TRY(cudaMalloc(&staging_, grow), error_, Status::device_error);
+            staging_bytes_ = grow;
+        }
+        size_t at = 0;
+        void **out[2] = {first, second};
+        int i = 0;
+        for (const HostArray &h : arrays) {
+            char *d = static_cast<char *>(staging_) + at;
+            if (h.bytes)
+                MOERUN_CUDA_TRY(cudaMemcpyAsync(d, h.data, h.bytes, cudaMemcpyHostToDevice, stream_), error_,
+                                Status::device_error);
+            if (out[i]) *out[i] = d;
+            ++i;
+            at += (h.bytes + 255) / 256 * 256;
+        }
+        return Status::ok;
+    }
+
+    void *staging_ = nullptr;
+    size_t staging_bytes_ = 0;
     cudaStream_t stream_ = nullptr;
     std::string error_;
 };

@@ -11,94 +11,51 @@
 #include <string>
 #include <thread>
 
+#include "context-impl.h"
 #include "moerun/cache/trace.h"
-#include "moerun/kernels/cpu/ops.h"
 #include "moerun/kernels/cpu/rope.h"
 #include "moerun/quant/dequant.h"
-#include "moerun/runtime/context.h"
-#include "moerun/runtime/expert-source.h"
 
 namespace moerun {
 
-namespace ops = kernels::cpu;
-
-struct Context::Impl {
-    const Model &model;
-    const Hparams &hp;
-    ContextParams params;
-    ops::ThreadPool pool;
-    std::unique_ptr<ExpertSource> own_experts;  // in place, when params.experts is null
-    ExpertSource *experts = nullptr;
-    uint32_t n_past = 0;
-    uint64_t route_step = 0;  // tokens evaluated (the routing clock)
-    // [n_layer, n_head_kv, n_ctx, head_dim] of params.type_k / type_v: each head's positions are
-    // contiguous, so decode attention streams them. Not zeroed: a position is written before it is read.
-    std::unique_ptr<uint8_t[]> k_cache, v_cache;
-    size_t k_elt = 0, v_elt = 0;  // bytes per element
-    std::vector<float> logits;    // [n_outputs, n_vocab]
-    size_t n_outputs = 0;
-    ContextStats stats;
-
-    // Workspaces, reused across calls (no allocation once they have grown to the batch size).
-    std::vector<float> x, h, q, k, v, att, proj;            // [n, n_embd] / [n, n_head*hd] / [n, n_kv*hd]
-    std::vector<float> router, acc, xin, g, u, d, y, gate;  // router [n, n_expert]; y [n, top_k, n_embd]
-    std::vector<uint16_t> sel_e, needed, pred_e;            // sel_e [n, top_k] in rank order
-    std::vector<float> sel_w, pred_h, pred_r;               // sel_w [n, top_k]
-    std::vector<std::vector<int64_t>> by_expert;            // [n_expert] -> (token * top_k + rank)
-    std::vector<int64_t> idx;                               // [n_expert]
-    std::vector<uint16_t> group;                            // experts computed together
-    std::vector<ops::MatmulJob> jobs;
-    std::vector<uint16_t> trace_e;  // [n, n_layer, top_k] (trace_out)
-    std::vector<float> trace_w;
-
-    Impl(const Model &m, ContextParams p)
-        : model(m),
-          hp(m.hparams()),
-          params(p),
-          pool(p.n_threads > 0 ? p.n_threads
-                               : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))) {
-        for (const quant::Type t : {params.type_k, params.type_v})
-            if (!ops::kv_type_supported(t))
-                throw std::invalid_argument("KV cache type " + std::string(quant::type_name(t)) +
-                                            " is not supported (f32 or f16)");
-        k_elt = quant::traits(params.type_k).type_size;  // F32 and F16 blocks are one element
-        v_elt = quant::traits(params.type_v).type_size;
+Context::Impl::Impl(const Model &m, ContextParams p)
+    : model(m),
+      hp(m.hparams()),
+      params(p),
+      pool(p.n_threads > 0 ? p.n_threads
+                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))) {
+    for (const quant::Type t : {params.type_k, params.type_v})
+        if (!ops::kv_type_supported(t))
+            throw std::invalid_argument("KV cache type " + std::string(quant::type_name(t)) +
+                                        " is not supported (f32 or f16)");
+    k_elt = quant::traits(params.type_k).type_size;  // F32 and F16 blocks are one element
+    v_elt = quant::traits(params.type_v).type_size;
+    if (params.backend == nullptr) {  // else the cache lives in the backend's memory
         const size_t kv = size_t{hp.n_layer} * params.n_ctx * hp.n_head_kv * hp.head_dim;
         k_cache.reset(new uint8_t[kv * k_elt]);
         v_cache.reset(new uint8_t[kv * v_elt]);
-        experts = params.experts;
-        if (experts == nullptr) {
-            own_experts = make_mapped_experts(m);
-            experts = own_experts.get();
-        }
-        by_expert.resize(hp.n_expert);
-        idx.resize(hp.n_expert);
-        needed.reserve(hp.n_expert);
-        pred_e.reserve(hp.n_expert_used);
-        if (params.routing != nullptr) {
-            const cache::TraceShape &ts = params.routing->shape;
-            if (ts.n_layers != hp.n_layer || ts.n_experts != hp.n_expert || ts.top_k != hp.n_expert_used)
-                throw std::invalid_argument(
-                    "routing trace shape " + std::to_string(ts.n_layers) + " layers x " +
-                    std::to_string(ts.n_experts) + " experts, top-" + std::to_string(ts.top_k) +
-                    " does not match the model (" + std::to_string(hp.n_layer) + " layers x " +
-                    std::to_string(hp.n_expert) + " experts, top-" + std::to_string(hp.n_expert_used) + ")");
-            if (params.routing->n_tokens() == 0) throw std::invalid_argument("routing trace has no tokens");
-        }
     }
-
-    // Element index of the KV cache row of (layer, kv head, position).
-    size_t kv_row(uint32_t il, int64_t kvh, uint32_t pos) const {
-        return ((size_t{il} * hp.n_head_kv + static_cast<size_t>(kvh)) * params.n_ctx + pos) * hp.head_dim;
+    experts = params.experts;
+    if (experts == nullptr) {
+        own_experts = make_mapped_experts(m);
+        experts = own_experts.get();
     }
-
-    void eval(std::span<const int32_t> tokens, bool all_logits);
-    void eval_batch(std::span<const int32_t> tokens, int64_t n_out, float *out, bool prefill);
-    void attention(uint32_t il, std::vector<float> &x, int64_t n);
-    void moe(uint32_t il, std::vector<float> &x, int64_t n);
-    void run_experts(uint32_t il, int64_t rows);
-    void predict_next(uint32_t il, const std::vector<float> &x);
-};
+    by_expert.resize(hp.n_expert);
+    idx.resize(hp.n_expert);
+    needed.reserve(hp.n_expert);
+    pred_e.reserve(hp.n_expert_used);
+    if (params.routing != nullptr) {
+        const cache::TraceShape &ts = params.routing->shape;
+        if (ts.n_layers != hp.n_layer || ts.n_experts != hp.n_expert || ts.top_k != hp.n_expert_used)
+            throw std::invalid_argument(
+                "routing trace shape " + std::to_string(ts.n_layers) + " layers x " +
+                std::to_string(ts.n_experts) + " experts, top-" + std::to_string(ts.top_k) +
+                " does not match the model (" + std::to_string(hp.n_layer) + " layers x " +
+                std::to_string(hp.n_expert) + " experts, top-" + std::to_string(hp.n_expert_used) + ")");
+        if (params.routing->n_tokens() == 0) throw std::invalid_argument("routing trace has no tokens");
+    }
+    if (params.backend != nullptr) init_device();
+}
 
 namespace {
 
@@ -182,32 +139,8 @@ void Context::Impl::moe(uint32_t il, std::vector<float> &xs, int64_t n) {
     for (int64_t t = 0; t < n; ++t) ops::rms_norm(&xs[t * E], L.ffn_norm.data(), &h[t * E], E, hp.rms_eps);
     matmul(pool, L.gate_inp, h.data(), router.data(), n);
 
-    // Routing: softmax over all experts, top-k (or the trace's experts), optional
-    // renormalisation. sel_e/sel_w: [n, K] in rank order.
-    for (int64_t t = 0; t < n; ++t) {
-        float *r = &router[t * X];
-        ops::softmax(r, X);
-        uint16_t *se = &sel_e[static_cast<size_t>(t * K)];
-        if (params.routing != nullptr) {
-            const cache::Trace &tr = *params.routing;
-            const uint64_t at =
-                (params.routing_offset + route_step + static_cast<uint64_t>(t)) % tr.n_tokens();
-            const auto forced = tr.experts_at(at, il);
-            std::copy(forced.begin(), forced.end(), se);
-        } else {
-            ops::top_k(r, X, K, idx.data(), se);
-        }
-        float sum = 0;
-        for (int64_t j = 0; j < K; ++j) sum += r[se[j]];
-        for (int64_t j = 0; j < K; ++j)
-            sel_w[static_cast<size_t>(t * K + j)] = model.arch().norm_topk ? r[se[j]] / sum : r[se[j]];
-        if (params.trace_out != nullptr)
-            for (int64_t j = 0; j < K; ++j) {
-                const size_t o = static_cast<size_t>((t * hp.n_layer + il) * K + j);
-                trace_e[o] = se[j];
-                trace_w[o] = sel_w[static_cast<size_t>(t * K + j)];
-            }
-    }
+    route(il, n);
+
     // Tokens per expert: slot t * K + j of the outputs, for every (token, rank) routed to it.
     for (auto &list : by_expert) list.clear();
     for (int64_t i = 0; i < n * K; ++i) by_expert[sel_e[static_cast<size_t>(i)]].push_back(i);
@@ -269,6 +202,36 @@ void Context::Impl::moe(uint32_t il, std::vector<float> &xs, int64_t n) {
         }
     }
     for (size_t i = 0; i < acc.size(); ++i) xs[i] += acc[i];
+}
+
+// Routing: softmax over all experts, top-k (or the trace's experts), optional renormalisation.
+// sel_e/sel_w: [n, K] in rank order.
+void Context::Impl::route(uint32_t il, int64_t n) {
+    const int64_t X = hp.n_expert, K = hp.n_expert_used;
+    for (int64_t t = 0; t < n; ++t) {
+        float *r = &router[t * X];
+        ops::softmax(r, X);
+        uint16_t *se = &sel_e[static_cast<size_t>(t * K)];
+        if (params.routing != nullptr) {
+            const cache::Trace &tr = *params.routing;
+            const uint64_t at =
+                (params.routing_offset + route_step + static_cast<uint64_t>(t)) % tr.n_tokens();
+            const auto forced = tr.experts_at(at, il);
+            std::copy(forced.begin(), forced.end(), se);
+        } else {
+            ops::top_k(r, X, K, idx.data(), se);
+        }
+        float sum = 0;
+        for (int64_t j = 0; j < K; ++j) sum += r[se[j]];
+        for (int64_t j = 0; j < K; ++j)
+            sel_w[static_cast<size_t>(t * K + j)] = model.arch().norm_topk ? r[se[j]] / sum : r[se[j]];
+        if (params.trace_out != nullptr)
+            for (int64_t j = 0; j < K; ++j) {
+                const size_t o = static_cast<size_t>((t * hp.n_layer + il) * K + j);
+                trace_e[o] = se[j];
+                trace_w[o] = sel_w[static_cast<size_t>(t * K + j)];
+            }
+    }
 }
 
 // The experts of `group` (resident; rows token rows in all) over their tokens: gate and up
@@ -375,16 +338,20 @@ void Context::Impl::eval_batch(std::span<const int32_t> tokens, int64_t n_out, f
     for (int64_t t = 0; t < n; ++t)
         quant::dequantize_row(emb.type, emb.data + static_cast<uint64_t>(tokens[t]) * emb.row_bytes,
                               &x[t * E], E);
-    for (uint32_t il = 0; il < hp.n_layer; ++il) {
-        attention(il, x, n);
-        moe(il, x, n);
-    }
-    if (n_out > 0) {
-        const int64_t first = n - n_out;
-        h.resize(static_cast<size_t>(n_out * E));
-        for (int64_t t = first; t < n; ++t)
-            ops::rms_norm(&x[t * E], model.output_norm().data(), &h[(t - first) * E], E, hp.rms_eps);
-        matmul(pool, model.output(), h.data(), out, n_out);
+    if (dev) {
+        eval_batch_device(tokens, n_out, out);
+    } else {
+        for (uint32_t il = 0; il < hp.n_layer; ++il) {
+            attention(il, x, n);
+            moe(il, x, n);
+        }
+        if (n_out > 0) {
+            const int64_t first = n - n_out;
+            h.resize(static_cast<size_t>(n_out * E));
+            for (int64_t t = first; t < n; ++t)
+                ops::rms_norm(&x[t * E], model.output_norm().data(), &h[(t - first) * E], E, hp.rms_eps);
+            matmul(pool, model.output(), h.data(), out, n_out);
+        }
     }
     if (params.trace_out != nullptr) {
         const size_t per_tok = size_t{hp.n_layer} * static_cast<size_t>(K);

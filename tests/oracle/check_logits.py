@@ -16,6 +16,7 @@ With --generate, the model is first written by tools/python/gen_model.py with th
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import subprocess
 import sys
@@ -57,10 +58,15 @@ def main() -> int:
     top = max(2, int(oracle.n_vocab * 0.99))
     prompt = [rng.randrange(0, top) for _ in range(a.n_prompt)]
     tokens, logits = oracle.greedy(prompt, a.n_predict)
-    out = work / f"{model.stem}-kv{a.kv_type}.logits"
+    # One file per run: tests of the same model name (3- and 1-layer folders, other backends) run
+    # in parallel and must not read each other's half-written oracle.
+    out = work / f"{model.parent.name}-{model.stem}-kv{a.kv_type}-{os.getpid()}.logits"
     llama_oracle.write_logits_file(out, tokens, logits, len(prompt))
     rest = a.rest[1:] if a.rest[:1] == ["--"] else a.rest
-    return subprocess.call([a.compare, str(model), str(out), *rest, "--kv-type", a.kv_type])
+    try:
+        return subprocess.call([a.compare, str(model), str(out), *rest, "--kv-type", a.kv_type])
+    finally:
+        out.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -5,17 +5,25 @@
 //   2. greedy decoding one token at a time from the prompt, against llama.cpp's continuation.
 // Usage: logits-compare MODEL.gguf ORACLE.bin --tol T [--first-tol T0] [--min-top1 F]
 //                       [--greedy require|report] [--threads N] [--kv-type f32|f16]
+//                       [--backend cpu|cuda --device-slots N|min]
 // Passes when every position is within T, position 0 within T0 (default 1e-4), the share of
 // positions with the same top-1 token is >= F (default 1), and (with --greedy require, the
-// default) the continuation is identical. Exit 0 pass, 1 fail, 2 bad input.
+// default) the continuation is identical. Exit 0 pass, 1 fail, 2 bad input, 77 the backend is
+// not usable here (skipped).
+// --backend runs the forward pass on that backend (ContextParams::backend) with N expert slots
+// (min: the model's top-k, so experts are evicted and copied in all the time), then again with a
+// slot for every expert, and also requires the two runs' logits to be bit-identical: results
+// must not depend on the cache.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "moerun/kernels/backend.h"
 #include "moerun/runtime/context.h"
 #include "moerun/runtime/gguf.h"
 #include "oracle_file.h"
@@ -25,6 +33,13 @@ namespace {
 int32_t argmax(const float *x, size_t n) {
     return static_cast<int32_t>(std::max_element(x, x + n) - x);
 }
+
+struct Run {
+    std::vector<float> prompt_logits;  // [n_prompt, V]
+    std::vector<int32_t> greedy;       // the continuation, while it matches the oracle's
+    std::vector<float> greedy_logits;  // [greedy.size() + 1, V]
+    moerun::ContextStats stats;
+};
 
 double rel_diff(const float *ours, const float *theirs, size_t n) {
     double max_diff = 0, max_abs = 0;
@@ -48,6 +63,7 @@ int main(int argc, char **argv) {
     double tol = -1, first_tol = 1e-4, min_top1 = 1.0;
     bool require_greedy = true;
     int threads = 1;
+    std::string backend_name, slots_arg = "min";
     moerun::quant::Type kv_type = moerun::quant::Type::F32;
     for (int i = 3; i + 1 < argc; i += 2) {
         const std::string k = argv[i], v = argv[i + 1];
@@ -61,6 +77,10 @@ int main(int argc, char **argv) {
             require_greedy = v == "require";
         else if (k == "--threads")
             threads = std::stoi(v);
+        else if (k == "--backend")
+            backend_name = v;
+        else if (k == "--device-slots")
+            slots_arg = v;
         else if (k == "--kv-type" && (v == "f32" || v == "f16"))
             kv_type = v == "f16" ? moerun::quant::Type::F16 : moerun::quant::Type::F32;
         else {
@@ -82,15 +102,62 @@ int main(int argc, char **argv) {
                          ref.n_vocab, V, ref.n_prompt);
             return 2;
         }
-        moerun::Context ctx(
-            model, {.n_ctx = ref.n_tokens + 8, .n_threads = threads, .type_k = kv_type, .type_v = kv_type});
+        std::unique_ptr<moerun::kernels::Backend> backend;
+        if (!backend_name.empty()) {
+            std::string why;
+            backend = moerun::kernels::make_backend(backend_name, &why);
+            if (!backend) {
+                std::printf("backend %s not usable here: %s -> SKIPPED\n", backend_name.c_str(), why.c_str());
+                return 77;
+            }
+        }
+        const size_t n_gen = ref.n_tokens - np;
+        // One run: the prompt as one batch (all logits), then greedy decoding one token at a time
+        // while it matches the oracle's continuation.
+        auto run = [&](uint32_t slots) {
+            moerun::ContextParams cp{
+                .n_ctx = ref.n_tokens + 8, .n_threads = threads, .type_k = kv_type, .type_v = kv_type};
+            cp.backend = backend.get();
+            cp.device_slots = slots;
+            moerun::Context ctx(model, cp);
+            Run r;
+            ctx.eval(std::span<const int32_t>(ref.tokens.data(), np), true);
+            r.prompt_logits.assign(ctx.logits(0), ctx.logits(0) + np * V);
+            int32_t next = argmax(ctx.logits(np - 1), V);
+            r.greedy_logits.assign(ctx.logits(np - 1), ctx.logits(np - 1) + V);
+            for (size_t i = np; i < ref.n_tokens && next == ref.tokens[i]; ++i) {
+                r.greedy.push_back(next);
+                ctx.eval(std::span<const int32_t>(&next, 1), false);
+                r.greedy_logits.insert(r.greedy_logits.end(), ctx.logits(0), ctx.logits(0) + V);
+                next = argmax(ctx.logits(0), V);
+            }
+            r.stats = ctx.stats();
+            return r;
+        };
+        uint32_t slots = 0;
+        if (backend)
+            slots = slots_arg == "min" ? model.hparams().n_expert_used
+                                       : static_cast<uint32_t>(std::stoul(slots_arg));
+        const Run r = run(slots);
+        bool same_across_slots = true;
+        if (backend) {
+            const Run all = run(0);
+            same_across_slots = all.prompt_logits == r.prompt_logits && all.greedy == r.greedy &&
+                                all.greedy_logits == r.greedy_logits;
+            std::printf(
+                "backend %s (%s): %u slots (%llu hits, %llu misses, %.1f MiB copied) vs %u slots: logits "
+                "%s\n",
+                backend_name.c_str(), backend->device_info().name.c_str(), r.stats.device_slots,
+                static_cast<unsigned long long>(r.stats.slot_hits),
+                static_cast<unsigned long long>(r.stats.slot_misses),
+                double(r.stats.slot_bytes_uploaded) / (1 << 20), all.stats.device_slots,
+                same_across_slots ? "bit-identical" : "DIFFER (results depend on the cache)");
+        }
 
-        // 1. The prompt as one batch, all logits.
-        ctx.eval(std::span<const int32_t>(ref.tokens.data(), np), true);
         double worst = 0, first = 0;
         size_t worst_at = 0, top1_same = 0;
         for (size_t i = 0; i < np; ++i) {
-            const float *ours = ctx.logits(i);
+            const float *ours = r.prompt_logits.data() + i * V;
             for (size_t v = 0; v < V; ++v)
                 if (!std::isfinite(ours[v])) {
                     std::fprintf(stderr, "position %zu: non-finite logit at token %zu\n", i, v);
@@ -101,19 +168,10 @@ int main(int argc, char **argv) {
             if (d > worst) worst = d, worst_at = i;
             top1_same += argmax(ours, V) == argmax(ref.logits.data() + i * V, V);
         }
-
-        // 2. Greedy continuation, one token at a time.
-        const size_t n_gen = ref.n_tokens - np;
-        size_t same_prefix = 0;
-        int32_t next = argmax(ctx.logits(np - 1), V);
-        for (size_t i = np; i < ref.n_tokens && next == ref.tokens[i]; ++i) {
-            ++same_prefix;
-            ctx.eval(std::span<const int32_t>(&next, 1), false);
-            next = argmax(ctx.logits(0), V);
-        }
+        const size_t same_prefix = r.greedy.size();
         const double top1_share = double(top1_same) / double(np);
         const bool ok = worst <= tol && first <= first_tol && top1_share >= min_top1 &&
-                        (!require_greedy || same_prefix == n_gen);
+                        (!require_greedy || same_prefix == n_gen) && same_across_slots;
         std::printf(
             "%s: %zu positions: max|diff|/max|logit| %.3g at %zu (tol %.3g), position 0 %.3g (tol %.3g), "
             "top-1 same %zu/%zu (min %.0f%%); greedy identical for %zu/%zu tokens (%s) -> %s\n",

@@ -88,6 +88,36 @@ class Backend {
     };
     virtual Status expert_ffn(const ExpertFfn &f, const float *x, float *y, float *scratch) = 0;
 
+    // Element-wise and row ops of the residual stream and the expert dispatch.
+    // y[n] += a[n].
+    virtual Status add(float *y, const float *a, int64_t n) = 0;
+    // x[rows, n] += b[n] (a bias added to every row).
+    virtual Status add_bias(float *x, const float *b, int64_t rows, int64_t n) = 0;
+    // dst[i, :] = src[rows[i], :] for i < m, rows of n floats; rows on the host.
+    virtual Status gather_rows(const float *src, const int32_t *rows, int64_t m, int64_t n, float *dst) = 0;
+    // dst[t, :] = (dst[t, :] when accumulate, else 0) + sum over j < k, in order, of
+    // w[t * k + j] * src[rows[t * k + j], :], for t < n_tok; rows of n floats; rows and w on the host.
+    virtual Status combine_rows(const float *src, const int32_t *rows, const float *w, int64_t n_tok, int k,
+                                int64_t n, float *dst, bool accumulate) = 0;
+
+    // The KV cache of one layer is [n_head_kv, n_ctx, head_dim] of type F32 or F16 (each head's
+    // positions contiguous). kv_store writes x [n_tok, n_head_kv, head_dim] at positions
+    // pos0 .. pos0 + n_tok - 1 (F16 rounded to nearest even).
+    virtual Status kv_store(const float *x, int64_t n_tok, int n_head_kv, int head_dim, quant::Type type,
+                            void *cache, int64_t n_ctx, int64_t pos0) = 0;
+    // Causal GQA attention: q [n_tok, n_head, head_dim], token t at position pos0 + t attends to
+    // positions [0, pos0 + t] of one layer's caches; out [n_tok, n_head * head_dim] (overwritten).
+    // Head h reads kv head h / (n_head / n_head_kv). Defined as cpu::attention_head (with an F16
+    // cache, q and the probabilities are rounded to F16 as llama.cpp does).
+    struct Attention {
+        const void *k_cache, *v_cache;
+        quant::Type type_k, type_v;
+        int64_t n_ctx, n_tok, pos0;
+        int n_head, n_head_kv, head_dim;
+        float scale;
+    };
+    virtual Status attention(const Attention &a, const float *q, float *out) = 0;
+
     // Message of the last failed call on this backend (empty when none).
     virtual std::string last_error() const = 0;
 };

@@ -15,6 +15,10 @@ struct Trace;
 class TraceWriter;
 }  // namespace moerun::cache
 
+namespace moerun::kernels {
+class Backend;
+}  // namespace moerun::kernels
+
 namespace moerun {
 
 class ExpertSource;
@@ -39,11 +43,24 @@ struct ContextParams {
     // Decode: predict layer l+1's experts from layer l's residual with layer l+1's router and
     // prefetch them while layer l computes (with a cache).
     bool prefetch_next_layer = false;
+    // Runs the forward pass on this backend (not owned; e.g. CUDA) instead of calling the CPU
+    // kernels directly. The dense weights are copied into its memory once, the KV cache and the
+    // workspaces live there, and experts are kept in device slots filled from `experts` on a miss.
+    // The slots are device_slots when given, else what device_mem leaves after the rest (bytes;
+    // 0: a slot for every expert). At least n_expert_used slots are needed.
+    kernels::Backend *backend = nullptr;
+    uint64_t device_mem = 0;
+    uint32_t device_slots = 0;
 };
 
 struct ContextStats {
     uint64_t n_prompt_tokens = 0, n_decode_tokens = 0;
     double prompt_seconds = 0, decode_seconds = 0;
+    // With a backend: bytes allocated in its memory (weights, KV cache, workspaces, slots), the
+    // expert slots, and how experts were served from them.
+    uint64_t device_bytes = 0;
+    uint32_t device_slots = 0;
+    uint64_t slot_hits = 0, slot_misses = 0, slot_bytes_uploaded = 0;
 };
 
 class Context {

@@ -1,0 +1,402 @@
+// The forward pass on a kernels::Backend: the CUDA backend on a GPU machine; the CPU backend runs
+// the same code in tests. The blocks are forward.cpp's; what differs:
+//  - the dense weights are copied into the backend's memory once, and the KV cache, the
+//    workspaces and the expert slots are allocated there at start (nothing is allocated later);
+//  - routing runs on the host over the downloaded router logits ([n, n_expert] floats a layer), so
+//    the experts chosen are exactly the CPU pass's and the host knows which experts to bring in;
+//  - experts live in cache::DeviceSlots; a miss is read through `experts` (host tier or mapped
+//    file) and copied into a slot. Decode runs the token's experts in one expert_ffn call; a batch
+//    runs each selected expert once over its tokens (gathered rows), then combines the rows of
+//    every token in rank order.
+// Activations are token-major on the device: x is [n, n_embd].
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "context-impl.h"
+#include "moerun/cache/device-slots.h"
+#include "moerun/kernels/backend.h"
+
+namespace moerun {
+
+namespace {
+
+// Logits rows computed per output pass (bounds the logits workspace: rows x n_vocab floats).
+constexpr int64_t kLogitRows = 32;
+
+// A weight matrix in the backend's memory: rows x cols of `type`.
+struct DevMat {
+    quant::Type type = quant::Type::F32;
+    const void *w = nullptr;
+    int64_t rows = 0, cols = 0;
+};
+
+}  // namespace
+
+struct DeviceState {
+    kernels::Backend &be;
+    std::vector<void *> owned;  // freed at destruction
+    uint64_t bytes = 0;         // allocated in be's memory (slots included)
+
+    struct Layer {
+        const float *attn_norm = nullptr, *ffn_norm = nullptr, *q_norm = nullptr, *k_norm = nullptr;
+        const float *bq = nullptr, *bk = nullptr, *bv = nullptr;
+        DevMat wq, wk, wv, wo, router, gate_sh, up_sh, down_sh, gate_inp_sh;
+    };
+    std::vector<Layer> layers;
+    const float *output_norm = nullptr;
+    DevMat output;
+
+    uint8_t *k_cache = nullptr, *v_cache = nullptr;  // [n_layer][n_head_kv, n_ctx, head_dim]
+    size_t k_layer = 0, v_layer = 0;                 // bytes of one layer's cache
+    // Workspaces for up to B tokens and R = B * top_k expert rows.
+    float *x = nullptr, *h = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *att = nullptr;
+    float *proj = nullptr, *router = nullptr, *acc = nullptr, *shg = nullptr, *shu = nullptr, *shd = nullptr;
+    float *shgate = nullptr, *xin = nullptr, *g = nullptr, *u = nullptr, *d = nullptr, *ffn_scratch = nullptr;
+    float *logits = nullptr;
+
+    std::optional<cache::DeviceSlots> slots;
+    std::vector<cache::SlotLayout> layout;  // [n_layer]
+
+    // Host-side lists, reused.
+    std::vector<int32_t> rows, comb_rows;
+    std::vector<float> comb_w, host_gate;
+    std::vector<uint16_t> missing;
+    std::vector<const void *> fg, fu, fd;
+
+    explicit DeviceState(kernels::Backend &b) : be(b) {}
+    ~DeviceState() {
+        slots.reset();
+        for (void *p : owned) be.free(p);
+    }
+
+    void check(kernels::Status st, const char *what) const {
+        if (st != kernels::Status::ok)
+            throw std::runtime_error(std::string(what) + " on the " + std::string(be.name()) +
+                                     " backend failed (" + std::string(kernels::status_name(st)) +
+                                     "): " + be.last_error());
+    }
+    void *alloc(uint64_t n, const char *what) {
+        void *p = be.alloc(static_cast<size_t>(n));
+        if (p == nullptr)
+            throw std::runtime_error("cannot allocate " + std::to_string(n) + " bytes for " + what +
+                                     " on the " + std::string(be.name()) + " backend: " + be.last_error());
+        owned.push_back(p);
+        bytes += n;
+        return p;
+    }
+    float *floats(int64_t n, const char *what) {
+        return static_cast<float *>(
+            alloc(static_cast<uint64_t>(std::max<int64_t>(n, 1)) * sizeof(float), what));
+    }
+    const float *vec(const std::vector<float> &host, const char *what) {
+        if (host.empty()) return nullptr;
+        float *p = floats(static_cast<int64_t>(host.size()), what);
+        check(be.upload(p, host.data(), host.size() * sizeof(float)), what);
+        return p;
+    }
+    DevMat mat(const Weight &w, const char *what) {
+        if (!w.present()) return {};
+        const uint64_t n = w.row_bytes * static_cast<uint64_t>(w.ne[1]) * static_cast<uint64_t>(w.ne[2]);
+        void *p = alloc(n, what);
+        check(be.upload(p, w.data, static_cast<size_t>(n)), what);
+        return {w.type, p, w.ne[1], w.ne[0]};
+    }
+    // y[n, rows] = x[n, cols] . W^T
+    void matmul(const DevMat &m, const float *xin_, float *y, int64_t n, const char *what) {
+        check(be.matmul(m.type, m.w, xin_, y, m.rows, m.cols, n), what);
+    }
+};
+
+void DeviceStateDeleter::operator()(DeviceState *d) const {
+    delete d;
+}
+
+void Context::Impl::init_device() {
+    kernels::Backend &be = *params.backend;
+    dev.reset(new DeviceState(be));
+    DeviceState &D = *dev;
+    const int64_t E = hp.n_embd, hd = hp.head_dim, nq = int64_t{hp.n_head} * hd,
+                  nkv = int64_t{hp.n_head_kv} * hd;
+    const int64_t X = hp.n_expert, K = hp.n_expert_used, F = hp.n_ff_exp, S = hp.n_ff_shexp;
+    const int64_t B = std::max<int64_t>(1, params.n_batch), R = B * K;
+
+    // Dense weights, resident.
+    D.layers.resize(hp.n_layer);
+    for (uint32_t il = 0; il < hp.n_layer; ++il) {
+        const LayerWeights &L = model.layer(il);
+        DeviceState::Layer &DL = D.layers[il];
+        DL.attn_norm = D.vec(L.attn_norm, "attn_norm");
+        DL.ffn_norm = D.vec(L.ffn_norm, "ffn_norm");
+        DL.q_norm = D.vec(L.q_norm, "attn_q_norm");
+        DL.k_norm = D.vec(L.k_norm, "attn_k_norm");
+        DL.bq = D.vec(L.bq, "attn_q bias");
+        DL.bk = D.vec(L.bk, "attn_k bias");
+        DL.bv = D.vec(L.bv, "attn_v bias");
+        DL.wq = D.mat(L.wq, "attn_q");
+        DL.wk = D.mat(L.wk, "attn_k");
+        DL.wv = D.mat(L.wv, "attn_v");
+        DL.wo = D.mat(L.wo, "attn_output");
+        DL.router = D.mat(L.gate_inp, "ffn_gate_inp");
+        DL.gate_sh = D.mat(L.gate_shexp, "ffn_gate_shexp");
+        DL.up_sh = D.mat(L.up_shexp, "ffn_up_shexp");
+        DL.down_sh = D.mat(L.down_shexp, "ffn_down_shexp");
+        DL.gate_inp_sh = D.mat(L.gate_inp_shexp, "ffn_gate_inp_shexp");
+    }
+    D.output_norm = D.vec(model.output_norm(), "output_norm");
+    D.output = D.mat(model.output(), "output");
+
+    // KV cache and workspaces.
+    D.k_layer = static_cast<size_t>(params.n_ctx) * static_cast<size_t>(nkv) * k_elt;
+    D.v_layer = static_cast<size_t>(params.n_ctx) * static_cast<size_t>(nkv) * v_elt;
+    D.k_cache = static_cast<uint8_t *>(D.alloc(uint64_t{hp.n_layer} * D.k_layer, "the K cache"));
+    D.v_cache = static_cast<uint8_t *>(D.alloc(uint64_t{hp.n_layer} * D.v_layer, "the V cache"));
+    D.x = D.floats(B * E, "workspace x");
+    D.h = D.floats(B * E, "workspace h");
+    D.q = D.floats(B * nq, "workspace q");
+    D.k = D.floats(B * nkv, "workspace k");
+    D.v = D.floats(B * nkv, "workspace v");
+    D.att = D.floats(B * nq, "workspace attention");
+    D.proj = D.floats(B * E, "workspace proj");
+    D.router = D.floats(B * X, "workspace router");
+    D.acc = D.floats(B * E, "workspace acc");
+    if (model.arch().shared_expert) {
+        D.shg = D.floats(B * S, "workspace shared gate");
+        D.shu = D.floats(B * S, "workspace shared up");
+        D.shd = D.floats(B * E, "workspace shared down");
+        D.shgate = D.floats(B, "workspace shared expert gate");
+    }
+    D.xin = D.floats(R * E, "workspace expert rows");
+    D.g = D.floats(R * F, "workspace expert gate");
+    D.u = D.floats(R * F, "workspace expert up");
+    D.d = D.floats(R * E, "workspace expert down");
+    D.ffn_scratch = D.floats(2 * K * F + K * E, "workspace expert_ffn");
+    D.logits = D.floats(std::min(B, kLogitRows) * int64_t{hp.n_vocab}, "workspace logits");
+
+    // Expert slots: what is left of device_mem, or device_slots, or one per expert.
+    D.layout.resize(hp.n_layer);
+    for (uint32_t il = 0; il < hp.n_layer; ++il) {
+        const LayerWeights &L = model.layer(il);
+        D.layout[il] = {L.gate_exps.expert_bytes(), L.up_exps.expert_bytes(), L.down_exps.expert_bytes()};
+    }
+    uint64_t slot_bytes = 0;
+    for (const cache::SlotLayout &l : D.layout) slot_bytes = std::max(slot_bytes, l.bytes());
+    const uint64_t total = uint64_t{hp.n_layer} * static_cast<uint64_t>(X);
+    uint64_t n_slots = total;
+    if (params.device_slots > 0) {
+        n_slots = std::min<uint64_t>(params.device_slots, total);
+    } else if (params.device_mem > 0) {
+        const uint64_t left = params.device_mem > D.bytes ? params.device_mem - D.bytes : 0;
+        n_slots = std::min(total, left / slot_bytes);
+        if (n_slots < static_cast<uint64_t>(K))
+            throw std::invalid_argument(
+                "device memory " + std::to_string(params.device_mem >> 20) +
+                " MiB holds the dense weights, KV cache and workspaces (" + std::to_string(D.bytes >> 20) +
+                " MiB) but not " + std::to_string(K) + " expert slots of " +
+                std::to_string(slot_bytes >> 10) + " KiB; at least " +
+                std::to_string((D.bytes + static_cast<uint64_t>(K) * slot_bytes + (1 << 20) - 1) >> 20) +
+                " MiB are needed");
+    }
+    if (n_slots < static_cast<uint64_t>(K))
+        throw std::invalid_argument("device slots: " + std::to_string(n_slots) + " slots cannot hold the " +
+                                    std::to_string(K) + " experts a token uses");
+    D.slots.emplace(be, static_cast<uint32_t>(n_slots), slot_bytes);
+    D.bytes += D.slots->slot_bytes() * n_slots;
+    stats.device_bytes = D.bytes;
+    stats.device_slots = static_cast<uint32_t>(n_slots);
+}
+
+void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n_out, float *out) {
+    DeviceState &D = *dev;
+    kernels::Backend &be = D.be;
+    const int64_t n = static_cast<int64_t>(tokens.size());
+    const int64_t E = hp.n_embd, hd = hp.head_dim, nh = hp.n_head, nkvh = hp.n_head_kv;
+    const int64_t nq = nh * hd, nkv = nkvh * hd, X = hp.n_expert, K = hp.n_expert_used, F = hp.n_ff_exp;
+    const float eps = hp.rms_eps;
+    D.check(be.upload(D.x, x.data(), static_cast<size_t>(n * E) * sizeof(float)), "upload of the embeddings");
+    router.resize(static_cast<size_t>(n * X));
+
+    for (uint32_t il = 0; il < hp.n_layer; ++il) {
+        const DeviceState::Layer &L = D.layers[il];
+        // Attention.
+        D.check(be.rms_norm(D.x, L.attn_norm, D.h, n, E, eps), "attn_norm");
+        D.matmul(L.wq, D.h, D.q, n, "attn_q");
+        D.matmul(L.wk, D.h, D.k, n, "attn_k");
+        D.matmul(L.wv, D.h, D.v, n, "attn_v");
+        if (L.bq) D.check(be.add_bias(D.q, L.bq, n, nq), "attn_q bias");
+        if (L.bk) D.check(be.add_bias(D.k, L.bk, n, nkv), "attn_k bias");
+        if (L.bv) D.check(be.add_bias(D.v, L.bv, n, nkv), "attn_v bias");
+        if (model.arch().qk_norm == QkNorm::full) {
+            D.check(be.rms_norm(D.q, L.q_norm, D.q, n, nq, eps), "attn_q_norm");
+            D.check(be.rms_norm(D.k, L.k_norm, D.k, n, nkv, eps), "attn_k_norm");
+        } else if (model.arch().qk_norm == QkNorm::per_head) {
+            D.check(be.rms_norm(D.q, L.q_norm, D.q, n * nh, hd, eps), "attn_q_norm");
+            D.check(be.rms_norm(D.k, L.k_norm, D.k, n * nkvh, hd, eps), "attn_k_norm");
+        }
+        const bool neox = model.arch().rope == RopeMode::neox;
+        D.check(be.rope(D.q, n, static_cast<int>(nh), static_cast<int>(hd), static_cast<int>(hp.n_rot),
+                        n_past, hp.rope_freq_base, neox, hp.rope),
+                "rope q");
+        D.check(be.rope(D.k, n, static_cast<int>(nkvh), static_cast<int>(hd), static_cast<int>(hp.n_rot),
+                        n_past, hp.rope_freq_base, neox, hp.rope),
+                "rope k");
+        uint8_t *kc = D.k_cache + il * D.k_layer, *vc = D.v_cache + il * D.v_layer;
+        D.check(be.kv_store(D.k, n, static_cast<int>(nkvh), static_cast<int>(hd), params.type_k, kc,
+                            params.n_ctx, n_past),
+                "K cache store");
+        D.check(be.kv_store(D.v, n, static_cast<int>(nkvh), static_cast<int>(hd), params.type_v, vc,
+                            params.n_ctx, n_past),
+                "V cache store");
+        const kernels::Backend::Attention a{kc,
+                                            vc,
+                                            params.type_k,
+                                            params.type_v,
+                                            params.n_ctx,
+                                            n,
+                                            n_past,
+                                            static_cast<int>(nh),
+                                            static_cast<int>(nkvh),
+                                            static_cast<int>(hd),
+                                            1.0f / std::sqrt(static_cast<float>(hd))};
+        D.check(be.attention(a, D.q, D.att), "attention");
+        D.matmul(L.wo, D.att, D.proj, n, "attn_output");
+        D.check(be.add(D.x, D.proj, n * E), "attention residual");
+
+        // Router (on the device), routing (on the host).
+        D.check(be.rms_norm(D.x, L.ffn_norm, D.h, n, E, eps), "ffn_norm");
+        D.matmul(L.router, D.h, D.router, n, "ffn_gate_inp");
+        D.check(be.download(router.data(), D.router, router.size() * sizeof(float)),
+                "download of the router logits");
+        route(il, n);
+
+        // Experts.
+        const LayerWeights &HL = model.layer(il);
+        cache::DeviceSlots &slots = *D.slots;
+        const cache::SlotLayout &lay = D.layout[il];
+        for (auto &list : by_expert) list.clear();
+        for (int64_t i = 0; i < n * K; ++i) by_expert[sel_e[static_cast<size_t>(i)]].push_back(i);
+        if (n == 1) {
+            // Decode: every expert of the token resident at once, then one expert_ffn call.
+            D.fg.resize(static_cast<size_t>(K));
+            D.fu.resize(static_cast<size_t>(K));
+            D.fd.resize(static_cast<size_t>(K));
+            const auto put = [&](uint16_t e, const cache::ExpertView &w) {
+                for (int64_t j = 0; j < K; ++j)
+                    if (sel_e[static_cast<size_t>(j)] == e) {
+                        D.fg[static_cast<size_t>(j)] = w.gate;
+                        D.fu[static_cast<size_t>(j)] = w.up;
+                        D.fd[static_cast<size_t>(j)] = w.down;
+                    }
+            };
+            D.missing.clear();
+            for (int64_t j = 0; j < K; ++j) {
+                const uint16_t e = sel_e[static_cast<size_t>(j)];
+                if (std::find(sel_e.begin(), sel_e.begin() + j, e) != sel_e.begin() + j)
+                    continue;  // listed twice
+                if (const auto w = slots.find({il, e}))
+                    put(e, *w);
+                else
+                    D.missing.push_back(e);
+            }
+            if (!D.missing.empty()) {
+                experts->begin_layer(il, D.missing);
+                while (const auto e = experts->next()) {
+                    put(*e, slots.load({il, *e}, experts->view(il, *e), lay));
+                    experts->done(il, *e);
+                }
+            }
+            const kernels::Backend::ExpertFfn f{
+                HL.gate_exps.type, HL.up_exps.type, HL.down_exps.type,   D.fg.data(), D.fu.data(),
+                D.fd.data(),       sel_w.data(),    static_cast<int>(K), E,           F};
+            D.check(be.expert_ffn(f, D.h, D.acc, D.ffn_scratch), "expert_ffn");
+            slots.end_layer();
+        } else {
+            // A batch: the rows of every (token, rank) pair, grouped by expert, in one gather;
+            // each expert then runs once over its rows; combine_rows sums each token's rows in
+            // rank order.
+            D.rows.clear();
+            D.comb_rows.assign(static_cast<size_t>(n * K), 0);
+            for (int64_t e = 0; e < X; ++e)
+                for (const int64_t i : by_expert[static_cast<size_t>(e)]) {
+                    D.comb_rows[static_cast<size_t>(i)] = static_cast<int32_t>(D.rows.size());
+                    D.rows.push_back(static_cast<int32_t>(i / K));
+                }
+            idx.assign(static_cast<size_t>(X), 0);  // first row of each expert
+            for (int64_t e = 0, r = 0; e < X; ++e) {
+                idx[static_cast<size_t>(e)] = r;
+                r += static_cast<int64_t>(by_expert[static_cast<size_t>(e)].size());
+            }
+            D.check(be.gather_rows(D.h, D.rows.data(), n * K, E, D.xin), "gather of the expert rows");
+            const auto run = [&](uint16_t e, const cache::ExpertView &w) {
+                const int64_t r0 = idx[e], m = static_cast<int64_t>(by_expert[e].size());
+                D.check(be.matmul(HL.gate_exps.type, w.gate, D.xin + r0 * E, D.g + r0 * F, F, E, m),
+                        "ffn_gate_exps");
+                D.check(be.matmul(HL.up_exps.type, w.up, D.xin + r0 * E, D.u + r0 * F, F, E, m),
+                        "ffn_up_exps");
+                D.check(be.swiglu(D.g + r0 * F, D.u + r0 * F, D.g + r0 * F, m * F), "swiglu");
+                D.check(be.matmul(HL.down_exps.type, w.down, D.g + r0 * F, D.d + r0 * E, E, F, m),
+                        "ffn_down_exps");
+                slots.end_layer();  // later copies on the backend's stream run after these products
+            };
+            D.missing.clear();
+            for (int64_t e = 0; e < X; ++e) {
+                if (by_expert[static_cast<size_t>(e)].empty()) continue;
+                const uint16_t ex = static_cast<uint16_t>(e);
+                if (const auto w = slots.find({il, ex}))
+                    run(ex, *w);
+                else
+                    D.missing.push_back(ex);
+            }
+            if (!D.missing.empty()) {
+                experts->begin_layer(il, D.missing);
+                while (const auto e = experts->next()) {
+                    run(*e, slots.load({il, *e}, experts->view(il, *e), lay));
+                    experts->done(il, *e);
+                }
+            }
+            D.check(be.combine_rows(D.d, D.comb_rows.data(), sel_w.data(), n, static_cast<int>(K), E, D.acc,
+                                    false),
+                    "combine of the expert rows");
+        }
+
+        if (model.arch().shared_expert) {
+            const int64_t S = hp.n_ff_shexp;
+            D.matmul(L.gate_sh, D.h, D.shg, n, "ffn_gate_shexp");
+            D.matmul(L.up_sh, D.h, D.shu, n, "ffn_up_shexp");
+            D.check(be.swiglu(D.shg, D.shu, D.shg, n * S), "swiglu (shared expert)");
+            D.matmul(L.down_sh, D.shg, D.shd, n, "ffn_down_shexp");
+            D.host_gate.assign(static_cast<size_t>(n), 1.0f);
+            if (L.gate_inp_sh.w != nullptr) {
+                D.matmul(L.gate_inp_sh, D.h, D.shgate, n, "ffn_gate_inp_shexp");
+                D.check(be.download(D.host_gate.data(), D.shgate, static_cast<size_t>(n) * sizeof(float)),
+                        "download of the shared expert gate");
+                for (float &s : D.host_gate) s = 1.0f / (1.0f + std::exp(-s));
+            }
+            D.rows.resize(static_cast<size_t>(n));
+            for (int64_t t = 0; t < n; ++t) D.rows[static_cast<size_t>(t)] = static_cast<int32_t>(t);
+            D.check(be.combine_rows(D.shd, D.rows.data(), D.host_gate.data(), n, 1, E, D.acc, true),
+                    "shared expert sum");
+        }
+        D.check(be.add(D.x, D.acc, n * E), "expert residual");
+    }
+
+    // Output: the last n_out tokens, kLogitRows at a time.
+    const int64_t V = hp.n_vocab;
+    for (int64_t t0 = n - n_out; t0 < n; t0 += kLogitRows) {
+        const int64_t m = std::min(kLogitRows, n - t0);
+        D.check(be.rms_norm(D.x + t0 * E, D.output_norm, D.h, m, E, eps), "output_norm");
+        D.matmul(D.output, D.h, D.logits, m, "output");
+        D.check(
+            be.download(out + (t0 - (n - n_out)) * V, D.logits, static_cast<size_t>(m * V) * sizeof(float)),
+            "download of the logits");
+    }
+    D.check(be.synchronize(), "synchronize");
+    const cache::DeviceSlotStats &ss = D.slots->stats();
+    stats.slot_hits = ss.hits;
+    stats.slot_misses = ss.misses;
+    stats.slot_bytes_uploaded = ss.bytes_uploaded;
+}
+
+}  // namespace moerun
