@@ -10,6 +10,8 @@ prompt="The quick brown fox jumps over the lazy dog. Once upon a time"
 common=(-m "$model" -p "$prompt" -n 24 -t 2 -c 256 --no-display-prompt --ignore-eos)
 n_layer=$("$moerun" inspect "$model" --no-tensors | awk '/^ *layers [0-9]+,/ {gsub(",", "", $2); print $2; exit}')
 [[ "$n_layer" =~ ^[0-9]+$ ]] || { echo "FAIL: cannot read the layer count of $model"; exit 1; }
+top_k=$("$moerun" inspect "$model" --no-tensors | awk '/^ *experts: [0-9]+, used per token/ {gsub(",", "", $6); print $6; exit}')
+[[ "$top_k" =~ ^[0-9]+$ ]] || { echo "FAIL: cannot read the experts used per token of $model"; exit 1; }
 checks=0
 run() {  # run NAME ARGS... -> $work/NAME.txt (generated text only)
     local name=$1; shift
@@ -42,6 +44,14 @@ same greedy forced --temp 0 --routing-trace "$work/greedy.trace"
 for policy in belady lru; do
     same greedy "forced-$policy-2" --temp 0 --routing-trace "$work/greedy.trace" --cache-slots 2 --cache-policy "$policy"
 done
+# The device forward pass (on the CPU backend here): a slot per expert, the fewest slots (top-k:
+# every layer evicts), and device slots over a one-slot host cache; the same tokens each time.
+same greedy device-all --temp 0 --backend cpu-device
+same greedy device-min --temp 0 --backend cpu-device --device-slots "$top_k"
+same greedy device-min-cached --temp 0 --backend cpu-device --device-slots "$((top_k + 1))" --cache-slots 1
+same sampled device-sampled --temp 0.9 --top-k 40 --seed 1234 --backend cpu-device --device-slots "$top_k"
+grep -q "device cpu: .* $top_k expert slots; slot hits [0-9]*, misses [1-9]" "$work/device-min.log" ||
+    { echo "FAIL: the device run did not report its slots and misses"; cat "$work/device-min.log"; exit 1; }
 # The cache was really used: misses were read through it (stats table present).
 run stats --temp 0 --cache-slots 2 --stats
 grep -q "^| all |" "$work/stats.log" || { echo "FAIL: --stats printed no cache table"; cat "$work/stats.log"; exit 1; }

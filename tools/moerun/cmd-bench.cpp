@@ -158,6 +158,7 @@ int bench(const BenchOptions &o) {
     const double bytes_per_tok = n_dec > 0 ? double(ds.bytes_read) / n_dec : 0.0;
     const double misses_per_tok = n_dec > 0 ? double(ds.misses) / n_dec : 0.0;
     const double io_share = decode_seconds > 0 ? ds.wait_seconds / decode_seconds : 0.0;
+    const ContextStats &cs = ctx.stats();  // device slot counts: whole run, warm-up included
     if (o.json) {
         std::printf(
             "{\"model\": \"%s\", \"desc\": \"%s\", \"threads\": %d, \"reps\": %d, \"n_prompt\": %d, "
@@ -166,7 +167,10 @@ int bench(const BenchOptions &o) {
             "\"budget\": %llu, \"cached\": %s, \"n_slots\": %u, \"slot_bytes\": %llu, \"dense_bytes\": %llu, "
             "\"hit_rate\": %.5f, \"misses_per_token\": %.4f, \"bytes_per_token\": %.1f, \"io_wait_share\": "
             "%.4f, "
-            "\"prefetch_issued\": %llu, \"prefetch_used\": %llu, \"fixed_overhead\": %llu}\n",
+            "\"prefetch_issued\": %llu, \"prefetch_used\": %llu, \"fixed_overhead\": %llu, \"backend\": "
+            "\"%s\", "
+            "\"device_bytes\": %llu, \"device_slots\": %u, \"slot_hits\": %llu, \"slot_misses\": %llu, "
+            "\"slot_bytes_uploaded\": %llu}\n",
             o.model.c_str(), desc.c_str(), threads, o.reps, o.n_prompt, o.n_gen, p.mean, p.std, g.mean, g.std,
             static_cast<unsigned long long>(peak_rss_bytes()),
             static_cast<unsigned long long>(session->plan.budget), session->plan.cached ? "true" : "false",
@@ -174,7 +178,11 @@ int bench(const BenchOptions &o) {
             static_cast<unsigned long long>(session->plan.dense_bytes), hit_rate, misses_per_tok,
             bytes_per_tok, io_share, static_cast<unsigned long long>(ds.prefetch_issued),
             static_cast<unsigned long long>(ds.prefetch_used),
-            static_cast<unsigned long long>(MemoryPlan::kFixedOverhead));
+            static_cast<unsigned long long>(MemoryPlan::kFixedOverhead),
+            session->backend ? std::string(session->backend->name()).c_str() : "cpu",
+            static_cast<unsigned long long>(cs.device_bytes), cs.device_slots,
+            static_cast<unsigned long long>(cs.slot_hits), static_cast<unsigned long long>(cs.slot_misses),
+            static_cast<unsigned long long>(cs.slot_bytes_uploaded));
         return 0;
     }
     std::printf("| model | threads | test | t/s |\n|---|---|---|---|\n");
@@ -189,6 +197,7 @@ int bench(const BenchOptions &o) {
             "decode: hit rate %.1f%%, %.2f misses/token, %s read/token, I/O wait %.0f%% of decode time\n",
             100 * hit_rate, misses_per_tok, format_bytes(static_cast<uint64_t>(bytes_per_tok)).c_str(),
             100 * io_share);
+    print_device_stats(*session, ctx.stats(), stdout);
     if (o.mem.stats) print_cache_stats(*session, stdout);
     return 0;
 }

@@ -49,9 +49,10 @@ int run(const RunOptions &o) {
     Context ctx(model, session->ctx);
     const auto &hp = model.hparams();
     const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::fprintf(
-        stderr, "moerun: %s, %u layers, %u experts (top-%u), backend cpu (%d threads), loaded in %.2f s\n",
-        std::string(model.arch().name).c_str(), hp.n_layer, hp.n_expert, hp.n_expert_used, threads, load_s);
+    std::fprintf(stderr,
+                 "moerun: %s, %u layers, %u experts (top-%u), backend %s (%d threads), loaded in %.2f s\n",
+                 std::string(model.arch().name).c_str(), hp.n_layer, hp.n_expert, hp.n_expert_used,
+                 session->backend ? std::string(session->backend->name()).c_str() : "cpu", threads, load_s);
 
     const std::string text = o.prompt_file.empty() ? o.prompt : read_file(o.prompt_file);
     const std::vector<int32_t> prompt = tok.encode(text, !o.no_special, o.parse_special);
@@ -83,6 +84,7 @@ int run(const RunOptions &o) {
     std::fprintf(stderr, "moerun: stopped: %s; seed %u; peak RSS %s\n",
                  std::string(stop_reason_name(res.stop)).c_str(), res.seed,
                  format_bytes(peak_rss_bytes()).c_str());
+    print_device_stats(*session, st, stderr);
     if (o.mem.stats) print_cache_stats(*session, stderr);
     if (session->trace_out) session->trace_out->close();
     return 0;

@@ -49,21 +49,42 @@ void add_memory_options(CLI::App *app, MemoryFlags &f) {
     app->add_option("--cache-type-v", f.type_v, "KV cache type of the values: f16 or f32 (also -ctv)")
         ->check(CLI::IsMember({"f16", "f32"}))
         ->capture_default_str();
+    app->add_option("--backend", f.backend,
+                    "where the forward pass runs: auto (CUDA when a device is usable, else cpu), cpu, cuda, "
+                    "cpu-device (the device code path on the CPU backend, for tests)")
+        ->check(CLI::IsMember({"auto", "cpu", "cuda", "cpu-device"}))
+        ->capture_default_str();
+    app->add_option("--device-slots", f.device_slots,
+                    "device backends: exactly this many expert slots on the device (overrides --device-mem's "
+                    "count; at least the experts a token uses)");
 }
 
 namespace {
 
-// Which backend runs the model, and why: the CPU today; the CUDA probe says whether a GPU was
-// found (the forward pass does not run on it yet).
-std::string backend_choice() {
-    std::string cuda;
+// Picks the backend for --backend and says why. Returns null for the CPU forward pass (which calls
+// the CPU kernels directly); throws when the backend asked for by name is not usable.
+std::unique_ptr<kernels::Backend> choose_backend(const std::string &want, std::string *desc) {
+    std::string cuda_why = "CUDA not compiled in";
+    bool cuda_ok = false;
     for (const kernels::BackendProbe &p : kernels::probe_backends())
-        if (p.name == "cuda")
-            cuda = !p.compiled ? "CUDA not compiled in"
-                   : p.available
-                       ? "CUDA device " + p.reason + " found, but the forward pass does not run on CUDA yet"
-                       : "CUDA compiled, " + p.reason;
-    return "backend cpu (" + cuda + ")";
+        if (p.name == "cuda" && p.compiled) {
+            cuda_ok = p.available;
+            cuda_why = p.available ? "CUDA device " + p.reason : "CUDA compiled, " + p.reason;
+        }
+    if (want == "cuda" || (want == "auto" && cuda_ok)) {
+        std::string why;
+        auto b = kernels::make_backend("cuda", &why);
+        if (!b)
+            throw std::invalid_argument("--backend cuda: not usable here: " + (why.empty() ? cuda_why : why));
+        *desc = "cuda (" + cuda_why + ")";
+        return b;
+    }
+    if (want == "cpu-device") {
+        *desc = "cpu-device (the device forward pass on the CPU backend; " + cuda_why + ")";
+        return kernels::make_backend("cpu");
+    }
+    *desc = "cpu (" + cuda_why + ")";
+    return nullptr;
 }
 
 // Reads every page of the dense tensors (and of the experts when they are read in place) so the
@@ -140,9 +161,23 @@ std::unique_ptr<Session> open_session(const std::string &path, const MemoryFlags
     s->ctx.n_threads = threads;
     s->ctx.type_k = f.type_k == "f32" ? quant::Type::F32 : quant::Type::F16;
     s->ctx.type_v = f.type_v == "f32" ? quant::Type::F32 : quant::Type::F16;
+    s->backend = choose_backend(f.backend, &s->backend_desc);
     MemoryOptions mo;
     if (!f.host_mem.empty()) mo.host_mem = parse_size(f.host_mem);
-    if (!f.device_mem.empty()) mo.device_mem = parse_size(f.device_mem);
+    if (s->backend) {
+        // The device budget holds dense weights, KV cache, workspaces and expert slots (the
+        // Context allocates them at start); host RAM holds the experts' host tier.
+        const kernels::DeviceInfo di = s->backend->device_info();
+        s->ctx.backend = s->backend.get();
+        s->ctx.device_slots = f.device_slots;
+        s->ctx.device_mem = !f.device_mem.empty() ? parse_size(f.device_mem)
+                            : di.free_memory > 0  ? di.free_memory / 10 * 9
+                                                  : 0;
+    } else {
+        if (!f.device_mem.empty()) mo.device_mem = parse_size(f.device_mem);
+        if (f.device_slots > 0)
+            throw std::invalid_argument("--device-slots needs a device backend (--backend)");
+    }
     mo.force_cache = f.force_cache || f.cache_slots > 0;
     if (!f.routing_trace.empty()) {
         s->routing = std::make_unique<cache::Trace>(cache::read_trace(f.routing_trace));
@@ -157,7 +192,7 @@ std::unique_ptr<Session> open_session(const std::string &path, const MemoryFlags
         s->plan.n_slots = static_cast<uint32_t>(std::min<uint64_t>(f.cache_slots, s->plan.n_experts_total));
         s->plan.budget_from_free = false;
     }
-    std::fprintf(stderr, "moerun: %s\n", backend_choice().c_str());
+    std::fprintf(stderr, "moerun: backend %s\n", s->backend_desc.c_str());
     std::fprintf(stderr, "moerun: %s\n", s->plan.describe().c_str());
     if (s->plan.cached) {
         s->file.advise_random();
@@ -203,6 +238,19 @@ std::unique_ptr<Session> open_session(const std::string &path, const MemoryFlags
         s->ctx.trace_out = s->trace_out.get();
     }
     return s;
+}
+
+void print_device_stats(const Session &s, const ContextStats &st, std::FILE *out) {
+    if (!s.backend) return;
+    const uint64_t looked_up = st.slot_hits + st.slot_misses;
+    std::fprintf(
+        out,
+        "moerun: device %s: %s allocated, %u expert slots; slot hits %llu, misses %llu (%.1f%% hit), "
+        "%s copied to the device\n",
+        std::string(s.backend->name()).c_str(), format_size(st.device_bytes).c_str(), st.device_slots,
+        static_cast<unsigned long long>(st.slot_hits), static_cast<unsigned long long>(st.slot_misses),
+        looked_up ? 100.0 * double(st.slot_hits) / double(looked_up) : 100.0,
+        format_size(st.slot_bytes_uploaded).c_str());
 }
 
 void print_cache_stats(const Session &s, std::FILE *out) {

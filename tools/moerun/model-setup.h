@@ -10,6 +10,7 @@
 
 #include "moerun/cache/policy.h"
 #include "moerun/cache/trace.h"
+#include "moerun/kernels/backend.h"
 #include "moerun/runtime/context.h"
 #include "moerun/runtime/expert-source.h"
 #include "moerun/runtime/gguf.h"
@@ -32,10 +33,13 @@ struct MemoryFlags {
     uint64_t routing_offset = 0;
     bool stats = false;
     std::string type_k = "f16", type_v = "f16";  // KV cache element types (f16 | f32)
+    // auto | cpu | cuda | cpu-device (the device forward pass on the CPU backend, for tests)
+    std::string backend = "auto";
+    uint32_t device_slots = 0;  // > 0: exactly this many device expert slots (tests, experiments)
 };
 
 // --host-mem --device-mem --cache-policy --cache-per-layer --force-cache --cache-slots --prefetch --io-depth
-// --routing-trace --routing-offset --trace-out --pin-hot --pin-profile --stats -ctk -ctv
+// --routing-trace --routing-offset --trace-out --pin-hot --pin-profile --stats -ctk -ctv --backend
 void add_memory_options(CLI::App *app, MemoryFlags &f);
 
 struct Session {
@@ -46,6 +50,8 @@ struct Session {
     std::unique_ptr<cache::FutureTrace> future;  // belady
     std::unique_ptr<cache::TraceWriter> trace_out;
     std::unique_ptr<ExpertSource> experts;
+    std::unique_ptr<kernels::Backend> backend;  // the device forward pass's; null: the CPU pass
+    std::string backend_desc;                   // "cpu (2 threads)", "cuda (NVIDIA H100 ...)"
     ContextParams ctx;
 
     Session(gguf::GgufFile f, Model m) : file(std::move(f)), model(std::move(m)) {}
@@ -55,6 +61,9 @@ struct Session {
 // line to stderr. n_ctx/threads as given to the Context.
 std::unique_ptr<Session> open_session(const std::string &path, const MemoryFlags &f, uint32_t n_ctx,
                                       int threads);
+
+// With a device backend: its memory use and how the expert slots served (one line); else nothing.
+void print_device_stats(const Session &s, const ContextStats &st, std::FILE *out);
 
 // The cache statistics (per layer and total) as a table; nothing when experts are read in place.
 void print_cache_stats(const Session &s, std::FILE *out);
