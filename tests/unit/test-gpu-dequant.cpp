@@ -66,8 +66,7 @@ void check_type(kernels::Backend &gpu, kernels::Backend &cpu, quant::Type t, int
 }  // namespace
 
 TEST_CASE("cuda dequantize matches the CPU reference") {
-    std::string why;
-    auto gpu = kernels::make_backend("cuda", &why);
+    auto gpu = gpu_backend();
     REQUIRE(gpu);
     auto cpu = kernels::make_backend("cpu");
     MESSAGE("device: " << gpu->device_info().name);

@@ -111,7 +111,7 @@ void check_matmul(kernels::Backend &gpu, kernels::Backend &cpu, quant::Type t, i
 }  // namespace
 
 TEST_CASE("cuda matmul matches the CPU backend for every expert weight type") {
-    auto gpu = kernels::make_backend("cuda");
+    auto gpu = gpu_backend();
     REQUIRE(gpu);
     auto cpu = kernels::make_backend("cpu");
     MESSAGE("device: " << gpu->device_info().name);
@@ -130,7 +130,7 @@ TEST_CASE("cuda matmul matches the CPU backend for every expert weight type") {
 }
 
 TEST_CASE("cuda matmul on expert slices of a stacked tensor, experts in shuffled order") {
-    auto gpu = kernels::make_backend("cuda");
+    auto gpu = gpu_backend();
     auto cpu = kernels::make_backend("cpu");
     const int64_t n_expert = 8, rows = 96, cols = 512;
     std::mt19937 rng(7);
@@ -171,12 +171,13 @@ TEST_CASE("cuda matmul on expert slices of a stacked tensor, experts in shuffled
 }
 
 TEST_CASE("cuda matmul refuses bad arguments with a status, not a crash") {
-    auto gpu = kernels::make_backend("cuda");
+    auto gpu = gpu_backend();
     void *p = gpu->alloc(4096);
     auto *f = static_cast<float *>(p);
     CHECK(gpu->matmul(quant::Type::Q4_K, p, f, f, 1, 100, 1) == kernels::Status::invalid_argument);  // cols
     CHECK(gpu->matmul(quant::Type::Q4_K, nullptr, f, f, 1, 256, 1) == kernels::Status::invalid_argument);
-    CHECK(gpu->matmul(quant::Type::Q4_1, p, f, f, 1, 256, 1) == kernels::Status::unsupported);
+    if (gpu->name() == "cuda")  // the CPU backend (self-check runs) has every type
+        CHECK(gpu->matmul(quant::Type::Q4_1, p, f, f, 1, 256, 1) == kernels::Status::unsupported);
     gpu->free(p);
 }
 

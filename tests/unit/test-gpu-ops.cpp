@@ -1,5 +1,6 @@
-// Conformance of the CUDA RMSNorm, SwiGLU, router top-k and RoPE against the CPU backend (same
-// inputs, normalised error bound, NaN/inf checks, guard regions). Exits 77 (ctest: skipped) when
+// Conformance of the CUDA RMSNorm, SwiGLU, router top-k, RoPE, expert FFN, row ops (add, bias,
+// gather, combine), KV-cache stores, attention and device expert slots against the CPU backend
+// (same inputs, normalised error bound, NaN/inf checks, guard regions). Exits 77 (ctest: skipped) when
 // this build or machine has no usable CUDA device.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "gpu-test-main.h"
+#include "moerun/cache/device-slots.h"
 #include "moerun/kernels/backend.h"
 #include "moerun/quant/quantize.h"
 #include "moerun/quant/types.h"
@@ -67,7 +69,7 @@ std::vector<float> normal(size_t n, std::mt19937 &rng, float sd = 1.0f) {
 }  // namespace
 
 TEST_CASE("cuda rms_norm and swiglu match the CPU backend") {
-    auto gpu = kernels::make_backend("cuda");
+    auto gpu = gpu_backend();
     auto cpu = kernels::make_backend("cpu");
     std::mt19937 rng(1);
     for (const int64_t n : {64, 2048, 4000}) {
@@ -96,7 +98,7 @@ TEST_CASE("cuda rms_norm and swiglu match the CPU backend") {
 }
 
 TEST_CASE("cuda router_topk picks the CPU backend's experts with its weights") {
-    auto gpu = kernels::make_backend("cuda");
+    auto gpu = gpu_backend();
     auto cpu = kernels::make_backend("cpu");
     std::mt19937 rng(2);
     for (const int n_expert : {8, 60, 64, 128, 256}) {
@@ -125,7 +127,7 @@ TEST_CASE("cuda router_topk picks the CPU backend's experts with its weights") {
 }
 
 TEST_CASE("cuda rope matches the CPU backend: normal and NeoX, partial rotation, linear and YaRN scaling") {
-    auto gpu = kernels::make_backend("cuda");
+    auto gpu = gpu_backend();
     auto cpu = kernels::make_backend("cpu");
     std::mt19937 rng(3);
     kernels::cpu::RopeScaling yarn{0.25f, 1.0f, 1.0f, 0, 0};
@@ -153,7 +155,7 @@ TEST_CASE("cuda rope matches the CPU backend: normal and NeoX, partial rotation,
 }
 
 TEST_CASE("cuda expert_ffn matches the CPU backend (one launch per product over all experts)") {
-    auto gpu = kernels::make_backend("cuda");
+    auto gpu = gpu_backend();
     auto cpu = kernels::make_backend("cpu");
     std::mt19937 rng(4);
     std::normal_distribution<float> nd(0.0f, 0.1f);
@@ -213,6 +215,137 @@ TEST_CASE("cuda expert_ffn matches the CPU backend (one launch per product over 
                 for (const void *p : *v) gpu->free(const_cast<void *>(p));
         }
     }
+}
+
+TEST_CASE("cuda add, add_bias, gather_rows and combine_rows equal the CPU backend") {
+    auto gpu = gpu_backend();
+    auto cpu = kernels::make_backend("cpu");
+    std::mt19937 rng(11);
+    const int64_t n = 1000, rows = 9;
+    const auto y0 = normal(static_cast<size_t>(rows * n), rng), a = normal(y0.size(), rng),
+               b = normal(static_cast<size_t>(n), rng);
+    auto ref = y0;
+    REQUIRE(cpu->add(ref.data(), a.data(), rows * n) == kernels::Status::ok);
+    REQUIRE(cpu->add_bias(ref.data(), b.data(), rows, n) == kernels::Status::ok);
+    float *dy = to_device(*gpu, y0), *da = to_device(*gpu, a), *db = to_device(*gpu, b);
+    REQUIRE(gpu->add(dy, da, rows * n) == kernels::Status::ok);
+    REQUIRE(gpu->add_bias(dy, db, rows, n) == kernels::Status::ok);
+    const auto got = from_device(*gpu, dy, ref.size());
+    CHECK(got == ref);  // one rounding per element on both
+
+    // Rows of 5 tokens x top-3, in shuffled order, gathered and combined back.
+    std::vector<int32_t> pick(15), sel(15);
+    for (size_t i = 0; i < pick.size(); ++i) pick[i] = static_cast<int32_t>(rng() % rows);
+    for (size_t i = 0; i < sel.size(); ++i) sel[i] = static_cast<int32_t>(i);
+    std::shuffle(sel.begin(), sel.end(), rng);
+    const auto w = normal(15, rng);
+    std::vector<float> g_ref(15 * n), c_ref = normal(static_cast<size_t>(5 * n), rng);
+    const auto c0 = c_ref;
+    REQUIRE(cpu->gather_rows(ref.data(), pick.data(), 15, n, g_ref.data()) == kernels::Status::ok);
+    REQUIRE(cpu->combine_rows(g_ref.data(), sel.data(), w.data(), 5, 3, n, c_ref.data(), true) ==
+            kernels::Status::ok);
+    float *dsrc = to_device(*gpu, ref), *dg = to_device(*gpu, std::vector<float>(g_ref.size())),
+          *dc = to_device(*gpu, c0);
+    REQUIRE(gpu->gather_rows(dsrc, pick.data(), 15, n, dg) == kernels::Status::ok);
+    REQUIRE(gpu->combine_rows(dg, sel.data(), w.data(), 5, 3, n, dc, true) == kernels::Status::ok);
+    CHECK(from_device(*gpu, dg, g_ref.size()) == g_ref);
+    CHECK(nmse(from_device(*gpu, dc, c_ref.size()), c_ref) < 1e-12);
+    from_device(*gpu, da, a.size());
+    from_device(*gpu, db, b.size());
+    from_device(*gpu, dsrc, ref.size());
+}
+
+TEST_CASE("cuda kv_store and attention match the CPU backend (GQA, positions after a prefix, F32 and F16)") {
+    auto gpu = gpu_backend();
+    auto cpu = kernels::make_backend("cpu");
+    std::mt19937 rng(12);
+    struct Shape {
+        int n_head, n_kv, hd;
+        int64_t n_ctx, pos0, n_tok;
+    };
+    for (const Shape s :
+         {Shape{4, 4, 64, 64, 0, 33}, Shape{32, 4, 128, 600, 500, 1}, Shape{16, 2, 128, 300, 40, 77},
+          Shape{6, 3, 20, 12, 11, 1}, Shape{2, 1, 256, 40, 0, 40}}) {
+        for (const quant::Type t : {quant::Type::F32, quant::Type::F16}) {
+            CAPTURE(s.n_head);
+            CAPTURE(s.hd);
+            CAPTURE(s.n_tok);
+            CAPTURE(quant::type_name(t));
+            const size_t elt = t == quant::Type::F16 ? 2 : 4;
+            const int64_t n_pos = s.pos0 + s.n_tok;
+            const auto kx = normal(static_cast<size_t>(n_pos * s.n_kv * s.hd), rng);
+            const auto vx = normal(kx.size(), rng);
+            const size_t cache_bytes = static_cast<size_t>(s.n_kv * s.n_ctx * s.hd) * elt;
+            std::vector<uint8_t> kc(cache_bytes), vc(cache_bytes);
+            REQUIRE(cpu->kv_store(kx.data(), n_pos, s.n_kv, s.hd, t, kc.data(), s.n_ctx, 0) ==
+                    kernels::Status::ok);
+            REQUIRE(cpu->kv_store(vx.data(), n_pos, s.n_kv, s.hd, t, vc.data(), s.n_ctx, 0) ==
+                    kernels::Status::ok);
+            // The device caches are filled by the device kv_store in two calls (prefix, then batch).
+            auto *dkc = static_cast<uint8_t *>(gpu->alloc(cache_bytes)),
+                 *dvc = static_cast<uint8_t *>(gpu->alloc(cache_bytes));
+            REQUIRE((dkc && dvc));
+            const int64_t split = s.pos0;
+            float *dkx = to_device(*gpu, kx), *dvx = to_device(*gpu, vx);
+            const int64_t row = int64_t{s.n_kv} * s.hd;
+            for (const auto &[p0, m] : {std::pair<int64_t, int64_t>{0, split}, {split, n_pos - split}}) {
+                if (m == 0) continue;
+                REQUIRE(gpu->kv_store(dkx + p0 * row, m, s.n_kv, s.hd, t, dkc, s.n_ctx, p0) ==
+                        kernels::Status::ok);
+                REQUIRE(gpu->kv_store(dvx + p0 * row, m, s.n_kv, s.hd, t, dvc, s.n_ctx, p0) ==
+                        kernels::Status::ok);
+            }
+            // Stored positions agree bit for bit (F16: round to nearest even on both).
+            std::vector<uint8_t> back(cache_bytes);
+            REQUIRE(gpu->download(back.data(), dkc, cache_bytes) == kernels::Status::ok);
+            for (int h = 0; h < s.n_kv; ++h) {
+                const size_t off = static_cast<size_t>(h * s.n_ctx * s.hd) * elt,
+                             len = static_cast<size_t>(n_pos * s.hd) * elt;
+                CHECK(std::equal(back.begin() + off, back.begin() + off + len, kc.begin() + off));
+            }
+            const auto q = normal(static_cast<size_t>(s.n_tok * s.n_head * s.hd), rng, 2.0f);
+            const float scale = 1.0f / std::sqrt(static_cast<float>(s.hd));
+            std::vector<float> ref(q.size());
+            const kernels::Backend::Attention ac{kc.data(), vc.data(), t,      t,    s.n_ctx, s.n_tok,
+                                                 s.pos0,    s.n_head,  s.n_kv, s.hd, scale};
+            REQUIRE(cpu->attention(ac, q.data(), ref.data()) == kernels::Status::ok);
+            float *dq = to_device(*gpu, q), *dout = to_device(*gpu, std::vector<float>(q.size(), 7.0f));
+            const kernels::Backend::Attention ad{dkc,    dvc,      t,      t,    s.n_ctx, s.n_tok,
+                                                 s.pos0, s.n_head, s.n_kv, s.hd, scale};
+            const kernels::Status st = gpu->attention(ad, dq, dout);
+            INFO(gpu->last_error());
+            REQUIRE(st == kernels::Status::ok);
+            // F16: a probability that lands on an F16 rounding tie may round the other way.
+            CHECK(nmse(from_device(*gpu, dout, q.size()), ref) < (t == quant::Type::F16 ? 1e-6 : 1e-10));
+            from_device(*gpu, dq, q.size());
+            from_device(*gpu, dkx, kx.size());
+            from_device(*gpu, dvx, vx.size());
+            gpu->free(dkc);
+            gpu->free(dvc);
+        }
+    }
+}
+
+TEST_CASE("device slots on the GPU hold the bytes copied in, after replacements") {
+    auto gpu = gpu_backend();
+    const cache::SlotLayout lay{3000, 3000, 5000};
+    cache::DeviceSlots slots(*gpu, 2, lay.bytes());
+    std::vector<std::vector<uint8_t>> parts;
+    std::mt19937 rng(13);
+    for (uint32_t e = 0; e < 4; ++e) {
+        std::vector<uint8_t> g(lay.gate_bytes), u(lay.up_bytes), d(lay.down_bytes);
+        for (auto *v : {&g, &u, &d})
+            for (auto &x : *v) x = static_cast<uint8_t>(rng());
+        const cache::ExpertView dv = slots.load({0, e}, {g.data(), u.data(), d.data()}, lay);
+        slots.end_layer();
+        std::vector<uint8_t> back(lay.down_bytes);
+        REQUIRE(gpu->download(back.data(), dv.down, back.size()) == kernels::Status::ok);
+        CHECK(back == d);
+        back.resize(lay.gate_bytes);
+        REQUIRE(gpu->download(back.data(), dv.gate, back.size()) == kernels::Status::ok);
+        CHECK(back == g);
+    }
+    CHECK(slots.stats().evictions == 2);
 }
 
 int main(int argc, char **argv) {
