@@ -112,7 +112,8 @@ int bench(const BenchOptions &o) {
         open_session(o.model, o.mem, static_cast<uint32_t>(o.n_prompt + o.n_gen + 1), threads);
     const Model &model = session->model;
     Context ctx(model, session->ctx);
-    cache::LayerCacheStats decode_stats;  // summed over the measured decode phases
+    cache::LayerCacheStats decode_stats;                      // summed over the measured decode phases
+    uint64_t slot_hits = 0, slot_misses = 0, slot_bytes = 0;  // device slots, measured decode phases
     const uint32_t V = model.hparams().n_vocab;
     std::mt19937 rng(1234);
     std::vector<int32_t> prompt(static_cast<size_t>(o.n_prompt));
@@ -125,6 +126,7 @@ int bench(const BenchOptions &o) {
         if (o.n_prompt > 0) ctx.eval(prompt, false);
         auto t1 = std::chrono::steady_clock::now();
         const cache::LayerCacheStats before = cache_total(*session);
+        const ContextStats slots_before = ctx.stats();
         int32_t next =
             o.n_prompt > 0
                 ? static_cast<int32_t>(std::max_element(ctx.logits(0), ctx.logits(0) + V) - ctx.logits(0))
@@ -136,6 +138,9 @@ int bench(const BenchOptions &o) {
         auto t2 = std::chrono::steady_clock::now();
         if (rep < 0) continue;
         cache::LayerCacheStats after = cache_total(*session);
+        slot_hits += ctx.stats().slot_hits - slots_before.slot_hits;
+        slot_misses += ctx.stats().slot_misses - slots_before.slot_misses;
+        slot_bytes += ctx.stats().slot_bytes_uploaded - slots_before.slot_bytes_uploaded;
         decode_stats.accesses += after.accesses - before.accesses;
         decode_stats.hits += after.hits - before.hits;
         decode_stats.late_hits += after.late_hits - before.late_hits;
@@ -158,7 +163,7 @@ int bench(const BenchOptions &o) {
     const double bytes_per_tok = n_dec > 0 ? double(ds.bytes_read) / n_dec : 0.0;
     const double misses_per_tok = n_dec > 0 ? double(ds.misses) / n_dec : 0.0;
     const double io_share = decode_seconds > 0 ? ds.wait_seconds / decode_seconds : 0.0;
-    const ContextStats &cs = ctx.stats();  // device slot counts: whole run, warm-up included
+    const ContextStats &cs = ctx.stats();
     if (o.json) {
         std::printf(
             "{\"model\": \"%s\", \"desc\": \"%s\", \"threads\": %d, \"reps\": %d, \"n_prompt\": %d, "
@@ -169,8 +174,8 @@ int bench(const BenchOptions &o) {
             "%.4f, "
             "\"prefetch_issued\": %llu, \"prefetch_used\": %llu, \"fixed_overhead\": %llu, \"backend\": "
             "\"%s\", "
-            "\"device_bytes\": %llu, \"device_slots\": %u, \"slot_hits\": %llu, \"slot_misses\": %llu, "
-            "\"slot_bytes_uploaded\": %llu}\n",
+            "\"device\": \"%s\", \"device_bytes\": %llu, \"device_slots\": %u, \"slot_hits\": %llu, "
+            "\"slot_misses\": %llu, \"slot_bytes_per_token\": %.1f}\n",
             o.model.c_str(), desc.c_str(), threads, o.reps, o.n_prompt, o.n_gen, p.mean, p.std, g.mean, g.std,
             static_cast<unsigned long long>(peak_rss_bytes()),
             static_cast<unsigned long long>(session->plan.budget), session->plan.cached ? "true" : "false",
@@ -180,9 +185,10 @@ int bench(const BenchOptions &o) {
             static_cast<unsigned long long>(ds.prefetch_used),
             static_cast<unsigned long long>(MemoryPlan::kFixedOverhead),
             session->backend ? std::string(session->backend->name()).c_str() : "cpu",
+            session->backend ? session->backend->device_info().name.c_str() : "",
             static_cast<unsigned long long>(cs.device_bytes), cs.device_slots,
-            static_cast<unsigned long long>(cs.slot_hits), static_cast<unsigned long long>(cs.slot_misses),
-            static_cast<unsigned long long>(cs.slot_bytes_uploaded));
+            static_cast<unsigned long long>(slot_hits), static_cast<unsigned long long>(slot_misses),
+            n_dec > 0 ? double(slot_bytes) / n_dec : 0.0);
         return 0;
     }
     std::printf("| model | threads | test | t/s |\n|---|---|---|---|\n");

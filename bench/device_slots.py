@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""device_slots.py -- decode with the device expert slots holding 100/50/25/10% of the experts.
+
+Runs `moerun bench --json` on one model with routing forced from a trace (the same expert sequence
+in every run), the device forward pass on --backend (cuda on a GPU machine; cpu-device runs the
+same code with "device" memory in RAM), and --device-slots set to each fraction of the model's
+experts (at least top-k). Reports per fraction: decode tokens/s, the slots' hit rate, the bytes
+copied into the slots per token (what crosses PCIe on a GPU), and the decode rate that copying
+alone allows at PCIe 4 and 5 x16 (25 and 50 GB/s), with the all-resident rate as the other bound.
+
+Hit rate and bytes per token depend on the routing and the slot policy, not on the machine; the
+tokens/s column is the machine's. The backend and device name are written into the table.
+
+  python bench/device_slots.py --model M.gguf --moerun build/tools/moerun --backend cuda \\
+      --trace ../shared/data/traces/olmoe-1b-7b-decode-general-coding.bin --out bench/results/X.md
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PCIE = {"PCIe 4 x16": 25e9, "PCIe 5 x16": 50e9}
+
+
+def model_shape(moerun: str, model: str) -> tuple[int, int, int]:
+    out = subprocess.run([moerun, "inspect", model, "--no-tensors"], capture_output=True, text=True, check=True).stdout
+    layers = experts = top_k = 0
+    for line in out.splitlines():
+        w = line.replace(",", " ").split()
+        if w[:1] == ["layers"] and not layers:
+            layers = int(w[1])
+        if w[:1] == ["experts:"] and w[2:5] == ["used", "per", "token"]:
+            experts, top_k = int(w[1]), int(w[5])
+    if not (layers and experts and top_k):
+        sys.exit(f"device_slots: cannot read the shape of {model} from `moerun inspect`")
+    return layers, experts, top_k
+
+
+def run(a: argparse.Namespace, slots: int) -> dict:
+    cmd = [a.moerun, "bench", "-m", a.model, "--backend", a.backend, "--device-slots", str(slots), "-p", str(a.n_prompt),
+           "-n", str(a.n_gen), "-r", str(a.reps), "-t", str(a.threads), "--json", "--routing-trace", a.trace]
+    if a.device_mem:
+        cmd += ["--device-mem", a.device_mem]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"device_slots: {' '.join(cmd)} failed ({p.returncode}):\n{p.stderr}")
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    r["cmd"] = " ".join(cmd)
+    return r
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--moerun", required=True)
+    ap.add_argument("--backend", default="cuda", choices=["cuda", "cpu-device"])
+    ap.add_argument("--trace", required=True, help="routing trace of the model's shape")
+    ap.add_argument("--fractions", default="1,0.5,0.25,0.1")
+    ap.add_argument("--n-prompt", type=int, default=16)
+    ap.add_argument("--n-gen", type=int, default=64)
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--device-mem", default="", help="passed through (the slot count is --device-slots)")
+    ap.add_argument("--out", help="markdown file to write (else stdout)")
+    a = ap.parse_args()
+
+    layers, experts, top_k = model_shape(a.moerun, a.model)
+    total = layers * experts
+    rows = []
+    for f in [float(x) for x in a.fractions.split(",")]:
+        slots = max(top_k, round(f * total))
+        t0 = time.time()
+        r = run(a, slots)
+        r["fraction"], r["seconds"] = f, time.time() - t0
+        rows.append(r)
+        print(f"{f:.0%}: {slots} slots, {r['tg_tps']:.2f} t/s, {r['slot_bytes_per_token'] / 2**20:.2f} MiB/token",
+              file=sys.stderr)
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    full = next((r for r in rows if r["fraction"] >= 1.0), None)
+    lines = [
+        f"# Device expert slots: decode at a fraction of the experts resident ({Path(a.model).name})",
+        "",
+        f"- backend `{a.backend}`, device: {rows[0]['device'] or 'n/a'}; commit {commit}; "
+        f"{time.strftime('%Y-%m-%d')}",
+        f"- model: {rows[0]['desc']}, {total} experts; routing forced from `{Path(a.trace).name}`; "
+        f"prompt {a.n_prompt}, decode {a.n_gen} tokens x {a.reps} repetitions after a warm-up",
+        f"- command: `{' '.join(sys.argv)}`",
+        "- hit rate and MiB/token count the measured decode phases; 'copy-bound' is the decode rate if copying "
+        "the missed experts were the only cost (bytes/token over the link's bandwidth), 'serial bound' adds the "
+        "all-resident time per token (no overlap of copies and compute).",
+        "",
+        "| experts resident | slots | device MiB | decode t/s | slot hit rate | MiB copied/token | "
+        + " | ".join(f"copy-bound t/s {k}" for k in PCIE) + " | serial bound t/s PCIe 4 |",
+        "|---:|---:|---:|---:|---:|---:|" + "---:|" * len(PCIE) + "---:|",
+    ]
+    for r in rows:
+        looked = r["slot_hits"] + r["slot_misses"]
+        hit = r["slot_hits"] / looked if looked else 1.0
+        bpt = r["slot_bytes_per_token"]
+        bounds = [f"{bw / bpt:.1f}" if bpt > 0 else "-" for bw in PCIE.values()]
+        serial = "-"
+        if full and full["tg_tps"] > 0:
+            serial = f"{1.0 / (1.0 / full['tg_tps'] + bpt / PCIE['PCIe 4 x16']):.1f}"
+        lines.append(f"| {r['fraction']:.0%} | {r['device_slots']} | {r['device_bytes'] / 2**20:.0f} | "
+                     f"{r['tg_tps']:.2f} ± {r['tg_std']:.2f} | {hit:.1%} | {bpt / 2**20:.2f} | "
+                     + " | ".join(bounds) + f" | {serial} |")
+    text = "\n".join(lines) + "\n"
+    if a.out:
+        Path(a.out).write_text(text)
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
