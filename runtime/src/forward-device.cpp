@@ -204,6 +204,21 @@ void Context::Impl::init_device() {
                                     std::to_string(K) + " experts a token uses");
     D.slots.emplace(be, static_cast<uint32_t>(n_slots), slot_bytes);
     D.bytes += D.slots->slot_bytes() * n_slots;
+    if (n_slots == total) {
+        // Every expert fits: copy them all in now, as a fully offloaded llama.cpp model loads,
+        // rather than on first use during generation.
+        std::vector<uint16_t> all(static_cast<size_t>(X));
+        for (int64_t e = 0; e < X; ++e) all[static_cast<size_t>(e)] = static_cast<uint16_t>(e);
+        for (uint32_t il = 0; il < hp.n_layer; ++il) {
+            experts->begin_layer(il, all);
+            while (const auto e = experts->next()) {
+                D.slots->load({il, *e}, experts->view(il, *e), D.layout[il]);
+                experts->done(il, *e);
+            }
+            D.slots->end_layer();
+        }
+        D.check(be.synchronize(), "synchronize after copying the experts in");
+    }
     stats.device_bytes = D.bytes;
     stats.device_slots = static_cast<uint32_t>(n_slots);
 }
