@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 
@@ -32,6 +33,21 @@ struct DevMat {
     const void *w = nullptr;
     int64_t rows = 0, cols = 0;
 };
+
+// Brings the layer's missing experts from the host tier (`src`: the mapped file or the expert
+// cache) into device slots, in the order the host tier has them ready, and hands each device copy
+// to use(expert, view). The host copy is released (done) as soon as the copy is issued: copies
+// from pageable memory have left the host buffer when the backend's upload returns.
+template <class Use>
+void copy_in(ExpertSource &src, cache::DeviceSlots &slots, uint32_t il, std::span<const uint16_t> missing,
+             const cache::SlotLayout &layout, Use &&use) {
+    if (missing.empty()) return;
+    src.begin_layer(il, missing);
+    while (const auto e = src.next()) {
+        use(*e, slots.load({il, *e}, src.view(il, *e), layout));
+        src.done(il, *e);
+    }
+}
 
 }  // namespace
 
@@ -210,11 +226,7 @@ void Context::Impl::init_device() {
         std::vector<uint16_t> all(static_cast<size_t>(X));
         for (int64_t e = 0; e < X; ++e) all[static_cast<size_t>(e)] = static_cast<uint16_t>(e);
         for (uint32_t il = 0; il < hp.n_layer; ++il) {
-            experts->begin_layer(il, all);
-            while (const auto e = experts->next()) {
-                D.slots->load({il, *e}, experts->view(il, *e), D.layout[il]);
-                experts->done(il, *e);
-            }
+            copy_in(*experts, *D.slots, il, all, D.layout[il], [](uint16_t, const cache::ExpertView &) {});
             D.slots->end_layer();
         }
         D.check(be.synchronize(), "synchronize after copying the experts in");
@@ -315,13 +327,7 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
                 else
                     D.missing.push_back(e);
             }
-            if (!D.missing.empty()) {
-                experts->begin_layer(il, D.missing);
-                while (const auto e = experts->next()) {
-                    put(*e, slots.load({il, *e}, experts->view(il, *e), lay));
-                    experts->done(il, *e);
-                }
-            }
+            copy_in(*experts, slots, il, D.missing, lay, put);
             const kernels::Backend::ExpertFfn f{
                 HL.gate_exps.type, HL.up_exps.type, HL.down_exps.type,   D.fg.data(), D.fu.data(),
                 D.fd.data(),       sel_w.data(),    static_cast<int>(K), E,           F};
@@ -364,13 +370,7 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
                 else
                     D.missing.push_back(ex);
             }
-            if (!D.missing.empty()) {
-                experts->begin_layer(il, D.missing);
-                while (const auto e = experts->next()) {
-                    run(*e, slots.load({il, *e}, experts->view(il, *e), lay));
-                    experts->done(il, *e);
-                }
-            }
+            copy_in(*experts, slots, il, D.missing, lay, run);
             D.check(be.combine_rows(D.d, D.comb_rows.data(), sel_w.data(), n, static_cast<int>(K), E, D.acc,
                                     false),
                     "combine of the expert rows");
