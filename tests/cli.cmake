@@ -80,3 +80,6 @@ moerun_cli_test(run-bad-cache-type ARGS "run|-m|${_cli_seeds}/moe-olmoe-q4_0.ggu
                 STDERR "cache-type-k: q8_0 not in \\{f16,f32\\}")
 moerun_cli_test(run-bad-cache-type-v ARGS "run|-m|${_cli_seeds}/moe-olmoe-q4_0.gguf|-p|hi|--cache-type-v|bf16" RC 1
                 STDERR "cache-type-v: bf16 not in")
+# Backends by name only (same-tokens.sh runs the device pass and its errors on real models).
+moerun_cli_test(run-bad-backend ARGS "run|-m|${_cli_seeds}/moe-olmoe-q4_0.gguf|-p|hi|--backend|tpu" RC 1
+                STDERR "backend: tpu not in")

@@ -52,6 +52,14 @@ same greedy device-min-cached --temp 0 --backend cpu-device --device-slots "$((t
 same sampled device-sampled --temp 0.9 --top-k 40 --seed 1234 --backend cpu-device --device-slots "$top_k"
 grep -q "device cpu: .* $top_k expert slots; slot hits [0-9]*, misses [1-9]" "$work/device-min.log" ||
     { echo "FAIL: the device run did not report its slots and misses"; cat "$work/device-min.log"; exit 1; }
+fails() {  # fails NAME PATTERN ARGS...: moerun must exit 1 with PATTERN on stderr
+    local name=$1 pattern=$2; shift 2
+    if "$moerun" run "${common[@]}" "$@" >/dev/null 2>"$work/$name.log"; then echo "FAIL: $name succeeded"; exit 1; fi
+    grep -q -- "$pattern" "$work/$name.log" || { echo "FAIL: $name: no '$pattern'"; cat "$work/$name.log"; exit 1; }
+}
+fails device-too-few "slots cannot hold the $top_k experts a token uses" --backend cpu-device --device-slots "$((top_k - 1))"
+fails device-no-backend "\-\-device-slots needs a device backend" --device-slots "$top_k"
+fails device-mem-small "device memory 1 MiB holds .* at least [0-9]* MiB are needed" --backend cpu-device --device-mem 1MiB
 # The cache was really used: misses were read through it (stats table present).
 run stats --temp 0 --cache-slots 2 --stats
 grep -q "^| all |" "$work/stats.log" || { echo "FAIL: --stats printed no cache table"; cat "$work/stats.log"; exit 1; }
