@@ -24,10 +24,9 @@ uint64_t SlotLayout::bytes() const {
     return down_offset() + align_up(down_bytes);
 }
 
-uint64_t slot_bytes_for(std::span<const ExpertLocation> locations) {
+uint64_t slot_bytes_for(std::span<const SlotLayout> layouts) {
     uint64_t most = 0;
-    for (const ExpertLocation &l : locations)
-        most = std::max(most, SlotLayout{l.gate.size, l.up.size, l.down.size}.bytes());
+    for (const SlotLayout &l : layouts) most = std::max(most, l.bytes());
     return most;
 }
 

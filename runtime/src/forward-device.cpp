@@ -197,8 +197,7 @@ void Context::Impl::init_device() {
         const LayerWeights &L = model.layer(il);
         D.layout[il] = {L.gate_exps.expert_bytes(), L.up_exps.expert_bytes(), L.down_exps.expert_bytes()};
     }
-    uint64_t slot_bytes = 0;
-    for (const cache::SlotLayout &l : D.layout) slot_bytes = std::max(slot_bytes, l.bytes());
+    const uint64_t slot_bytes = cache::slot_bytes_for(D.layout);
     const uint64_t total = uint64_t{hp.n_layer} * static_cast<uint64_t>(X);
     uint64_t n_slots = total;
     if (params.device_slots > 0) {

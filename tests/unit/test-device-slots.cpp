@@ -39,10 +39,8 @@ TEST_CASE("slot layout: tensors at 256-byte boundaries, the slot size covers the
     CHECK(l.up_offset() == 1024);
     CHECK(l.down_offset() == 2048);
     CHECK(l.bytes() == 2048 + 1536);
-    std::vector<cache::ExpertLocation> locs(2);
-    locs[0].gate.size = 10, locs[0].up.size = 10, locs[0].down.size = 10;
-    locs[1].gate.size = 300, locs[1].up.size = 10, locs[1].down.size = 10;
-    CHECK(cache::slot_bytes_for(locs) == 512 + 256 + 256);
+    const std::vector<cache::SlotLayout> layers = {{10, 10, 10}, {300, 10, 10}};
+    CHECK(cache::slot_bytes_for(layers) == 512 + 256 + 256);
 }
 
 TEST_CASE("device slots: copies, hits, LRU replacement, pinning within a layer") {

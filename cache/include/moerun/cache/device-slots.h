@@ -28,8 +28,8 @@ struct SlotLayout {
     uint64_t bytes() const;  // the slot size this expert needs
 };
 
-// The slot size that holds every expert of `locations`.
-uint64_t slot_bytes_for(std::span<const ExpertLocation> locations);
+// The slot size that holds every one of these experts (e.g. one layout per layer).
+uint64_t slot_bytes_for(std::span<const SlotLayout> layouts);
 
 struct DeviceSlotStats {
     uint64_t hits = 0, misses = 0, evictions = 0, bytes_uploaded = 0;
