@@ -45,8 +45,23 @@ moerun_cli_test(profile-unknown-policy ARGS "profile|replay|${_prof}/two-layers.
                 STDERR "unknown policy 'fifo'")
 moerun_cli_test(profile-unknown-domain ARGS "profile|replay|${_prof}/two-layers.csv|--domain|3" RC 1
                 STDERR "no sequence has domain 3")
-moerun_cli_test(profile-predict ARGS "profile|predict|${_prof}/two-layers.csv" RC 1
-                STDERR "predictor evaluation is not available yet")
+# Predictors on 0 1 2 0 1 3 0 1 2 3 (one layer, so d=1 is the next token). previous never
+# repeats; transition, worked by hand: it learns 0->1 by token 3 and is right after tokens 3, 6
+# (0->1) and 7 (1->2 and 1->3 tie, the lower id wins): 3 of 9.
+moerun_cli_test(profile-predict ARGS "profile|predict|${_prof}/textbook-lru.csv|--distance|1" RC 0
+                STDOUT "all +previous +0.0%.*\nall +transition +33.3%")
+moerun_cli_test(profile-predict-json
+                ARGS "profile|predict|${_prof}/textbook-lru.csv|--distance|1|--predictor|transition|--json" RC 0
+                STDOUT ".predictor.: .transition., .distance.: 1, .precision.: 0.333333, .recall.: 0.333333, .predictions.: 9,")
+moerun_cli_test(profile-predict-unknown ARGS "profile|predict|${_prof}/two-layers.csv|--predictor|mlp" RC 1
+                STDERR "unknown predictor 'mlp' .known: previous, transition.")
+moerun_cli_test(profile-predict-distance ARGS "profile|predict|${_prof}/two-layers.csv|--distance|3" RC 1
+                STDERR "--distance: 3 is outside 1..n_layers .2.")
+moerun_cli_test(profile-replay-predictor-prefetch
+                ARGS "profile|replay|${_prof}/two-layers.csv|--prefetch|transition|--size|4" RC 0
+                STDOUT "prefetch transition")
+moerun_cli_test(profile-replay-unknown-prefetch ARGS "profile|replay|${_prof}/two-layers.csv|--prefetch|magic" RC 1
+                STDERR "unknown prefetcher 'magic' .known: none, oracle-next-layer, previous, transition.")
 
 # --html writes one page with inline SVG plots.
 add_test(NAME cli-profile-html

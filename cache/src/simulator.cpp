@@ -241,6 +241,7 @@ SimResult simulate(const Trace &trace, const SimOptions &options) {
         for (uint32_t l = 0; l < n_layers; ++l) {
             replay.acquire(step, l, trace.experts_at(t, l));
             if (!options.prefetcher) continue;
+            if (options.prefetcher.observe) options.prefetcher.observe(options.prefetcher.ctx, t, l);
             const uint64_t target = step * n_layers + l + options.prefetcher.distance;
             const uint64_t target_step = target / n_layers;
             if (options.prefetcher.distance == 0 || target_step >= tokens.size()) continue;

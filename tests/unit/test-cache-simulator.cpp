@@ -205,6 +205,30 @@ TEST_CASE("an oracle next-layer prefetcher turns demand misses into used prefetc
     CHECK(pref.total.accesses == demand.total.accesses);
 }
 
+TEST_CASE("a learning prefetcher observes every served (token, layer) in clock order before predicting") {
+    const Trace t = make_trace(6, {{{0}, {1}}, {{2}, {3}}, {{4}, {5}}});
+    struct Log {
+        std::vector<std::pair<uint64_t, uint32_t>> seen, asked;
+        static void observe(void *ctx, uint64_t token, uint32_t layer) {
+            static_cast<Log *>(ctx)->seen.emplace_back(token, layer);
+        }
+        static size_t predict(void *ctx, uint64_t token, uint32_t layer, std::span<uint16_t>) {
+            auto &log = *static_cast<Log *>(ctx);
+            // Asked about the position one after the last observed one.
+            CHECK(log.seen.back().first * 2 + log.seen.back().second + 1 == token * 2 + layer);
+            log.asked.emplace_back(token, layer);
+            return 0;
+        }
+    } log;
+    SimOptions o;
+    o.capacity = 1;
+    o.prefetcher = {1, &Log::predict, &log, &Log::observe};
+    simulate(t, o);
+    const std::vector<std::pair<uint64_t, uint32_t>> all = {{0, 0}, {0, 1}, {1, 0}, {1, 1}, {2, 0}, {2, 1}};
+    CHECK(log.seen == all);
+    CHECK(log.asked == std::vector<std::pair<uint64_t, uint32_t>>(all.begin() + 1, all.end()));
+}
+
 TEST_CASE("bad arguments are rejected with std::invalid_argument") {
     const Trace t = make_trace(8, {{{0, 1}, {2, 3}}});
     CHECK_THROWS_WITH_AS(run(t, "lru", 1), doctest::Contains("top_k"), std::invalid_argument);

@@ -5,7 +5,8 @@
 //                        [--domain N] [--skip-prefill] [--reset-per-sequence] [--per-sequence]
 //                        [--stats] [--json] [--html FILE] [--threads N]
 //   moerun profile stats TRACE [--segment 1,2,4,8,16] [--size ...] [--global] [--domain N] ...
-//   moerun profile predict TRACE    (predictor evaluation: not available yet, says so)
+//   moerun profile predict TRACE [--predictor previous,transition] [--distance 1,2,3]
+//                        [--reset-per-sequence] [--domain N] [--json]
 //
 // The replay runs cache::simulate, the policy code the runtime uses; Belady's policy always runs
 // too and is printed next to each size. The work is in profile-run.cpp, the outputs in
@@ -18,7 +19,9 @@
 #include <stdexcept>
 
 #include "cli-common.h"
+#include "json-writer.h"
 #include "moerun/cache/policy.h"
+#include "moerun/predictor/predictor.h"
 #include "profile-html.h"
 #include "profile-report.h"
 #include "profile-run.h"
@@ -51,10 +54,15 @@ std::string join(const std::vector<std::string> &xs) {
 std::string command_line(const std::string &sub, const ProfileArgs &a) {
     const Options &o = a.o;
     std::string c = std::string("moerun profile ") + sub + " " + o.trace_path;
-    if (sub == "replay") {
+    if (sub == "predict") {
+        c += std::string(" --predictor ") + join(o.predictors) + " --distance " + join(o.distances);
+        if (o.reset_per_sequence) c += " --reset-per-sequence";
+    } else if (sub == "replay") {
         c += std::string(" --policy ") + join(o.policies) + " --size " + join(o.sizes);
         c += o.partitioning == cache::Partitioning::global ? " --global" : " --per-layer";
         if (o.prefetch != "none") c += std::string(" --prefetch ") + o.prefetch;
+        if (o.prefetch != "none" && o.prefetch != "oracle-next-layer")
+            c += " --prefetch-min " + std::to_string(o.prefetch_min);
         if (o.reset_per_sequence) c += " --reset-per-sequence";
         if (o.per_sequence) c += " --per-sequence";
     } else {
@@ -69,6 +77,62 @@ std::string command_line(const std::string &sub, const ProfileArgs &a) {
     if (!a.html.empty()) c += std::string(" --html ") + a.html;
     if (a.json) c += " --json";
     return c;
+}
+
+std::string percent(double x) {
+    char b[16];
+    std::snprintf(b, sizeof b, "%.1f%%", 100.0 * x);
+    return b;
+}
+
+// One line per scope and predictor, a column per distance: precision (= recall when top_k ids are
+// predicted), then the mean ids predicted.
+std::string predict_table(const std::vector<profile::PredictRow> &rows,
+                          const std::vector<uint32_t> &distances) {
+    std::string t =
+        "predictor precision at lookahead d (positions ahead on the routing clock: d=1 is the next "
+        "layer); top_k ids predicted per position\n";
+    char b[96];
+    std::snprintf(b, sizeof b, "%-10s %-11s", "scope", "predictor");
+    t += b;
+    for (uint32_t d : distances) {
+        std::snprintf(b, sizeof b, " %8s", ("d=" + std::to_string(d)).c_str());
+        t += b;
+    }
+    t += "   recall(d=" + std::to_string(distances.front()) + ")\n";
+    for (size_t i = 0; i < rows.size(); i += distances.size()) {
+        std::snprintf(b, sizeof b, "%-10s %-11s", rows[i].scope.c_str(), rows[i].predictor.c_str());
+        t += b;
+        for (size_t d = 0; d < distances.size(); ++d) {
+            std::snprintf(b, sizeof b, " %8s", percent(rows[i + d].score.precision()).c_str());
+            t += b;
+        }
+        t += "   " + percent(rows[i].score.recall()) + "\n";
+    }
+    return t;
+}
+
+std::string predict_json(const std::vector<profile::PredictRow> &rows, const std::string &command) {
+    JsonWriter w;
+    w.begin_object()
+        .field("schema", "moerun-profile-predict/1")
+        .field("command", command)
+        .key("rows")
+        .begin_array();
+    for (const profile::PredictRow &r : rows) {
+        w.begin_object()
+            .field("scope", r.scope)
+            .field("predictor", r.predictor)
+            .field("distance", r.score.distance)
+            .field("precision", r.score.precision())
+            .field("recall", r.score.recall())
+            .field("predictions", r.score.predictions)
+            .field("ids_predicted", r.score.predicted)
+            .field("ids_correct", r.score.correct)
+            .end_object();
+    }
+    w.end_array().end_object();
+    return w.str() + "\n";
 }
 
 void check_sizes(const std::vector<uint32_t> &sizes, const char *flag) {
@@ -87,10 +151,22 @@ int run_profile(const std::string &sub, ProfileArgs &a) {
             throw std::runtime_error(std::string("--policy: unknown policy '") + p + "' (known: " +
                                      join(std::vector<std::string>(names.begin(), names.end())) + ")");
     }
-    if (o.prefetch != "none" && o.prefetch != "oracle-next-layer")
+    const auto pnames = predictor::predictor_names();
+    const std::vector<std::string> known_predictors(pnames.begin(), pnames.end());
+    std::string known_list;
+    for (const std::string &n : known_predictors) known_list += (known_list.empty() ? "" : ", ") + n;
+    const auto is_predictor = [&](const std::string &n) {
+        return std::find(known_predictors.begin(), known_predictors.end(), n) != known_predictors.end();
+    };
+    if (o.prefetch != "none" && o.prefetch != "oracle-next-layer" && !is_predictor(o.prefetch))
         throw std::runtime_error(std::string("--prefetch: unknown prefetcher '") + o.prefetch +
-                                 "' (known: none, oracle-next-layer); predictor evaluation is not available "
-                                 "yet: moerun has no learned predictor to evaluate");
+                                 "' (known: none, oracle-next-layer, " + known_list + ")");
+    if (!(o.prefetch_min >= 0.0f && o.prefetch_min <= 1e6f))
+        throw std::runtime_error("--prefetch-min: a score >= 0 is expected");
+    for (const std::string &p : o.predictors)
+        if (!is_predictor(p))
+            throw std::runtime_error(std::string("--predictor: unknown predictor '") + p +
+                                     "' (known: " + known_list + ")");
 
     profile::Report report;
     std::vector<profile::Scope> scopes = profile::load(o, report.trace);
@@ -110,6 +186,15 @@ int run_profile(const std::string &sub, ProfileArgs &a) {
             throw std::runtime_error(std::string("--breakdown-size ") + std::to_string(o.breakdown_size) +
                                      " is not one of the --size values");
         report.replay = profile::run_replay(scopes, o, report.trace);
+    }
+    if (sub == "predict") {
+        for (uint32_t d : o.distances)
+            if (d == 0 || d > report.trace.n_layers)
+                throw std::runtime_error("--distance: " + std::to_string(d) + " is outside 1..n_layers (" +
+                                         std::to_string(report.trace.n_layers) + ")");
+        const auto rows = profile::run_predict(scopes, o);
+        std::cout << (a.json ? predict_json(rows, command_line(sub, a)) : predict_table(rows, o.distances));
+        return 0;
     }
     if (sub == "stats" || a.stats || !a.html.empty()) {
         if (o.segments.empty()) o.segments = {1, 2, 4, 8, 16};
@@ -174,8 +259,15 @@ Subcommand add_profile(CLI::App &parent) {
                   "policies, comma-separated (lru slru lfu segment least-stale belady)")
         ->delimiter(',')
         ->capture_default_str();
-    r->add_option("--prefetch", replay->o.prefetch,
-                  "none, or oracle-next-layer: an upper bound that loads the next layer's experts exactly")
+    r->add_option(
+         "--prefetch", replay->o.prefetch,
+         "none; previous or transition: a predictor that learns from the replayed routing and loads "
+         "its guess of the next layer's experts; oracle-next-layer: the upper bound (the next layer's "
+         "experts, exactly)")
+        ->capture_default_str();
+    r->add_option("--prefetch-min", replay->o.prefetch_min,
+                  "with a predictor: prefetch the experts whose predicted chance is at least this (at most "
+                  "2 x top_k a layer)")
         ->capture_default_str();
     r->add_option("--model", replay->o.model_path, "GGUF model for the bytes of one expert per layer");
     r->add_flag("--reset-per-sequence", replay->o.reset_per_sequence,
@@ -193,17 +285,26 @@ Subcommand add_profile(CLI::App &parent) {
     s->add_option("--segment", stats->o.segments, "segment lengths for SRP and SCH (default 1,2,4,8,16)")
         ->delimiter(',');
 
-    CLI::App *p = app->add_subcommand("predict", "Predictor precision/recall (not available yet)");
-    p->allow_extras();
+    auto predict = std::make_shared<ProfileArgs>();
+    CLI::App *p = app->add_subcommand(
+        "predict",
+        "Routing-path predictors' precision and recall at lookahead d, learning online from the trace");
+    add_common(p, *predict);
+    predict->o.predictors = {"previous", "transition"};
+    predict->o.distances = {1, 2, 3};
+    p->add_option("--predictor", predict->o.predictors, "predictors, comma-separated (previous transition)")
+        ->delimiter(',')
+        ->capture_default_str();
+    p->add_option("--distance", predict->o.distances, "lookaheads d in layers, comma-separated")
+        ->delimiter(',')
+        ->capture_default_str();
+    p->add_flag("--reset-per-sequence", predict->o.reset_per_sequence,
+                "forget the statistics at each sequence start (default: they carry over)");
 
-    return {app, [replay, stats, r, s, p]() -> int {
+    return {app, [replay, stats, predict, r, s, p]() -> int {
                 if (r->parsed()) return run_profile("replay", *replay);
                 if (s->parsed()) return run_profile("stats", *stats);
-                if (p->parsed())
-                    throw std::runtime_error(
-                        "profile predict: predictor evaluation is not available yet: moerun has no expert "
-                        "predictor to evaluate (`profile replay --prefetch oracle-next-layer` gives the "
-                        "upper bound of a perfect next-layer prefetcher)");
+                if (p->parsed()) return run_profile("predict", *predict);
                 return 1;
             }};
 }

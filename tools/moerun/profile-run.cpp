@@ -106,6 +106,28 @@ size_t oracle_next_layer(void *ctx, uint64_t token, uint32_t layer, std::span<ui
     return n;
 }
 
+// A predictor as the replay's prefetcher: it observes each served (token, layer) of the trace
+// and predicts the next layer's experts (distance 1).
+struct PredictorPrefetch {
+    const cache::Trace *trace;
+    std::unique_ptr<predictor::Predictor> p;
+    static void observe(void *ctx, uint64_t token, uint32_t layer) {
+        auto &self = *static_cast<PredictorPrefetch *>(ctx);
+        self.p->observe(layer, self.trace->experts_at(token, layer));
+    }
+    static size_t predict(void *ctx, uint64_t, uint32_t, std::span<uint16_t> out) {
+        auto &self = *static_cast<PredictorPrefetch *>(ctx);
+        const size_t most = std::min(out.size(), self.score.size());
+        return predictor::predict_likely(*self.p, 1, self.min_score, out.first(most), self.score);
+    }
+    std::vector<float> score;  // [2 * top_k]: at most that many prefetches a layer
+    float min_score = predictor::kPrefetchMinScore;
+};
+
+predictor::Shape shape_of(const cache::Trace &t) {
+    return {t.shape.n_layers, t.shape.n_experts, t.shape.top_k};
+}
+
 Spread spread_of(std::vector<double> rates) {
     Spread s;
     s.sequences = rates.size();
@@ -189,10 +211,6 @@ ReplayReport run_replay(const std::vector<Scope> &scopes, const Options &o, cons
     r.per_sequence = o.per_sequence;
     r.breakdown_size = o.breakdown_size ? o.breakdown_size : r.sizes[r.sizes.size() / 2];
     r.threads = o.threads;
-    if (o.prefetch != "none" && o.prefetch != "oracle-next-layer")
-        throw std::runtime_error(
-            std::string("--prefetch: unknown prefetcher '") + o.prefetch +
-            "' (known: none, oracle-next-layer; predictor evaluation is not available yet)");
 
     // Per scope, the sequences as traces of their own (--per-sequence).
     std::vector<std::vector<cache::Trace>> alone(scopes.size());
@@ -223,8 +241,18 @@ ReplayReport run_replay(const std::vector<Scope> &scopes, const Options &o, cons
         so.partitioning = o.partitioning;
         so.reset_on_sequence = o.reset_per_sequence;
         so.expert_bytes = summary.expert_bytes;
-        if (o.prefetch == "oracle-next-layer")
-            so.prefetcher = {1, &oracle_next_layer, const_cast<cache::Trace *>(&trace)};
+        // A learning prefetcher starts afresh for each replay it serves.
+        PredictorPrefetch learner{nullptr, nullptr, {}, 0.0f};
+        const auto use = [&](const cache::Trace &tr) {
+            if (o.prefetch == "oracle-next-layer") {
+                so.prefetcher = {1, &oracle_next_layer, const_cast<cache::Trace *>(&tr)};
+            } else if (o.prefetch != "none") {
+                learner = {&tr, predictor::make_predictor(o.prefetch, shape_of(tr), {1}),
+                           std::vector<float>(2 * size_t{tr.shape.top_k}), o.prefetch_min};
+                so.prefetcher = {1, &PredictorPrefetch::predict, &learner, &PredictorPrefetch::observe};
+            }
+        };
+        use(trace);
         ReplayCell &c = r.cells[i];
         c.scope = scopes[j.scope].name;
         c.policy = j.policy;
@@ -233,7 +261,7 @@ ReplayReport run_replay(const std::vector<Scope> &scopes, const Options &o, cons
         if (o.per_sequence) {
             std::vector<double> rates;
             for (const cache::Trace &seq : alone[j.scope]) {
-                if (o.prefetch == "oracle-next-layer") so.prefetcher.ctx = const_cast<cache::Trace *>(&seq);
+                use(seq);
                 rates.push_back(cache::simulate(seq, so).hit_rate());
             }
             c.spread = spread_of(std::move(rates));
@@ -241,6 +269,26 @@ ReplayReport run_replay(const std::vector<Scope> &scopes, const Options &o, cons
     });
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return r;
+}
+
+std::vector<PredictRow> run_predict(const std::vector<Scope> &scopes, const Options &o) {
+    std::vector<PredictRow> rows(scopes.size() * o.predictors.size() * o.distances.size());
+    parallel_for(scopes.size() * o.predictors.size(), o.threads, [&](size_t i) {
+        const size_t s = i / o.predictors.size(), k = i % o.predictors.size();
+        const cache::Trace &trace = scopes[s].trace;
+        const predictor::Shape shape = shape_of(trace);
+        const uint32_t most = *std::max_element(o.distances.begin(), o.distances.end());
+        predictor::PredictorParams params;
+        params.max_distance = most;
+        auto p = predictor::make_predictor(o.predictors[k], shape, params);
+        std::vector<uint64_t> starts;
+        for (const cache::TraceSequence &q : trace.sequences) starts.push_back(q.first);
+        const auto scores =
+            predictor::evaluate(*p, shape, trace.experts, starts, o.distances, o.reset_per_sequence);
+        for (size_t d = 0; d < scores.size(); ++d)
+            rows[i * o.distances.size() + d] = {scopes[s].name, o.predictors[k], scores[d]};
+    });
+    return rows;
 }
 
 std::vector<LocalityReport> run_locality(const std::vector<Scope> &scopes, const Options &o) {

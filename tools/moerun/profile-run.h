@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "moerun/predictor/evaluate.h"
 #include "profile-data.h"
 
 namespace moerun::cli::profile {
@@ -21,10 +22,14 @@ struct Options {
     std::vector<std::string> policies;
     std::vector<uint32_t> sizes;
     cache::Partitioning partitioning = cache::Partitioning::per_layer;
-    std::string prefetch = "none";  // none | oracle-next-layer
+    std::string prefetch = "none";                      // none | oracle-next-layer | a predictor name
+    float prefetch_min = predictor::kPrefetchMinScore;  // a predictor's score to prefetch an expert
     bool reset_per_sequence = false;
     bool per_sequence = false;
     uint32_t breakdown_size = 0;  // 0: the middle size
+    // predict
+    std::vector<std::string> predictors;
+    std::vector<uint32_t> distances;
     // locality
     std::vector<uint32_t> segments;
     std::vector<uint32_t> sch_sizes;
@@ -40,6 +45,14 @@ std::vector<Scope> load(const Options &o, TraceSummary &summary);
 
 // Replays every scope x policy x size (belady added when missing), `threads` at a time.
 ReplayReport run_replay(const std::vector<Scope> &scopes, const Options &o, const TraceSummary &summary);
+
+// One predictor's precision and recall at one lookahead, in one scope.
+struct PredictRow {
+    std::string scope, predictor;
+    predictor::DistanceScore score;
+};
+// Replays every scope through every predictor (o.predictors, o.distances, o.reset_per_sequence).
+std::vector<PredictRow> run_predict(const std::vector<Scope> &scopes, const Options &o);
 
 // SRP and SCH for o.segments (SCH at o.sch_sizes, in o.partitioning), overlap and popularity.
 std::vector<LocalityReport> run_locality(const std::vector<Scope> &scopes, const Options &o);

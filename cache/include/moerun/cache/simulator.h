@@ -32,10 +32,13 @@ enum class Partitioning {
 // replayed token past the last layer; nothing past the end of the replay). fn gets the target
 // token's index in the Trace and the target layer, writes at most out.size() expert ids into out
 // and returns how many it wrote. A plain function pointer and context, like Evictable.
+// A predictor that learns from the routing so far sets observe: it is told every served (token,
+// layer), in clock order, before fn is asked about the position `distance` later.
 struct Prefetcher {
     uint32_t distance = 1;  // >= 1
     size_t (*fn)(void *ctx, uint64_t token, uint32_t layer, std::span<uint16_t> out) = nullptr;
     void *ctx = nullptr;
+    void (*observe)(void *ctx, uint64_t token, uint32_t layer) = nullptr;  // optional
     explicit operator bool() const { return fn != nullptr; }
 };
 
