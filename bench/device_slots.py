@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""device_slots.py -- decode with the device expert slots holding 100/50/25/10% of the experts.
+"""device_slots.py -- decode with the device expert slots holding 100/50/25/10% of the experts,
+with on-demand copies only and with predictor prefetch (--device-prefetch).
 
 Runs `moerun bench --json` on one model with routing forced from a trace (the same expert sequence
 in every run), the device forward pass on --backend (cuda on a GPU machine; cpu-device runs the
@@ -8,8 +9,10 @@ experts (at least top-k). Reports per fraction: decode tokens/s, the slots' hit 
 copied into the slots per token (what crosses PCIe on a GPU), and the decode rate that copying
 alone allows at PCIe 4 and 5 x16 (25 and 50 GB/s), with the all-resident rate as the other bound.
 
-Hit rate and bytes per token depend on the routing and the slot policy, not on the machine; the
-tokens/s column is the machine's. The backend and device name are written into the table.
+Hit rate and bytes per token depend on the routing, the slot policy and the predictor, not on the
+machine; the tokens/s column is the machine's. The backend and device name are written into the
+table. With prefetch, demand misses are the copies a layer waits for; prefetch copies run on the
+copy queue beside the kernels (on a GPU; the CPU backend runs them in line).
 
   python bench/device_slots.py --model M.gguf --moerun build/tools/moerun --backend cuda \\
       --trace ../shared/data/traces/olmoe-1b-7b-decode-general-coding.bin --out bench/results/X.md
@@ -40,9 +43,10 @@ def model_shape(moerun: str, model: str) -> tuple[int, int, int]:
     return layers, experts, top_k
 
 
-def run(a: argparse.Namespace, slots: int) -> dict:
+def run(a: argparse.Namespace, slots: int, prefetch: str) -> dict:
     cmd = [a.moerun, "bench", "-m", a.model, "--backend", a.backend, "--device-slots", str(slots), "-p", str(a.n_prompt),
-           "-n", str(a.n_gen), "-r", str(a.reps), "-t", str(a.threads), "--json", "--routing-trace", a.trace]
+           "-n", str(a.n_gen), "-r", str(a.reps), "-t", str(a.threads), "--json", "--routing-trace", a.trace,
+           "--device-prefetch", prefetch, "--cache-policy", a.policy]
     if a.device_mem:
         cmd += ["--device-mem", a.device_mem]
     p = subprocess.run(cmd, capture_output=True, text=True)
@@ -60,6 +64,8 @@ def main() -> int:
     ap.add_argument("--backend", default="cuda", choices=["cuda", "cpu-device"])
     ap.add_argument("--trace", required=True, help="routing trace of the model's shape")
     ap.add_argument("--fractions", default="1,0.5,0.25,0.1")
+    ap.add_argument("--prefetch", default="none,transition", help="--device-prefetch values to run at each fraction")
+    ap.add_argument("--policy", default="least-stale", help="--cache-policy (the device slots' policy)")
     ap.add_argument("--n-prompt", type=int, default=16)
     ap.add_argument("--n-gen", type=int, default=64)
     ap.add_argument("--reps", type=int, default=2)
@@ -73,12 +79,13 @@ def main() -> int:
     rows = []
     for f in [float(x) for x in a.fractions.split(",")]:
         slots = max(top_k, round(f * total))
-        t0 = time.time()
-        r = run(a, slots)
-        r["fraction"], r["seconds"] = f, time.time() - t0
-        rows.append(r)
-        print(f"{f:.0%}: {slots} slots, {r['tg_tps']:.2f} t/s, {r['slot_bytes_per_token'] / 2**20:.2f} MiB/token",
-              file=sys.stderr)
+        for pf in a.prefetch.split(",") if f < 1.0 else ["none"]:
+            t0 = time.time()
+            r = run(a, slots, pf)
+            r["fraction"], r["seconds"], r["prefetch"] = f, time.time() - t0, pf
+            rows.append(r)
+            print(f"{f:.0%} {pf}: {slots} slots, {r['tg_tps']:.2f} t/s, "
+                  f"{r['slot_bytes_per_token'] / 2**20:.2f} MiB/token", file=sys.stderr)
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     full = next((r for r in rows if r["fraction"] >= 1.0), None)
@@ -90,24 +97,31 @@ def main() -> int:
         f"- model: {rows[0]['desc']}, {total} experts; routing forced from `{Path(a.trace).name}`; "
         f"prompt {a.n_prompt}, decode {a.n_gen} tokens x {a.reps} repetitions after a warm-up",
         f"- command: `{' '.join(sys.argv)}`",
-        "- hit rate and MiB/token count the measured decode phases; 'copy-bound' is the decode rate if copying "
-        "the missed experts were the only cost (bytes/token over the link's bandwidth), 'serial bound' adds the "
-        "all-resident time per token (no overlap of copies and compute).",
+        f"- slot policy `{a.policy}`; hit rate counts prefetched experts found by their layer as hits; MiB/token "
+        "is every copy into the slots (demand and prefetch) over the measured decode phases; 'copy-bound' is the "
+        "decode rate if copying were the only cost (bytes/token over the link's bandwidth); 'demand-serial bound' "
+        "adds the all-resident time per token to the demand copies alone (prefetch copies hidden behind compute, "
+        "demand copies not).",
         "",
-        "| experts resident | slots | device MiB | decode t/s | slot hit rate | MiB copied/token | "
-        + " | ".join(f"copy-bound t/s {k}" for k in PCIE) + " | serial bound t/s PCIe 4 |",
-        "|---:|---:|---:|---:|---:|---:|" + "---:|" * len(PCIE) + "---:|",
+        "| experts resident | prefetch | slots | device MiB | decode t/s | slot hit rate | demand misses/token | "
+        "prefetches/token (used) | MiB copied/token | "
+        + " | ".join(f"copy-bound t/s {k}" for k in PCIE) + " | demand-serial bound t/s PCIe 4 |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(PCIE) + "---:|",
     ]
+    n_dec = a.n_gen * a.reps
     for r in rows:
         looked = r["slot_hits"] + r["slot_misses"]
         hit = r["slot_hits"] / looked if looked else 1.0
         bpt = r["slot_bytes_per_token"]
+        copies = r["slot_misses"] + r["slot_prefetches"]
+        demand_bpt = bpt * r["slot_misses"] / copies if copies else 0.0  # experts of one size
         bounds = [f"{bw / bpt:.1f}" if bpt > 0 else "-" for bw in PCIE.values()]
         serial = "-"
         if full and full["tg_tps"] > 0:
-            serial = f"{1.0 / (1.0 / full['tg_tps'] + bpt / PCIE['PCIe 4 x16']):.1f}"
-        lines.append(f"| {r['fraction']:.0%} | {r['device_slots']} | {r['device_bytes'] / 2**20:.0f} | "
-                     f"{r['tg_tps']:.2f} ± {r['tg_std']:.2f} | {hit:.1%} | {bpt / 2**20:.2f} | "
+            serial = f"{1.0 / (1.0 / full['tg_tps'] + demand_bpt / PCIE['PCIe 4 x16']):.1f}"
+        lines.append(f"| {r['fraction']:.0%} | {r['prefetch']} | {r['device_slots']} | {r['device_bytes'] / 2**20:.0f} | "
+                     f"{r['tg_tps']:.2f} ± {r['tg_std']:.2f} | {hit:.1%} | {r['slot_misses'] / n_dec:.1f} | "
+                     f"{r['slot_prefetches'] / n_dec:.1f} ({r['slot_prefetch_used'] / n_dec:.1f}) | {bpt / 2**20:.2f} | "
                      + " | ".join(bounds) + f" | {serial} |")
     text = "\n".join(lines) + "\n"
     if a.out:

@@ -1,4 +1,5 @@
-// Device expert slots: one pool allocation, LRU replacement among unpinned slots.
+// Device expert slots: one pool allocation, a cache Policy over the unpinned slots, demand copies
+// on the compute queue and prefetch copies on the copy queue.
 #include <algorithm>
 #include <stdexcept>
 #include <string>
@@ -30,10 +31,13 @@ uint64_t slot_bytes_for(std::span<const SlotLayout> layouts) {
     return most;
 }
 
-DeviceSlots::DeviceSlots(kernels::Backend &backend, uint32_t n_slots, uint64_t slot_bytes)
+DeviceSlots::DeviceSlots(kernels::Backend &backend, uint32_t n_slots, uint64_t slot_bytes,
+                         const std::string &policy, PolicyParams params)
     : backend_(backend), n_slots_(n_slots), slot_bytes_(align_up(slot_bytes)), slots_(n_slots) {
     if (n_slots == 0 || slot_bytes == 0)
         throw std::invalid_argument("device slots: need at least one slot of > 0 bytes");
+    params.capacity = n_slots;
+    policy_ = make_policy(policy, params);
     pool_ = static_cast<uint8_t *>(backend_.alloc(static_cast<size_t>(slot_bytes_ * n_slots_)));
     if (pool_ == nullptr)
         throw std::runtime_error("device slots: cannot allocate " + std::to_string(n_slots_) + " x " +
@@ -41,6 +45,7 @@ DeviceSlots::DeviceSlots(kernels::Backend &backend, uint32_t n_slots, uint64_t s
                                  ": " + backend_.last_error());
     free_.reserve(n_slots_);
     for (uint32_t s = n_slots_; s-- > 0;) free_.push_back(s);  // slot 0 first
+    pinned_.reserve(n_slots_);
 }
 
 DeviceSlots::~DeviceSlots() {
@@ -53,69 +58,128 @@ ExpertView DeviceSlots::view(uint32_t s) const {
     return {base, base + l.up_offset(), base + l.down_offset()};
 }
 
+void DeviceSlots::begin_layer(uint64_t now) {
+    now_ = std::max(now_, now);
+}
+
+bool DeviceSlots::evictable(const void *ctx, ExpertId id) {
+    const auto &self = *static_cast<const DeviceSlots *>(ctx);
+    const auto it = self.where_.find(id);
+    return it != self.where_.end() && self.slots_[it->second].pin_until <= self.now_;
+}
+
+std::optional<uint32_t> DeviceSlots::take_slot() {
+    if (!free_.empty()) {
+        const uint32_t s = free_.back();
+        free_.pop_back();
+        return s;
+    }
+    const std::optional<ExpertId> v = policy_->victim({&DeviceSlots::evictable, this}, now_);
+    if (!v) return std::nullopt;
+    const auto it = where_.find(*v);
+    if (it == where_.end() || slots_[it->second].pin_until > now_)
+        throw std::logic_error("device slots: the policy named a victim that is not resident and unpinned");
+    const uint32_t s = it->second;
+    policy_->on_evict(*v);
+    where_.erase(it);
+    if (slots_[s].prefetched) ++stats_.prefetch_wasted;
+    ++stats_.evictions;
+    return s;
+}
+
+void DeviceSlots::assign(uint32_t s, ExpertId id, const SlotLayout &layout, uint64_t pin_until) {
+    Slot &slot = slots_[s];
+    slot.id = id;
+    slot.layout = layout;
+    slot.pin_until = pin_until;
+    slot.used = true;
+    where_[id] = s;
+}
+
 std::optional<ExpertView> DeviceSlots::find(ExpertId id) {
     const auto it = where_.find(id);
     if (it == where_.end()) return std::nullopt;
     Slot &s = slots_[it->second];
-    lru_.splice(lru_.begin(), lru_, s.lru);
-    if (!s.pinned) {
-        s.pinned = true;
-        pinned_.push_back(it->second);
+    if (s.pin_until <= now_) pinned_.push_back(it->second);
+    s.pin_until = std::max(s.pin_until, now_ + 1);
+    if (s.prefetched) {
+        s.prefetched = false;
+        ++stats_.prefetch_used;
     }
+    policy_->on_hit(id, now_);
     ++stats_.hits;
     return view(it->second);
 }
 
+namespace {
+// The three tensors of an expert: device destination, host source, bytes.
+struct Part {
+    uint8_t *dst;
+    const uint8_t *src;
+    uint64_t bytes;
+};
+void parts_of(const ExpertView &d, const ExpertView &host, const SlotLayout &l, Part (&out)[3]) {
+    out[0] = {const_cast<uint8_t *>(d.gate), host.gate, l.gate_bytes};
+    out[1] = {const_cast<uint8_t *>(d.up), host.up, l.up_bytes};
+    out[2] = {const_cast<uint8_t *>(d.down), host.down, l.down_bytes};
+}
+std::string expert_name(ExpertId id) {
+    return "expert " + std::to_string(id.expert) + " of layer " + std::to_string(id.layer);
+}
+}  // namespace
+
 ExpertView DeviceSlots::load(ExpertId id, const ExpertView &host, const SlotLayout &layout) {
     if (layout.bytes() > slot_bytes_)
-        throw std::invalid_argument("device slots: expert of layer " + std::to_string(id.layer) + " needs " +
+        throw std::invalid_argument("device slots: " + expert_name(id) + " needs " +
                                     std::to_string(layout.bytes()) + " bytes, slots hold " +
                                     std::to_string(slot_bytes_));
     if (where_.count(id) != 0) throw std::logic_error("device slots: expert loaded twice");
-    uint32_t s = 0;
-    if (!free_.empty()) {
-        s = free_.back();
-        free_.pop_back();
-    } else {
-        // The least recently used slot that is not pinned by the current layer.
-        auto victim = std::find_if(lru_.rbegin(), lru_.rend(), [&](uint32_t v) { return !slots_[v].pinned; });
-        if (victim == lru_.rend())
-            throw std::runtime_error("device slots: all " + std::to_string(n_slots_) +
-                                     " slots hold experts of the current layer; layer " +
-                                     std::to_string(id.layer) + " needs more");
-        s = *victim;
-        lru_.erase(std::next(victim).base());
-        where_.erase(slots_[s].id);
-        ++stats_.evictions;
-    }
-    Slot &slot = slots_[s];
-    slot.id = id;
-    slot.layout = layout;
-    slot.pinned = true;
-    pinned_.push_back(s);
-    lru_.push_front(s);
-    slot.lru = lru_.begin();
-    where_[id] = s;
-    const ExpertView d = view(s);
-    const struct {
-        uint8_t *dst;
-        const uint8_t *src;
-        uint64_t bytes;
-    } parts[] = {{const_cast<uint8_t *>(d.gate), host.gate, layout.gate_bytes},
-                 {const_cast<uint8_t *>(d.up), host.up, layout.up_bytes},
-                 {const_cast<uint8_t *>(d.down), host.down, layout.down_bytes}};
-    for (const auto &p : parts)
+    const std::optional<uint32_t> s = take_slot();
+    if (!s)
+        throw std::runtime_error("device slots: all " + std::to_string(n_slots_) +
+                                 " slots are pinned by the current layer or prefetches; layer " +
+                                 std::to_string(id.layer) + " needs more");
+    assign(*s, id, layout, now_ + 1);
+    slots_[*s].prefetched = false;
+    pinned_.push_back(*s);
+    policy_->on_insert(id, now_, false);
+    const ExpertView d = view(*s);
+    Part parts[3];
+    parts_of(d, host, layout, parts);
+    for (const Part &p : parts)
         if (backend_.upload(p.dst, p.src, static_cast<size_t>(p.bytes)) != kernels::Status::ok)
-            throw std::runtime_error("device slots: upload of expert " + std::to_string(id.expert) +
-                                     " of layer " + std::to_string(id.layer) +
+            throw std::runtime_error("device slots: upload of " + expert_name(id) +
                                      " failed: " + backend_.last_error());
     stats_.bytes_uploaded += layout.gate_bytes + layout.up_bytes + layout.down_bytes;
     ++stats_.misses;
     return d;
 }
 
+bool DeviceSlots::prefetch(ExpertId id, const ExpertView &host, const SlotLayout &layout, uint64_t until) {
+    if (layout.bytes() > slot_bytes_)
+        throw std::invalid_argument("device slots: " + expert_name(id) + " needs " +
+                                    std::to_string(layout.bytes()) + " bytes, slots hold " +
+                                    std::to_string(slot_bytes_));
+    if (where_.count(id) != 0) return false;
+    const std::optional<uint32_t> s = take_slot();
+    if (!s) return false;
+    assign(*s, id, layout, std::max(until, now_) + 1);
+    slots_[*s].prefetched = true;
+    policy_->on_insert(id, now_, true);
+    Part parts[3];
+    parts_of(view(*s), host, layout, parts);
+    for (const Part &p : parts)
+        if (backend_.upload_async(p.dst, p.src, static_cast<size_t>(p.bytes)) != kernels::Status::ok)
+            throw std::runtime_error("device slots: prefetch copy of " + expert_name(id) +
+                                     " failed: " + backend_.last_error());
+    stats_.bytes_uploaded += layout.gate_bytes + layout.up_bytes + layout.down_bytes;
+    ++stats_.prefetch_issued;
+    return true;
+}
+
 void DeviceSlots::end_layer() {
-    for (const uint32_t s : pinned_) slots_[s].pinned = false;
+    for (const uint32_t s : pinned_)
+        if (slots_[s].pin_until == now_ + 1) slots_[s].pin_until = 0;
     pinned_.clear();
 }
 

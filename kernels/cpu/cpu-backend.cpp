@@ -27,11 +27,30 @@ class CpuBackend final : public Backend {
     }
 
     void *alloc(size_t bytes) override { return std::malloc(bytes == 0 ? 1 : bytes); }
-    void free(void *ptr) override { std::free(ptr); }
+    void free(void *ptr) override {
+        run_queued();  // copies still queued into this memory land first, as cudaFree waits
+        std::free(ptr);
+    }
 
     Status upload(void *dst, const void *src, size_t bytes) override { return copy(dst, src, bytes); }
     Status download(void *dst, const void *src, size_t bytes) override { return copy(dst, src, bytes); }
-    Status synchronize() override { return Status::ok; }
+    Status synchronize() override { return run_queued(); }
+
+    // The copy queue: copies wait until compute must see them (the latest moment CUDA may run
+    // them), so code that forgets compute_wait_copies computes on stale slots here too.
+    Status upload_async(void *dst, const void *src, size_t bytes) override {
+        if ((!dst || !src) && bytes) return fail(Status::invalid_argument, "upload_async: null pointer");
+        queued_.push_back({dst, src, bytes});
+        return Status::ok;
+    }
+    Status compute_wait_copies() override { return run_queued(); }
+    Status copies_wait_compute() override { return Status::ok; }  // kernels have run on return
+    Status host_register(const void *, size_t) override {
+        return fail(Status::unsupported, "host_register: host memory is the CPU backend's own");
+    }
+    Status host_unregister(const void *) override {
+        return fail(Status::unsupported, "host_unregister: host memory is the CPU backend's own");
+    }
 
     Status dequantize(quant::Type t, const void *src, float *dst, int64_t n) override {
         const auto &tr = quant::traits(t);
@@ -229,6 +248,18 @@ class CpuBackend final : public Backend {
         return *pool_;
     }
     std::unique_ptr<cpu::ThreadPool> pool_;  // made by the first matmul
+    struct Queued {
+        void *dst;
+        const void *src;
+        size_t bytes;
+    };
+    std::vector<Queued> queued_;  // upload_async copies not run yet, in issue order
+    Status run_queued() {
+        for (const Queued &q : queued_)
+            if (q.bytes) std::memcpy(q.dst, q.src, q.bytes);
+        queued_.clear();
+        return Status::ok;
+    }
     Status copy(void *dst, const void *src, size_t bytes) {
         if ((!dst || !src) && bytes) return fail(Status::invalid_argument, "copy: null pointer");
         if (bytes) std::memcpy(dst, src, bytes);

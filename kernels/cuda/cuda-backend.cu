@@ -22,9 +22,18 @@ class CudaBackend final : public Backend {
   public:
     CudaBackend() {
         if (cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking) != cudaSuccess) stream_ = nullptr;
+        if (cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking) != cudaSuccess)
+            copy_stream_ = nullptr;
+        if (cudaEventCreateWithFlags(&copies_done_, cudaEventDisableTiming) != cudaSuccess)
+            copies_done_ = nullptr;
+        if (cudaEventCreateWithFlags(&compute_done_, cudaEventDisableTiming) != cudaSuccess)
+            compute_done_ = nullptr;
     }
     ~CudaBackend() override {
         if (staging_) cudaFree(staging_);
+        if (compute_done_) cudaEventDestroy(compute_done_);
+        if (copies_done_) cudaEventDestroy(copies_done_);
+        if (copy_stream_) cudaStreamDestroy(copy_stream_);
         if (stream_) cudaStreamDestroy(stream_);
     }
 
@@ -70,7 +79,40 @@ class CudaBackend final : public Backend {
         return Status::ok;
     }
     Status synchronize() override {
+        MOERUN_CUDA_TRY(cudaStreamSynchronize(copy_stream_), error_, Status::device_error);
         MOERUN_CUDA_TRY(cudaStreamSynchronize(stream_), error_, Status::device_error);
+        return Status::ok;
+    }
+
+    // The copy stream and the two events that order it against the compute stream.
+    Status upload_async(void *dst, const void *src, size_t bytes) override {
+        if ((!dst || !src) && bytes) return fail("upload_async: null pointer");
+        MOERUN_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, copy_stream_), error_,
+                        Status::device_error);
+        return Status::ok;
+    }
+    Status compute_wait_copies() override {
+        MOERUN_CUDA_TRY(cudaEventRecord(copies_done_, copy_stream_), error_, Status::device_error);
+        MOERUN_CUDA_TRY(cudaStreamWaitEvent(stream_, copies_done_, 0), error_, Status::device_error);
+        return Status::ok;
+    }
+    Status copies_wait_compute() override {
+        MOERUN_CUDA_TRY(cudaEventRecord(compute_done_, stream_), error_, Status::device_error);
+        MOERUN_CUDA_TRY(cudaStreamWaitEvent(copy_stream_, compute_done_, 0), error_, Status::device_error);
+        return Status::ok;
+    }
+    Status host_register(const void *ptr, size_t bytes) override {
+        if (!ptr || bytes == 0) return fail("host_register: empty range");
+        // Read-only first: the experts are a read-only file mapping.
+        if (cudaHostRegister(const_cast<void *>(ptr), bytes, cudaHostRegisterReadOnly) == cudaSuccess)
+            return Status::ok;
+        (void)cudaGetLastError();
+        MOERUN_CUDA_TRY(cudaHostRegister(const_cast<void *>(ptr), bytes, cudaHostRegisterDefault), error_,
+                        Status::device_error);
+        return Status::ok;
+    }
+    Status host_unregister(const void *ptr) override {
+        MOERUN_CUDA_TRY(cudaHostUnregister(const_cast<void *>(ptr)), error_, Status::device_error);
         return Status::ok;
     }
 
@@ -302,7 +344,9 @@ class CudaBackend final : public Backend {
 
     void *staging_ = nullptr;
     size_t staging_bytes_ = 0;
-    cudaStream_t stream_ = nullptr;
+    cudaStream_t stream_ = nullptr;       // kernels, upload, download
+    cudaStream_t copy_stream_ = nullptr;  // upload_async
+    cudaEvent_t copies_done_ = nullptr, compute_done_ = nullptr;
     std::string error_;
 };
 

@@ -69,6 +69,8 @@ struct Context::Impl {
     void route(uint32_t il, int64_t n);
     // forward-device.cpp: the state on params.backend, and eval_batch on it.
     void init_device();
+    void register_experts(DeviceState &d);
+    void prefetch_next(uint32_t il, uint64_t now);
     void eval_batch_device(std::span<const int32_t> tokens, int64_t n_out, float *out);
     void attention(uint32_t il, std::vector<float> &x, int64_t n);
     void moe(uint32_t il, std::vector<float> &x, int64_t n);

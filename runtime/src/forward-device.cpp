@@ -7,8 +7,15 @@
 //  - experts live in cache::DeviceSlots; a miss is read through `experts` (host tier or mapped
 //    file) and copied into a slot. Decode runs the token's experts in one expert_ffn call; a batch
 //    runs each selected expert once over its tokens (gathered rows), then combines the rows of
-//    every token in rank order.
+//    every token in rank order;
+//  - decode prefetch: once a layer's expert kernel is queued, a predictor (observing the routing)
+//    names the likely experts of the next layer, and those not resident are copied into slots on
+//    the backend's copy queue while the kernel runs; the next layer's kernels wait for the copies.
+//    What a prefetch changes is only where an expert comes from, never which experts run or how,
+//    so results do not depend on it.
 // Activations are token-major on the device: x is [n, n_embd].
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <optional>
@@ -19,6 +26,7 @@
 #include "context-impl.h"
 #include "moerun/cache/device-slots.h"
 #include "moerun/kernels/backend.h"
+#include "moerun/predictor/predictor.h"
 
 namespace moerun {
 
@@ -76,6 +84,12 @@ struct DeviceState {
     std::optional<cache::DeviceSlots> slots;
     std::vector<cache::SlotLayout> layout;  // [n_layer]
 
+    // Decode prefetch (null when off), its outputs, and the host ranges page-locked for it.
+    std::unique_ptr<predictor::Predictor> predictor;
+    std::vector<uint16_t> pred_e;  // [2 * top_k]
+    std::vector<float> pred_s;
+    std::vector<const void *> registered;
+
     // Host-side lists, reused.
     std::vector<int32_t> rows, comb_rows;
     std::vector<float> comb_w, host_gate;
@@ -84,8 +98,10 @@ struct DeviceState {
 
     explicit DeviceState(kernels::Backend &b) : be(b) {}
     ~DeviceState() {
+        (void)be.synchronize();  // no copy may still read registered host memory
         slots.reset();
         for (void *p : owned) be.free(p);
+        for (const void *p : registered) (void)be.host_unregister(p);
     }
 
     void check(kernels::Status st, const char *what) const {
@@ -128,6 +144,38 @@ struct DeviceState {
 
 void DeviceStateDeleter::operator()(DeviceState *d) const {
     delete d;
+}
+
+// Page-locks the mapped expert tensors so that prefetch copies from them run on the copy queue
+// without staging (CUDA); the CPU backend declines, which changes nothing. The ranges are the
+// stacked expert tensors, widened to whole pages and merged; a range the backend refuses is
+// skipped (its copies are staged, still correct).
+void Context::Impl::register_experts(DeviceState &D) {
+    const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    std::vector<std::pair<uint64_t, uint64_t>> ranges;  // [begin, end) addresses
+    for (uint32_t il = 0; il < hp.n_layer; ++il) {
+        const LayerWeights &L = model.layer(il);
+        for (const Weight *w : {&L.gate_exps, &L.up_exps, &L.down_exps}) {
+            if (!w->present()) continue;
+            const uint64_t b = reinterpret_cast<uint64_t>(w->data);
+            const uint64_t n =
+                w->row_bytes * static_cast<uint64_t>(w->ne[1]) * static_cast<uint64_t>(w->ne[2]);
+            ranges.emplace_back(b / page * page, (b + n + page - 1) / page * page);
+        }
+    }
+    std::sort(ranges.begin(), ranges.end());
+    std::vector<std::pair<uint64_t, uint64_t>> merged;
+    for (const auto &r : ranges)
+        if (!merged.empty() && r.first <= merged.back().second)
+            merged.back().second = std::max(merged.back().second, r.second);
+        else
+            merged.push_back(r);
+    for (const auto &[b, e] : merged) {
+        const void *p = reinterpret_cast<const void *>(b);
+        if (D.be.host_register(p, static_cast<size_t>(e - b)) != kernels::Status::ok) continue;
+        D.registered.push_back(p);
+        stats.host_registered_bytes += e - b;
+    }
 }
 
 void Context::Impl::init_device() {
@@ -217,8 +265,21 @@ void Context::Impl::init_device() {
     if (n_slots < static_cast<uint64_t>(K))
         throw std::invalid_argument("device slots: " + std::to_string(n_slots) + " slots cannot hold the " +
                                     std::to_string(K) + " experts a token uses");
-    D.slots.emplace(be, static_cast<uint32_t>(n_slots), slot_bytes);
+    cache::PolicyParams pp;
+    pp.n_layers = hp.n_layer;
+    pp.n_experts = static_cast<uint32_t>(X);
+    pp.top_k = static_cast<uint32_t>(K);
+    D.slots.emplace(be, static_cast<uint32_t>(n_slots), slot_bytes, params.device_policy, pp);
     D.bytes += D.slots->slot_bytes() * n_slots;
+    if (!params.device_prefetch.empty() && n_slots < total && experts->cache() == nullptr) {
+        predictor::PredictorParams qp;
+        qp.max_distance = 1;
+        D.predictor = predictor::make_predictor(
+            params.device_prefetch, {hp.n_layer, static_cast<uint32_t>(X), static_cast<uint32_t>(K)}, qp);
+        D.pred_e.resize(static_cast<size_t>(2 * K));
+        D.pred_s.resize(static_cast<size_t>(2 * K));
+        register_experts(D);
+    }
     if (n_slots == total) {
         // Every expert fits: copy them all in now, as a fully offloaded llama.cpp model loads,
         // rather than on first use during generation.
@@ -301,6 +362,15 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
         const LayerWeights &HL = model.layer(il);
         cache::DeviceSlots &slots = *D.slots;
         const cache::SlotLayout &lay = D.layout[il];
+        const uint64_t now = route_step * hp.n_layer + il;
+        slots.begin_layer(now);
+        if (D.predictor) {
+            // Prefetch copies issued from here on overwrite only unpinned slots, which no kernel
+            // issued before this point reads any more; this layer's kernels read the copies
+            // issued for it during the layer before.
+            D.check(be.copies_wait_compute(), "ordering the copy queue after compute");
+            D.check(be.compute_wait_copies(), "waiting for the prefetch copies");
+        }
         for (auto &list : by_expert) list.clear();
         for (int64_t i = 0; i < n * K; ++i) by_expert[sel_e[static_cast<size_t>(i)]].push_back(i);
         if (n == 1) {
@@ -331,6 +401,7 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
                 HL.gate_exps.type, HL.up_exps.type, HL.down_exps.type,   D.fg.data(), D.fu.data(),
                 D.fd.data(),       sel_w.data(),    static_cast<int>(K), E,           F};
             D.check(be.expert_ffn(f, D.h, D.acc, D.ffn_scratch), "expert_ffn");
+            if (D.predictor) prefetch_next(il, now);
             slots.end_layer();
         } else {
             // A batch: the rows of every (token, rank) pair, grouped by expert, in one gather;
@@ -411,6 +482,26 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
     stats.slot_hits = ss.hits;
     stats.slot_misses = ss.misses;
     stats.slot_bytes_uploaded = ss.bytes_uploaded;
+    stats.slot_prefetches = ss.prefetch_issued;
+    stats.slot_prefetch_used = ss.prefetch_used;
+    stats.slot_prefetch_wasted = ss.prefetch_wasted;
+}
+
+// After layer il's expert kernel of one token is queued: the predictor learns layer il's
+// selection and names the next position's likely experts (the next layer, or layer 0 of the next
+// token); those not resident are copied into slots on the copy queue, pinned for that layer.
+void Context::Impl::prefetch_next(uint32_t il, uint64_t now) {
+    DeviceState &D = *dev;
+    const int64_t K = hp.n_expert_used;
+    D.predictor->observe(il, std::span<const uint16_t>(sel_e.data(), static_cast<size_t>(K)));
+    const size_t n =
+        predictor::predict_likely(*D.predictor, 1, predictor::kPrefetchMinScore, D.pred_e, D.pred_s);
+    const uint32_t tl = D.predictor->target_layer(1);
+    for (size_t i = 0; i < n; ++i) {
+        const uint16_t e = D.pred_e[i];
+        if (D.slots->resident({tl, e})) continue;
+        if (!D.slots->prefetch({tl, e}, experts->view(tl, e), D.layout[tl], now + 1)) break;  // all pinned
+    }
 }
 
 }  // namespace moerun

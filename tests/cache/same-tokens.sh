@@ -52,6 +52,19 @@ same greedy device-min-cached --temp 0 --backend cpu-device --device-slots "$((t
 same sampled device-sampled --temp 0.9 --top-k 40 --seed 1234 --backend cpu-device --device-slots "$top_k"
 grep -q "device cpu: .* $top_k expert slots; slot hits [0-9]*, misses [1-9]" "$work/device-min.log" ||
     { echo "FAIL: the device run did not report its slots and misses"; cat "$work/device-min.log"; exit 1; }
+# Device prefetch (copies on the copy queue, which the CPU backend runs only when compute waits for
+# them) and the slot policies: where an expert comes from never changes a token.
+for policy in lru least-stale; do
+    for pf in transition previous; do
+        same greedy "device-prefetch-$policy-$pf" --temp 0 --backend cpu-device --device-slots "$((top_k + 2))" \
+            --cache-policy "$policy" --device-prefetch "$pf"
+    done
+done
+grep -q "device prefetch (previous): [1-9][0-9]* experts copied ahead" "$work/device-prefetch-lru-previous.log" ||
+    { echo "FAIL: the device prefetch run copied nothing ahead"; cat "$work/device-prefetch-lru-previous.log"; exit 1; }
+same sampled device-prefetch-sampled --temp 0.9 --top-k 40 --seed 1234 --backend cpu-device \
+    --device-slots "$((top_k + 2))" --device-prefetch transition
+same greedy device-prefetch-cached --temp 0 --backend cpu-device --device-slots "$((top_k + 2))" --cache-slots 2
 fails() {  # fails NAME PATTERN ARGS...: moerun must exit 1 with PATTERN on stderr
     local name=$1 pattern=$2; shift 2
     if "$moerun" run "${common[@]}" "$@" >/dev/null 2>"$work/$name.log"; then echo "FAIL: $name succeeded"; exit 1; fi
@@ -60,6 +73,8 @@ fails() {  # fails NAME PATTERN ARGS...: moerun must exit 1 with PATTERN on stde
 fails device-too-few "slots cannot hold the $top_k experts a token uses" --backend cpu-device --device-slots "$((top_k - 1))"
 fails device-no-backend "\-\-device-slots needs a device backend" --device-slots "$top_k"
 fails device-mem-small "device memory 1 MiB holds .* at least [0-9]* MiB are needed" --backend cpu-device --device-mem 1MiB
+fails device-belady "belady is not available for device slots" --backend cpu-device --cache-policy belady \
+    --routing-trace "$work/greedy.trace"
 # The cache was really used: misses were read through it (stats table present).
 run stats --temp 0 --cache-slots 2 --stats
 grep -q "^| all |" "$work/stats.log" || { echo "FAIL: --stats printed no cache table"; cat "$work/stats.log"; exit 1; }

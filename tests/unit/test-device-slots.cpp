@@ -1,6 +1,7 @@
 // cache::DeviceSlots on the CPU backend (device memory = host memory): copies land at aligned
-// offsets with the right bytes, replacement is least recently used, the current layer's experts
-// are never evicted, and running out of slots or an oversized expert is an error, not a crash.
+// offsets with the right bytes, replacement follows the policy (LRU; least-stale where LRU loops),
+// the current layer's experts are never evicted, prefetch copies run on the copy queue and stay
+// pinned until their layer, and running out of slots or an oversized expert is an error.
 #include <doctest/doctest.h>
 
 #include <cstring>
@@ -26,6 +27,14 @@ struct HostExpert {
     ExpertView view() const { return {gate.data(), up.data(), down.data()}; }
 };
 
+cache::PolicyParams shape(uint32_t n_layers, uint32_t n_experts, uint32_t top_k) {
+    cache::PolicyParams p;
+    p.n_layers = n_layers;
+    p.n_experts = n_experts;
+    p.top_k = top_k;
+    return p;
+}
+
 bool holds(const ExpertView &d, const HostExpert &h) {
     return std::memcmp(d.gate, h.gate.data(), h.gate.size()) == 0 &&
            std::memcmp(d.up, h.up.data(), h.up.size()) == 0 &&
@@ -46,7 +55,7 @@ TEST_CASE("slot layout: tensors at 256-byte boundaries, the slot size covers the
 TEST_CASE("device slots: copies, hits, LRU replacement, pinning within a layer") {
     auto be = kernels::make_backend("cpu");
     const cache::SlotLayout lay{700, 700, 900};
-    cache::DeviceSlots slots(*be, 3, lay.bytes());
+    cache::DeviceSlots slots(*be, 3, lay.bytes(), "lru", shape(2, 6, 3));
     CHECK(slots.n_slots() == 3);
     std::vector<HostExpert> host;
     for (uint32_t e = 0; e < 6; ++e) host.emplace_back(ExpertId{1, e}, lay);
@@ -82,8 +91,95 @@ TEST_CASE("device slots: copies, hits, LRU replacement, pinning within a layer")
 TEST_CASE("device slots: bad sizes are errors") {
     auto be = kernels::make_backend("cpu");
     const cache::SlotLayout small{256, 256, 256}, big{4096, 256, 256};
-    cache::DeviceSlots slots(*be, 2, small.bytes());
+    cache::DeviceSlots slots(*be, 2, small.bytes(), "lru", shape(1, 2, 1));
     HostExpert h({0, 0}, big);
     CHECK_THROWS_AS(slots.load({0, 0}, h.view(), big), std::invalid_argument);
-    CHECK_THROWS_AS(cache::DeviceSlots(*be, 0, 1024), std::invalid_argument);
+    CHECK_THROWS_AS(slots.prefetch({0, 0}, h.view(), big, 1), std::invalid_argument);
+    CHECK_THROWS_AS(cache::DeviceSlots(*be, 0, 1024, "lru", shape(1, 2, 1)), std::invalid_argument);
+    CHECK_THROWS_WITH_AS(cache::DeviceSlots(*be, 2, 1024, "fifo", shape(1, 2, 1)), doctest::Contains("fifo"),
+                         std::invalid_argument);
+}
+
+TEST_CASE("device slots: least-stale keeps part of a loop that LRU always misses") {
+    // Four layers of two experts each, the same every token, six slots for the eight: LRU evicts
+    // the experts used longest ago, the next layers' (each just before its use); least-stale
+    // evicts the layer just served, the furthest from its next use.
+    auto be = kernels::make_backend("cpu");
+    const cache::SlotLayout lay{256, 256, 256};
+    uint64_t hits[2] = {0, 0};
+    int i = 0;
+    for (const char *policy : {"lru", "least-stale"}) {
+        cache::DeviceSlots slots(*be, 6, lay.bytes(), policy, shape(4, 2, 2));
+        for (uint64_t now = 0; now < 80; ++now) {
+            slots.begin_layer(now);
+            const uint32_t l = static_cast<uint32_t>(now % 4);
+            // As the device pass serves a layer: hits first (pinning them), then the misses.
+            std::vector<uint32_t> missing;
+            for (const uint32_t e : {0u, 1u})
+                if (const auto d = slots.find({l, e}))
+                    CHECK(holds(*d, HostExpert({l, e}, lay)));
+                else
+                    missing.push_back(e);
+            for (const uint32_t e : missing) {
+                HostExpert h({l, e}, lay);
+                CHECK(holds(slots.load({l, e}, h.view(), lay), h));
+            }
+            slots.end_layer();
+        }
+        hits[i++] = slots.stats().hits;
+        CHECK(slots.policy() == policy);
+    }
+    MESSAGE("hits of 160 uses: lru ", hits[0], ", least-stale ", hits[1]);
+    CHECK(hits[0] == 0);
+    CHECK(hits[1] >= 60);
+}
+
+TEST_CASE(
+    "device slots: prefetch copies on the copy queue, pinned until their layer, counted used or wasted") {
+    auto be = kernels::make_backend("cpu");
+    const cache::SlotLayout lay{512, 512, 768};
+    cache::DeviceSlots slots(*be, 4, lay.bytes(), "least-stale", shape(2, 8, 2));
+    std::vector<HostExpert> h0, h1;
+    for (uint32_t e = 0; e < 8; ++e) {
+        h0.emplace_back(ExpertId{0, e}, lay);
+        h1.emplace_back(ExpertId{1, e}, lay);
+    }
+    // Clock 0 (layer 0): two demand loads, then prefetches for layer 1 (clock 1).
+    slots.begin_layer(0);
+    slots.load({0, 0}, h0[0].view(), lay);
+    slots.load({0, 1}, h0[1].view(), lay);
+    CHECK(slots.prefetch({1, 2}, h1[2].view(), lay, 1));
+    CHECK(slots.prefetch({1, 3}, h1[3].view(), lay, 1));
+    CHECK(!slots.prefetch({1, 2}, h1[2].view(), lay, 1));  // resident already
+    CHECK(!slots.prefetch({1, 4}, h1[4].view(), lay, 1));  // every slot pinned
+    CHECK(slots.stats().prefetch_issued == 2);
+    CHECK(slots.stats().bytes_uploaded == 4 * (512 + 512 + 768));
+    slots.end_layer();
+
+    // Clock 1 (layer 1): the prefetched expert is found, but its bytes are there only once compute
+    // has waited for the copy queue (the CPU backend runs queued copies at that wait).
+    slots.begin_layer(1);
+    const auto d2 = slots.find({1, 2});
+    REQUIRE(d2);
+    CHECK(!holds(*d2, h1[2]));
+    REQUIRE(be->compute_wait_copies() == kernels::Status::ok);
+    CHECK(holds(*d2, h1[2]));
+    CHECK(slots.stats().prefetch_used == 1);
+    // A demand load at layer 1 may not take the other prefetched slot (pinned for this layer).
+    slots.load({1, 5}, h1[5].view(), lay);
+    CHECK(slots.resident({1, 3}));
+    CHECK(slots.resident({1, 2}));
+    slots.end_layer();
+
+    // Later layers: the unused prefetch becomes evictable and is counted wasted when it goes.
+    for (uint64_t now = 2; now < 12 && slots.resident({1, 3}); ++now) {
+        slots.begin_layer(now);
+        const uint32_t l = static_cast<uint32_t>(now % 2), e = static_cast<uint32_t>(6 + now / 2 % 2);
+        const auto &h = l == 0 ? h0 : h1;
+        if (!slots.find({l, e})) slots.load({l, e}, h[e].view(), lay);
+        slots.end_layer();
+    }
+    CHECK(!slots.resident({1, 3}));
+    CHECK(slots.stats().prefetch_wasted == 1);
+    CHECK(slots.stats().prefetch_used == 1);
 }

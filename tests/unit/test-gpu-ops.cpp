@@ -329,7 +329,11 @@ TEST_CASE("cuda kv_store and attention match the CPU backend (GQA, positions aft
 TEST_CASE("device slots on the GPU hold the bytes copied in, after replacements") {
     auto gpu = gpu_backend();
     const cache::SlotLayout lay{3000, 3000, 5000};
-    cache::DeviceSlots slots(*gpu, 2, lay.bytes());
+    cache::PolicyParams pp;
+    pp.n_layers = 1;
+    pp.n_experts = 4;
+    pp.top_k = 1;
+    cache::DeviceSlots slots(*gpu, 2, lay.bytes(), "lru", pp);
     std::vector<std::vector<uint8_t>> parts;
     std::mt19937 rng(13);
     for (uint32_t e = 0; e < 4; ++e) {
@@ -346,6 +350,45 @@ TEST_CASE("device slots on the GPU hold the bytes copied in, after replacements"
         CHECK(back == g);
     }
     CHECK(slots.stats().evictions == 2);
+}
+
+TEST_CASE("copy queue: prefetch copies from registered host memory reach the slot after compute waits") {
+    auto gpu = gpu_backend();
+    const cache::SlotLayout lay{4096, 4096, 8192};
+    cache::PolicyParams pp;
+    pp.n_layers = 2;
+    pp.n_experts = 8;
+    pp.top_k = 2;
+    cache::DeviceSlots slots(*gpu, 4, lay.bytes(), "least-stale", pp);
+    // One page-aligned host block for three experts, registered when the backend supports it.
+    const size_t one = lay.gate_bytes + lay.up_bytes + lay.down_bytes;
+    std::vector<uint8_t> block(3 * one + 8192);
+    uint8_t *base = block.data() + (4096 - reinterpret_cast<uintptr_t>(block.data()) % 4096) % 4096;
+    std::mt19937 rng(29);
+    for (size_t i = 0; i < 3 * one; ++i) base[i] = static_cast<uint8_t>(rng());
+    const kernels::Status reg = gpu->host_register(base, 3 * one);
+    CHECK((reg == kernels::Status::ok) == (gpu->name() == "cuda"));
+    slots.begin_layer(0);
+    for (uint32_t e = 0; e < 3; ++e) {
+        const uint8_t *h = base + e * one;
+        REQUIRE(slots.prefetch({1, e}, {h, h + lay.gate_bytes, h + lay.gate_bytes + lay.up_bytes}, lay, 1));
+    }
+    slots.end_layer();
+    slots.begin_layer(1);
+    REQUIRE(gpu->compute_wait_copies() == kernels::Status::ok);
+    for (uint32_t e = 0; e < 3; ++e) {
+        const auto d = slots.find({1, e});
+        REQUIRE(d);
+        std::vector<uint8_t> back(lay.down_bytes);
+        REQUIRE(gpu->download(back.data(), d->down, back.size()) == kernels::Status::ok);
+        CHECK(std::equal(back.begin(), back.end(), base + e * one + lay.gate_bytes + lay.up_bytes));
+        back.resize(lay.gate_bytes);
+        REQUIRE(gpu->download(back.data(), d->gate, back.size()) == kernels::Status::ok);
+        CHECK(std::equal(back.begin(), back.end(), base + e * one));
+    }
+    CHECK(slots.stats().prefetch_used == 3);
+    REQUIRE(gpu->synchronize() == kernels::Status::ok);
+    if (reg == kernels::Status::ok) CHECK(gpu->host_unregister(base) == kernels::Status::ok);
 }
 
 int main(int argc, char **argv) {

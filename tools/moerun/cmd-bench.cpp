@@ -114,6 +114,7 @@ int bench(const BenchOptions &o) {
     Context ctx(model, session->ctx);
     cache::LayerCacheStats decode_stats;                      // summed over the measured decode phases
     uint64_t slot_hits = 0, slot_misses = 0, slot_bytes = 0;  // device slots, measured decode phases
+    uint64_t slot_prefetches = 0, slot_prefetch_used = 0;
     const uint32_t V = model.hparams().n_vocab;
     std::mt19937 rng(1234);
     std::vector<int32_t> prompt(static_cast<size_t>(o.n_prompt));
@@ -141,6 +142,8 @@ int bench(const BenchOptions &o) {
         slot_hits += ctx.stats().slot_hits - slots_before.slot_hits;
         slot_misses += ctx.stats().slot_misses - slots_before.slot_misses;
         slot_bytes += ctx.stats().slot_bytes_uploaded - slots_before.slot_bytes_uploaded;
+        slot_prefetches += ctx.stats().slot_prefetches - slots_before.slot_prefetches;
+        slot_prefetch_used += ctx.stats().slot_prefetch_used - slots_before.slot_prefetch_used;
         decode_stats.accesses += after.accesses - before.accesses;
         decode_stats.hits += after.hits - before.hits;
         decode_stats.late_hits += after.late_hits - before.late_hits;
@@ -175,7 +178,8 @@ int bench(const BenchOptions &o) {
             "\"prefetch_issued\": %llu, \"prefetch_used\": %llu, \"fixed_overhead\": %llu, \"backend\": "
             "\"%s\", "
             "\"device\": \"%s\", \"device_bytes\": %llu, \"device_slots\": %u, \"slot_hits\": %llu, "
-            "\"slot_misses\": %llu, \"slot_bytes_per_token\": %.1f}\n",
+            "\"slot_misses\": %llu, \"slot_bytes_per_token\": %.1f, \"device_policy\": \"%s\", "
+            "\"device_prefetch\": \"%s\", \"slot_prefetches\": %llu, \"slot_prefetch_used\": %llu}\n",
             o.model.c_str(), desc.c_str(), threads, o.reps, o.n_prompt, o.n_gen, p.mean, p.std, g.mean, g.std,
             static_cast<unsigned long long>(peak_rss_bytes()),
             static_cast<unsigned long long>(session->plan.budget), session->plan.cached ? "true" : "false",
@@ -188,7 +192,11 @@ int bench(const BenchOptions &o) {
             session->backend ? session->backend->device_info().name.c_str() : "",
             static_cast<unsigned long long>(cs.device_bytes), cs.device_slots,
             static_cast<unsigned long long>(slot_hits), static_cast<unsigned long long>(slot_misses),
-            n_dec > 0 ? double(slot_bytes) / n_dec : 0.0);
+            n_dec > 0 ? double(slot_bytes) / n_dec : 0.0,
+            session->backend ? session->ctx.device_policy.c_str() : "",
+            session->backend ? session->ctx.device_prefetch.c_str() : "",
+            static_cast<unsigned long long>(slot_prefetches),
+            static_cast<unsigned long long>(slot_prefetch_used));
         return 0;
     }
     std::printf("| model | threads | test | t/s |\n|---|---|---|---|\n");

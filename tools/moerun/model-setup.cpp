@@ -58,6 +58,12 @@ void add_memory_options(CLI::App *app, MemoryFlags &f) {
     app->add_option("--device-slots", f.device_slots,
                     "device backends: exactly this many expert slots on the device (overrides --device-mem's "
                     "count; at least the experts a token uses)");
+    app->add_option("--device-prefetch", f.device_prefetch,
+                    "device backends, decode: copy the experts a routing predictor expects at the next layer "
+                    "into device slots while the current layer computes: none, previous, transition "
+                    "(experts read in place only)")
+        ->check(CLI::IsMember({"none", "previous", "transition"}))
+        ->capture_default_str();
 }
 
 namespace {
@@ -178,6 +184,10 @@ std::unique_ptr<Session> open_session(const std::string &path, const MemoryFlags
         s->ctx.device_mem = !f.device_mem.empty() ? parse_size(f.device_mem)
                             : di.free_memory > 0  ? di.free_memory / 10 * 9
                                                   : 0;
+        if (f.policy == "belady")
+            throw std::invalid_argument("--cache-policy belady is not available for device slots");
+        s->ctx.device_policy = f.policy;  // the device slots are replaced by the cache's policy
+        s->ctx.device_prefetch = f.device_prefetch == "none" ? "" : f.device_prefetch;
     } else {
         if (!f.device_mem.empty()) mo.device_mem = parse_size(f.device_mem);
         if (f.device_slots > 0)
@@ -256,6 +266,15 @@ void print_device_stats(const Session &s, const ContextStats &st, std::FILE *out
         static_cast<unsigned long long>(st.slot_hits), static_cast<unsigned long long>(st.slot_misses),
         looked_up ? 100.0 * double(st.slot_hits) / double(looked_up) : 100.0,
         format_size(st.slot_bytes_uploaded).c_str());
+    if (st.slot_prefetches > 0 || st.host_registered_bytes > 0)
+        std::fprintf(
+            out,
+            "moerun: device prefetch (%s): %llu experts copied ahead, %llu used by their layer, %llu "
+            "evicted unused; %s of host memory page-locked for the copies\n",
+            s.ctx.device_prefetch.c_str(), static_cast<unsigned long long>(st.slot_prefetches),
+            static_cast<unsigned long long>(st.slot_prefetch_used),
+            static_cast<unsigned long long>(st.slot_prefetch_wasted),
+            format_size(st.host_registered_bytes).c_str());
 }
 
 void print_cache_stats(const Session &s, std::FILE *out) {

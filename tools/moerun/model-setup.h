@@ -36,6 +36,7 @@ struct MemoryFlags {
     // auto | cpu | cuda | cpu-device (the device forward pass on the CPU backend, for tests)
     std::string backend = "auto";
     uint32_t device_slots = 0;  // > 0: exactly this many device expert slots (tests, experiments)
+    std::string device_prefetch = "transition";  // none | previous | transition
 };
 
 // --host-mem --device-mem --cache-policy --cache-per-layer --force-cache --cache-slots --prefetch --io-depth

@@ -2,20 +2,32 @@
 //
 // One allocation of n_slots x slot_bytes made at start (the --device-mem budget's expert part).
 // An expert occupies one slot: its gate, up and down tensors at 256-byte aligned offsets. Slots
-// are filled from host memory (the host tier, or the mapped file) and replaced least recently
-// used; the experts of the layer being computed are pinned until end_layer(), so a layer needs
-// at least as many slots as it uses distinct experts at once.
+// are filled from host memory (the host tier, or the mapped file) and replaced by a cache Policy
+// (one partition over every slot; least-stale by default in the runtime). The routing clock is
+// the cache's: now = step * n_layers + layer, set by begin_layer().
+//
+// Pins: the experts the current layer uses (find, load) are pinned until end_layer(), so a layer
+// needs at least as many slots as it uses distinct experts at once. A prefetch pins its slot
+// until the end of the layer it was made for. Pinned slots are never chosen as victims.
+//
+// Copies: load() copies on the backend's compute queue (ordered with the kernels that follow).
+// prefetch() copies on its copy queue, beside the kernels; the caller makes compute wait for the
+// copies (Backend::compute_wait_copies) before a kernel reads a prefetched slot. A prefetch's
+// victim is never pinned, so no kernel still queued reads it when the caller has synchronised
+// with every earlier layer (the device pass does, when it downloads the router logits).
 #pragma once
 
 #include <cstdint>
-#include <list>
+#include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "moerun/cache/expert-cache.h"
 #include "moerun/cache/expert-id.h"
+#include "moerun/cache/policy.h"
 #include "moerun/kernels/backend.h"
 
 namespace moerun::cache {
@@ -33,48 +45,68 @@ uint64_t slot_bytes_for(std::span<const SlotLayout> layouts);
 
 struct DeviceSlotStats {
     uint64_t hits = 0, misses = 0, evictions = 0, bytes_uploaded = 0;
+    uint64_t prefetch_issued = 0;  // prefetch copies (their bytes are in bytes_uploaded)
+    uint64_t prefetch_used = 0;    // prefetched experts found by their layer (counted as hits too)
+    uint64_t prefetch_wasted = 0;  // prefetched experts evicted before any use
 };
 
 class DeviceSlots {
   public:
-    // Allocates the pool; throws std::runtime_error (with the backend's message) when it cannot.
-    DeviceSlots(kernels::Backend &backend, uint32_t n_slots, uint64_t slot_bytes);
+    // Allocates the pool; throws std::runtime_error (with the backend's message) when it cannot,
+    // std::invalid_argument for an unknown policy or a shape the policy cannot serve. `params`
+    // gives n_layers, n_experts and top_k (capacity is n_slots).
+    DeviceSlots(kernels::Backend &backend, uint32_t n_slots, uint64_t slot_bytes, const std::string &policy,
+                PolicyParams params);
     ~DeviceSlots();
     DeviceSlots(const DeviceSlots &) = delete;
     DeviceSlots &operator=(const DeviceSlots &) = delete;
 
-    // The expert's device copy when resident (counts a hit, marks it used and pins it).
+    // The routing clock of the layer about to be served (non-decreasing).
+    void begin_layer(uint64_t now);
+    // The expert's device copy when resident (counts a hit, tells the policy, pins it).
     std::optional<ExpertView> find(ExpertId id);
-    // Copies the expert from host memory into a free or least recently used unpinned slot, pins
-    // it and returns its device copy (counts a miss). Throws std::runtime_error when every slot
-    // is pinned or the copy fails.
+    // Copies the expert from host memory into a free slot or the policy's victim, pins it and
+    // returns its device copy (counts a miss). Throws std::runtime_error when every slot is
+    // pinned or the copy fails.
     ExpertView load(ExpertId id, const ExpertView &host, const SlotLayout &layout);
+    // Starts copying the expert for the layer at clock `until` (> now) on the copy queue, and pins
+    // it until that layer ends. `host` must stay valid until the copy has run. Returns false (and
+    // copies nothing) when it is resident already or every slot is pinned; throws
+    // std::runtime_error when the copy cannot be issued.
+    bool prefetch(ExpertId id, const ExpertView &host, const SlotLayout &layout, uint64_t until);
     bool resident(ExpertId id) const { return where_.count(id) != 0; }
-    // Unpins every slot (the layer's experts are no longer in use).
+    // Unpins the current layer's experts (prefetches for later layers stay pinned).
     void end_layer();
 
     uint32_t n_slots() const { return n_slots_; }
     uint64_t slot_bytes() const { return slot_bytes_; }
+    std::string_view policy() const { return policy_->name(); }
     const DeviceSlotStats &stats() const { return stats_; }
 
   private:
     struct Slot {
         ExpertId id{};
         SlotLayout layout;
-        bool pinned = false;
-        std::list<uint32_t>::iterator lru;  // position in lru_ (front: most recent)
+        uint64_t pin_until = 0;   // pinned while now_ < pin_until (clock + 1 of the last layer it serves)
+        bool prefetched = false;  // copied by prefetch() and not used yet
+        bool used = false;        // holds an expert
     };
     ExpertView view(uint32_t slot) const;
+    // A free slot, or the policy's victim among the unpinned ones (evicted); nullopt when none.
+    std::optional<uint32_t> take_slot();
+    void assign(uint32_t s, ExpertId id, const SlotLayout &layout, uint64_t pin_until);
+    static bool evictable(const void *ctx, ExpertId id);
 
     kernels::Backend &backend_;
     uint32_t n_slots_;
     uint64_t slot_bytes_;
     uint8_t *pool_ = nullptr;
+    std::unique_ptr<Policy> policy_;
     std::vector<Slot> slots_;
-    std::list<uint32_t> lru_;                       // used slots, most recent first
     std::vector<uint32_t> free_;                    // never-used slots
     std::unordered_map<ExpertId, uint32_t> where_;  // resident expert -> slot
-    std::vector<uint32_t> pinned_;                  // slots pinned in this layer
+    std::vector<uint32_t> pinned_;                  // slots pinned by the current layer
+    uint64_t now_ = 0;
     DeviceSlotStats stats_;
 };
 

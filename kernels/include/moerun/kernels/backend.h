@@ -44,7 +44,24 @@ class Backend {
     virtual void free(void *ptr) = 0;
     virtual Status upload(void *dst, const void *host_src, size_t bytes) = 0;
     virtual Status download(void *host_dst, const void *src, size_t bytes) = 0;
+    // Waits for everything issued on both queues (kernels and copies).
     virtual Status synchronize() = 0;
+
+    // Copies beside the kernels. upload_async enqueues a host-to-device copy on a copy queue (CUDA:
+    // a second stream) that runs concurrently with the compute queue (kernels, upload, download).
+    // host_src must stay valid and unchanged until the copy has run (it has after synchronize()).
+    // The queues are ordered only by the two waits below. The CPU backend runs queued copies when
+    // it must: at compute_wait_copies, synchronize or free, so a missing wait reads stale data.
+    virtual Status upload_async(void *dst, const void *host_src, size_t bytes) = 0;
+    // Compute-queue work issued after this call starts after every upload_async issued before it.
+    virtual Status compute_wait_copies() = 0;
+    // upload_async copies issued after this call start after all compute-queue work issued before it.
+    virtual Status copies_wait_compute() = 0;
+    // Page-locks a host range so that copies from it run without staging (CUDA: cudaHostRegister,
+    // read-only); Status::unsupported where that means nothing (CPU). host_unregister takes the
+    // same start pointer.
+    virtual Status host_register(const void *ptr, size_t bytes) = 0;
+    virtual Status host_unregister(const void *ptr) = 0;
 
     // dst[0..n) = dequantized src (n elements of type t, n a multiple of the block size).
     virtual Status dequantize(quant::Type t, const void *src, float *dst, int64_t n) = 0;

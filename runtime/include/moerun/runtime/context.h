@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "moerun/runtime/model.h"
@@ -51,6 +52,13 @@ struct ContextParams {
     kernels::Backend *backend = nullptr;
     uint64_t device_mem = 0;
     uint32_t device_slots = 0;
+    // The device slots' replacement policy (cache::policy_names(); not belady).
+    std::string device_policy = "least-stale";
+    // Decode with a backend: the predictor (predictor::predictor_names()) whose likely next-layer
+    // experts are copied into device slots on the backend's copy queue while the current layer
+    // computes; "" for none. Only when experts are read in place (the mapped file stays valid
+    // while a copy runs), and only when not every expert has a slot.
+    std::string device_prefetch = "transition";
 };
 
 struct ContextStats {
@@ -61,6 +69,10 @@ struct ContextStats {
     uint64_t device_bytes = 0;
     uint32_t device_slots = 0;
     uint64_t slot_hits = 0, slot_misses = 0, slot_bytes_uploaded = 0;
+    // Device prefetch: copies issued, and those used by their layer / evicted unused. Prefetched
+    // experts that were used are counted in slot_hits as well.
+    uint64_t slot_prefetches = 0, slot_prefetch_used = 0, slot_prefetch_wasted = 0;
+    uint64_t host_registered_bytes = 0;  // host memory page-locked for the copies (CUDA)
 };
 
 class Context {
