@@ -112,27 +112,41 @@ std::optional<ExpertView> DeviceSlots::find(ExpertId id) {
 }
 
 namespace {
-// The three tensors of an expert: device destination, host source, bytes.
-struct Part {
-    uint8_t *dst;
-    const uint8_t *src;
-    uint64_t bytes;
-};
-void parts_of(const ExpertView &d, const ExpertView &host, const SlotLayout &l, Part (&out)[3]) {
-    out[0] = {const_cast<uint8_t *>(d.gate), host.gate, l.gate_bytes};
-    out[1] = {const_cast<uint8_t *>(d.up), host.up, l.up_bytes};
-    out[2] = {const_cast<uint8_t *>(d.down), host.down, l.down_bytes};
-}
 std::string expert_name(ExpertId id) {
     return "expert " + std::to_string(id.expert) + " of layer " + std::to_string(id.layer);
 }
 }  // namespace
 
-ExpertView DeviceSlots::load(ExpertId id, const ExpertView &host, const SlotLayout &layout) {
+void DeviceSlots::check_fits(ExpertId id, const SlotLayout &layout) const {
     if (layout.bytes() > slot_bytes_)
         throw std::invalid_argument("device slots: " + expert_name(id) + " needs " +
                                     std::to_string(layout.bytes()) + " bytes, slots hold " +
                                     std::to_string(slot_bytes_));
+}
+
+void DeviceSlots::copy(uint32_t s, ExpertId id, const ExpertView &host, const SlotLayout &layout,
+                       bool async) {
+    const ExpertView d = view(s);
+    const struct {
+        const uint8_t *dst, *src;
+        uint64_t bytes;
+    } parts[] = {{d.gate, host.gate, layout.gate_bytes},
+                 {d.up, host.up, layout.up_bytes},
+                 {d.down, host.down, layout.down_bytes}};
+    for (const auto &p : parts) {
+        void *dst = const_cast<uint8_t *>(p.dst);
+        const size_t n = static_cast<size_t>(p.bytes);
+        const kernels::Status st =
+            async ? backend_.upload_async(dst, p.src, n) : backend_.upload(dst, p.src, n);
+        if (st != kernels::Status::ok)
+            throw std::runtime_error(std::string("device slots: ") + (async ? "prefetch copy" : "upload") +
+                                     " of " + expert_name(id) + " failed: " + backend_.last_error());
+    }
+    stats_.bytes_uploaded += layout.gate_bytes + layout.up_bytes + layout.down_bytes;
+}
+
+ExpertView DeviceSlots::load(ExpertId id, const ExpertView &host, const SlotLayout &layout) {
+    check_fits(id, layout);
     if (where_.count(id) != 0) throw std::logic_error("device slots: expert loaded twice");
     const std::optional<uint32_t> s = take_slot();
     if (!s)
@@ -143,36 +157,20 @@ ExpertView DeviceSlots::load(ExpertId id, const ExpertView &host, const SlotLayo
     slots_[*s].prefetched = false;
     pinned_.push_back(*s);
     policy_->on_insert(id, now_, false);
-    const ExpertView d = view(*s);
-    Part parts[3];
-    parts_of(d, host, layout, parts);
-    for (const Part &p : parts)
-        if (backend_.upload(p.dst, p.src, static_cast<size_t>(p.bytes)) != kernels::Status::ok)
-            throw std::runtime_error("device slots: upload of " + expert_name(id) +
-                                     " failed: " + backend_.last_error());
-    stats_.bytes_uploaded += layout.gate_bytes + layout.up_bytes + layout.down_bytes;
+    copy(*s, id, host, layout, false);
     ++stats_.misses;
-    return d;
+    return view(*s);
 }
 
 bool DeviceSlots::prefetch(ExpertId id, const ExpertView &host, const SlotLayout &layout, uint64_t until) {
-    if (layout.bytes() > slot_bytes_)
-        throw std::invalid_argument("device slots: " + expert_name(id) + " needs " +
-                                    std::to_string(layout.bytes()) + " bytes, slots hold " +
-                                    std::to_string(slot_bytes_));
+    check_fits(id, layout);
     if (where_.count(id) != 0) return false;
     const std::optional<uint32_t> s = take_slot();
     if (!s) return false;
     assign(*s, id, layout, std::max(until, now_) + 1);
     slots_[*s].prefetched = true;
     policy_->on_insert(id, now_, true);
-    Part parts[3];
-    parts_of(view(*s), host, layout, parts);
-    for (const Part &p : parts)
-        if (backend_.upload_async(p.dst, p.src, static_cast<size_t>(p.bytes)) != kernels::Status::ok)
-            throw std::runtime_error("device slots: prefetch copy of " + expert_name(id) +
-                                     " failed: " + backend_.last_error());
-    stats_.bytes_uploaded += layout.gate_bytes + layout.up_bytes + layout.down_bytes;
+    copy(*s, id, host, layout, true);
     ++stats_.prefetch_issued;
     return true;
 }

@@ -95,6 +95,10 @@ class DeviceSlots {
     // A free slot, or the policy's victim among the unpinned ones (evicted); nullopt when none.
     std::optional<uint32_t> take_slot();
     void assign(uint32_t s, ExpertId id, const SlotLayout &layout, uint64_t pin_until);
+    // std::invalid_argument when the expert does not fit a slot.
+    void check_fits(ExpertId id, const SlotLayout &layout) const;
+    // Copies the expert's three tensors into slot s: on the compute queue, or the copy queue (async).
+    void copy(uint32_t s, ExpertId id, const ExpertView &host, const SlotLayout &layout, bool async);
     static bool evictable(const void *ctx, ExpertId id);
 
     kernels::Backend &backend_;
