@@ -5,13 +5,14 @@
 //   2. greedy decoding one token at a time from the prompt, against llama.cpp's continuation.
 // Usage: logits-compare MODEL.gguf ORACLE.bin --tol T [--first-tol T0] [--min-top1 F]
 //                       [--greedy require|report] [--threads N] [--kv-type f32|f16]
-//                       [--backend cpu|cuda --device-slots N|min]
+//                       [--backend cpu|cuda --device-slots N|min|few]
 // Passes when every position is within T, position 0 within T0 (default 1e-4), the share of
 // positions with the same top-1 token is >= F (default 1), and (with --greedy require, the
 // default) the continuation is identical. Exit 0 pass, 1 fail, 2 bad input, 77 the backend is
 // not usable here (skipped).
 // --backend runs the forward pass on that backend (ContextParams::backend) with N expert slots
-// (min: the model's top-k, so experts are evicted and copied in all the time), then again with a
+// (min: the model's top-k, so experts are evicted and copied in all the time; few: top-k + 2, which
+// leaves decode room to prefetch into slots on the copy queue), then again with a
 // slot for every expert, and also requires the two runs' logits to be bit-identical: results
 // must not depend on the cache.
 #include <algorithm>
@@ -136,8 +137,9 @@ int main(int argc, char **argv) {
         };
         uint32_t slots = 0;
         if (backend)
-            slots = slots_arg == "min" ? model.hparams().n_expert_used
-                                       : static_cast<uint32_t>(std::stoul(slots_arg));
+            slots = slots_arg == "min"   ? model.hparams().n_expert_used
+                    : slots_arg == "few" ? model.hparams().n_expert_used + 2
+                                         : static_cast<uint32_t>(std::stoul(slots_arg));
         const Run r = run(slots);
         bool same_across_slots = true;
         if (backend) {
@@ -145,11 +147,12 @@ int main(int argc, char **argv) {
             same_across_slots = all.prompt_logits == r.prompt_logits && all.greedy == r.greedy &&
                                 all.greedy_logits == r.greedy_logits;
             std::printf(
-                "backend %s (%s): %u slots (%llu hits, %llu misses, %.1f MiB copied) vs %u slots: logits "
-                "%s\n",
+                "backend %s (%s): %u slots (%llu hits, %llu misses, %llu prefetched, %.1f MiB copied) vs %u "
+                "slots: logits %s\n",
                 backend_name.c_str(), backend->device_info().name.c_str(), r.stats.device_slots,
                 static_cast<unsigned long long>(r.stats.slot_hits),
                 static_cast<unsigned long long>(r.stats.slot_misses),
+                static_cast<unsigned long long>(r.stats.slot_prefetches),
                 double(r.stats.slot_bytes_uploaded) / (1 << 20), all.stats.device_slots,
                 same_across_slots ? "bit-identical" : "DIFFER (results depend on the cache)");
         }
