@@ -92,7 +92,6 @@ void DeviceSlots::assign(uint32_t s, ExpertId id, const SlotLayout &layout, uint
     slot.id = id;
     slot.layout = layout;
     slot.pin_until = pin_until;
-    slot.used = true;
     where_[id] = s;
 }
 

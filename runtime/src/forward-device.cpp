@@ -265,11 +265,10 @@ void Context::Impl::init_device() {
     if (n_slots < static_cast<uint64_t>(K))
         throw std::invalid_argument("device slots: " + std::to_string(n_slots) + " slots cannot hold the " +
                                     std::to_string(K) + " experts a token uses");
-    cache::PolicyParams pp;
-    pp.n_layers = hp.n_layer;
-    pp.n_experts = static_cast<uint32_t>(X);
-    pp.top_k = static_cast<uint32_t>(K);
-    D.slots.emplace(be, static_cast<uint32_t>(n_slots), slot_bytes, params.device_policy, pp);
+    D.slots.emplace(be, static_cast<uint32_t>(n_slots), slot_bytes, params.device_policy,
+                    cache::PolicyParams{.n_layers = hp.n_layer,
+                                        .n_experts = static_cast<uint32_t>(X),
+                                        .top_k = static_cast<uint32_t>(K)});
     D.bytes += D.slots->slot_bytes() * n_slots;
     if (!params.device_prefetch.empty() && n_slots < total && experts->cache() == nullptr) {
         predictor::PredictorParams qp;

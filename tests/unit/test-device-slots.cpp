@@ -27,14 +27,6 @@ struct HostExpert {
     ExpertView view() const { return {gate.data(), up.data(), down.data()}; }
 };
 
-cache::PolicyParams shape(uint32_t n_layers, uint32_t n_experts, uint32_t top_k) {
-    cache::PolicyParams p;
-    p.n_layers = n_layers;
-    p.n_experts = n_experts;
-    p.top_k = top_k;
-    return p;
-}
-
 bool holds(const ExpertView &d, const HostExpert &h) {
     return std::memcmp(d.gate, h.gate.data(), h.gate.size()) == 0 &&
            std::memcmp(d.up, h.up.data(), h.up.size()) == 0 &&
@@ -55,7 +47,8 @@ TEST_CASE("slot layout: tensors at 256-byte boundaries, the slot size covers the
 TEST_CASE("device slots: copies, hits, LRU replacement, pinning within a layer") {
     auto be = kernels::make_backend("cpu");
     const cache::SlotLayout lay{700, 700, 900};
-    cache::DeviceSlots slots(*be, 3, lay.bytes(), "lru", shape(2, 6, 3));
+    cache::DeviceSlots slots(*be, 3, lay.bytes(), "lru",
+                             cache::PolicyParams{.n_layers = 2, .n_experts = 6, .top_k = 3});
     CHECK(slots.n_slots() == 3);
     std::vector<HostExpert> host;
     for (uint32_t e = 0; e < 6; ++e) host.emplace_back(ExpertId{1, e}, lay);
@@ -91,13 +84,17 @@ TEST_CASE("device slots: copies, hits, LRU replacement, pinning within a layer")
 TEST_CASE("device slots: bad sizes are errors") {
     auto be = kernels::make_backend("cpu");
     const cache::SlotLayout small{256, 256, 256}, big{4096, 256, 256};
-    cache::DeviceSlots slots(*be, 2, small.bytes(), "lru", shape(1, 2, 1));
+    cache::DeviceSlots slots(*be, 2, small.bytes(), "lru",
+                             cache::PolicyParams{.n_layers = 1, .n_experts = 2, .top_k = 1});
     HostExpert h({0, 0}, big);
     CHECK_THROWS_AS(slots.load({0, 0}, h.view(), big), std::invalid_argument);
     CHECK_THROWS_AS(slots.prefetch({0, 0}, h.view(), big, 1), std::invalid_argument);
-    CHECK_THROWS_AS(cache::DeviceSlots(*be, 0, 1024, "lru", shape(1, 2, 1)), std::invalid_argument);
-    CHECK_THROWS_WITH_AS(cache::DeviceSlots(*be, 2, 1024, "fifo", shape(1, 2, 1)), doctest::Contains("fifo"),
-                         std::invalid_argument);
+    CHECK_THROWS_AS(cache::DeviceSlots(*be, 0, 1024, "lru",
+                                       cache::PolicyParams{.n_layers = 1, .n_experts = 2, .top_k = 1}),
+                    std::invalid_argument);
+    CHECK_THROWS_WITH_AS(cache::DeviceSlots(*be, 2, 1024, "fifo",
+                                            cache::PolicyParams{.n_layers = 1, .n_experts = 2, .top_k = 1}),
+                         doctest::Contains("fifo"), std::invalid_argument);
 }
 
 TEST_CASE("device slots: least-stale keeps part of a loop that LRU always misses") {
@@ -109,7 +106,8 @@ TEST_CASE("device slots: least-stale keeps part of a loop that LRU always misses
     uint64_t hits[2] = {0, 0};
     int i = 0;
     for (const char *policy : {"lru", "least-stale"}) {
-        cache::DeviceSlots slots(*be, 6, lay.bytes(), policy, shape(4, 2, 2));
+        cache::DeviceSlots slots(*be, 6, lay.bytes(), policy,
+                                 cache::PolicyParams{.n_layers = 4, .n_experts = 2, .top_k = 2});
         for (uint64_t now = 0; now < 80; ++now) {
             slots.begin_layer(now);
             const uint32_t l = static_cast<uint32_t>(now % 4);
@@ -138,7 +136,8 @@ TEST_CASE(
     "device slots: prefetch copies on the copy queue, pinned until their layer, counted used or wasted") {
     auto be = kernels::make_backend("cpu");
     const cache::SlotLayout lay{512, 512, 768};
-    cache::DeviceSlots slots(*be, 4, lay.bytes(), "least-stale", shape(2, 8, 2));
+    cache::DeviceSlots slots(*be, 4, lay.bytes(), "least-stale",
+                             cache::PolicyParams{.n_layers = 2, .n_experts = 8, .top_k = 2});
     std::vector<HostExpert> h0, h1;
     for (uint32_t e = 0; e < 8; ++e) {
         h0.emplace_back(ExpertId{0, e}, lay);

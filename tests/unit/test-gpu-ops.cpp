@@ -326,20 +326,11 @@ TEST_CASE("cuda kv_store and attention match the CPU backend (GQA, positions aft
     }
 }
 
-namespace {
-cache::PolicyParams slot_shape(uint32_t n_layers, uint32_t n_experts, uint32_t top_k) {
-    cache::PolicyParams p;
-    p.n_layers = n_layers;
-    p.n_experts = n_experts;
-    p.top_k = top_k;
-    return p;
-}
-}  // namespace
-
 TEST_CASE("device slots on the GPU hold the bytes copied in, after replacements") {
     auto gpu = gpu_backend();
     const cache::SlotLayout lay{3000, 3000, 5000};
-    cache::DeviceSlots slots(*gpu, 2, lay.bytes(), "lru", slot_shape(1, 4, 1));
+    cache::DeviceSlots slots(*gpu, 2, lay.bytes(), "lru",
+                             cache::PolicyParams{.n_layers = 1, .n_experts = 4, .top_k = 1});
     std::vector<std::vector<uint8_t>> parts;
     std::mt19937 rng(13);
     for (uint32_t e = 0; e < 4; ++e) {
@@ -361,7 +352,8 @@ TEST_CASE("device slots on the GPU hold the bytes copied in, after replacements"
 TEST_CASE("copy queue: prefetch copies from registered host memory reach the slot after compute waits") {
     auto gpu = gpu_backend();
     const cache::SlotLayout lay{4096, 4096, 8192};
-    cache::DeviceSlots slots(*gpu, 4, lay.bytes(), "least-stale", slot_shape(2, 8, 2));
+    cache::DeviceSlots slots(*gpu, 4, lay.bytes(), "least-stale",
+                             cache::PolicyParams{.n_layers = 2, .n_experts = 8, .top_k = 2});
     // One page-aligned host block for three experts, registered when the backend supports it.
     const size_t one = lay.gate_bytes + lay.up_bytes + lay.down_bytes;
     std::vector<uint8_t> block(3 * one + 8192);

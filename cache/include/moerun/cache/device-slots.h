@@ -89,7 +89,6 @@ class DeviceSlots {
         SlotLayout layout;
         uint64_t pin_until = 0;   // pinned while now_ < pin_until (clock + 1 of the last layer it serves)
         bool prefetched = false;  // copied by prefetch() and not used yet
-        bool used = false;        // holds an expert
     };
     ExpertView view(uint32_t slot) const;
     // A free slot, or the policy's victim among the unpinned ones (evicted); nullopt when none.
