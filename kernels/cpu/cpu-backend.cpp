@@ -132,11 +132,12 @@ class CpuBackend final : public Backend {
     // The gate and up products of all experts in one parallel pass, SwiGLU, the down products in
     // another, then the weighted sum in expert order.
     Status expert_ffn(const ExpertFfn &f, const float *x, float *y, float *scratch) override {
-        if (!x || !y || !scratch || !f.gate || !f.up || !f.down || !f.weights || f.n_experts < 1 ||
-            f.n_experts > kMaxFfnExperts || f.n_embd <= 0 || f.n_ff <= 0)
+        if (!x || !(y || f.rows_out) || !scratch || !f.gate || !f.up || !f.down || !f.weights ||
+            f.n_experts < 1 || f.n_experts > kMaxFfnExperts || f.n_embd <= 0 || f.n_ff <= 0)
             return fail(Status::invalid_argument, "expert_ffn: bad arguments");
         const int n = f.n_experts;
-        float *g = scratch, *u = g + n * f.n_ff, *d = u + n * f.n_ff;  // [n, F], [n, F], [n, E]
+        float *g = scratch, *u = g + n * f.n_ff;              // [n, F], [n, F]
+        float *d = f.rows_out ? f.rows_out : u + n * f.n_ff;  // [n, E]
         std::vector<cpu::MatmulJob> jobs;
         for (int j = 0; j < n; ++j) {
             jobs.push_back({f.gate_type, f.gate[j], x, g + j * f.n_ff, f.n_ff, f.n_embd, 1});
@@ -153,6 +154,7 @@ class CpuBackend final : public Backend {
         } catch (const std::exception &e) {
             return fail(Status::invalid_argument, e.what());
         }
+        if (y == nullptr) return Status::ok;
         std::fill_n(y, f.n_embd, 0.0f);
         for (int j = 0; j < n; ++j) cpu::axpy(f.weights[j], d + j * f.n_embd, y, f.n_embd);
         return Status::ok;

@@ -183,9 +183,9 @@ class CudaBackend final : public Backend {
     // Three launches of batched products (gate and up together when they share a type, down) with
     // SwiGLU between them, then the weighted sum: all experts of the token at once.
     Status expert_ffn(const ExpertFfn &f, const float *x, float *y, float *scratch) override {
-        if (!x || !y || !scratch || !f.gate || !f.up || !f.down || !f.weights || f.n_experts < 1 ||
-            f.n_experts > kMaxFfnExperts || f.n_embd <= 0 || f.n_ff <= 0 || f.n_embd % 32 != 0 ||
-            f.n_ff % 32 != 0)
+        if (!x || !(y || f.rows_out) || !scratch || !f.gate || !f.up || !f.down || !f.weights ||
+            f.n_experts < 1 || f.n_experts > kMaxFfnExperts || f.n_embd <= 0 || f.n_ff <= 0 ||
+            f.n_embd % 32 != 0 || f.n_ff % 32 != 0)
             return fail("expert_ffn: bad arguments");
         for (const quant::Type t : {f.gate_type, f.up_type, f.down_type}) {
             if (!has_device_matmul(t)) {
@@ -200,7 +200,8 @@ class CudaBackend final : public Backend {
         const auto rb = [](quant::Type t, int64_t cols) {
             return static_cast<uint64_t>(cols) / quant::traits(t).block_size * quant::traits(t).type_size;
         };
-        float *g = scratch, *u = g + n * F, *d = u + n * F;  // [n, F], [n, F], [n, E]
+        float *g = scratch, *u = g + n * F;              // [n, F], [n, F]
+        float *d = f.rows_out ? f.rows_out : u + n * F;  // [n, E]
         MatBatch b{};
         int m = 0;
         for (int j = 0; j < n; ++j) b.w[m] = f.gate[j], b.x[m] = x, b.y[m++] = g + j * F;
@@ -216,7 +217,9 @@ class CudaBackend final : public Backend {
         for (int j = 0; j < n; ++j) b.w[j] = f.down[j], b.x[j] = g + j * F, b.y[j] = d + j * E;
         MOERUN_CUDA_TRY(launch_matmul_batch(f.down_type, b, n, rb(f.down_type, F), E, F, stream_), error_,
                         Status::device_error);
-        MOERUN_CUDA_TRY(launch_weighted_sum(d, n, E, f.weights, y, stream_), error_, Status::device_error);
+        if (y != nullptr)
+            MOERUN_CUDA_TRY(launch_weighted_sum(d, n, E, f.weights, y, stream_), error_,
+                            Status::device_error);
         return Status::ok;
     }
 

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "moerun/cache/miss-cost.h"
 #include "moerun/cache/trace.h"
 #include "moerun/kernels/cpu/ops.h"
 #include "moerun/runtime/context.h"
@@ -71,6 +72,8 @@ struct Context::Impl {
     void init_device();
     void register_experts(DeviceState &d);
     void prefetch_next(uint32_t il, uint64_t now);
+    cache::TierBandwidths measure_fallback(DeviceState &d);
+    void decode_with_fallback(uint32_t il);
     void eval_batch_device(std::span<const int32_t> tokens, int64_t n_out, float *out);
     void attention(uint32_t il, std::vector<float> &x, int64_t n);
     void moe(uint32_t il, std::vector<float> &x, int64_t n);

@@ -12,7 +12,11 @@
 //    names the likely experts of the next layer, and those not resident are copied into slots on
 //    the backend's copy queue while the kernel runs; the next layer's kernels wait for the copies.
 //    What a prefetch changes is only where an expert comes from, never which experts run or how,
-//    so results do not depend on it.
+//    so results do not depend on it;
+//  - CPU fallback (decode, cpu-fallback.h): misses the planner gives to the CPU are computed there
+//    from host memory while the device runs the resident experts; every expert's output row then
+//    goes through one combine_rows in rank order (bit-identical to expert_ffn's sum on the CPU
+//    backend).
 // Activations are token-major on the device: x is [n, n_embd].
 #include <unistd.h>
 
@@ -24,6 +28,7 @@
 #include <string>
 
 #include "context-impl.h"
+#include "moerun/cache/cpu-fallback.h"
 #include "moerun/cache/device-slots.h"
 #include "moerun/kernels/backend.h"
 #include "moerun/predictor/predictor.h"
@@ -90,11 +95,20 @@ struct DeviceState {
     std::vector<float> pred_s;
     std::vector<const void *> registered;
 
+    // CPU fallback (null when off): the planner, its per-layer decision, and the copies into
+    // slots counted at the start of the token.
+    std::optional<cache::MissPlanner> planner;
+    std::vector<uint8_t> to_cpu;  // [missing]
+    uint64_t copies_mark = 0;
+
     // Host-side lists, reused.
     std::vector<int32_t> rows, comb_rows;
     std::vector<float> comb_w, host_gate;
     std::vector<uint16_t> missing;
-    std::vector<const void *> fg, fu, fd;
+    std::vector<const void *> fg, fu, fd;  // [top_k] per rank (decode)
+    std::vector<const void *> rg, ru, rd;  // a subset of ranks for expert_ffn
+    std::vector<float> rw;
+    std::vector<float> cpu_rows;  // [ranks on the CPU, n_embd]
 
     explicit DeviceState(kernels::Backend &b) : be(b) {}
     ~DeviceState() {
@@ -136,6 +150,15 @@ struct DeviceState {
         check(be.upload(p, w.data, static_cast<size_t>(n)), what);
         return {w.type, p, w.ne[1], w.ne[0]};
     }
+    // Decode: the device copy of expert e for every rank that selected it.
+    void put(const std::vector<uint16_t> &sel, uint16_t e, const cache::ExpertView &w) {
+        for (size_t j = 0; j < fg.size(); ++j)
+            if (sel[j] == e) {
+                fg[j] = w.gate;
+                fu[j] = w.up;
+                fd[j] = w.down;
+            }
+    }
     // y[n, rows] = x[n, cols] . W^T
     void matmul(const DevMat &m, const float *xin_, float *y, int64_t n, const char *what) {
         check(be.matmul(m.type, m.w, xin_, y, m.rows, m.cols, n), what);
@@ -176,6 +199,30 @@ void Context::Impl::register_experts(DeviceState &D) {
         D.registered.push_back(p);
         stats.host_registered_bytes += e - b;
     }
+}
+
+// The cost model's bandwidths, measured on layer 0's expert 0 (read through `experts`, whose
+// statistics are then cleared).
+cache::TierBandwidths Context::Impl::measure_fallback(DeviceState &D) {
+    const LayerWeights &L = model.layer(0);
+    cache::ExpertSample smp{
+        L.gate_exps.type, L.up_exps.type, L.down_exps.type, hp.n_embd, hp.n_ff_exp, D.layout[0], {}};
+    smp.bytes.assign(static_cast<size_t>(smp.layout.bytes()), 0);
+    const uint16_t first[] = {0};
+    experts->begin_layer(0, first);
+    while (const auto e = experts->next()) {
+        const cache::ExpertView w = experts->view(0, *e);
+        std::copy_n(w.gate, smp.layout.gate_bytes, smp.bytes.data());
+        std::copy_n(w.up, smp.layout.up_bytes, smp.bytes.data() + smp.layout.up_offset());
+        std::copy_n(w.down, smp.layout.down_bytes, smp.bytes.data() + smp.layout.down_offset());
+        experts->done(0, *e);
+    }
+    if (cache::ExpertCache *c = experts->cache()) c->reset_stats();
+    const cache::TierBandwidths bw = cache::measure_tiers(D.be, pool, smp, D.h, D.acc, D.ffn_scratch);
+    stats.fallback_h2d = bw.h2d;
+    stats.fallback_cpu = bw.cpu;
+    stats.fallback_device = bw.gpu;
+    return bw;
 }
 
 void Context::Impl::init_device() {
@@ -247,6 +294,10 @@ void Context::Impl::init_device() {
     }
     const uint64_t slot_bytes = cache::slot_bytes_for(D.layout);
     const uint64_t total = uint64_t{hp.n_layer} * static_cast<uint64_t>(X);
+    const cache::FallbackMode fallback = cache::parse_fallback(params.cpu_fallback);
+    cache::TierBandwidths bw;
+    if (fallback == cache::FallbackMode::automatic)
+        bw = measure_fallback(D);  // before the slots: its buffer is freed
     uint64_t n_slots = total;
     if (params.device_slots > 0) {
         n_slots = std::min<uint64_t>(params.device_slots, total);
@@ -279,6 +330,8 @@ void Context::Impl::init_device() {
         D.pred_s.resize(static_cast<size_t>(2 * K));
         register_experts(D);
     }
+    if (fallback != cache::FallbackMode::off && n_slots < total)
+        D.planner.emplace(fallback, bw, hp.n_layer, static_cast<uint32_t>(X), static_cast<uint32_t>(n_slots));
     if (n_slots == total) {
         // Every expert fits: copy them all in now, as a fully offloaded llama.cpp model loads,
         // rather than on first use during generation.
@@ -373,18 +426,12 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
         for (auto &list : by_expert) list.clear();
         for (int64_t i = 0; i < n * K; ++i) by_expert[sel_e[static_cast<size_t>(i)]].push_back(i);
         if (n == 1) {
-            // Decode: every expert of the token resident at once, then one expert_ffn call.
-            D.fg.resize(static_cast<size_t>(K));
-            D.fu.resize(static_cast<size_t>(K));
-            D.fd.resize(static_cast<size_t>(K));
-            const auto put = [&](uint16_t e, const cache::ExpertView &w) {
-                for (int64_t j = 0; j < K; ++j)
-                    if (sel_e[static_cast<size_t>(j)] == e) {
-                        D.fg[static_cast<size_t>(j)] = w.gate;
-                        D.fu[static_cast<size_t>(j)] = w.up;
-                        D.fd[static_cast<size_t>(j)] = w.down;
-                    }
-            };
+            // Decode: every expert of the token resident at once, then one expert_ffn call (or,
+            // with misses on the CPU, decode_with_fallback).
+            D.fg.assign(static_cast<size_t>(K), nullptr);
+            D.fu.assign(static_cast<size_t>(K), nullptr);
+            D.fd.assign(static_cast<size_t>(K), nullptr);
+            const auto put = [&](uint16_t e, const cache::ExpertView &w) { D.put(sel_e, e, w); };
             D.missing.clear();
             for (int64_t j = 0; j < K; ++j) {
                 const uint16_t e = sel_e[static_cast<size_t>(j)];
@@ -395,13 +442,31 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
                 else
                     D.missing.push_back(e);
             }
-            copy_in(*experts, slots, il, D.missing, lay, put);
-            const kernels::Backend::ExpertFfn f{
-                HL.gate_exps.type, HL.up_exps.type, HL.down_exps.type,   D.fg.data(), D.fu.data(),
-                D.fd.data(),       sel_w.data(),    static_cast<int>(K), E,           F};
-            D.check(be.expert_ffn(f, D.h, D.acc, D.ffn_scratch), "expert_ffn");
+            bool fallback = false;
+            if (D.planner) {
+                if (il == 0) D.copies_mark = slots.stats().misses + slots.stats().prefetch_issued;
+                D.planner->observe(il, std::span<const uint16_t>(sel_e.data(), static_cast<size_t>(K)));
+                const uint64_t eb = lay.gate_bytes + lay.up_bytes + lay.down_bytes;
+                D.planner->plan(il, D.missing, eb, eb * (static_cast<uint64_t>(K) - D.missing.size()),
+                                D.to_cpu);
+                fallback = std::find(D.to_cpu.begin(), D.to_cpu.end(), 1) != D.to_cpu.end();
+            }
+            if (fallback) {
+                decode_with_fallback(il);
+            } else {
+                copy_in(*experts, slots, il, D.missing, lay, put);
+                const kernels::Backend::ExpertFfn f{
+                    HL.gate_exps.type, HL.up_exps.type, HL.down_exps.type,   D.fg.data(), D.fu.data(),
+                    D.fd.data(),       sel_w.data(),    static_cast<int>(K), E,           F};
+                D.check(be.expert_ffn(f, D.h, D.acc, D.ffn_scratch), "expert_ffn");
+            }
             if (D.predictor) prefetch_next(il, now);
             slots.end_layer();
+            if (D.planner && il + 1 == hp.n_layer) {
+                const uint64_t copies = slots.stats().misses + slots.stats().prefetch_issued;
+                D.planner->end_token(copies - D.copies_mark);
+                D.copies_mark = copies;
+            }
         } else {
             // A batch: the rows of every (token, rank) pair, grouped by expert, in one gather;
             // each expert then runs once over its rows; combine_rows sums each token's rows in
@@ -484,6 +549,70 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
     stats.slot_prefetches = ss.prefetch_issued;
     stats.slot_prefetch_used = ss.prefetch_used;
     stats.slot_prefetch_wasted = ss.prefetch_wasted;
+}
+
+// Decode of one layer with some misses on the CPU (D.to_cpu, in D.missing's order). The device
+// runs the resident experts first (queued before the host does anything else), the host brings
+// in the misses, copying some into slots and computing the others on its cores meanwhile, the
+// device runs the copied ones, and the CPU rows are uploaded after them. D.d collects every
+// rank's unweighted output row; one combine_rows sums them in rank order into D.acc.
+void Context::Impl::decode_with_fallback(uint32_t il) {
+    DeviceState &D = *dev;
+    kernels::Backend &be = D.be;
+    const int64_t E = hp.n_embd, K = hp.n_expert_used;
+    const LayerWeights &HL = model.layer(il);
+    D.comb_rows.assign(static_cast<size_t>(K), -1);
+    int32_t rows = 0;
+    // The ranks whose device copy is known and that have no row yet, in one expert_ffn.
+    const auto run_on_device = [&] {
+        D.rg.clear(), D.ru.clear(), D.rd.clear(), D.rw.clear();
+        const int32_t first = rows;
+        for (int64_t j = 0; j < K; ++j) {
+            const size_t r = static_cast<size_t>(j);
+            if (D.fg[r] == nullptr || D.comb_rows[r] >= 0) continue;
+            D.rg.push_back(D.fg[r]), D.ru.push_back(D.fu[r]), D.rd.push_back(D.fd[r]),
+                D.rw.push_back(sel_w[r]);
+            D.comb_rows[r] = rows++;
+        }
+        if (rows == first) return;
+        kernels::Backend::ExpertFfn f{
+            HL.gate_exps.type, HL.up_exps.type, HL.down_exps.type, D.rg.data(), D.ru.data(),
+            D.rd.data(),       D.rw.data(),     rows - first,      E,           hp.n_ff_exp};
+        f.rows_out = D.d + int64_t{first} * E;
+        D.check(be.expert_ffn(f, D.h, nullptr, D.ffn_scratch), "expert_ffn (resident experts)");
+    };
+    run_on_device();
+
+    h.resize(static_cast<size_t>(E));
+    D.check(be.download(h.data(), D.h, static_cast<size_t>(E) * sizeof(float)),
+            "download of the expert input (CPU fallback)");
+    y.resize(static_cast<size_t>(K * E));
+    experts->begin_layer(il, D.missing);
+    while (const auto e = experts->next()) {
+        const size_t i =
+            static_cast<size_t>(std::find(D.missing.begin(), D.missing.end(), *e) - D.missing.begin());
+        if (D.to_cpu[i] != 0) {
+            group.assign(1, *e);
+            run_experts(il, static_cast<int64_t>(by_expert[*e].size()));  // rows of y, by rank
+            ++stats.slot_cpu_misses;
+        } else {
+            D.put(sel_e, *e, D.slots->load({il, *e}, experts->view(il, *e), D.layout[il]));
+        }
+        experts->done(il, *e);
+    }
+    run_on_device();
+
+    D.cpu_rows.clear();
+    const int32_t first_cpu = rows;
+    for (int64_t j = 0; j < K; ++j)
+        if (D.comb_rows[static_cast<size_t>(j)] < 0) {
+            D.cpu_rows.insert(D.cpu_rows.end(), y.begin() + j * E, y.begin() + (j + 1) * E);
+            D.comb_rows[static_cast<size_t>(j)] = rows++;
+        }
+    D.check(be.upload(D.d + int64_t{first_cpu} * E, D.cpu_rows.data(), D.cpu_rows.size() * sizeof(float)),
+            "upload of the CPU-computed expert rows");
+    D.check(be.combine_rows(D.d, D.comb_rows.data(), sel_w.data(), 1, static_cast<int>(K), E, D.acc, false),
+            "combine of the expert rows");
 }
 
 // After layer il's expert kernel of one token is queued: the predictor learns layer il's

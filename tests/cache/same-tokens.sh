@@ -65,6 +65,20 @@ grep -q "device prefetch (previous): [1-9][0-9]* experts copied ahead" "$work/de
 same sampled device-prefetch-sampled --temp 0.9 --top-k 40 --seed 1234 --backend cpu-device \
     --device-slots "$((top_k + 2))" --device-prefetch transition
 same greedy device-prefetch-cached --temp 0 --backend cpu-device --device-slots "$((top_k + 2))" --cache-slots 2
+# CPU fallback: misses computed on the host cores, their rows summed with the device's in rank
+# order (bit-identical on the CPU backend): every miss, the cost model's choice, through the
+# host cache, sampled, and beside prefetch.
+same greedy device-fallback-always --temp 0 --backend cpu-device --device-slots "$top_k" --cpu-fallback always \
+    --device-prefetch none
+grep -q "cpu fallback (always): [1-9][0-9]* slot misses computed on the CPU" "$work/device-fallback-always.log" ||
+    { echo "FAIL: --cpu-fallback always computed no miss on the CPU"; cat "$work/device-fallback-always.log"; exit 1; }
+same greedy device-fallback-auto --temp 0 --backend cpu-device --device-slots "$((top_k + 2))" --cpu-fallback auto
+grep -q "cpu fallback (auto): .* measured: copy [0-9.]* GB/s" "$work/device-fallback-auto.log" ||
+    { echo "FAIL: --cpu-fallback auto printed no measured bandwidths"; cat "$work/device-fallback-auto.log"; exit 1; }
+same greedy device-fallback-cached --temp 0 --backend cpu-device --device-slots "$top_k" --cache-slots 2 \
+    --cpu-fallback always
+same sampled device-fallback-sampled --temp 0.9 --top-k 40 --seed 1234 --backend cpu-device \
+    --device-slots "$((top_k + 2))" --cpu-fallback always
 fails() {  # fails NAME PATTERN ARGS...: moerun must exit 1 with PATTERN on stderr
     local name=$1 pattern=$2; shift 2
     if "$moerun" run "${common[@]}" "$@" >/dev/null 2>"$work/$name.log"; then echo "FAIL: $name succeeded"; exit 1; fi
@@ -73,6 +87,7 @@ fails() {  # fails NAME PATTERN ARGS...: moerun must exit 1 with PATTERN on stde
 fails device-too-few "slots cannot hold the $top_k experts a token uses" --backend cpu-device --device-slots "$((top_k - 1))"
 fails device-no-backend "\-\-device-slots needs a device backend" --device-slots "$top_k"
 fails device-mem-small "device memory 1 MiB holds .* at least [0-9]* MiB are needed" --backend cpu-device --device-mem 1MiB
+fails fallback-no-backend "\-\-cpu-fallback needs a device backend" --cpu-fallback always
 fails device-belady "belady is not available for device slots" --backend cpu-device --cache-policy belady \
     --routing-trace "$work/greedy.trace"
 # The cache was really used: misses were read through it (stats table present).

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -183,4 +184,24 @@ TEST_CASE("CPU backend expert_ffn equals the weighted sum of each expert's SwiGL
     CHECK(err2 / ref2 < 2e-3);
     const kernels::Backend::ExpertFfn none{tg, tg, td, pg.data(), pu.data(), pd.data(), weights, 0, E, F};
     CHECK(cpu->expert_ffn(none, x.data(), y.data(), scratch.data()) == kernels::Status::invalid_argument);
+
+    // rows_out: each expert's unweighted row, and no sum when y is null; combine_rows over the
+    // rows in rank order gives the fused sum bit for bit (what the CPU fallback relies on).
+    std::vector<float> rows(static_cast<size_t>(n * E), -1.0f), sum(E, 7.0f);
+    kernels::Backend::ExpertFfn fr = f;
+    fr.rows_out = rows.data();
+    REQUIRE(cpu->expert_ffn(fr, x.data(), nullptr, scratch.data()) == kernels::Status::ok);
+    const int32_t rank_rows[n] = {0, 1, 2};
+    REQUIRE(cpu->combine_rows(rows.data(), rank_rows, weights, 1, n, E, sum.data(), false) ==
+            kernels::Status::ok);
+    CHECK(std::memcmp(sum.data(), y.data(), y.size() * sizeof(float)) == 0);
+    // Row j is expert j alone (weight 1).
+    std::vector<float> one(E);
+    const float w1 = 1.0f;
+    const kernels::Backend::ExpertFfn f1{tg, tg, td, pg.data() + 1, pu.data() + 1, pd.data() + 1, &w1,
+                                         1,  E,  F};
+    REQUIRE(cpu->expert_ffn(f1, x.data(), one.data(), scratch.data()) == kernels::Status::ok);
+    CHECK(std::memcmp(one.data(), rows.data() + E, E * sizeof(float)) == 0);
+    fr.rows_out = nullptr;
+    CHECK(cpu->expert_ffn(fr, x.data(), nullptr, scratch.data()) == kernels::Status::invalid_argument);
 }

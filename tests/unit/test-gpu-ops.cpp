@@ -208,7 +208,24 @@ TEST_CASE("cuda expert_ffn matches the CPU backend (one launch per product over 
             const kernels::Status st = gpu->expert_ffn(fd, dx, dy, ds);
             INFO(gpu->last_error());
             REQUIRE(st == kernels::Status::ok);
-            CHECK(nmse(from_device(*gpu, dy, E), ref) < 5e-4);
+            const std::vector<float> fused = from_device(*gpu, dy, E);
+            CHECK(nmse(fused, ref) < 5e-4);
+            // rows_out (the CPU fallback's path): each expert's row as the CPU backend computes
+            // it, no sum when y is null, and combine_rows over the rows gives the fused sum.
+            std::vector<float> ref_rows(static_cast<size_t>(n * E));
+            kernels::Backend::ExpertFfn fcr = fc, fdr = fd;
+            fcr.rows_out = ref_rows.data();
+            REQUIRE(cpu->expert_ffn(fcr, x.data(), nullptr, scratch.data()) == kernels::Status::ok);
+            float *drows = to_device(*gpu, std::vector<float>(ref_rows.size(), 0.0f));
+            fdr.rows_out = drows;
+            REQUIRE(gpu->expert_ffn(fdr, dx, nullptr, ds) == kernels::Status::ok);
+            std::vector<int32_t> ranks(static_cast<size_t>(n));
+            for (int j = 0; j < n; ++j) ranks[static_cast<size_t>(j)] = j;
+            float *dsum = to_device(*gpu, std::vector<float>(E, 3.0f));
+            REQUIRE(gpu->combine_rows(drows, ranks.data(), weights.data(), 1, n, E, dsum, false) ==
+                    kernels::Status::ok);
+            CHECK(nmse(from_device(*gpu, dsum, E), fused) < 1e-10);
+            CHECK(nmse(from_device(*gpu, drows, ref_rows.size()), ref_rows) < 5e-4);
             from_device(*gpu, dx, x.size());
             gpu->free(ds);
             for (auto *v : {&dg, &du, &dd})

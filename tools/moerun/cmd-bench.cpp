@@ -114,7 +114,7 @@ int bench(const BenchOptions &o) {
     Context ctx(model, session->ctx);
     cache::LayerCacheStats decode_stats;                      // summed over the measured decode phases
     uint64_t slot_hits = 0, slot_misses = 0, slot_bytes = 0;  // device slots, measured decode phases
-    uint64_t slot_prefetches = 0, slot_prefetch_used = 0;
+    uint64_t slot_prefetches = 0, slot_prefetch_used = 0, slot_cpu_misses = 0;
     const uint32_t V = model.hparams().n_vocab;
     std::mt19937 rng(1234);
     std::vector<int32_t> prompt(static_cast<size_t>(o.n_prompt));
@@ -144,6 +144,7 @@ int bench(const BenchOptions &o) {
         slot_bytes += ctx.stats().slot_bytes_uploaded - slots_before.slot_bytes_uploaded;
         slot_prefetches += ctx.stats().slot_prefetches - slots_before.slot_prefetches;
         slot_prefetch_used += ctx.stats().slot_prefetch_used - slots_before.slot_prefetch_used;
+        slot_cpu_misses += ctx.stats().slot_cpu_misses - slots_before.slot_cpu_misses;
         decode_stats.accesses += after.accesses - before.accesses;
         decode_stats.hits += after.hits - before.hits;
         decode_stats.late_hits += after.late_hits - before.late_hits;
@@ -179,7 +180,10 @@ int bench(const BenchOptions &o) {
             "\"%s\", "
             "\"device\": \"%s\", \"device_bytes\": %llu, \"device_slots\": %u, \"slot_hits\": %llu, "
             "\"slot_misses\": %llu, \"slot_bytes_per_token\": %.1f, \"device_policy\": \"%s\", "
-            "\"device_prefetch\": \"%s\", \"slot_prefetches\": %llu, \"slot_prefetch_used\": %llu}\n",
+            "\"device_prefetch\": \"%s\", \"slot_prefetches\": %llu, \"slot_prefetch_used\": %llu, "
+            "\"cpu_fallback\": \"%s\", \"slot_cpu_misses\": %llu, \"fallback_h2d\": %.4g, \"fallback_cpu\": "
+            "%.4g, "
+            "\"fallback_device\": %.4g}\n",
             o.model.c_str(), desc.c_str(), threads, o.reps, o.n_prompt, o.n_gen, p.mean, p.std, g.mean, g.std,
             static_cast<unsigned long long>(peak_rss_bytes()),
             static_cast<unsigned long long>(session->plan.budget), session->plan.cached ? "true" : "false",
@@ -196,7 +200,10 @@ int bench(const BenchOptions &o) {
             session->backend ? session->ctx.device_policy.c_str() : "",
             session->backend ? session->ctx.device_prefetch.c_str() : "",
             static_cast<unsigned long long>(slot_prefetches),
-            static_cast<unsigned long long>(slot_prefetch_used));
+            static_cast<unsigned long long>(slot_prefetch_used),
+            session->backend ? session->ctx.cpu_fallback.c_str() : "",
+            static_cast<unsigned long long>(slot_cpu_misses), cs.fallback_h2d, cs.fallback_cpu,
+            cs.fallback_device);
         return 0;
     }
     std::printf("| model | threads | test | t/s |\n|---|---|---|---|\n");

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <stdexcept>
 
+#include "moerun/cache/miss-cost.h"
 #include "moerun/kernels/backend.h"
 #include "moerun/runtime/model-info.h"
 
@@ -63,6 +64,13 @@ void add_memory_options(CLI::App *app, MemoryFlags &f) {
                     "into device slots while the current layer computes: none, previous, transition "
                     "(experts read in place only)")
         ->check(CLI::IsMember({"none", "previous", "transition"}))
+        ->capture_default_str();
+    app->add_option(
+           "--cpu-fallback", f.cpu_fallback,
+           "device backends, decode: run a slot miss on the CPU cores from host memory instead of "
+           "copying it: off, auto (a cost model with bandwidths measured at start decides per miss), "
+           "always. Not off: on CUDA, tokens can differ with the budget (CPU and GPU round differently)")
+        ->check(CLI::IsMember({"off", "auto", "always"}))
         ->capture_default_str();
 }
 
@@ -188,10 +196,15 @@ std::unique_ptr<Session> open_session(const std::string &path, const MemoryFlags
             throw std::invalid_argument("--cache-policy belady is not available for device slots");
         s->ctx.device_policy = f.policy;  // the device slots are replaced by the cache's policy
         s->ctx.device_prefetch = f.device_prefetch == "none" ? "" : f.device_prefetch;
+        s->ctx.cpu_fallback = f.cpu_fallback;
     } else {
         if (!f.device_mem.empty()) mo.device_mem = parse_size(f.device_mem);
         if (f.device_slots > 0)
             throw std::invalid_argument("--device-slots needs a device backend (--backend)");
+        if (f.cpu_fallback != "off")
+            throw std::invalid_argument(
+                "--cpu-fallback needs a device backend (--backend); the CPU forward "
+                "pass computes every expert on the CPU already");
     }
     mo.force_cache = f.force_cache || f.cache_slots > 0;
     if (!f.routing_trace.empty()) {
@@ -257,7 +270,7 @@ std::unique_ptr<Session> open_session(const std::string &path, const MemoryFlags
 
 void print_device_stats(const Session &s, const ContextStats &st, std::FILE *out) {
     if (!s.backend) return;
-    const uint64_t looked_up = st.slot_hits + st.slot_misses;
+    const uint64_t looked_up = st.slot_hits + st.slot_misses + st.slot_cpu_misses;
     std::fprintf(
         out,
         "moerun: device %s: %s allocated, %u expert slots; slot hits %llu, misses %llu (%.1f%% hit), "
@@ -275,6 +288,19 @@ void print_device_stats(const Session &s, const ContextStats &st, std::FILE *out
             static_cast<unsigned long long>(st.slot_prefetch_used),
             static_cast<unsigned long long>(st.slot_prefetch_wasted),
             format_size(st.host_registered_bytes).c_str());
+    if (s.ctx.cpu_fallback != "off") {
+        std::fprintf(out, "moerun: cpu fallback (%s): %llu slot misses computed on the CPU instead of copied",
+                     s.ctx.cpu_fallback.c_str(), static_cast<unsigned long long>(st.slot_cpu_misses));
+        if (st.fallback_h2d > 0) {
+            const cache::TierBandwidths bw{st.fallback_h2d, st.fallback_cpu, st.fallback_device};
+            std::fprintf(
+                out,
+                "; measured: copy %.2f GB/s, CPU expert %.2f GB/s, device expert %.2f GB/s, so a copy "
+                "pays after %.1f uses",
+                bw.h2d / 1e9, bw.cpu / 1e9, bw.gpu / 1e9, cache::copy_break_even_uses(bw));
+        }
+        std::fprintf(out, "\n");
+    }
 }
 
 void print_cache_stats(const Session &s, std::FILE *out) {

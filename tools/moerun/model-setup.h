@@ -37,6 +37,7 @@ struct MemoryFlags {
     std::string backend = "auto";
     uint32_t device_slots = 0;  // > 0: exactly this many device expert slots (tests, experiments)
     std::string device_prefetch = "transition";  // none | previous | transition
+    std::string cpu_fallback = "off";            // off | auto | always
 };
 
 // --host-mem --device-mem --cache-policy --cache-per-layer --force-cache --cache-slots --prefetch --io-depth

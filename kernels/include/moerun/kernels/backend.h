@@ -92,7 +92,9 @@ class Backend {
     // weights[j] * down_j(silu(gate_j x) * up_j(x)), x [n_embd]. gate/up are n_ff x n_embd, down
     // n_embd x n_ff, of one type each (the layer's stacked tensors), weights on the host.
     // 1 <= n_experts <= kMaxFfnExperts; scratch (this backend's memory): 2 * n_experts * n_ff + n_experts *
-    // n_embd floats.
+    // n_embd floats. rows_out (optional, this backend's memory): each expert's unweighted output
+    // down_j(...) is written there as well, [n_experts, n_embd], for a caller that sums them with
+    // rows computed elsewhere (combine_rows); y may then be null (no weighted sum).
     static constexpr int kMaxFfnExperts = 32;
     struct ExpertFfn {
         quant::Type gate_type, up_type, down_type;
@@ -102,6 +104,7 @@ class Backend {
         const float *weights;  // [n_experts], host
         int n_experts;
         int64_t n_embd, n_ff;
+        float *rows_out = nullptr;  // [n_experts, n_embd] or null
     };
     virtual Status expert_ffn(const ExpertFfn &f, const float *x, float *y, float *scratch) = 0;
 

@@ -59,6 +59,12 @@ struct ContextParams {
     // computes; "" for none. Only when experts are read in place (the mapped file stays valid
     // while a copy runs), and only when not every expert has a slot.
     std::string device_prefetch = "transition";
+    // Decode with a backend, a slot miss: copy it into a slot ("off"), run it on the CPU cores
+    // from host memory while the device runs the resident experts ("always"), or let the miss
+    // cost model decide per miss with bandwidths measured at start ("auto"). On CUDA a row the
+    // CPU computes rounds differently from the GPU's, so tokens can depend on the budget when
+    // this is not "off"; on the CPU backend they do not.
+    std::string cpu_fallback = "off";
 };
 
 struct ContextStats {
@@ -73,6 +79,10 @@ struct ContextStats {
     // experts that were used are counted in slot_hits as well.
     uint64_t slot_prefetches = 0, slot_prefetch_used = 0, slot_prefetch_wasted = 0;
     uint64_t host_registered_bytes = 0;  // host memory page-locked for the copies (CUDA)
+    // CPU fallback: slot misses computed on the CPU instead of copied (not in slot_misses), and
+    // the bandwidths measured for the cost model (bytes/s; 0 unless cpu_fallback is "auto").
+    uint64_t slot_cpu_misses = 0;
+    double fallback_h2d = 0, fallback_cpu = 0, fallback_device = 0;
 };
 
 class Context {
