@@ -43,10 +43,10 @@ def model_shape(moerun: str, model: str) -> tuple[int, int, int]:
     return layers, experts, top_k
 
 
-def run(a: argparse.Namespace, slots: int, prefetch: str) -> dict:
+def run(a: argparse.Namespace, slots: int, prefetch: str, fallback: str) -> dict:
     cmd = [a.moerun, "bench", "-m", a.model, "--backend", a.backend, "--device-slots", str(slots), "-p", str(a.n_prompt),
            "-n", str(a.n_gen), "-r", str(a.reps), "-t", str(a.threads), "--json", "--routing-trace", a.trace,
-           "--device-prefetch", prefetch, "--cache-policy", a.policy]
+           "--device-prefetch", prefetch, "--cache-policy", a.policy, "--cpu-fallback", fallback]
     if a.device_mem:
         cmd += ["--device-mem", a.device_mem]
     p = subprocess.run(cmd, capture_output=True, text=True)
@@ -65,6 +65,8 @@ def main() -> int:
     ap.add_argument("--trace", required=True, help="routing trace of the model's shape")
     ap.add_argument("--fractions", default="1,0.5,0.25,0.1")
     ap.add_argument("--prefetch", default="none,transition", help="--device-prefetch values to run at each fraction")
+    ap.add_argument("--fallback", default="auto",
+                    help="--cpu-fallback values also run with the last --prefetch value (off always runs)")
     ap.add_argument("--policy", default="least-stale", help="--cache-policy (the device slots' policy)")
     ap.add_argument("--n-prompt", type=int, default=16)
     ap.add_argument("--n-gen", type=int, default=64)
@@ -79,12 +81,16 @@ def main() -> int:
     rows = []
     for f in [float(x) for x in a.fractions.split(",")]:
         slots = max(top_k, round(f * total))
-        for pf in a.prefetch.split(",") if f < 1.0 else ["none"]:
+        prefetches = a.prefetch.split(",") if f < 1.0 else ["none"]
+        combos = [(pf, "off") for pf in prefetches]
+        if f < 1.0:
+            combos += [(prefetches[-1], fb) for fb in a.fallback.split(",") if fb and fb != "off"]
+        for pf, fb in combos:
             t0 = time.time()
-            r = run(a, slots, pf)
-            r["fraction"], r["seconds"], r["prefetch"] = f, time.time() - t0, pf
+            r = run(a, slots, pf, fb)
+            r["fraction"], r["seconds"], r["prefetch"], r["fallback"] = f, time.time() - t0, pf, fb
             rows.append(r)
-            print(f"{f:.0%} {pf}: {slots} slots, {r['tg_tps']:.2f} t/s, "
+            print(f"{f:.0%} {pf} fallback {fb}: {slots} slots, {r['tg_tps']:.2f} t/s, "
                   f"{r['slot_bytes_per_token'] / 2**20:.2f} MiB/token", file=sys.stderr)
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -102,15 +108,25 @@ def main() -> int:
         "decode rate if copying were the only cost (bytes/token over the link's bandwidth); 'demand-serial bound' "
         "adds the all-resident time per token to the demand copies alone (prefetch copies hidden behind compute, "
         "demand copies not).",
+        "- cpu fallback: a miss computed on the CPU cores from host memory (the rows summed on the device) "
+        "instead of copied; 'CPU misses/token' counts them, and they count as misses in the hit rate. On the "
+        "cpu-device backend the 'device' is the same CPU, so there it only saves the copy; 'demand-serial "
+        "bound' leaves out the CPU misses' time.",
         "",
-        "| experts resident | prefetch | slots | device MiB | decode t/s | slot hit rate | demand misses/token | "
-        "prefetches/token (used) | MiB copied/token | "
+        "| experts resident | prefetch | cpu fallback | slots | device MiB | decode t/s | slot hit rate | "
+        "demand misses/token | CPU misses/token | prefetches/token (used) | MiB copied/token | "
         + " | ".join(f"copy-bound t/s {k}" for k in PCIE) + " | demand-serial bound t/s PCIe 4 |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(PCIE) + "---:|",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(PCIE) + "---:|",
     ]
+    fb_bw = next((r for r in rows if r.get("fallback_h2d", 0) > 0), None)
+    if fb_bw:
+        lines.insert(-3, f"- bandwidths measured by `--cpu-fallback auto` at start: copy {fb_bw['fallback_h2d'] / 1e9:.2f} GB/s, "
+                     f"CPU expert {fb_bw['fallback_cpu'] / 1e9:.2f} GB/s, device expert "
+                     f"{fb_bw['fallback_device'] / 1e9:.2f} GB/s (bytes of weights per second, one token)")
     n_dec = a.n_gen * a.reps
     for r in rows:
-        looked = r["slot_hits"] + r["slot_misses"]
+        cpu_misses = r.get("slot_cpu_misses", 0)
+        looked = r["slot_hits"] + r["slot_misses"] + cpu_misses
         hit = r["slot_hits"] / looked if looked else 1.0
         bpt = r["slot_bytes_per_token"]
         copies = r["slot_misses"] + r["slot_prefetches"]
@@ -119,8 +135,10 @@ def main() -> int:
         serial = "-"
         if full and full["tg_tps"] > 0:
             serial = f"{1.0 / (1.0 / full['tg_tps'] + demand_bpt / PCIE['PCIe 4 x16']):.1f}"
-        lines.append(f"| {r['fraction']:.0%} | {r['prefetch']} | {r['device_slots']} | {r['device_bytes'] / 2**20:.0f} | "
+        lines.append(f"| {r['fraction']:.0%} | {r['prefetch']} | {r['fallback']} | {r['device_slots']} | "
+                     f"{r['device_bytes'] / 2**20:.0f} | "
                      f"{r['tg_tps']:.2f} ± {r['tg_std']:.2f} | {hit:.1%} | {r['slot_misses'] / n_dec:.1f} | "
+                     f"{cpu_misses / n_dec:.1f} | "
                      f"{r['slot_prefetches'] / n_dec:.1f} ({r['slot_prefetch_used'] / n_dec:.1f}) | {bpt / 2**20:.2f} | "
                      + " | ".join(bounds) + f" | {serial} |")
     text = "\n".join(lines) + "\n"

@@ -68,16 +68,24 @@ TierBandwidths measure_tiers(kernels::Backend &be, kernels::cpu::ThreadPool &poo
                      check(be, be.expert_ffn(f, dev_x, dev_y, dev_scratch), "expert_ffn");
                      check(be, be.synchronize(), "synchronize");
                  });
+        const auto cpu_ffn = [&](const ExpertView &w) {
+            const kernels::cpu::MatmulJob gu[] = {{s.gate_type, w.gate, x.data(), g.data(), F, E, 1},
+                                                  {s.up_type, w.up, x.data(), u.data(), F, E, 1}};
+            kernels::cpu::matmul_group(pool, gu);
+            kernels::cpu::swiglu(g.data(), u.data(), g.data(), F);
+            kernels::cpu::matmul(pool, s.down_type, w.down, g.data(), d.data(), E, F, 1);
+        };
         const uint8_t *h = s.bytes.data();
-        bw.cpu = double(n) / seconds_per([&] {
-                     const kernels::cpu::MatmulJob gu[] = {
-                         {s.gate_type, h, x.data(), g.data(), F, E, 1},
-                         {s.up_type, h + s.layout.up_offset(), x.data(), u.data(), F, E, 1}};
-                     kernels::cpu::matmul_group(pool, gu);
-                     kernels::cpu::swiglu(g.data(), u.data(), g.data(), F);
-                     kernels::cpu::matmul(pool, s.down_type, h + s.layout.down_offset(), g.data(), d.data(),
-                                          E, F, 1);
-                 });
+        const ExpertView own{h, h + s.layout.up_offset(), h + s.layout.down_offset()};
+        if (s.cpu_views.empty()) {
+            bw.cpu = double(n) / seconds_per([&] { cpu_ffn(own); });
+        } else {
+            cpu_ffn(own);  // warm-up (threads, code)
+            const auto t0 = Clock::now();
+            for (const ExpertView &w : s.cpu_views) cpu_ffn(w);
+            const double t = std::max(1e-9, std::chrono::duration<double>(Clock::now() - t0).count());
+            bw.cpu = double(n) * double(s.cpu_views.size()) / t;
+        }
     } catch (...) {
         if (locked) (void)be.host_unregister(s.bytes.data());
         be.free(dev);

@@ -45,6 +45,7 @@ class CpuBackend final : public Backend {
     }
     Status compute_wait_copies() override { return run_queued(); }
     Status copies_wait_compute() override { return Status::ok; }  // kernels have run on return
+    Status wait_copies() override { return run_queued(); }
     Status host_register(const void *, size_t) override {
         return fail(Status::unsupported, "host_register: host memory is the CPU backend's own");
     }

@@ -101,6 +101,10 @@ class CudaBackend final : public Backend {
         MOERUN_CUDA_TRY(cudaStreamWaitEvent(copy_stream_, compute_done_, 0), error_, Status::device_error);
         return Status::ok;
     }
+    Status wait_copies() override {
+        MOERUN_CUDA_TRY(cudaStreamSynchronize(copy_stream_), error_, Status::device_error);
+        return Status::ok;
+    }
     Status host_register(const void *ptr, size_t bytes) override {
         if (!ptr || bytes == 0) return fail("host_register: empty range");
         // Read-only first: the experts are a read-only file mapping.

@@ -94,6 +94,7 @@ struct DeviceState {
     std::vector<uint16_t> pred_e;  // [2 * top_k]
     std::vector<float> pred_s;
     std::vector<const void *> registered;
+    std::vector<uint16_t> host_pf;  // predicted experts to read into the host cache first
 
     // CPU fallback (null when off): the planner, its per-layer decision, and the copies into
     // slots counted at the start of the token.
@@ -206,7 +207,7 @@ void Context::Impl::register_experts(DeviceState &D) {
 cache::TierBandwidths Context::Impl::measure_fallback(DeviceState &D) {
     const LayerWeights &L = model.layer(0);
     cache::ExpertSample smp{
-        L.gate_exps.type, L.up_exps.type, L.down_exps.type, hp.n_embd, hp.n_ff_exp, D.layout[0], {}};
+        L.gate_exps.type, L.up_exps.type, L.down_exps.type, hp.n_embd, hp.n_ff_exp, D.layout[0], {}, {}};
     smp.bytes.assign(static_cast<size_t>(smp.layout.bytes()), 0);
     const uint16_t first[] = {0};
     experts->begin_layer(0, first);
@@ -217,7 +218,14 @@ cache::TierBandwidths Context::Impl::measure_fallback(DeviceState &D) {
         std::copy_n(w.down, smp.layout.down_bytes, smp.bytes.data() + smp.layout.down_offset());
         experts->done(0, *e);
     }
-    if (cache::ExpertCache *c = experts->cache()) c->reset_stats();
+    if (cache::ExpertCache *c = experts->cache()) {
+        c->reset_stats();
+    } else {
+        // Read in place: time the CPU over up to 16 distinct experts of the layer (tens of MiB,
+        // beyond the CPU's caches, as decode meets them).
+        const uint32_t n = std::min<uint32_t>(16, hp.n_expert);
+        for (uint16_t e = 0; e < n; ++e) smp.cpu_views.push_back(experts->view(0, e));
+    }
     const cache::TierBandwidths bw = cache::measure_tiers(D.be, pool, smp, D.h, D.acc, D.ffn_scratch);
     stats.fallback_h2d = bw.h2d;
     stats.fallback_cpu = bw.cpu;
@@ -321,14 +329,15 @@ void Context::Impl::init_device() {
                                         .n_experts = static_cast<uint32_t>(X),
                                         .top_k = static_cast<uint32_t>(K)});
     D.bytes += D.slots->slot_bytes() * n_slots;
-    if (!params.device_prefetch.empty() && n_slots < total && experts->cache() == nullptr) {
+    if (!params.device_prefetch.empty() && n_slots < total) {
         predictor::PredictorParams qp;
         qp.max_distance = 1;
         D.predictor = predictor::make_predictor(
             params.device_prefetch, {hp.n_layer, static_cast<uint32_t>(X), static_cast<uint32_t>(K)}, qp);
         D.pred_e.resize(static_cast<size_t>(2 * K));
         D.pred_s.resize(static_cast<size_t>(2 * K));
-        register_experts(D);
+        D.host_pf.reserve(static_cast<size_t>(2 * K));
+        if (experts->cache() == nullptr) register_experts(D);
     }
     if (fallback != cache::FallbackMode::off && n_slots < total)
         D.planner.emplace(fallback, bw, hp.n_layer, static_cast<uint32_t>(X), static_cast<uint32_t>(n_slots));
@@ -422,6 +431,8 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
             // issued for it during the layer before.
             D.check(be.copies_wait_compute(), "ordering the copy queue after compute");
             D.check(be.compute_wait_copies(), "waiting for the prefetch copies");
+            // Prefetch copies read host cache slots, which this layer's reads may refill.
+            if (experts->cache() != nullptr) D.check(be.wait_copies(), "waiting for the prefetch copies");
         }
         for (auto &list : by_expert) list.clear();
         for (int64_t i = 0; i < n * K; ++i) by_expert[sel_e[static_cast<size_t>(i)]].push_back(i);
@@ -618,6 +629,9 @@ void Context::Impl::decode_with_fallback(uint32_t il) {
 // After layer il's expert kernel of one token is queued: the predictor learns layer il's
 // selection and names the next position's likely experts (the next layer, or layer 0 of the next
 // token); those not resident are copied into slots on the copy queue, pinned for that layer.
+// Through the expert cache: those not in host memory either are first queued as NVMe prefetch
+// reads (they arrive for a later use, or as late hits), and only experts already read are copied;
+// the cache is not called again before the next layer has waited for these copies.
 void Context::Impl::prefetch_next(uint32_t il, uint64_t now) {
     DeviceState &D = *dev;
     const int64_t K = hp.n_expert_used;
@@ -625,9 +639,18 @@ void Context::Impl::prefetch_next(uint32_t il, uint64_t now) {
     const size_t n =
         predictor::predict_likely(*D.predictor, 1, predictor::kPrefetchMinScore, D.pred_e, D.pred_s);
     const uint32_t tl = D.predictor->target_layer(1);
+    const cache::ExpertCache *host = experts->cache();
+    if (host != nullptr) {
+        D.host_pf.clear();
+        for (size_t i = 0; i < n; ++i)
+            if (!D.slots->resident({tl, D.pred_e[i]}) && !host->resident(tl, D.pred_e[i]))
+                D.host_pf.push_back(D.pred_e[i]);
+        if (!D.host_pf.empty()) experts->prefetch(tl, D.host_pf);
+    }
     for (size_t i = 0; i < n; ++i) {
         const uint16_t e = D.pred_e[i];
         if (D.slots->resident({tl, e})) continue;
+        if (host != nullptr && !host->resident(tl, e)) continue;
         if (!D.slots->prefetch({tl, e}, experts->view(tl, e), D.layout[tl], now + 1)) break;  // all pinned
     }
 }

@@ -65,6 +65,12 @@ grep -q "device prefetch (previous): [1-9][0-9]* experts copied ahead" "$work/de
 same sampled device-prefetch-sampled --temp 0.9 --top-k 40 --seed 1234 --backend cpu-device \
     --device-slots "$((top_k + 2))" --device-prefetch transition
 same greedy device-prefetch-cached --temp 0 --backend cpu-device --device-slots "$((top_k + 2))" --cache-slots 2
+# Prefetch through the expert cache: NVMe reads ahead for predicted experts not in RAM, copies
+# from the cache's slots for those in it (the host waits for them before a slot is refilled).
+same greedy device-prefetch-cached-big --temp 0 --backend cpu-device --device-slots "$((top_k + 2))" \
+    --cache-slots "$((n_layer * top_k))" --device-prefetch transition --stats
+grep -q "device prefetch (transition): [1-9][0-9]* experts copied ahead" "$work/device-prefetch-cached-big.log" ||
+    { echo "FAIL: no device prefetch through the expert cache"; cat "$work/device-prefetch-cached-big.log"; exit 1; }
 # CPU fallback: misses computed on the host cores, their rows summed with the device's in rank
 # order (bit-identical on the CPU backend): every miss, the cost model's choice, through the
 # host cache, sampled, and beside prefetch.

@@ -90,7 +90,7 @@ TEST_CASE("measure_tiers times a real expert on the CPU backend and returns posi
     auto be = kernels::make_backend("cpu");
     kernels::cpu::ThreadPool pool(1);
     const int64_t E = 256, F = 512;
-    ExpertSample s{quant::Type::Q4_K, quant::Type::Q4_K, quant::Type::Q6_K, E, F, {}, {}};
+    ExpertSample s{quant::Type::Q4_K, quant::Type::Q4_K, quant::Type::Q6_K, E, F, {}, {}, {}};
     s.layout = {*quant::row_bytes(s.gate_type, E) * F, *quant::row_bytes(s.up_type, E) * F,
                 *quant::row_bytes(s.down_type, F) * E};
     s.bytes.assign(s.layout.bytes(), 0);
@@ -121,6 +121,12 @@ TEST_CASE("measure_tiers times a real expert on the CPU backend and returns posi
     for (const float v : y) sum += std::fabs(v);
     CHECK(std::isfinite(sum));
     CHECK(sum > 0);
+    // The CPU timed over distinct host experts (here the sample's own bytes twice).
+    const uint8_t *h = s.bytes.data();
+    s.cpu_views.assign(2, ExpertView{h, h + s.layout.up_offset(), h + s.layout.down_offset()});
+    const TierBandwidths bw2 = measure_tiers(*be, pool, s, x.data(), y.data(), scratch.data());
+    CHECK(bw2.cpu > 0);
+    CHECK(std::isfinite(bw2.cpu));
     s.bytes.resize(10);
     CHECK_THROWS_AS(measure_tiers(*be, pool, s, x.data(), y.data(), scratch.data()), std::invalid_argument);
 }

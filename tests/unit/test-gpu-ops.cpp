@@ -402,6 +402,24 @@ TEST_CASE("copy queue: prefetch copies from registered host memory reach the slo
     if (reg == kernels::Status::ok) CHECK(gpu->host_unregister(base) == kernels::Status::ok);
 }
 
+TEST_CASE("copy queue: once the host has waited for the copies, their sources may change") {
+    auto gpu = gpu_backend();
+    std::mt19937 rng(31);
+    std::vector<uint8_t> src(8192);
+    for (auto &b : src) b = static_cast<uint8_t>(rng());
+    const std::vector<uint8_t> sent = src;
+    void *dst = gpu->alloc(src.size());
+    REQUIRE(dst);
+    REQUIRE(gpu->upload_async(dst, src.data(), src.size()) == kernels::Status::ok);
+    REQUIRE(gpu->wait_copies() == kernels::Status::ok);
+    std::fill(src.begin(), src.end(), uint8_t{0xAB});  // e.g. a host cache slot refilled
+    REQUIRE(gpu->compute_wait_copies() == kernels::Status::ok);
+    std::vector<uint8_t> back(src.size());
+    REQUIRE(gpu->download(back.data(), dst, back.size()) == kernels::Status::ok);
+    CHECK(back == sent);
+    gpu->free(dst);
+}
+
 int main(int argc, char **argv) {
     return gpu_test_main(argc, argv);
 }

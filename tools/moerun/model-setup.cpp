@@ -62,7 +62,7 @@ void add_memory_options(CLI::App *app, MemoryFlags &f) {
     app->add_option("--device-prefetch", f.device_prefetch,
                     "device backends, decode: copy the experts a routing predictor expects at the next layer "
                     "into device slots while the current layer computes: none, previous, transition "
-                    "(experts read in place only)")
+                    "(through the expert cache: read from NVMe ahead when not in host memory)")
         ->check(CLI::IsMember({"none", "previous", "transition"}))
         ->capture_default_str();
     app->add_option(
@@ -330,10 +330,11 @@ void print_cache_stats(const Session &s, std::FILE *out) {
         total += c->stats()[l];
     }
     row("all", total);
-    std::fprintf(
-        out,
-        "moerun: CPU fallback: 0 (CPU backend: device and host tiers are the same RAM; a miss waits for "
-        "its read)\n");
+    if (!s.backend)
+        std::fprintf(
+            out,
+            "moerun: CPU fallback: 0 (CPU forward pass: device and host tiers are the same RAM; a miss "
+            "waits for its read; --cpu-fallback applies to device backends)\n");
 }
 
 }  // namespace moerun::cli

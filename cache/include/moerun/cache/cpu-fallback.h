@@ -34,10 +34,15 @@ struct ExpertSample {
     int64_t n_embd = 0, n_ff = 0;
     SlotLayout layout;
     std::vector<uint8_t> bytes;  // [layout.bytes()]: gate, up, down at the layout's offsets
+    // Host experts of the same shape to time the CPU over, one pass, each once (distinct experts
+    // larger than the CPU's caches together, as decode meets them); empty: `bytes`, repeated,
+    // which stays in cache and flatters the CPU.
+    std::vector<ExpertView> cpu_views;
 };
 
 // Times, on this machine: copying the sample to the device from page-locked host memory (when the
-// backend page-locks), the device's expert FFN of one token over it, and the CPU's. `dev_x`,
+// backend page-locks), the device's expert FFN of one token over it, and the CPU's (over
+// cpu_views when given). `dev_x`,
 // `dev_y`, `dev_scratch` are device workspaces for expert_ffn of one expert; a device buffer of
 // the sample's size is allocated and freed here. Throws std::runtime_error when a call fails.
 TierBandwidths measure_tiers(kernels::Backend &be, kernels::cpu::ThreadPool &pool, const ExpertSample &sample,

@@ -86,6 +86,7 @@ class ExpertCache {
     // a partition can be pinned; the rest are skipped. Returns how many were pinned.
     uint32_t pin_permanently(std::span<const ExpertId> experts);
 
+    // Resident and read (its view is valid until a later call of this cache refills the slot).
     bool resident(uint32_t layer, uint16_t expert) const;
     uint32_t n_slots() const;
     uint64_t slot_size() const;

@@ -57,6 +57,9 @@ class Backend {
     virtual Status compute_wait_copies() = 0;
     // upload_async copies issued after this call start after all compute-queue work issued before it.
     virtual Status copies_wait_compute() = 0;
+    // The host waits until every upload_async issued before this call has run, so their host
+    // sources may change (e.g. a host cache slot that is about to be refilled).
+    virtual Status wait_copies() = 0;
     // Page-locks a host range so that copies from it run without staging (CUDA: cudaHostRegister,
     // read-only); Status::unsupported where that means nothing (CPU). host_unregister takes the
     // same start pointer.

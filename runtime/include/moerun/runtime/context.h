@@ -56,8 +56,8 @@ struct ContextParams {
     std::string device_policy = "least-stale";
     // Decode with a backend: the predictor (predictor::predictor_names()) whose likely next-layer
     // experts are copied into device slots on the backend's copy queue while the current layer
-    // computes; "" for none. Only when experts are read in place (the mapped file stays valid
-    // while a copy runs), and only when not every expert has a slot.
+    // computes; "" for none. Only when not every expert has a slot. Through the expert cache,
+    // predicted experts not in host memory are read from NVMe ahead instead, and copied once read.
     std::string device_prefetch = "transition";
     // Decode with a backend, a slot miss: copy it into a slot ("off"), run it on the CPU cores
     // from host memory while the device runs the resident experts ("always"), or let the miss
