@@ -563,7 +563,7 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
 }
 
 // Decode of one layer with some misses on the CPU (D.to_cpu, in D.missing's order). The device
-// runs the resident experts first (queued before the host does anything else), the host brings
+// runs the resident experts first (queued before the host computes anything), the host brings
 // in the misses, copying some into slots and computing the others on its cores meanwhile, the
 // device runs the copied ones, and the CPU rows are uploaded after them. D.d collects every
 // rank's unweighted output row; one combine_rows sums them in rank order into D.acc.
@@ -592,11 +592,12 @@ void Context::Impl::decode_with_fallback(uint32_t il) {
         f.rows_out = D.d + int64_t{first} * E;
         D.check(be.expert_ffn(f, D.h, nullptr, D.ffn_scratch), "expert_ffn (resident experts)");
     };
-    run_on_device();
-
+    // The expert input first: a download waits for the compute queue, which must not hold the
+    // resident experts yet (the host computes its misses while the device runs those).
     h.resize(static_cast<size_t>(E));
     D.check(be.download(h.data(), D.h, static_cast<size_t>(E) * sizeof(float)),
             "download of the expert input (CPU fallback)");
+    run_on_device();
     y.resize(static_cast<size_t>(K * E));
     experts->begin_layer(il, D.missing);
     while (const auto e = experts->next()) {
