@@ -19,7 +19,8 @@ FallbackMode parse_fallback(const std::string &name) {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr int kReps = 3;
+constexpr int kMinReps = 5;
+constexpr double kMinSeconds = 0.005;
 
 void check(kernels::Backend &be, kernels::Status st, const char *what) {
     if (st != kernels::Status::ok)
@@ -27,13 +28,23 @@ void check(kernels::Backend &be, kernels::Status st, const char *what) {
                                  " on the " + std::string(be.name()) + " backend failed: " + be.last_error());
 }
 
-// Seconds per call of f, over kReps calls after a warm-up one.
+double seconds(Clock::time_point t0) {
+    return std::max(1e-9, std::chrono::duration<double>(Clock::now() - t0).count());
+}
+
+// Seconds per call of f: the fastest of at least kMinReps calls and kMinSeconds after a warm-up
+// one (the fastest, because a busy machine only ever slows a call down).
 template <class F>
 double seconds_per(F &&f) {
     f();
-    const auto t0 = Clock::now();
-    for (int i = 0; i < kReps; ++i) f();
-    return std::max(1e-9, std::chrono::duration<double>(Clock::now() - t0).count() / kReps);
+    double best = 1e30;
+    const auto start = Clock::now();
+    for (int i = 0; i < kMinReps || seconds(start) < kMinSeconds; ++i) {
+        const auto t0 = Clock::now();
+        f();
+        best = std::min(best, seconds(t0));
+    }
+    return best;
 }
 
 }  // namespace
@@ -80,11 +91,16 @@ TierBandwidths measure_tiers(kernels::Backend &be, kernels::cpu::ThreadPool &poo
         if (s.cpu_views.empty()) {
             bw.cpu = double(n) / seconds_per([&] { cpu_ffn(own); });
         } else {
+            // Each expert once (cold, as decode meets them): the median call.
             cpu_ffn(own);  // warm-up (threads, code)
-            const auto t0 = Clock::now();
-            for (const ExpertView &w : s.cpu_views) cpu_ffn(w);
-            const double t = std::max(1e-9, std::chrono::duration<double>(Clock::now() - t0).count());
-            bw.cpu = double(n) * double(s.cpu_views.size()) / t;
+            std::vector<double> t;
+            for (const ExpertView &w : s.cpu_views) {
+                const auto t0 = Clock::now();
+                cpu_ffn(w);
+                t.push_back(seconds(t0));
+            }
+            std::nth_element(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(t.size() / 2), t.end());
+            bw.cpu = double(n) / t[t.size() / 2];
         }
     } catch (...) {
         if (locked) (void)be.host_unregister(s.bytes.data());
