@@ -104,7 +104,7 @@ struct DeviceState {
 
     // Host-side lists, reused.
     std::vector<int32_t> rows, comb_rows;
-    std::vector<float> comb_w, host_gate;
+    std::vector<float> host_gate;
     std::vector<uint16_t> missing;
     std::vector<const void *> fg, fu, fd;  // [top_k] per rank (decode)
     std::vector<const void *> rg, ru, rd;  // a subset of ranks for expert_ffn
