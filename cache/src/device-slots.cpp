@@ -1,6 +1,7 @@
 // Device expert slots: one pool allocation, a cache Policy over the unpinned slots, demand copies
 // on the compute queue and prefetch copies on the copy queue.
 #include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -54,8 +55,8 @@ DeviceSlots::~DeviceSlots() {
 
 ExpertView DeviceSlots::view(uint32_t s) const {
     const uint8_t *base = pool_ + uint64_t{s} * slot_bytes_;
-    const SlotLayout &l = slots_[s].layout;
-    return {base, base + l.up_offset(), base + l.down_offset()};
+    const uint64_t *off = slots_[s].off;
+    return {base + off[0], base + off[1], base + off[2]};
 }
 
 void DeviceSlots::begin_layer(uint64_t now) {
@@ -125,26 +126,46 @@ void DeviceSlots::check_fits(ExpertId id, const SlotLayout &layout) const {
 
 void DeviceSlots::copy(uint32_t s, ExpertId id, const ExpertView &host, const SlotLayout &layout,
                        bool async) {
-    const ExpertView d = view(s);
-    const struct {
-        const uint8_t *dst, *src;
-        uint64_t bytes;
-    } parts[] = {{d.gate, host.gate, layout.gate_bytes},
-                 {d.up, host.up, layout.up_bytes},
-                 {d.down, host.down, layout.down_bytes}};
-    for (const auto &p : parts) {
-        void *dst = const_cast<uint8_t *>(p.dst);
-        const size_t n = static_cast<size_t>(p.bytes);
-        const kernels::Status st =
-            async ? backend_.upload_async(dst, p.src, n) : backend_.upload(dst, p.src, n);
-        if (st != kernels::Status::ok)
-            throw std::runtime_error(std::string("device slots: ") + (async ? "prefetch copy" : "upload") +
-                                     " of " + expert_name(id) + " failed: " + backend_.last_error());
+    const uint8_t *src[3] = {host.gate, host.up, host.down};
+    const uint64_t n[3] = {layout.gate_bytes, layout.up_bytes, layout.down_bytes};
+    // The host span [lo, hi) that holds all three tensors, lo rounded down to kAlign so that the
+    // device copies keep the host's alignment.
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int p = 0; p < 3; ++p) {
+        const auto a = reinterpret_cast<uintptr_t>(src[p]);
+        lo = std::min(lo, a / kAlign * kAlign);
+        hi = std::max(hi, static_cast<uintptr_t>(a + n[p]));
     }
-    stats_.bytes_uploaded += layout.gate_bytes + layout.up_bytes + layout.down_bytes;
+    uint64_t *off = slots_[s].off;
+    uint8_t *base = pool_ + uint64_t{s} * slot_bytes_;
+    const auto issue = [&](uint8_t *dst, const void *from, uint64_t bytes) {
+        const size_t m = static_cast<size_t>(bytes);
+        const kernels::Status st =
+            async ? backend_.upload_async(dst, from, m) : backend_.upload(dst, from, m);
+        if (st != kernels::Status::ok)
+            throw std::runtime_error(std::string("device slots: ") + (async ? "queued copy" : "upload") +
+                                     " of " + expert_name(id) + " failed: " + backend_.last_error());
+        ++stats_.transfers;
+    };
+    if (hi - lo <= slot_bytes_) {
+        for (int p = 0; p < 3; ++p) off[p] = reinterpret_cast<uintptr_t>(src[p]) - lo;
+        issue(base, reinterpret_cast<const void *>(lo), hi - lo);
+    } else {
+        off[0] = 0, off[1] = layout.up_offset(), off[2] = layout.down_offset();
+        for (int p = 0; p < 3; ++p) issue(base + off[p], src[p], n[p]);
+    }
+    stats_.bytes_uploaded += n[0] + n[1] + n[2];
 }
 
 ExpertView DeviceSlots::load(ExpertId id, const ExpertView &host, const SlotLayout &layout) {
+    return load_on(id, host, layout, false);
+}
+
+ExpertView DeviceSlots::load_async(ExpertId id, const ExpertView &host, const SlotLayout &layout) {
+    return load_on(id, host, layout, true);
+}
+
+ExpertView DeviceSlots::load_on(ExpertId id, const ExpertView &host, const SlotLayout &layout, bool async) {
     check_fits(id, layout);
     if (where_.count(id) != 0) throw std::logic_error("device slots: expert loaded twice");
     const std::optional<uint32_t> s = take_slot();
@@ -156,7 +177,7 @@ ExpertView DeviceSlots::load(ExpertId id, const ExpertView &host, const SlotLayo
     slots_[*s].prefetched = false;
     pinned_.push_back(*s);
     policy_->on_insert(id, now_, false);
-    copy(*s, id, host, layout, false);
+    copy(*s, id, host, layout, async);
     ++stats_.misses;
     return view(*s);
 }

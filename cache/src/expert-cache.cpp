@@ -413,6 +413,10 @@ uint32_t ExpertCache::n_slots() const {
 uint64_t ExpertCache::slot_size() const {
     return impl_->slot_size;
 }
+
+std::span<const uint8_t> ExpertCache::arena() const {
+    return {impl_->arena, impl_->arena_bytes};
+}
 const std::vector<LayerCacheStats> &ExpertCache::stats() const {
     return impl_->stats;
 }

@@ -1,5 +1,6 @@
 // CPU backend: memory is plain host memory; dequantize runs the scalar reference of quant/.
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -26,7 +27,14 @@ class CpuBackend final : public Backend {
         return info;
     }
 
-    void *alloc(size_t bytes) override { return std::malloc(bytes == 0 ? 1 : bytes); }
+    // 256-byte aligned, as cudaMalloc's memory is.
+    void *alloc(size_t bytes) override {
+        void *p = bytes > SIZE_MAX - 255
+                      ? nullptr
+                      : std::aligned_alloc(256, (std::max<size_t>(bytes, 1) + 255) / 256 * 256);
+        if (p == nullptr) error_ = "cannot allocate " + std::to_string(bytes) + " bytes of host memory";
+        return p;
+    }
     void free(void *ptr) override {
         run_queued();  // copies still queued into this memory land first, as cudaFree waits
         std::free(ptr);

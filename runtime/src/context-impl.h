@@ -71,6 +71,7 @@ struct Context::Impl {
     // forward-device.cpp: the state on params.backend, and eval_batch on it.
     void init_device();
     void register_experts(DeviceState &d);
+    void register_host_cache(DeviceState &d, const cache::ExpertCache &c);
     void prefetch_next(uint32_t il, uint64_t now);
     cache::TierBandwidths measure_fallback(DeviceState &d);
     void decode_with_fallback(uint32_t il);

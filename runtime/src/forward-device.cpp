@@ -5,7 +5,9 @@
 //  - routing runs on the host over the downloaded router logits ([n, n_expert] floats a layer), so
 //    the experts chosen are exactly the CPU pass's and the host knows which experts to bring in;
 //  - experts live in cache::DeviceSlots; a miss is read through `experts` (host tier or mapped
-//    file) and copied into a slot. Decode runs the token's experts in one expert_ffn call; a batch
+//    file) and copied into a slot. The host tier's slots are page-locked (CUDA) and copied on the
+//    copy queue in one transfer per expert; a host slot goes back to the cache only after the
+//    host has waited for the copies out of it (SlotFiller). Decode runs the token's experts in one expert_ffn call; a batch
 //    runs each selected expert once over its tokens (gathered rows), then combines the rows of
 //    every token in rank order;
 //  - decode prefetch: once a layer's expert kernel is queued, a predictor (observing the routing)
@@ -46,21 +48,6 @@ struct DevMat {
     const void *w = nullptr;
     int64_t rows = 0, cols = 0;
 };
-
-// Brings the layer's missing experts from the host tier (`src`: the mapped file or the expert
-// cache) into device slots, in the order the host tier has them ready, and hands each device copy
-// to use(expert, view). The host copy is released (done) as soon as the copy is issued: copies
-// from pageable memory have left the host buffer when the backend's upload returns.
-template <class Use>
-void copy_in(ExpertSource &src, cache::DeviceSlots &slots, uint32_t il, std::span<const uint16_t> missing,
-             const cache::SlotLayout &layout, Use &&use) {
-    if (missing.empty()) return;
-    src.begin_layer(il, missing);
-    while (const auto e = src.next()) {
-        use(*e, slots.load({il, *e}, src.view(il, *e), layout));
-        src.done(il, *e);
-    }
-}
 
 }  // namespace
 
@@ -109,7 +96,8 @@ struct DeviceState {
     std::vector<const void *> fg, fu, fd;  // [top_k] per rank (decode)
     std::vector<const void *> rg, ru, rd;  // a subset of ranks for expert_ffn
     std::vector<float> rw;
-    std::vector<float> cpu_rows;  // [ranks on the CPU, n_embd]
+    std::vector<float> cpu_rows;    // [ranks on the CPU, n_embd]
+    std::vector<uint16_t> pending;  // experts copied out of host cache slots, not handed back yet
 
     explicit DeviceState(kernels::Backend &b) : be(b) {}
     ~DeviceState() {
@@ -166,6 +154,74 @@ struct DeviceState {
     }
 };
 
+namespace {
+
+// Copies of a layer's misses out of the host tier (`src`) into device slots. From the mapped file
+// (which never changes): load() on the compute queue, and the host copy is handed back at once.
+// Through the expert cache, whose slots later reads refill: load_async() on the copy queue (the
+// copy engine reads a page-locked slot after the call has returned), and slots are handed back
+// (done) only after the host has waited for the copies, once per group of experts that were ready
+// together, so a batch that streams through a small cache still makes progress.
+struct SlotFiller {
+    DeviceState &D;
+    ExpertSource &src;
+    uint32_t il;
+
+    bool queued() const { return src.cache() != nullptr; }
+    // The next ready expert; blocks on reads only after handing back what was copied so far.
+    std::optional<uint16_t> next() {
+        if (D.pending.empty()) return src.next();
+        if (const auto e = src.try_next()) return e;
+        flush();
+        return src.next();
+    }
+    // `after_compute`: the victim slot may still be read by kernels queued before (a batch
+    // unpins each expert once its products are queued), so the copy waits for them.
+    cache::ExpertView load(uint16_t e, const cache::SlotLayout &layout, bool after_compute) {
+        if (!queued()) return D.slots->load({il, e}, src.view(il, e), layout);
+        if (after_compute) D.check(D.be.copies_wait_compute(), "ordering the copy queue after compute");
+        return D.slots->load_async({il, e}, src.view(il, e), layout);
+    }
+    // The host copy of a loaded expert goes back once the copy from it has run.
+    void loaded(uint16_t e) {
+        if (queued())
+            D.pending.push_back(e);
+        else
+            src.done(il, e);
+    }
+    void flush() {
+        if (D.pending.empty()) return;
+        D.check(D.be.wait_copies(), "waiting for the copies out of the host cache");
+        for (const uint16_t e : D.pending) src.done(il, e);
+        D.pending.clear();
+    }
+    // Kernels queued from here on see the copies.
+    void ready() {
+        if (queued()) D.check(D.be.compute_wait_copies(), "waiting for the expert copies");
+    }
+};
+
+// Brings the layer's missing experts into device slots in the order the host tier has them
+// ready, and hands each device copy to use(expert, view). `each`: use() queues kernels at once
+// (a batch), so compute waits for each copy before them; else (decode) once at the end.
+template <class Use>
+void copy_in(DeviceState &D, ExpertSource &src, uint32_t il, std::span<const uint16_t> missing,
+             const cache::SlotLayout &layout, bool each, Use &&use) {
+    if (missing.empty()) return;
+    SlotFiller f{D, src, il};
+    src.begin_layer(il, missing);
+    while (const auto e = f.next()) {
+        const cache::ExpertView w = f.load(*e, layout, each);
+        if (each) f.ready();
+        use(*e, w);
+        f.loaded(*e);
+    }
+    f.flush();
+    f.ready();
+}
+
+}  // namespace
+
 void DeviceStateDeleter::operator()(DeviceState *d) const {
     delete d;
 }
@@ -200,6 +256,17 @@ void Context::Impl::register_experts(DeviceState &D) {
         D.registered.push_back(p);
         stats.host_registered_bytes += e - b;
     }
+}
+
+// Page-locks the expert cache's slots (the pinned host tier): copies out of them then run on the
+// copy engine straight from host RAM, at full link speed and beside the kernels; the device pass
+// hands a slot back to the cache only after waiting for the copies out of it (SlotFiller). The
+// CPU backend declines, which changes nothing.
+void Context::Impl::register_host_cache(DeviceState &D, const cache::ExpertCache &c) {
+    const std::span<const uint8_t> a = c.arena();
+    if (a.empty() || D.be.host_register(a.data(), a.size()) != kernels::Status::ok) return;
+    D.registered.push_back(a.data());
+    stats.host_registered_bytes += a.size();
 }
 
 // The cost model's bandwidths, measured on layer 0's expert 0 (read through `experts`, whose
@@ -300,7 +367,11 @@ void Context::Impl::init_device() {
         const LayerWeights &L = model.layer(il);
         D.layout[il] = {L.gate_exps.expert_bytes(), L.up_exps.expert_bytes(), L.down_exps.expert_bytes()};
     }
-    const uint64_t slot_bytes = cache::slot_bytes_for(D.layout);
+    // Through the expert cache, a slot also holds a host cache slot's whole span (one transfer).
+    cache::ExpertCache *host_cache = experts->cache();
+    const uint64_t slot_bytes =
+        std::max(cache::slot_bytes_for(D.layout), host_cache != nullptr ? host_cache->slot_size() : 0);
+    D.pending.reserve(static_cast<size_t>(X));
     const uint64_t total = uint64_t{hp.n_layer} * static_cast<uint64_t>(X);
     const cache::FallbackMode fallback = cache::parse_fallback(params.cpu_fallback);
     cache::TierBandwidths bw;
@@ -337,8 +408,9 @@ void Context::Impl::init_device() {
         D.pred_e.resize(static_cast<size_t>(2 * K));
         D.pred_s.resize(static_cast<size_t>(2 * K));
         D.host_pf.reserve(static_cast<size_t>(2 * K));
-        if (experts->cache() == nullptr) register_experts(D);
+        if (host_cache == nullptr) register_experts(D);
     }
+    if (host_cache != nullptr && n_slots < total) register_host_cache(D, *host_cache);
     if (fallback != cache::FallbackMode::off && n_slots < total)
         D.planner.emplace(fallback, bw, hp.n_layer, static_cast<uint32_t>(X), static_cast<uint32_t>(n_slots));
     if (n_slots == total) {
@@ -347,7 +419,7 @@ void Context::Impl::init_device() {
         std::vector<uint16_t> all(static_cast<size_t>(X));
         for (int64_t e = 0; e < X; ++e) all[static_cast<size_t>(e)] = static_cast<uint16_t>(e);
         for (uint32_t il = 0; il < hp.n_layer; ++il) {
-            copy_in(*experts, *D.slots, il, all, D.layout[il], [](uint16_t, const cache::ExpertView &) {});
+            copy_in(D, *experts, il, all, D.layout[il], false, [](uint16_t, const cache::ExpertView &) {});
             D.slots->end_layer();
         }
         D.check(be.synchronize(), "synchronize after copying the experts in");
@@ -465,7 +537,7 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
             if (fallback) {
                 decode_with_fallback(il);
             } else {
-                copy_in(*experts, slots, il, D.missing, lay, put);
+                copy_in(D, *experts, il, D.missing, lay, false, put);
                 const kernels::Backend::ExpertFfn f{
                     HL.gate_exps.type, HL.up_exps.type, HL.down_exps.type,   D.fg.data(), D.fu.data(),
                     D.fd.data(),       sel_w.data(),    static_cast<int>(K), E,           F};
@@ -515,7 +587,7 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
                 else
                     D.missing.push_back(ex);
             }
-            copy_in(*experts, slots, il, D.missing, lay, run);
+            copy_in(D, *experts, il, D.missing, lay, true, run);
             D.check(be.combine_rows(D.d, D.comb_rows.data(), sel_w.data(), n, static_cast<int>(K), E, D.acc,
                                     false),
                     "combine of the expert rows");
@@ -557,6 +629,7 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
     stats.slot_hits = ss.hits;
     stats.slot_misses = ss.misses;
     stats.slot_bytes_uploaded = ss.bytes_uploaded;
+    stats.slot_transfers = ss.transfers;
     stats.slot_prefetches = ss.prefetch_issued;
     stats.slot_prefetch_used = ss.prefetch_used;
     stats.slot_prefetch_wasted = ss.prefetch_wasted;
@@ -599,19 +672,23 @@ void Context::Impl::decode_with_fallback(uint32_t il) {
             "download of the expert input (CPU fallback)");
     run_on_device();
     y.resize(static_cast<size_t>(K * E));
+    SlotFiller f{D, *experts, il};
     experts->begin_layer(il, D.missing);
-    while (const auto e = experts->next()) {
+    while (const auto e = f.next()) {
         const size_t i =
             static_cast<size_t>(std::find(D.missing.begin(), D.missing.end(), *e) - D.missing.begin());
         if (D.to_cpu[i] != 0) {
             group.assign(1, *e);
             run_experts(il, static_cast<int64_t>(by_expert[*e].size()));  // rows of y, by rank
             ++stats.slot_cpu_misses;
+            experts->done(il, *e);
         } else {
-            D.put(sel_e, *e, D.slots->load({il, *e}, experts->view(il, *e), D.layout[il]));
+            D.put(sel_e, *e, f.load(*e, D.layout[il], false));
+            f.loaded(*e);
         }
-        experts->done(il, *e);
     }
+    f.flush();
+    f.ready();
     run_on_device();
 
     D.cpu_rows.clear();

@@ -114,7 +114,7 @@ int bench(const BenchOptions &o) {
     Context ctx(model, session->ctx);
     cache::LayerCacheStats decode_stats;                      // summed over the measured decode phases
     uint64_t slot_hits = 0, slot_misses = 0, slot_bytes = 0;  // device slots, measured decode phases
-    uint64_t slot_prefetches = 0, slot_prefetch_used = 0, slot_cpu_misses = 0;
+    uint64_t slot_prefetches = 0, slot_prefetch_used = 0, slot_cpu_misses = 0, slot_transfers = 0;
     const uint32_t V = model.hparams().n_vocab;
     std::mt19937 rng(1234);
     std::vector<int32_t> prompt(static_cast<size_t>(o.n_prompt));
@@ -145,6 +145,7 @@ int bench(const BenchOptions &o) {
         slot_prefetches += ctx.stats().slot_prefetches - slots_before.slot_prefetches;
         slot_prefetch_used += ctx.stats().slot_prefetch_used - slots_before.slot_prefetch_used;
         slot_cpu_misses += ctx.stats().slot_cpu_misses - slots_before.slot_cpu_misses;
+        slot_transfers += ctx.stats().slot_transfers - slots_before.slot_transfers;
         decode_stats.accesses += after.accesses - before.accesses;
         decode_stats.hits += after.hits - before.hits;
         decode_stats.late_hits += after.late_hits - before.late_hits;
@@ -183,7 +184,8 @@ int bench(const BenchOptions &o) {
             "\"device_prefetch\": \"%s\", \"slot_prefetches\": %llu, \"slot_prefetch_used\": %llu, "
             "\"cpu_fallback\": \"%s\", \"slot_cpu_misses\": %llu, \"fallback_h2d\": %.4g, \"fallback_cpu\": "
             "%.4g, "
-            "\"fallback_device\": %.4g}\n",
+            "\"fallback_device\": %.4g, \"slot_transfers_per_token\": %.2f, \"host_registered_bytes\": "
+            "%llu}\n",
             o.model.c_str(), desc.c_str(), threads, o.reps, o.n_prompt, o.n_gen, p.mean, p.std, g.mean, g.std,
             static_cast<unsigned long long>(peak_rss_bytes()),
             static_cast<unsigned long long>(session->plan.budget), session->plan.cached ? "true" : "false",
@@ -203,7 +205,8 @@ int bench(const BenchOptions &o) {
             static_cast<unsigned long long>(slot_prefetch_used),
             session->backend ? session->ctx.cpu_fallback.c_str() : "",
             static_cast<unsigned long long>(slot_cpu_misses), cs.fallback_h2d, cs.fallback_cpu,
-            cs.fallback_device);
+            cs.fallback_device, n_dec > 0 ? double(slot_transfers) / n_dec : 0.0,
+            static_cast<unsigned long long>(cs.host_registered_bytes));
         return 0;
     }
     std::printf("| model | threads | test | t/s |\n|---|---|---|---|\n");

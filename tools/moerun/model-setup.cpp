@@ -274,20 +274,24 @@ void print_device_stats(const Session &s, const ContextStats &st, std::FILE *out
     std::fprintf(
         out,
         "moerun: device %s: %s allocated, %u expert slots; slot hits %llu, misses %llu (%.1f%% hit), "
-        "%s copied to the device\n",
+        "%s copied to the device in %llu transfers\n",
         std::string(s.backend->name()).c_str(), format_size(st.device_bytes).c_str(), st.device_slots,
         static_cast<unsigned long long>(st.slot_hits), static_cast<unsigned long long>(st.slot_misses),
         looked_up ? 100.0 * double(st.slot_hits) / double(looked_up) : 100.0,
-        format_size(st.slot_bytes_uploaded).c_str());
-    if (st.slot_prefetches > 0 || st.host_registered_bytes > 0)
+        format_size(st.slot_bytes_uploaded).c_str(), static_cast<unsigned long long>(st.slot_transfers));
+    if (st.slot_prefetches > 0)
         std::fprintf(
             out,
             "moerun: device prefetch (%s): %llu experts copied ahead, %llu used by their layer, %llu "
-            "evicted unused; %s of host memory page-locked for the copies\n",
+            "evicted unused\n",
             s.ctx.device_prefetch.c_str(), static_cast<unsigned long long>(st.slot_prefetches),
             static_cast<unsigned long long>(st.slot_prefetch_used),
-            static_cast<unsigned long long>(st.slot_prefetch_wasted),
-            format_size(st.host_registered_bytes).c_str());
+            static_cast<unsigned long long>(st.slot_prefetch_wasted));
+    if (st.host_registered_bytes > 0)
+        std::fprintf(
+            out, "moerun: %s of host memory page-locked for the copies (%s)\n",
+            format_size(st.host_registered_bytes).c_str(),
+            s.experts && s.experts->cache() ? "the expert cache's slots" : "the mapped expert tensors");
     if (s.ctx.cpu_fallback != "off") {
         std::fprintf(out, "moerun: cpu fallback (%s): %llu slot misses computed on the CPU instead of copied",
                      s.ctx.cpu_fallback.c_str(), static_cast<unsigned long long>(st.slot_cpu_misses));

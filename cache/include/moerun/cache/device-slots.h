@@ -1,7 +1,9 @@
 // The device tier: expert slots in a backend's memory (GPU VRAM; host RAM on the CPU backend).
 //
 // One allocation of n_slots x slot_bytes made at start (the --device-mem budget's expert part).
-// An expert occupies one slot: its gate, up and down tensors at 256-byte aligned offsets. Slots
+// An expert occupies one slot: its gate, up and down tensors at 256-byte aligned offsets, or, when
+// its three host tensors lie in one span that fits a slot (a host cache slot), that whole span
+// copied in one transfer at the same offsets (alignment mod 256 kept). Slots
 // are filled from host memory (the host tier, or the mapped file) and replaced by a cache Policy
 // (one partition over every slot; least-stale by default in the runtime). The routing clock is
 // the cache's: now = step * n_layers + layer, set by begin_layer().
@@ -11,8 +13,9 @@
 // until the end of the layer it was made for. Pinned slots are never chosen as victims.
 //
 // Copies: load() copies on the backend's compute queue (ordered with the kernels that follow).
-// prefetch() copies on its copy queue, beside the kernels; the caller makes compute wait for the
-// copies (Backend::compute_wait_copies) before a kernel reads a prefetched slot. A prefetch's
+// load_async() and prefetch() copy on its copy queue, beside the kernels; the caller makes compute
+// wait for the copies (Backend::compute_wait_copies) before a kernel reads the slot, and the host
+// wait for them (Backend::wait_copies) before the host source changes. A prefetch's
 // victim is never pinned, so no kernel still queued reads it when the caller has synchronised
 // with every earlier layer (the device pass does, when it downloads the router logits).
 #pragma once
@@ -45,6 +48,7 @@ uint64_t slot_bytes_for(std::span<const SlotLayout> layouts);
 
 struct DeviceSlotStats {
     uint64_t hits = 0, misses = 0, evictions = 0, bytes_uploaded = 0;
+    uint64_t transfers = 0;        // host-to-device copies issued (1 per expert from one span, else 3)
     uint64_t prefetch_issued = 0;  // prefetch copies (their bytes are in bytes_uploaded)
     uint64_t prefetch_used = 0;    // prefetched experts found by their layer (counted as hits too)
     uint64_t prefetch_wasted = 0;  // prefetched experts evicted before any use
@@ -69,6 +73,8 @@ class DeviceSlots {
     // returns its device copy (counts a miss). Throws std::runtime_error when every slot is
     // pinned or the copy fails.
     ExpertView load(ExpertId id, const ExpertView &host, const SlotLayout &layout);
+    // load() on the backend's copy queue: returns at once; see Copies above for the two waits.
+    ExpertView load_async(ExpertId id, const ExpertView &host, const SlotLayout &layout);
     // Starts copying the expert for the layer at clock `until` (> now) on the copy queue, and pins
     // it until that layer ends. `host` must stay valid until the copy has run. Returns false (and
     // copies nothing) when it is resident already or every slot is pinned; throws
@@ -87,6 +93,7 @@ class DeviceSlots {
     struct Slot {
         ExpertId id{};
         SlotLayout layout;
+        uint64_t off[3] = {};     // gate, up, down offsets in the slot
         uint64_t pin_until = 0;   // pinned while now_ < pin_until (clock + 1 of the last layer it serves)
         bool prefetched = false;  // copied by prefetch() and not used yet
     };
@@ -96,8 +103,10 @@ class DeviceSlots {
     void assign(uint32_t s, ExpertId id, const SlotLayout &layout, uint64_t pin_until);
     // std::invalid_argument when the expert does not fit a slot.
     void check_fits(ExpertId id, const SlotLayout &layout) const;
-    // Copies the expert's three tensors into slot s: on the compute queue, or the copy queue (async).
+    // Places the expert in slot s (offsets) and copies it there: one transfer of its host span when
+    // that fits a slot, else one per tensor; on the compute queue, or the copy queue (async).
     void copy(uint32_t s, ExpertId id, const ExpertView &host, const SlotLayout &layout, bool async);
+    ExpertView load_on(ExpertId id, const ExpertView &host, const SlotLayout &layout, bool async);
     static bool evictable(const void *ctx, ExpertId id);
 
     kernels::Backend &backend_;

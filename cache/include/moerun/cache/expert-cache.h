@@ -90,6 +90,9 @@ class ExpertCache {
     bool resident(uint32_t layer, uint16_t expert) const;
     uint32_t n_slots() const;
     uint64_t slot_size() const;
+    // The slots' memory (one page-aligned range, for the lifetime of the cache): a device backend
+    // page-locks it so that copies out of slots run without staging.
+    std::span<const uint8_t> arena() const;
     const std::vector<LayerCacheStats> &stats() const;  // [n_layers]
     void reset_stats();
     const NvmeReader &reader() const;

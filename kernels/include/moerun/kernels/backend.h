@@ -39,7 +39,7 @@ class Backend {
     virtual std::string_view name() const = 0;  // "cpu", "cuda"
     virtual DeviceInfo device_info() const = 0;
 
-    // Memory in this backend's space. alloc returns nullptr on failure.
+    // Memory in this backend's space, 256-byte aligned. alloc returns nullptr on failure.
     virtual void *alloc(size_t bytes) = 0;
     virtual void free(void *ptr) = 0;
     virtual Status upload(void *dst, const void *host_src, size_t bytes) = 0;

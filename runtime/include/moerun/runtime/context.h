@@ -75,6 +75,7 @@ struct ContextStats {
     uint64_t device_bytes = 0;
     uint32_t device_slots = 0;
     uint64_t slot_hits = 0, slot_misses = 0, slot_bytes_uploaded = 0;
+    uint64_t slot_transfers = 0;  // host-to-device copies (one per expert from a host cache slot)
     // Device prefetch: copies issued, and those used by their layer / evicted unused. Prefetched
     // experts that were used are counted in slot_hits as well.
     uint64_t slot_prefetches = 0, slot_prefetch_used = 0, slot_prefetch_wasted = 0;
