@@ -184,4 +184,51 @@ MOERUN_HD float dot_chunk_q3_k(const uint8_t *b, int j, const float *x) {
                                 static_cast<float>(k3_scale(is + 1, scales)) * s[1]);
 }
 
+// Dequantization of chunk j of a K-quant block into y[32] (the device dequantize kernels of the
+// types without an element-wise one, and the prefill products' tiles): the same formulas as the
+// dot products above, element by element.
+MOERUN_HD void dequant_chunk_q5_k(const uint8_t *b, int j, float *y) {
+    int sc, m;
+    k4_scale_min(j, b + 4, sc, m);
+    const uint8_t *qh = b + 16, *q = b + 48 + 32 * (j / 2);
+    const int shift = 4 * (j % 2);
+    const float d = load_f16(b) * static_cast<float>(sc), mn = load_f16(b + 2) * static_cast<float>(m);
+    for (int l = 0; l < 32; ++l)
+        y[l] = d * static_cast<float>(((q[l] >> shift) & 15) | (((qh[l] >> j) & 1) << 4)) - mn;
+}
+
+MOERUN_HD void dequant_chunk_q6_k(const uint8_t *b, int j, float *y) {
+    const uint8_t *ql = b, *qh = b + 128;
+    const auto *scales = reinterpret_cast<const int8_t *>(b + 192);
+    const int h = j / 4, k = j % 4;
+    const uint8_t *lo = ql + 64 * h + 32 * (k & 1);
+    const int lo_shift = k >= 2 ? 4 : 0, hi_shift = 2 * k, is = 8 * h + 2 * k;
+    const float d = load_f16(b + 208);
+    for (int l = 0; l < 32; ++l) {
+        const int v = (((lo[l] >> lo_shift) & 15) | (((qh[32 * h + l] >> hi_shift) & 3) << 4)) - 32;
+        y[l] = d * static_cast<float>(scales[is + l / 16]) * static_cast<float>(v);
+    }
+}
+
+MOERUN_HD void dequant_chunk_q2_k(const uint8_t *b, int j, float *y) {
+    const uint8_t *scales = b, *q = b + 16 + 32 * (j / 4);
+    const int shift = 2 * (j % 4), is = 8 * (j / 4) + 2 * (j % 4);
+    const float d = load_f16(b + 80), dmin = load_f16(b + 82);
+    for (int l = 0; l < 32; ++l) {
+        const uint8_t s = scales[is + l / 16];
+        y[l] = d * static_cast<float>(s & 15) * static_cast<float>((q[l] >> shift) & 3) -
+               dmin * static_cast<float>(s >> 4);
+    }
+}
+
+MOERUN_HD void dequant_chunk_q3_k(const uint8_t *b, int j, float *y) {
+    const uint8_t *hmask = b, *q = b + 32 + 32 * (j / 4), *scales = b + 96;
+    const int shift = 2 * (j % 4), is = 8 * (j / 4) + 2 * (j % 4), hbit = 1 << j;
+    const float d = load_f16(b + 108);
+    for (int l = 0; l < 32; ++l) {
+        const int v = ((q[l] >> shift) & 3) - ((hmask[l] & hbit) ? 0 : 4);
+        y[l] = d * static_cast<float>(k3_scale(is + l / 16, scales)) * static_cast<float>(v);
+    }
+}
+
 }  // namespace moerun::kernels::cuda

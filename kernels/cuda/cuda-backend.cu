@@ -1,5 +1,5 @@
-// The CUDA backend: device memory via cudaMalloc, one stream, device dequantization and
-// matrix-product kernels.
+// The CUDA backend: device memory via cudaMalloc, a compute stream and a copy stream, device
+// dequantization and matrix-product kernels; products of many tokens (prefill) through cuBLAS.
 // Everything is checked; a machine without a GPU or driver gets a clear reason from probe().
 #include <cuda_runtime.h>
 
@@ -10,6 +10,7 @@
 
 #include "cuda-check.h"
 #include "dequant.cuh"
+#include "gemm.cuh"
 #include "mmv.cuh"
 #include "moerun/kernels/cuda-backend.h"
 #include "ops.cuh"
@@ -66,6 +67,7 @@ class CudaBackend final : public Backend {
     void free(void *ptr) override {
         if (ptr) cudaFree(ptr);
     }
+    uint64_t workspace_bytes() const override { return Gemm::kDeviceBytes + kStagingBytes; }
 
     Status upload(void *dst, const void *src, size_t bytes) override {
         MOERUN_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), error_,
@@ -147,6 +149,11 @@ class CudaBackend final : public Backend {
             return Status::unsupported;
         }
         const uint64_t rb = static_cast<uint64_t>(cols) / tr.block_size * tr.type_size;
+        constexpr int64_t kIntMax = 0x7fffffff;
+        if (Gemm::wanted(t, n_tok) && rows <= kIntMax && cols <= kIntMax && n_tok <= kIntMax) {
+            if (!gemm_.run(t, w, rb, x, y, rows, cols, n_tok, stream_, &error_)) return Status::device_error;
+            return Status::ok;
+        }
         MOERUN_CUDA_TRY(launch_matmul(t, w, rb, x, y, rows, cols, n_tok, stream_), error_,
                         Status::device_error);
         return Status::ok;
@@ -330,7 +337,7 @@ class CudaBackend final : public Backend {
             if (staging_) cudaFree(staging_);  // cudaFree waits for kernels still reading it
             staging_ = nullptr;
             staging_bytes_ = 0;
-            const size_t grow = std::max<size_t>(need, 64 << 10);
+            const size_t grow = std::max<size_t>(need, kStagingBytes);
             MOERUN_CUDA_TRY(cudaMalloc(&staging_, grow), error_, Status::device_error);
             staging_bytes_ = grow;
         }
@@ -349,6 +356,8 @@ class CudaBackend final : public Backend {
         return Status::ok;
     }
 
+    static constexpr size_t kStagingBytes = 64 << 10;  // grows only past 8192 indices and weights
+    Gemm gemm_;
     void *staging_ = nullptr;
     size_t staging_bytes_ = 0;
     cudaStream_t stream_ = nullptr;       // kernels, upload, download

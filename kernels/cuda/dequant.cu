@@ -1,4 +1,5 @@
-// Dequantization kernels for the block types the expert path uses first.
+// Dequantization kernels: one thread per element for F32, F16, BF16, Q8_0, Q4_0 and Q4_K, one per
+// 32-element chunk for Q5_K, Q6_K, Q2_K and Q3_K (block-dot.cuh's formulas).
 // Block layouts (bytes, little-endian; f16 = IEEE half), see quant/include/moerun/quant/blocks.h:
 //   Q8_0 [34]:  f16 d | i8 qs[32]                     x = d * q
 //   Q4_0 [18]:  f16 d | u8 qs[16]                     x[j] = d * ((qs[j] & 15) - 8), x[j+16] = d * ((qs[j] >>
@@ -7,6 +8,7 @@
 //               pairs (2i, 2i+1) take the low / high nibbles of qs[32i .. 32i+32).
 #include <cuda_fp16.h>
 
+#include "block-dot.cuh"
 #include "dequant.cuh"
 
 namespace moerun::kernels::cuda {
@@ -78,6 +80,28 @@ __global__ void dequant_q4_k(const uint8_t *src, float *dst, int64_t n) {
     dst[i] = d * static_cast<float>(v) - mn;
 }
 
+// One thread per 32-element chunk (block-dot.cuh's dequant_chunk_*): Q5_K, Q6_K, Q2_K, Q3_K.
+template <void (*Chunk)(const uint8_t *, int, float *), int BS, int BB>
+__global__ void dequant_chunks(const uint8_t *src, float *dst, int64_t n_chunks) {
+    const int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+    if (c >= n_chunks) return;
+    const int64_t e = 32 * c;
+    float y[32];
+    Chunk(src + (e / BS) * BB, static_cast<int>((e % BS) / 32), y);
+#pragma unroll
+    for (int l = 0; l < 32; ++l) dst[e + l] = y[l];
+}
+
+template <void (*Chunk)(const uint8_t *, int, float *), int BB>
+cudaError_t launch_chunks(const uint8_t *src, float *dst, int64_t n, cudaStream_t stream) {
+    constexpr int kThreads = 128;
+    const int64_t n_chunks = n / 32;
+    dequant_chunks<Chunk, 256, BB>
+        <<<static_cast<unsigned>((n_chunks + kThreads - 1) / kThreads), kThreads, 0, stream>>>(src, dst,
+                                                                                               n_chunks);
+    return cudaGetLastError();
+}
+
 }  // namespace
 
 bool has_device_dequantize(quant::Type t) {
@@ -88,6 +112,10 @@ bool has_device_dequantize(quant::Type t) {
         case quant::Type::Q8_0:
         case quant::Type::Q4_0:
         case quant::Type::Q4_K:
+        case quant::Type::Q5_K:
+        case quant::Type::Q6_K:
+        case quant::Type::Q2_K:
+        case quant::Type::Q3_K:
             return true;
         default:
             return false;
@@ -118,6 +146,14 @@ cudaError_t launch_dequantize(quant::Type t, const void *src, float *dst, int64_
         case quant::Type::Q4_K:
             dequant_q4_k<<<blocks, kThreads, 0, stream>>>(s, dst, n);
             break;
+        case quant::Type::Q5_K:
+            return launch_chunks<dequant_chunk_q5_k, 176>(s, dst, n, stream);
+        case quant::Type::Q6_K:
+            return launch_chunks<dequant_chunk_q6_k, 210>(s, dst, n, stream);
+        case quant::Type::Q2_K:
+            return launch_chunks<dequant_chunk_q2_k, 84>(s, dst, n, stream);
+        case quant::Type::Q3_K:
+            return launch_chunks<dequant_chunk_q3_k, 110>(s, dst, n, stream);
         default:
             return cudaErrorInvalidValue;
     }

@@ -7,8 +7,8 @@
 //  - experts live in cache::DeviceSlots; a miss is read through `experts` (host tier or mapped
 //    file) and copied into a slot. The host tier's slots are page-locked (CUDA) and copied on the
 //    copy queue in one transfer per expert; a host slot goes back to the cache only after the
-//    host has waited for the copies out of it (SlotFiller). Decode runs the token's experts in one expert_ffn call; a batch
-//    runs each selected expert once over its tokens (gathered rows), then combines the rows of
+//    host has waited for the copies out of it (SlotFiller). Decode runs the token's experts in one expert_ffn
+//    call; a batch runs each selected expert once over its tokens (gathered rows), then combines the rows of
 //    every token in rank order;
 //  - decode prefetch: once a layer's expert kernel is queued, a predictor (observing the routing)
 //    names the likely experts of the next layer, and those not resident are copied into slots on
@@ -360,6 +360,7 @@ void Context::Impl::init_device() {
     D.d = D.floats(R * E, "workspace expert down");
     D.ffn_scratch = D.floats(2 * K * F + K * E, "workspace expert_ffn");
     D.logits = D.floats(std::min(B, kLogitRows) * int64_t{hp.n_vocab}, "workspace logits");
+    D.bytes += be.workspace_bytes();  // the backend's own (prefill GEMM tiles, staging)
 
     // Expert slots: what is left of device_mem, or device_slots, or one per expert.
     D.layout.resize(hp.n_layer);

@@ -96,3 +96,38 @@ TEST_CASE("CUDA chunk dot products equal the reference dequantization for every 
         }
     }
 }
+
+TEST_CASE("CUDA chunk dequantization equals the reference for Q5_K, Q6_K, Q2_K and Q3_K") {
+    using ChunkDequant = void (*)(const uint8_t *, int, float *);
+    const struct {
+        quant::Type t;
+        ChunkDequant f;
+        std::vector<size_t> f16_fields;
+    } cases[] = {{quant::Type::Q5_K, cuda::dequant_chunk_q5_k, {0, 2}},
+                 {quant::Type::Q6_K, cuda::dequant_chunk_q6_k, {208}},
+                 {quant::Type::Q2_K, cuda::dequant_chunk_q2_k, {80, 82}},
+                 {quant::Type::Q3_K, cuda::dequant_chunk_q3_k, {108}}};
+    std::mt19937 rng(5);
+    std::normal_distribution<float> nd(0, 1);
+    for (const auto &c : cases) {
+        CAPTURE(quant::type_name(c.t));
+        const auto &tr = quant::traits(c.t);
+        for (int trial = 0; trial < 200; ++trial) {
+            std::vector<uint8_t> block(tr.type_size);
+            for (auto &v : block) v = static_cast<uint8_t>(rng());
+            for (const size_t off : c.f16_fields) {
+                const uint16_t h = quant::fp32_to_fp16(nd(rng) * 0.05f);
+                block[off] = static_cast<uint8_t>(h & 0xff);
+                block[off + 1] = static_cast<uint8_t>(h >> 8);
+            }
+            std::vector<float> ref(tr.block_size), got(tr.block_size);
+            quant::dequantize_row(c.t, block.data(), ref.data(), static_cast<int64_t>(tr.block_size));
+            for (int j = 0; j < static_cast<int>(tr.block_size / 32); ++j) c.f(block.data(), j, &got[32 * j]);
+            for (size_t i = 0; i < ref.size(); ++i) {
+                CAPTURE(i);
+                REQUIRE(std::isfinite(got[i]));
+                CHECK(std::fabs(got[i] - ref[i]) <= 1e-6f * std::fabs(ref[i]) + 1e-9f);
+            }
+        }
+    }
+}

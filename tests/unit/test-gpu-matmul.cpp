@@ -126,7 +126,14 @@ TEST_CASE("cuda matmul matches the CPU backend for every expert weight type") {
         check_matmul(*gpu, *cpu, t, 37, 2048, 1, seed++);
         check_matmul(*gpu, *cpu, t, 130, 768, 5, seed++);
         check_matmul(*gpu, *cpu, t, 64, 6144, 13, seed++);
+        // prefill sizes (CUDA: dequantized tiles through cuBLAS from 32 tokens on)
+        check_matmul(*gpu, *cpu, t, 96, 512, 32, seed++);
+        check_matmul(*gpu, *cpu, t, 77, 1024, 131, seed++);
     }
+    // More rows than one GEMM tile holds (32 MiB of F32: 4096 rows of 2048), so the product is
+    // made of several tiles.
+    check_matmul(*gpu, *cpu, quant::Type::Q4_K, 4200, 2048, 40, seed++);
+    check_matmul(*gpu, *cpu, quant::Type::Q6_K, 4200, 2048, 33, seed++);
 }
 
 TEST_CASE("cuda matmul on expert slices of a stacked tensor, experts in shuffled order") {

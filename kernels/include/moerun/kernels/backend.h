@@ -42,6 +42,10 @@ class Backend {
     // Memory in this backend's space, 256-byte aligned. alloc returns nullptr on failure.
     virtual void *alloc(size_t bytes) = 0;
     virtual void free(void *ptr) = 0;
+    // Memory in this backend's space that it allocates for itself, beside alloc() (CUDA: the
+    // prefill products' tiles and cuBLAS's workspace, small staging buffers), counted by callers
+    // against a device memory budget. May be allocated on first use.
+    virtual uint64_t workspace_bytes() const { return 0; }
     virtual Status upload(void *dst, const void *host_src, size_t bytes) = 0;
     virtual Status download(void *host_dst, const void *src, size_t bytes) = 0;
     // Waits for everything issued on both queues (kernels and copies).
@@ -72,7 +76,8 @@ class Backend {
     // y[n_tok, rows] = x[n_tok, cols] . W^T, token-major: W is rows x cols of type t (GGUF blocks,
     // rows row_bytes(t, cols) apart), x and y are float; all three in this backend's memory. cols
     // must be a multiple of 32 and of t's block size. The CPU backend converts activations to the
-    // type's vec-dot type as llama.cpp does; CUDA multiplies with F32 activations.
+    // type's vec-dot type as llama.cpp does; CUDA multiplies with F32 activations (from 32 tokens
+    // on, a dequantized F32 tile through cuBLAS's SGEMM).
     virtual Status matmul(quant::Type t, const void *w, const float *x, float *y, int64_t rows, int64_t cols,
                           int64_t n_tok) = 0;
 
