@@ -50,6 +50,17 @@ same greedy device-all --temp 0 --backend cpu-device
 same greedy device-min --temp 0 --backend cpu-device --device-slots "$top_k"
 same greedy device-min-cached --temp 0 --backend cpu-device --device-slots "$((top_k + 1))" --cache-slots 1
 same sampled device-sampled --temp 0.9 --top-k 40 --seed 1234 --backend cpu-device --device-slots "$top_k"
+# Transfers per expert copied (demand misses and prefetches): three from the mapped file (the
+# tensors lie apart), one out of a host cache slot (one span).
+transfers_per_expert() {  # transfers_per_expert NAME N
+    awk -v per="$2" '
+        /slot hits [0-9]+, misses/ { for (i = 1; i <= NF; i++) { if ($i == "misses") m = $(i + 1) + 0; if ($i == "transfers") t = $(i - 1) + 0 } }
+        /experts copied ahead/ { for (i = 1; i <= NF; i++) if ($i == "experts" && $(i + 1) == "copied") p = $(i - 1) + 0 }
+        END { exit !(m > 0 && t == per * (m + p)) }' "$work/$1.log" ||
+        { echo "FAIL: $1 did not copy each expert in $2 transfer(s)"; grep "moerun: device" "$work/$1.log"; exit 1; }
+}
+transfers_per_expert device-min 3
+transfers_per_expert device-min-cached 1
 grep -q "device cpu: .* $top_k expert slots; slot hits [0-9]*, misses [1-9]" "$work/device-min.log" ||
     { echo "FAIL: the device run did not report its slots and misses"; cat "$work/device-min.log"; exit 1; }
 # Device prefetch (copies on the copy queue, which the CPU backend runs only when compute waits for
