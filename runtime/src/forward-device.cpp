@@ -226,8 +226,8 @@ void DeviceStateDeleter::operator()(DeviceState *d) const {
     delete d;
 }
 
-// Page-locks the mapped expert tensors so that prefetch copies from them run on the copy queue
-// without staging (CUDA); the CPU backend declines, which changes nothing. The ranges are the
+// Page-locks the mapped expert tensors so that copies from them (demand and prefetch) run without
+// staging (CUDA); the CPU backend declines, which changes nothing. The ranges are the
 // stacked expert tensors, widened to whole pages and merged; a range the backend refuses is
 // skipped (its copies are staged, still correct).
 void Context::Impl::register_experts(DeviceState &D) {
@@ -409,9 +409,14 @@ void Context::Impl::init_device() {
         D.pred_e.resize(static_cast<size_t>(2 * K));
         D.pred_s.resize(static_cast<size_t>(2 * K));
         D.host_pf.reserve(static_cast<size_t>(2 * K));
-        if (host_cache == nullptr) register_experts(D);
     }
-    if (host_cache != nullptr && n_slots < total) register_host_cache(D, *host_cache);
+    // Page-lock the host tier the slots are filled from (demand copies and prefetches).
+    if (n_slots < total) {
+        if (host_cache != nullptr)
+            register_host_cache(D, *host_cache);
+        else
+            register_experts(D);
+    }
     if (fallback != cache::FallbackMode::off && n_slots < total)
         D.planner.emplace(fallback, bw, hp.n_layer, static_cast<uint32_t>(X), static_cast<uint32_t>(n_slots));
     if (n_slots == total) {
