@@ -149,8 +149,7 @@ class CudaBackend final : public Backend {
             return Status::unsupported;
         }
         const uint64_t rb = static_cast<uint64_t>(cols) / tr.block_size * tr.type_size;
-        constexpr int64_t kIntMax = 0x7fffffff;
-        if (Gemm::wanted(t, n_tok) && rows <= kIntMax && cols <= kIntMax && n_tok <= kIntMax) {
+        if (gemm_.wanted(t, rows, cols, n_tok)) {
             if (!gemm_.run(t, w, rb, x, y, rows, cols, n_tok, stream_, &error_)) return Status::device_error;
             return Status::ok;
         }

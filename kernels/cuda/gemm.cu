@@ -12,39 +12,51 @@
 namespace moerun::kernels::cuda {
 
 namespace {
-std::string cublas_error(cublasStatus_t st, const char *what) {
-    return std::string("cuBLAS error ") + cublasGetStatusName(st) + " (" + cublasGetStatusString(st) +
-           ") in " + what;
+std::string cublas_error(const CublasApi &api, cublasStatus_t st, const char *what) {
+    return std::string("cuBLAS error ") + std::to_string(static_cast<int>(st)) + " (" +
+           api.status_string(st) + ") in " + what;
 }
 }  // namespace
 
 Gemm::~Gemm() {
-    if (handle_) cublasDestroy(handle_);
+    if (handle_) api_->destroy(handle_);
     if (tile_) cudaFree(tile_);
     if (cublas_ws_) cudaFree(cublas_ws_);
 }
 
-bool Gemm::wanted(quant::Type t, int64_t n_tok) {
-    return n_tok >= kMinTokens && has_device_dequantize(t);
+bool Gemm::wanted(quant::Type t, int64_t rows, int64_t cols, int64_t n_tok) {
+    constexpr int64_t kIntMax = 0x7fffffff;
+    if (n_tok < kMinTokens || !has_device_dequantize(t) ||
+        cols > static_cast<int64_t>(kTileBytes / sizeof(float)) || rows > kIntMax || n_tok > kIntMax)
+        return false;
+    if (!api_tried_) {
+        api_tried_ = true;
+        api_ = cublas_api(nullptr);
+    }
+    return api_ != nullptr;
 }
 
 bool Gemm::init(std::string *error) {
     if (handle_) return true;
-    cudaError_t err = cudaMalloc(reinterpret_cast<void **>(&tile_), kTileBytes);
-    if (err == cudaSuccess) err = cudaMalloc(&cublas_ws_, kCublasBytes);
+    if (api_ == nullptr) {
+        *error = "cuBLAS is not loaded";
+        return false;
+    }
+    cudaError_t err = tile_ ? cudaSuccess : cudaMalloc(reinterpret_cast<void **>(&tile_), kTileBytes);
+    if (err == cudaSuccess && !cublas_ws_) err = cudaMalloc(&cublas_ws_, kCublasBytes);
     if (err != cudaSuccess) {
         *error = describe_error(err, "cudaMalloc (cuBLAS workspaces)", __FILE__, __LINE__);
         return false;
     }
     cublasHandle_t h = nullptr;
-    if (const cublasStatus_t st = cublasCreate(&h); st != CUBLAS_STATUS_SUCCESS) {
-        *error = cublas_error(st, "cublasCreate");
+    if (const cublasStatus_t st = api_->create(&h); st != CUBLAS_STATUS_SUCCESS) {
+        *error = cublas_error(*api_, st, "cublasCreate");
         return false;
     }
-    if (const cublasStatus_t st = cublasSetWorkspace(h, cublas_ws_, kCublasBytes);
+    if (const cublasStatus_t st = api_->set_workspace(h, cublas_ws_, kCublasBytes);
         st != CUBLAS_STATUS_SUCCESS) {
-        cublasDestroy(h);
-        *error = cublas_error(st, "cublasSetWorkspace");
+        api_->destroy(h);
+        *error = cublas_error(*api_, st, "cublasSetWorkspace");
         return false;
     }
     handle_ = h;
@@ -55,8 +67,8 @@ bool Gemm::run(quant::Type t, const void *w, uint64_t row_bytes, const float *x,
                int64_t cols, int64_t n_tok, cudaStream_t stream, std::string *error) {
     if (rows <= 0 || n_tok <= 0) return true;
     if (!init(error)) return false;
-    if (const cublasStatus_t st = cublasSetStream(handle_, stream); st != CUBLAS_STATUS_SUCCESS) {
-        *error = cublas_error(st, "cublasSetStream");
+    if (const cublasStatus_t st = api_->set_stream(handle_, stream); st != CUBLAS_STATUS_SUCCESS) {
+        *error = cublas_error(*api_, st, "cublasSetStream");
         return false;
     }
     const int64_t tile_rows = std::max<int64_t>(1, static_cast<int64_t>(kTileBytes / sizeof(float)) / cols);
@@ -73,11 +85,11 @@ bool Gemm::run(quant::Type t, const void *w, uint64_t row_bytes, const float *x,
             return false;
         }
         const cublasStatus_t st =
-            cublasSgemm(handle_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m), static_cast<int>(n_tok),
+            api_->sgemm(handle_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m), static_cast<int>(n_tok),
                         static_cast<int>(cols), &one, a, static_cast<int>(cols), x, static_cast<int>(cols),
                         &zero, y + r0, static_cast<int>(rows));
         if (st != CUBLAS_STATUS_SUCCESS) {
-            *error = cublas_error(st, "cublasSgemm");
+            *error = cublas_error(*api_, st, "cublasSgemm");
             return false;
         }
     }

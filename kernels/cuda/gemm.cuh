@@ -3,8 +3,9 @@
 // workspaces are allocated on first use and their size is fixed (Gemm::kDeviceBytes), so a
 // device memory budget can count them.
 #pragma once
-#include <cublas_v2.h>
 #include <cuda_runtime.h>
+
+#include "cublas-api.h"
 
 #include <cstdint>
 #include <string>
@@ -25,15 +26,18 @@ class Gemm {
     Gemm(const Gemm &) = delete;
     Gemm &operator=(const Gemm &) = delete;
 
-    // True when this product goes through cuBLAS here (enough tokens, a type with a device
-    // dequantization).
-    static bool wanted(quant::Type t, int64_t n_tok);
+    // True when this product goes through cuBLAS here: enough tokens, a type with a device
+    // dequantization, and a row that fits the tile (sizes within cuBLAS's int); and cuBLAS
+    // loads (else the matrix-vector kernels do every product).
+    bool wanted(quant::Type t, int64_t rows, int64_t cols, int64_t n_tok);
     // Queues the product on `stream`; false with *error set when a CUDA or cuBLAS call fails.
     bool run(quant::Type t, const void *w, uint64_t row_bytes, const float *x, float *y, int64_t rows,
              int64_t cols, int64_t n_tok, cudaStream_t stream, std::string *error);
 
   private:
     bool init(std::string *error);
+    const CublasApi *api_ = nullptr;
+    bool api_tried_ = false;
     cublasHandle_t handle_ = nullptr;
     float *tile_ = nullptr;
     void *cublas_ws_ = nullptr;

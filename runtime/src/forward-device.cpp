@@ -5,11 +5,11 @@
 //  - routing runs on the host over the downloaded router logits ([n, n_expert] floats a layer), so
 //    the experts chosen are exactly the CPU pass's and the host knows which experts to bring in;
 //  - experts live in cache::DeviceSlots; a miss is read through `experts` (host tier or mapped
-//    file) and copied into a slot. The host tier's slots are page-locked (CUDA) and copied on the
-//    copy queue in one transfer per expert; a host slot goes back to the cache only after the
-//    host has waited for the copies out of it (SlotFiller). Decode runs the token's experts in one expert_ffn
-//    call; a batch runs each selected expert once over its tokens (gathered rows), then combines the rows of
-//    every token in rank order;
+//    file) and copied into a slot. The host tier is page-locked (CUDA); out of the expert cache an
+//    expert is one transfer on the copy queue, and a host slot goes back to the cache only after
+//    the host has waited for the copies out of it (SlotFiller). Decode runs the token's experts
+//    in one expert_ffn call; a batch runs each selected expert once over its tokens (gathered
+//    rows), then combines the rows of every token in rank order;
 //  - decode prefetch: once a layer's expert kernel is queued, a predictor (observing the routing)
 //    names the likely experts of the next layer, and those not resident are copied into slots on
 //    the backend's copy queue while the kernel runs; the next layer's kernels wait for the copies.
