@@ -88,10 +88,9 @@ std::optional<uint32_t> DeviceSlots::take_slot() {
     return s;
 }
 
-void DeviceSlots::assign(uint32_t s, ExpertId id, const SlotLayout &layout, uint64_t pin_until) {
+void DeviceSlots::assign(uint32_t s, ExpertId id, uint64_t pin_until) {
     Slot &slot = slots_[s];
     slot.id = id;
-    slot.layout = layout;
     slot.pin_until = pin_until;
     where_[id] = s;
 }
@@ -173,7 +172,7 @@ ExpertView DeviceSlots::load_on(ExpertId id, const ExpertView &host, const SlotL
         throw std::runtime_error("device slots: all " + std::to_string(n_slots_) +
                                  " slots are pinned by the current layer or prefetches; layer " +
                                  std::to_string(id.layer) + " needs more");
-    assign(*s, id, layout, now_ + 1);
+    assign(*s, id, now_ + 1);
     slots_[*s].prefetched = false;
     pinned_.push_back(*s);
     policy_->on_insert(id, now_, false);
@@ -187,7 +186,7 @@ bool DeviceSlots::prefetch(ExpertId id, const ExpertView &host, const SlotLayout
     if (where_.count(id) != 0) return false;
     const std::optional<uint32_t> s = take_slot();
     if (!s) return false;
-    assign(*s, id, layout, std::max(until, now_) + 1);
+    assign(*s, id, std::max(until, now_) + 1);
     slots_[*s].prefetched = true;
     policy_->on_insert(id, now_, true);
     copy(*s, id, host, layout, true);

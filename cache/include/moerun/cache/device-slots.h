@@ -92,7 +92,6 @@ class DeviceSlots {
   private:
     struct Slot {
         ExpertId id{};
-        SlotLayout layout;
         uint64_t off[3] = {};     // gate, up, down offsets in the slot
         uint64_t pin_until = 0;   // pinned while now_ < pin_until (clock + 1 of the last layer it serves)
         bool prefetched = false;  // copied by prefetch() and not used yet
@@ -100,7 +99,7 @@ class DeviceSlots {
     ExpertView view(uint32_t slot) const;
     // A free slot, or the policy's victim among the unpinned ones (evicted); nullopt when none.
     std::optional<uint32_t> take_slot();
-    void assign(uint32_t s, ExpertId id, const SlotLayout &layout, uint64_t pin_until);
+    void assign(uint32_t s, ExpertId id, uint64_t pin_until);
     // std::invalid_argument when the expert does not fit a slot.
     void check_fits(ExpertId id, const SlotLayout &layout) const;
     // Places the expert in slot s (offsets) and copies it there: one transfer of its host span when
