@@ -10,9 +10,9 @@
 #include <random>
 #include <vector>
 
+#include "gpu-test-blocks.h"
 #include "gpu-test-main.h"
 #include "moerun/kernels/backend.h"
-#include "moerun/quant/half.h"
 #include "moerun/quant/quantize.h"
 
 using namespace moerun;
@@ -30,20 +30,8 @@ void check_type(kernels::Backend &gpu, kernels::Backend &cpu, quant::Type t, int
     std::vector<float> x(static_cast<size_t>(n));
     for (auto &v : x) v = dist(rng);
     std::vector<uint8_t> blocks(*quant::row_bytes(t, static_cast<uint64_t>(n)));
-    if (t == quant::Type::Q2_K || t == quant::Type::Q3_K) {
-        // quant/ has no quantizer for these: random blocks with finite f16 scales.
-        const size_t bb = quant::traits(t).type_size;
-        const std::vector<size_t> f16 =
-            t == quant::Type::Q2_K ? std::vector<size_t>{80, 82} : std::vector<size_t>{108};
-        for (auto &v : blocks) v = static_cast<uint8_t>(rng());
-        for (size_t b = 0; b < blocks.size() / bb; ++b)
-            for (const size_t off : f16) {
-                const uint16_t h = quant::fp32_to_fp16(dist(rng) * 0.02f);
-                std::memcpy(&blocks[b * bb + off], &h, 2);
-            }
-    } else {
+    if (!fill_random_blocks(t, blocks, rng))
         REQUIRE(quant::quantize_row(t, x.data(), blocks.data(), n) == blocks.size());
-    }
 
     // CPU reference.
     std::vector<float> ref(static_cast<size_t>(n));

@@ -18,9 +18,9 @@
 #include <random>
 #include <vector>
 
+#include "gpu-test-blocks.h"
 #include "gpu-test-main.h"
 #include "moerun/kernels/backend.h"
-#include "moerun/quant/half.h"
 #include "moerun/quant/quantize.h"
 #include "moerun/quant/types.h"
 
@@ -32,23 +32,12 @@ constexpr size_t kGuard = 64;
 constexpr float kGuardValue = -12345.5f;
 
 // Weight blocks of `rows` rows: quantized from normal values where quant/ can quantize the type,
-// else random bytes with finite f16 scales at the given offsets.
+// else random (fill_random_blocks).
 std::vector<uint8_t> make_weights(quant::Type t, int64_t rows, int64_t cols, std::mt19937 &rng) {
     const uint64_t rb = *quant::row_bytes(t, static_cast<uint64_t>(cols));
     std::vector<uint8_t> w(rb * static_cast<uint64_t>(rows));
     std::normal_distribution<float> nd(0.0f, 1.0f);
-    if (t == quant::Type::Q2_K || t == quant::Type::Q3_K) {
-        const size_t bb = quant::traits(t).type_size;
-        const std::vector<size_t> f16 =
-            t == quant::Type::Q2_K ? std::vector<size_t>{80, 82} : std::vector<size_t>{108};
-        for (auto &v : w) v = static_cast<uint8_t>(rng());
-        for (size_t b = 0; b < w.size() / bb; ++b)
-            for (const size_t off : f16) {
-                const uint16_t h = quant::fp32_to_fp16(nd(rng) * 0.02f);
-                std::memcpy(&w[b * bb + off], &h, 2);
-            }
-        return w;
-    }
+    if (fill_random_blocks(t, w, rng)) return w;
     std::vector<float> src(static_cast<size_t>(cols));
     for (int64_t r = 0; r < rows; ++r) {
         for (auto &v : src) v = nd(rng);
