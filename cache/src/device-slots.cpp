@@ -107,6 +107,7 @@ std::optional<ExpertView> DeviceSlots::find(ExpertId id) {
     }
     policy_->on_hit(id, now_);
     ++stats_.hits;
+    ready_after_ = std::max(ready_after_, s.copy_no);
     return view(it->second);
 }
 
@@ -137,6 +138,11 @@ void DeviceSlots::copy(uint32_t s, ExpertId id, const ExpertView &host, const Sl
     }
     uint64_t *off = slots_[s].off;
     uint8_t *base = pool_ + uint64_t{s} * slot_bytes_;
+    if (!async && slots_[s].copy_no != 0 &&
+        backend_.compute_wait_copy(slots_[s].copy_no) !=
+            kernels::Status::ok)  // a late copy would land over it
+        throw std::runtime_error("device slots: ordering the upload of " + expert_name(id) +
+                                 " after the slot's last copy failed: " + backend_.last_error());
     const auto issue = [&](uint8_t *dst, const void *from, uint64_t bytes) {
         const size_t m = static_cast<size_t>(bytes);
         const kernels::Status st =
@@ -154,6 +160,7 @@ void DeviceSlots::copy(uint32_t s, ExpertId id, const ExpertView &host, const Sl
         for (int p = 0; p < 3; ++p) issue(base + off[p], src[p], n[p]);
     }
     stats_.bytes_uploaded += n[0] + n[1] + n[2];
+    slots_[s].copy_no = async ? backend_.copies_issued() : 0;
 }
 
 ExpertView DeviceSlots::load(ExpertId id, const ExpertView &host, const SlotLayout &layout) {
@@ -178,6 +185,7 @@ ExpertView DeviceSlots::load_on(ExpertId id, const ExpertView &host, const SlotL
     policy_->on_insert(id, now_, false);
     copy(*s, id, host, layout, async);
     ++stats_.misses;
+    ready_after_ = std::max(ready_after_, slots_[*s].copy_no);
     return view(*s);
 }
 
@@ -198,6 +206,7 @@ void DeviceSlots::end_layer() {
     for (const uint32_t s : pinned_)
         if (slots_[s].pin_until == now_ + 1) slots_[s].pin_until = 0;
     pinned_.clear();
+    ready_after_ = 0;
 }
 
 }  // namespace moerun::cache

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <stdexcept>
 #include <thread>
@@ -45,13 +46,19 @@ class CpuBackend final : public Backend {
     Status synchronize() override { return run_queued(); }
 
     // The copy queue: copies wait until compute must see them (the latest moment CUDA may run
-    // them), so code that forgets compute_wait_copies computes on stale slots here too.
+    // them), so code that forgets a wait computes on stale slots here too, and a copy that no
+    // one waited for lands late, over whatever was written there since.
     Status upload_async(void *dst, const void *src, size_t bytes) override {
         if ((!dst || !src) && bytes) return fail(Status::invalid_argument, "upload_async: null pointer");
         queued_.push_back({dst, src, bytes});
+        ++issued_;
         return Status::ok;
     }
-    Status compute_wait_copies() override { return run_queued(); }
+    uint64_t copies_issued() const override { return issued_; }
+    Status compute_wait_copy(uint64_t upto) override {
+        if (upto > issued_) return fail(Status::invalid_argument, "compute_wait_copy: copy not issued yet");
+        return run_queued(upto);
+    }
     Status copies_wait_compute() override { return Status::ok; }  // kernels have run on return
     Status wait_copies() override { return run_queued(); }
     Status host_register(const void *, size_t) override {
@@ -264,11 +271,16 @@ class CpuBackend final : public Backend {
         const void *src;
         size_t bytes;
     };
-    std::vector<Queued> queued_;  // upload_async copies not run yet, in issue order
-    Status run_queued() {
-        for (const Queued &q : queued_)
+    std::deque<Queued> queued_;  // upload_async copies not run yet, in issue order
+    uint64_t issued_ = 0;        // copies numbered so far; queued_ holds the last queued_.size()
+    // Runs the queued copies numbered up to `upto` (all by default).
+    Status run_queued(uint64_t upto = UINT64_MAX) {
+        uint64_t first = issued_ - queued_.size() + 1;  // number of queued_.front()
+        for (; !queued_.empty() && first <= upto; ++first) {
+            const Queued &q = queued_.front();
             if (q.bytes) std::memcpy(q.dst, q.src, q.bytes);
-        queued_.clear();
+            queued_.pop_front();
+        }
         return Status::ok;
     }
     Status copy(void *dst, const void *src, size_t bytes) {

@@ -25,15 +25,16 @@ class CudaBackend final : public Backend {
         if (cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking) != cudaSuccess) stream_ = nullptr;
         if (cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking) != cudaSuccess)
             copy_stream_ = nullptr;
-        if (cudaEventCreateWithFlags(&copies_done_, cudaEventDisableTiming) != cudaSuccess)
-            copies_done_ = nullptr;
+        for (cudaEvent_t &ev : copy_done_)
+            if (cudaEventCreateWithFlags(&ev, cudaEventDisableTiming) != cudaSuccess) ev = nullptr;
         if (cudaEventCreateWithFlags(&compute_done_, cudaEventDisableTiming) != cudaSuccess)
             compute_done_ = nullptr;
     }
     ~CudaBackend() override {
         if (staging_) cudaFree(staging_);
         if (compute_done_) cudaEventDestroy(compute_done_);
-        if (copies_done_) cudaEventDestroy(copies_done_);
+        for (cudaEvent_t ev : copy_done_)
+            if (ev) cudaEventDestroy(ev);
         if (copy_stream_) cudaStreamDestroy(copy_stream_);
         if (stream_) cudaStreamDestroy(stream_);
     }
@@ -83,19 +84,29 @@ class CudaBackend final : public Backend {
     Status synchronize() override {
         MOERUN_CUDA_TRY(cudaStreamSynchronize(copy_stream_), error_, Status::device_error);
         MOERUN_CUDA_TRY(cudaStreamSynchronize(stream_), error_, Status::device_error);
+        compute_after_ = issued_;
         return Status::ok;
     }
 
-    // The copy stream and the two events that order it against the compute stream.
+    // The copy stream, ordered against the compute stream by events: copy number t records
+    // copy_done_[t % kCopyEvents] after it. An event slot reused by a later copy makes a wait for
+    // an old number wait for that later one too: later, never wrong.
     Status upload_async(void *dst, const void *src, size_t bytes) override {
         if ((!dst || !src) && bytes) return fail("upload_async: null pointer");
         MOERUN_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, copy_stream_), error_,
                         Status::device_error);
+        ++issued_;
+        MOERUN_CUDA_TRY(cudaEventRecord(copy_done_[issued_ % kCopyEvents], copy_stream_), error_,
+                        Status::device_error);
         return Status::ok;
     }
-    Status compute_wait_copies() override {
-        MOERUN_CUDA_TRY(cudaEventRecord(copies_done_, copy_stream_), error_, Status::device_error);
-        MOERUN_CUDA_TRY(cudaStreamWaitEvent(stream_, copies_done_, 0), error_, Status::device_error);
+    uint64_t copies_issued() const override { return issued_; }
+    Status compute_wait_copy(uint64_t upto) override {
+        if (upto > issued_) return fail("compute_wait_copy: copy not issued yet");
+        if (upto <= compute_after_) return Status::ok;  // the compute stream is ordered after it already
+        MOERUN_CUDA_TRY(cudaStreamWaitEvent(stream_, copy_done_[upto % kCopyEvents], 0), error_,
+                        Status::device_error);
+        compute_after_ = upto;
         return Status::ok;
     }
     Status copies_wait_compute() override {
@@ -105,6 +116,7 @@ class CudaBackend final : public Backend {
     }
     Status wait_copies() override {
         MOERUN_CUDA_TRY(cudaStreamSynchronize(copy_stream_), error_, Status::device_error);
+        compute_after_ = issued_;  // done: whatever compute does next comes after them
         return Status::ok;
     }
     Status host_register(const void *ptr, size_t bytes) override {
@@ -361,7 +373,11 @@ class CudaBackend final : public Backend {
     size_t staging_bytes_ = 0;
     cudaStream_t stream_ = nullptr;       // kernels, upload, download
     cudaStream_t copy_stream_ = nullptr;  // upload_async
-    cudaEvent_t copies_done_ = nullptr, compute_done_ = nullptr;
+    static constexpr uint64_t kCopyEvents = 64;
+    cudaEvent_t copy_done_[kCopyEvents] = {};  // [t % kCopyEvents]: after copy number t
+    cudaEvent_t compute_done_ = nullptr;
+    uint64_t issued_ = 0;         // copies numbered so far
+    uint64_t compute_after_ = 0;  // the compute stream runs after copies up to this number
     std::string error_;
 };
 

@@ -12,7 +12,9 @@
 //    rows), then combines the rows of every token in rank order;
 //  - decode prefetch: once a layer's expert kernel is queued, a predictor (observing the routing)
 //    names the likely experts of the next layer, and those not resident are copied into slots on
-//    the backend's copy queue while the kernel runs; the next layer's kernels wait for the copies.
+//    the backend's copy queue while the kernel runs; the next layer's kernels wait for the copies
+//    of the experts they read and not for mispredicted ones, so from the mapped file a demand
+//    copy (compute queue) goes beside the prefetch copies still running instead of after them.
 //    What a prefetch changes is only where an expert comes from, never which experts run or how,
 //    so results do not depend on it;
 //  - CPU fallback (decode, cpu-fallback.h): misses the planner gives to the CPU are computed there
@@ -148,6 +150,9 @@ struct DeviceState {
                 fd[j] = w.down;
             }
     }
+    // Kernels queued from here on see the copies of the experts handed out since the slots'
+    // end_layer(), and do not wait for other copies (prefetches for later layers).
+    void wait_slots() { check(be.compute_wait_copy(slots->ready_after()), "waiting for the expert copies"); }
     // y[n, rows] = x[n, cols] . W^T
     void matmul(const DevMat &m, const float *xin_, float *y, int64_t n, const char *what) {
         check(be.matmul(m.type, m.w, xin_, y, m.rows, m.cols, n), what);
@@ -196,9 +201,7 @@ struct SlotFiller {
         D.pending.clear();
     }
     // Kernels queued from here on see the copies.
-    void ready() {
-        if (queued()) D.check(D.be.compute_wait_copies(), "waiting for the expert copies");
-    }
+    void ready() { D.wait_slots(); }
 };
 
 // Brings the layer's missing experts into device slots in the order the host tier has them
@@ -505,10 +508,11 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
         slots.begin_layer(now);
         if (D.predictor) {
             // Prefetch copies issued from here on overwrite only unpinned slots, which no kernel
-            // issued before this point reads any more; this layer's kernels read the copies
-            // issued for it during the layer before.
+            // issued before this point reads any more. This layer's kernels wait only for the
+            // prefetch copies they read (wait_slots), so demand copies and kernels are not held
+            // up by mispredicted ones (from the mapped file; a demand copy out of the host cache
+            // waits for them, as below).
             D.check(be.copies_wait_compute(), "ordering the copy queue after compute");
-            D.check(be.compute_wait_copies(), "waiting for the prefetch copies");
             // Prefetch copies read host cache slots, which this layer's reads may refill.
             if (experts->cache() != nullptr) D.check(be.wait_copies(), "waiting for the prefetch copies");
         }
@@ -544,6 +548,7 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
                 decode_with_fallback(il);
             } else {
                 copy_in(D, *experts, il, D.missing, lay, false, put);
+                D.wait_slots();
                 const kernels::Backend::ExpertFfn f{
                     HL.gate_exps.type, HL.up_exps.type, HL.down_exps.type,   D.fg.data(), D.fu.data(),
                     D.fd.data(),       sel_w.data(),    static_cast<int>(K), E,           F};
@@ -575,6 +580,7 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
             D.check(be.gather_rows(D.h, D.rows.data(), n * K, E, D.xin), "gather of the expert rows");
             const auto run = [&](uint16_t e, const cache::ExpertView &w) {
                 const int64_t r0 = idx[e], m = static_cast<int64_t>(by_expert[e].size());
+                D.wait_slots();
                 D.check(be.matmul(HL.gate_exps.type, w.gate, D.xin + r0 * E, D.g + r0 * F, F, E, m),
                         "ffn_gate_exps");
                 D.check(be.matmul(HL.up_exps.type, w.up, D.xin + r0 * E, D.u + r0 * F, F, E, m),
@@ -665,6 +671,7 @@ void Context::Impl::decode_with_fallback(uint32_t il) {
             D.comb_rows[r] = rows++;
         }
         if (rows == first) return;
+        D.wait_slots();
         kernels::Backend::ExpertFfn f{
             HL.gate_exps.type, HL.up_exps.type, HL.down_exps.type, D.rg.data(), D.ru.data(),
             D.rd.data(),       D.rw.data(),     rows - first,      E,           hp.n_ff_exp};

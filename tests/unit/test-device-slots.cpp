@@ -235,3 +235,63 @@ TEST_CASE("device slots: load_async copies on the copy queue; the bytes are ther
     REQUIRE(be->wait_copies() == kernels::Status::ok);
     CHECK(holds(d, h));
 }
+
+TEST_CASE("device slots: a layer waits only for the copies it reads; a load waits for its slot's copy") {
+    auto be = kernels::make_backend("cpu");
+    const cache::SlotLayout lay{512, 512, 768};
+    cache::DeviceSlots slots(*be, 3, lay.bytes(), "lru",
+                             cache::PolicyParams{.n_layers = 2, .n_experts = 8, .top_k = 1});
+    std::vector<HostExpert> h0, h1;
+    for (uint32_t e = 0; e < 8; ++e) {
+        h0.emplace_back(ExpertId{0, e}, lay);
+        h1.emplace_back(ExpertId{1, e}, lay);
+    }
+    // Layer 0: expert 0 on demand, then prefetches of experts 1 and 2 for layer 1 (three copies
+    // each: a HostExpert's tensors are three vectors).
+    slots.begin_layer(0);
+    slots.load({0, 0}, h0[0].view(), lay);
+    CHECK(slots.ready_after() == 0);  // a compute-queue copy
+    REQUIRE(slots.prefetch({1, 1}, h1[1].view(), lay, 1));
+    const uint64_t first = be->copies_issued();
+    REQUIRE(slots.prefetch({1, 2}, h1[2].view(), lay, 1));
+    const uint64_t second = be->copies_issued();
+    CHECK(first > 0);
+    CHECK(second > first);
+    slots.end_layer();
+
+    // Layer 1 uses expert 1 only: it waits for the first prefetch, not the second (mispredicted).
+    slots.begin_layer(1);
+    const auto d1 = slots.find({1, 1});
+    REQUIRE(d1);
+    CHECK(slots.ready_after() == first);
+    REQUIRE(be->compute_wait_copy(slots.ready_after()) == kernels::Status::ok);
+    CHECK(holds(*d1, h1[1]));
+    CHECK(!holds(slots.find({1, 2}).value(), h1[2]));  // still queued on the CPU backend
+    slots.end_layer();
+    CHECK(slots.ready_after() == 0);
+
+    // Later, expert 2's slot is the LRU victim of a demand load; that load first makes compute wait
+    // for the slot's queued copy, which therefore cannot land over the new expert afterwards.
+    slots.begin_layer(2);
+    (void)slots.find({0, 0});
+    (void)slots.find({1, 1});
+    const ExpertView d = slots.load({0, 5}, h0[5].view(), lay);
+    CHECK(!slots.resident({1, 2}));
+    REQUIRE(be->synchronize() == kernels::Status::ok);
+    CHECK(holds(d, h0[5]));
+}
+
+TEST_CASE("cpu backend: copy-queue copies are numbered and a wait runs them up to its number") {
+    auto be = kernels::make_backend("cpu");
+    std::vector<uint8_t> src(3, 7), dst(3, 0);
+    CHECK(be->copies_issued() == 0);
+    for (int i = 0; i < 3; ++i) REQUIRE(be->upload_async(&dst[i], &src[i], 1) == kernels::Status::ok);
+    CHECK(be->copies_issued() == 3);
+    REQUIRE(be->compute_wait_copy(0) == kernels::Status::ok);
+    CHECK(dst == std::vector<uint8_t>{0, 0, 0});
+    REQUIRE(be->compute_wait_copy(2) == kernels::Status::ok);
+    CHECK(dst == std::vector<uint8_t>{7, 7, 0});
+    CHECK(be->compute_wait_copy(4) == kernels::Status::invalid_argument);  // not issued
+    REQUIRE(be->compute_wait_copies() == kernels::Status::ok);
+    CHECK(dst == std::vector<uint8_t>{7, 7, 7});
+}

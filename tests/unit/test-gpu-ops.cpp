@@ -420,6 +420,32 @@ TEST_CASE("copy queue: once the host has waited for the copies, their sources ma
     gpu->free(dst);
 }
 
+TEST_CASE("copy queue: compute waits for copy number k and the ones before it, past 64 in flight") {
+    auto gpu = gpu_backend();
+    constexpr int kCopies = 150;
+    constexpr size_t kBytes = 64 << 10;
+    std::mt19937 rng(37);
+    std::vector<uint8_t> src(kCopies * kBytes);
+    for (auto &b : src) b = static_cast<uint8_t>(rng());
+    auto *dst = static_cast<uint8_t *>(gpu->alloc(src.size()));
+    REQUIRE(dst);
+    const uint64_t before = gpu->copies_issued();
+    for (int i = 0; i < kCopies; ++i)
+        REQUIRE(gpu->upload_async(dst + i * kBytes, src.data() + i * kBytes, kBytes) == kernels::Status::ok);
+    CHECK(gpu->copies_issued() == before + kCopies);
+    CHECK(gpu->compute_wait_copy(before + kCopies + 1) == kernels::Status::invalid_argument);
+    std::vector<uint8_t> back(kBytes);
+    for (const int k : {1, 70, 130, 150}) {  // 1 and 70 share an event slot (64 of them) with later copies
+        REQUIRE(gpu->compute_wait_copy(before + k) == kernels::Status::ok);
+        for (const int i : {0, k - 1}) {  // copy number k is index k - 1
+            REQUIRE(gpu->download(back.data(), dst + i * kBytes, kBytes) == kernels::Status::ok);
+            CHECK(std::equal(back.begin(), back.end(), src.begin() + i * kBytes));
+        }
+    }
+    REQUIRE(gpu->synchronize() == kernels::Status::ok);
+    gpu->free(dst);
+}
+
 int main(int argc, char **argv) {
     return gpu_test_main(argc, argv);
 }

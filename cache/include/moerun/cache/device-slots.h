@@ -13,11 +13,16 @@
 // until the end of the layer it was made for. Pinned slots are never chosen as victims.
 //
 // Copies: load() copies on the backend's compute queue (ordered with the kernels that follow).
-// load_async() and prefetch() copy on its copy queue, beside the kernels; the caller makes compute
-// wait for the copies (Backend::compute_wait_copies) before a kernel reads the slot, and the host
-// wait for them (Backend::wait_copies) before the host source changes. A prefetch's
-// victim is never pinned, so no kernel still queued reads it when the caller has synchronised
-// with every earlier layer (the device pass does, when it downloads the router logits).
+// load_async() and prefetch() copy on its copy queue, beside the kernels; each slot remembers the
+// number of the copy that filled it. Before a kernel reads the experts handed out since
+// end_layer() (find, load, load_async), the caller makes compute wait for copy number
+// ready_after() (Backend::compute_wait_copy): only for the copies the layer reads, so a demand
+// copy never waits behind a mispredicted prefetch. The host waits for the copies
+// (Backend::wait_copies) before their host source changes. A load() into a slot whose queued copy
+// may not have run yet first makes compute wait for that copy, so it cannot land later over the
+// new expert. A prefetch's victim is never pinned, so no kernel still queued reads it when the
+// caller has synchronised with every earlier layer (the device pass does, when it downloads the
+// router logits).
 #pragma once
 
 #include <cstdint>
@@ -83,6 +88,9 @@ class DeviceSlots {
     bool resident(ExpertId id) const { return where_.count(id) != 0; }
     // Unpins the current layer's experts (prefetches for later layers stay pinned).
     void end_layer();
+    // The copy-queue number that compute must wait for before reading the experts handed out
+    // since the last end_layer() (0: none of them was copied on the copy queue).
+    uint64_t ready_after() const { return ready_after_; }
 
     uint32_t n_slots() const { return n_slots_; }
     uint64_t slot_bytes() const { return slot_bytes_; }
@@ -95,6 +103,7 @@ class DeviceSlots {
         uint64_t off[3] = {};     // gate, up, down offsets in the slot
         uint64_t pin_until = 0;   // pinned while now_ < pin_until (clock + 1 of the last layer it serves)
         bool prefetched = false;  // copied by prefetch() and not used yet
+        uint64_t copy_no = 0;     // the copy-queue copy that filled it (0: the compute queue's)
     };
     ExpertView view(uint32_t slot) const;
     // A free slot, or the policy's victim among the unpinned ones (evicted); nullopt when none.
@@ -118,6 +127,7 @@ class DeviceSlots {
     std::unordered_map<ExpertId, uint32_t> where_;  // resident expert -> slot
     std::vector<uint32_t> pinned_;                  // slots pinned by the current layer
     uint64_t now_ = 0;
+    uint64_t ready_after_ = 0;
     DeviceSlotStats stats_;
 };
 

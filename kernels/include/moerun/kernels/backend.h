@@ -54,11 +54,18 @@ class Backend {
     // Copies beside the kernels. upload_async enqueues a host-to-device copy on a copy queue (CUDA:
     // a second stream) that runs concurrently with the compute queue (kernels, upload, download).
     // host_src must stay valid and unchanged until the copy has run (it has after synchronize()).
-    // The queues are ordered only by the two waits below. The CPU backend runs queued copies when
-    // it must: at compute_wait_copies, synchronize or free, so a missing wait reads stale data.
+    // The queues are ordered only by the waits below. The CPU backend runs queued copies when it
+    // must: at a wait for them, synchronize or free, so a missing wait reads stale data.
+    // Copies run in issue order and are numbered 1, 2, ... as issued; copies_issued() is the
+    // number of the last one (0 before any).
     virtual Status upload_async(void *dst, const void *host_src, size_t bytes) = 0;
-    // Compute-queue work issued after this call starts after every upload_async issued before it.
-    virtual Status compute_wait_copies() = 0;
+    virtual uint64_t copies_issued() const = 0;
+    // Compute-queue work issued after this call starts after copy number `upto` and those before it
+    // (0: none), not after later ones: a layer waits only for the copies it reads, while the
+    // rest (e.g. mispredicted prefetches) go on beside its kernels.
+    virtual Status compute_wait_copy(uint64_t upto) = 0;
+    // compute_wait_copy(copies_issued()): after every copy issued so far.
+    Status compute_wait_copies() { return compute_wait_copy(copies_issued()); }
     // upload_async copies issued after this call start after all compute-queue work issued before it.
     virtual Status copies_wait_compute() = 0;
     // The host waits until every upload_async issued before this call has run, so their host
