@@ -150,6 +150,15 @@ struct DeviceState {
                 fd[j] = w.down;
             }
     }
+    // Through the expert cache: prefetch copies read host cache slots, which a cache call that
+    // reads (begin_layer, prefetch) may refill, so the host waits for them before such a call,
+    // and only then: a layer whose experts are all on the device does not wait for them at all.
+    bool cache_copies = false;  // prefetch copies out of host cache slots issued, not waited for
+    void settle_host_cache() {
+        if (!cache_copies) return;
+        check(be.wait_copies(), "waiting for the prefetch copies out of the host cache");
+        cache_copies = false;
+    }
     // Kernels queued from here on see the copies of the experts handed out since the slots'
     // end_layer(), and do not wait for other copies (prefetches for later layers).
     void wait_slots() { check(be.compute_wait_copy(slots->ready_after()), "waiting for the expert copies"); }
@@ -212,6 +221,7 @@ void copy_in(DeviceState &D, ExpertSource &src, uint32_t il, std::span<const uin
              const cache::SlotLayout &layout, bool each, Use &&use) {
     if (missing.empty()) return;
     SlotFiller f{D, src, il};
+    D.settle_host_cache();
     src.begin_layer(il, missing);
     while (const auto e = f.next()) {
         const cache::ExpertView w = f.load(*e, layout, each);
@@ -509,12 +519,9 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
         if (D.predictor) {
             // Prefetch copies issued from here on overwrite only unpinned slots, which no kernel
             // issued before this point reads any more. This layer's kernels wait only for the
-            // prefetch copies they read (wait_slots), so demand copies and kernels are not held
-            // up by mispredicted ones (from the mapped file; a demand copy out of the host cache
-            // waits for them, as below).
+            // prefetch copies they read (wait_slots), so kernels and demand copies are not held
+            // up by mispredicted ones (a demand read into the host cache is: settle_host_cache).
             D.check(be.copies_wait_compute(), "ordering the copy queue after compute");
-            // Prefetch copies read host cache slots, which this layer's reads may refill.
-            if (experts->cache() != nullptr) D.check(be.wait_copies(), "waiting for the prefetch copies");
         }
         for (auto &list : by_expert) list.clear();
         for (int64_t i = 0; i < n * K; ++i) by_expert[sel_e[static_cast<size_t>(i)]].push_back(i);
@@ -637,6 +644,7 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
             "download of the logits");
     }
     D.check(be.synchronize(), "synchronize");
+    D.cache_copies = false;
     const cache::DeviceSlotStats &ss = D.slots->stats();
     stats.slot_hits = ss.hits;
     stats.slot_misses = ss.misses;
@@ -686,6 +694,7 @@ void Context::Impl::decode_with_fallback(uint32_t il) {
     run_on_device();
     y.resize(static_cast<size_t>(K * E));
     SlotFiller f{D, *experts, il};
+    D.settle_host_cache();
     experts->begin_layer(il, D.missing);
     while (const auto e = f.next()) {
         const size_t i =
@@ -722,7 +731,7 @@ void Context::Impl::decode_with_fallback(uint32_t il) {
 // token); those not resident are copied into slots on the copy queue, pinned for that layer.
 // Through the expert cache: those not in host memory either are first queued as NVMe prefetch
 // reads (they arrive for a later use, or as late hits), and only experts already read are copied;
-// the cache is not called again before the next layer has waited for these copies.
+// no cache call that reads is made before the host has waited for these copies (settle_host_cache).
 void Context::Impl::prefetch_next(uint32_t il, uint64_t now) {
     DeviceState &D = *dev;
     const int64_t K = hp.n_expert_used;
@@ -736,13 +745,17 @@ void Context::Impl::prefetch_next(uint32_t il, uint64_t now) {
         for (size_t i = 0; i < n; ++i)
             if (!D.slots->resident({tl, D.pred_e[i]}) && !host->resident(tl, D.pred_e[i]))
                 D.host_pf.push_back(D.pred_e[i]);
-        if (!D.host_pf.empty()) experts->prefetch(tl, D.host_pf);
+        if (!D.host_pf.empty()) {
+            D.settle_host_cache();
+            experts->prefetch(tl, D.host_pf);
+        }
     }
     for (size_t i = 0; i < n; ++i) {
         const uint16_t e = D.pred_e[i];
         if (D.slots->resident({tl, e})) continue;
         if (host != nullptr && !host->resident(tl, e)) continue;
         if (!D.slots->prefetch({tl, e}, experts->view(tl, e), D.layout[tl], now + 1)) break;  // all pinned
+        if (host != nullptr) D.cache_copies = true;
     }
 }
 
