@@ -9,6 +9,13 @@ experts (at least top-k). Reports per fraction: decode tokens/s, the slots' hit 
 copied into the slots per token (what crosses PCIe on a GPU), and the decode rate that copying
 alone allows at PCIe 4 and 5 x16 (25 and 50 GB/s), with the all-resident rate as the other bound.
 
+With --llama-bench (a CUDA build of llama.cpp's llama-bench on the same machine) it also measures
+llama.cpp with the experts of the first layers on the CPU (--n-cpu-moe), as many layers as leave the
+same fraction of the experts on the GPU, and prints the ratio and the issue's goal at 25% (at least
+2x llama.cpp there and at least half the all-resident rate). The copy rate achieved in decode (bytes
+copied per token x tokens/s) is set against the link bandwidth measured at start (--cpu-fallback
+runs measure it) and the PCIe 4/5 figures.
+
 Hit rate and bytes per token depend on the routing, the slot policy and the predictor, not on the
 machine; the tokens/s column is the machine's. The backend and device name are written into the
 table. With prefetch, demand misses are the copies a layer waits for; prefetch copies run on the
@@ -57,6 +64,23 @@ def run(a: argparse.Namespace, slots: int, prefetch: str, fallback: str) -> dict
     return r
 
 
+def llama_bench(a: argparse.Namespace, n_cpu_moe: int) -> dict:
+    """llama.cpp decode with every layer on the GPU and the experts of the first n_cpu_moe layers on
+    the CPU (its own routing: llama.cpp cannot replay a trace; with all experts in memory the
+    expert sequence changes which weights are read, not how many)."""
+    cmd = [a.llama_bench, "-m", a.model, "-p", "0", "-n", str(a.n_gen), "-r", str(a.reps), "-ngl", "99",
+           "--n-cpu-moe", str(n_cpu_moe), "-o", "json"]
+    if a.threads:
+        cmd += ["-t", str(a.threads)]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"device_slots: {' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-4000:]}")
+    tg = [r for r in json.loads(p.stdout) if r.get("n_gen", 0) > 0]
+    if not tg:
+        sys.exit(f"device_slots: no decode result from {' '.join(cmd)}")
+    return {"n_cpu_moe": n_cpu_moe, "tps": tg[0]["avg_ts"], "std": tg[0].get("stddev_ts", 0.0), "cmd": " ".join(cmd)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
@@ -73,6 +97,7 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device-mem", default="", help="passed through (the slot count is --device-slots)")
+    ap.add_argument("--llama-bench", help="llama.cpp's llama-bench (CUDA build): also measure --n-cpu-moe at each fraction")
     ap.add_argument("--out", help="markdown file to write (else stdout)")
     a = ap.parse_args()
 
@@ -92,6 +117,12 @@ def main() -> int:
             rows.append(r)
             print(f"{f:.0%} {pf} fallback {fb}: {slots} slots, {r['tg_tps']:.2f} t/s, "
                   f"{r['slot_bytes_per_token'] / 2**20:.2f} MiB/token", file=sys.stderr)
+
+    llama = {}
+    if a.llama_bench:
+        for f in sorted({float(x) for x in a.fractions.split(",")}, reverse=True):
+            llama[f] = llama_bench(a, round((1.0 - f) * layers))
+            print(f"llama.cpp {f:.0%} (--n-cpu-moe {llama[f]['n_cpu_moe']}): {llama[f]['tps']:.2f} t/s", file=sys.stderr)
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     full = next((r for r in rows if r["fraction"] >= 1.0), None)
@@ -113,10 +144,13 @@ def main() -> int:
         "cpu-device backend the 'device' is the same CPU, so there it only saves the copy; 'demand-serial "
         "bound' leaves out the CPU misses' time.",
         "",
+        "- copy GB/s: the copy rate achieved in decode, MiB copied per token x decode t/s (the link's use, "
+        "averaged over the decode time).",
+        "",
         "| experts resident | prefetch | cpu fallback | slots | device MiB | decode t/s | slot hit rate | "
-        "demand misses/token | CPU misses/token | prefetches/token (used) | MiB copied/token | "
+        "demand misses/token | CPU misses/token | prefetches/token (used) | MiB copied/token | copy GB/s | "
         + " | ".join(f"copy-bound t/s {k}" for k in PCIE) + " | demand-serial bound t/s PCIe 4 |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(PCIE) + "---:|",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(PCIE) + "---:|",
     ]
     fb_bw = next((r for r in rows if r.get("fallback_h2d", 0) > 0), None)
     if fb_bw:
@@ -140,7 +174,28 @@ def main() -> int:
                      f"{r['tg_tps']:.2f} ± {r['tg_std']:.2f} | {hit:.1%} | {r['slot_misses'] / n_dec:.1f} | "
                      f"{cpu_misses / n_dec:.1f} | "
                      f"{r['slot_prefetches'] / n_dec:.1f} ({r['slot_prefetch_used'] / n_dec:.1f}) | {bpt / 2**20:.2f} | "
-                     + " | ".join(bounds) + f" | {serial} |")
+                     f"{bpt * r['tg_tps'] / 1e9:.2f} | " + " | ".join(bounds) + f" | {serial} |")
+    if fb_bw:
+        best = max(rows, key=lambda r: r["slot_bytes_per_token"] * r["tg_tps"])
+        got = best["slot_bytes_per_token"] * best["tg_tps"]
+        lines += ["", f"Highest copy rate achieved: {got / 1e9:.2f} GB/s ({best['fraction']:.0%}, {best['prefetch']}, "
+                  f"fallback {best['fallback']}), {got / fb_bw['fallback_h2d']:.0%} of the {fb_bw['fallback_h2d'] / 1e9:.2f} "
+                  f"GB/s measured at start, {got / PCIE['PCIe 4 x16']:.0%} of PCIe 4 x16, {got / PCIE['PCIe 5 x16']:.0%} of PCIe 5 x16."]
+    if llama:
+        lines += ["", "## llama.cpp with the experts of the first layers on the CPU (same model file, same machine, same run)",
+                  "", f"- command (per fraction): `{next(iter(llama.values()))['cmd']}` with `--n-cpu-moe` as below; "
+                  "llama.cpp keeps every other weight and the KV cache on the GPU.",
+                  "", "| experts on the GPU | llama.cpp --n-cpu-moe | llama.cpp t/s | moerun best t/s | moerun / llama.cpp |",
+                  "|---:|---:|---:|---:|---:|"]
+        for f, lb in llama.items():
+            mine = max((r["tg_tps"] for r in rows if r["fraction"] == f), default=0.0)
+            ratio = f"{mine / lb['tps']:.2f}x" if lb["tps"] > 0 else "-"
+            lines.append(f"| {1 - lb['n_cpu_moe'] / layers:.0%} | {lb['n_cpu_moe']} | {lb['tps']:.2f} ± {lb['std']:.2f} | "
+                         f"{mine:.2f} | {ratio} |")
+        if 0.25 in llama and full and full["tg_tps"] > 0:
+            mine = max(r["tg_tps"] for r in rows if r["fraction"] == 0.25)
+            lines += ["", f"Goal at 25% resident: moerun {mine:.2f} t/s is {mine / llama[0.25]['tps']:.2f}x llama.cpp "
+                      f"(goal 2x) and {mine / full['tg_tps']:.0%} of the all-resident {full['tg_tps']:.2f} t/s (goal 50%)."]
     text = "\n".join(lines) + "\n"
     if a.out:
         Path(a.out).write_text(text)
