@@ -18,9 +18,11 @@
 #   OUT=/path bash bench/gpu_session.sh info build test     # first call
 #   OUT=/path bash bench/gpu_session.sh model llama bench   # second call
 #
-# Python packages missing there (gguf; llama_cpp for the gpu-logits tests) travel as wheels in
-# .whl/ (see /work/.library/device/README.md): gguf's from PyPI, llama_cpp's the one pip built
-# for the test venv (tools/sh/deps.sh; py3-none, it holds a CPU build of llama.cpp).
+# What that machine lacks (no network; moerun's Debian dev packages, gguf and llama_cpp for Python,
+# llama.cpp's source) travels in .gpu-carry/, made here by tools/sh/gpu-carry.sh and named in the
+# device tool's carry: the packages are unpacked into a private root ($WORK/root) that the build
+# finds through pkg-config and CMAKE_PREFIX_PATH, the wheels go into $WORK/site, and the source
+# into $WORK/llama.cpp (unless LLAMA_CPP_SRC names one). Wheels in .whl/ are installed too.
 # Writes logs and the result table under $OUT; the table goes into bench/results/ by hand, with
 # the GPU's name in its file name. MOERUN_GPU_BACKEND=cpu-device, MOERUN_GPU_FRACTIONS and
 # MOERUN_GPU_NGEN make a short dry run of the model and bench steps on a machine without a GPU.
@@ -40,13 +42,31 @@ steps=("$@")
 
 say() { echo "[gpu-session $(date +%T)] $*" >&2; }
 
-# Wheels carried in .whl/ (installed once per machine into $WORK/site).
-if compgen -G ".whl/*.whl" >/dev/null && [ ! -f "$WORK/site/.done" ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" .whl/*.whl
+# Carried things, unpacked once per machine.
+wheels=$(compgen -G ".gpu-carry/wheels/*.whl" || true; compgen -G ".whl/*.whl" || true)
+if [ -n "$wheels" ] && [ ! -f "$WORK/site/.done" ]; then
+  # shellcheck disable=SC2086
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" $wheels
   touch "$WORK/site/.done"
 fi
 [ -d "$WORK/site" ] && export PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
 PY=$(command -v python3)
+root="$WORK/root"
+if compgen -G ".gpu-carry/debs/*.deb" >/dev/null && [ ! -f "$root/.done" ]; then
+  for f in .gpu-carry/debs/*.deb; do dpkg -x "$f" "$root"; done
+  touch "$root/.done"
+fi
+cmake_deps=()
+if [ -f "$root/.done" ]; then
+  lib="$root/usr/lib/x86_64-linux-gnu"
+  export PKG_CONFIG_LIBDIR="$lib/pkgconfig:$root/usr/share/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$root"
+  export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  cmake_deps=(-DPKG_CONFIG_EXECUTABLE="$root/usr/bin/pkgconf" -DCMAKE_PREFIX_PATH="$root/usr")
+fi
+if [ -z "${LLAMA_CPP_SRC:-}" ] && [ -f .gpu-carry/llama.cpp.tar.gz ]; then
+  [ -d "$WORK/llama.cpp" ] || tar -xzf .gpu-carry/llama.cpp.tar.gz -C "$WORK"
+  LLAMA_CPP_SRC="$WORK/llama.cpp"
+fi
 
 model="$WORK/$PRESET.gguf"
 trace=${MOERUN_GPU_TRACE:-$WORK/$PRESET-decode.bin}  # e.g. the shipped OLMoE trace for olmoe-1b-7b
@@ -63,7 +83,7 @@ for step in "${steps[@]}"; do
     py_opt=()
     "$PY" -c "import gguf, numpy" 2>/dev/null && py_opt=(-DMOERUN_PYTHON="$PY")
     cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOERUN_CUDA=ON \
-      -DCMAKE_CUDA_ARCHITECTURES="$ARCH" "${py_opt[@]}" >"$OUT/build.log" 2>&1
+      -DCMAKE_CUDA_ARCHITECTURES="$ARCH" "${cmake_deps[@]}" "${py_opt[@]}" >"$OUT/build.log" 2>&1
     cmake --build build-gpu -j"$JOBS" >>"$OUT/build.log" 2>&1
     say "build: done ($(grep -c warning "$OUT/build.log" || true) warning lines)"
     ;;
