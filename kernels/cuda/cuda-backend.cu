@@ -7,6 +7,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "cuda-check.h"
 #include "dequant.cuh"
@@ -31,6 +32,8 @@ class CudaBackend final : public Backend {
             compute_done_ = nullptr;
     }
     ~CudaBackend() override {
+        for (auto &[key, exec] : graphs_)
+            if (exec) cudaGraphExecDestroy(exec);
         if (staging_) cudaFree(staging_);
         if (compute_done_) cudaEventDestroy(compute_done_);
         for (cudaEvent_t ev : copy_done_)
@@ -119,6 +122,55 @@ class CudaBackend final : public Backend {
         compute_after_ = issued_;  // done: whatever compute does next comes after them
         return Status::ok;
     }
+    // Graphs: stream capture of the compute stream; one executable graph per key, updated with
+    // cudaGraphExecUpdate when the new recording has the same nodes, else made again.
+    Status begin_graph() override {
+        if (capturing_) return fail("begin_graph: a graph is being recorded already");
+        MOERUN_CUDA_TRY(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), error_,
+                        Status::device_error);
+        capturing_ = true;
+        return Status::ok;
+    }
+    Status end_graph(uint64_t key) override {
+        if (!capturing_) return fail("end_graph: no graph is being recorded");
+        capturing_ = false;
+        cudaGraph_t g = nullptr;
+        if (cudaStreamEndCapture(stream_, &g) != cudaSuccess || g == nullptr) {
+            error_ = std::string("end_graph: the recorded work cannot be a CUDA graph (") +
+                     cudaGetErrorString(cudaGetLastError()) + ")";
+            if (g) cudaGraphDestroy(g);
+            return Status::unsupported;
+        }
+        cudaGraphExec_t &exec = graphs_[key];
+        if (exec != nullptr) {
+            cudaGraphExecUpdateResultInfo info{};
+            if (cudaGraphExecUpdate(exec, g, &info) != cudaSuccess) {
+                (void)cudaGetLastError();
+                cudaGraphExecDestroy(exec);
+                exec = nullptr;
+            }
+        }
+        if (exec == nullptr && cudaGraphInstantiate(&exec, g, 0) != cudaSuccess) {
+            error_ = std::string("end_graph: cudaGraphInstantiate failed (") +
+                     cudaGetErrorString(cudaGetLastError()) + ")";
+            cudaGraphDestroy(g);
+            graphs_.erase(key);
+            return Status::unsupported;
+        }
+        cudaGraphDestroy(g);
+        MOERUN_CUDA_TRY(cudaGraphLaunch(exec, stream_), error_, Status::device_error);
+        return Status::ok;
+    }
+    Status discard_graph() override {
+        if (!capturing_) return Status::ok;
+        capturing_ = false;
+        cudaGraph_t g = nullptr;
+        (void)cudaStreamEndCapture(stream_, &g);
+        if (g) cudaGraphDestroy(g);
+        (void)cudaGetLastError();
+        return Status::ok;
+    }
+
     Status host_register(const void *ptr, size_t bytes) override {
         if (!ptr || bytes == 0) return fail("host_register: empty range");
         // Read-only first: the experts are a read-only file mapping.
@@ -376,6 +428,8 @@ class CudaBackend final : public Backend {
     static constexpr uint64_t kCopyEvents = 64;
     cudaEvent_t copy_done_[kCopyEvents] = {};  // [t % kCopyEvents]: after copy number t
     cudaEvent_t compute_done_ = nullptr;
+    std::unordered_map<uint64_t, cudaGraphExec_t> graphs_;  // end_graph's, by key
+    bool capturing_ = false;
     uint64_t issued_ = 0;         // copies numbered so far
     uint64_t compute_after_ = 0;  // the compute stream runs after copies up to this number
     std::string error_;

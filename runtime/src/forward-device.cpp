@@ -154,6 +154,8 @@ struct DeviceState {
     // reads (begin_layer, prefetch) may refill, so the host waits for them before such a call,
     // and only then: a layer whose experts are all on the device does not wait for them at all.
     bool cache_copies = false;  // prefetch copies out of host cache slots issued, not waited for
+    bool graphs = false;        // decode's dense parts as graphs (ContextParams::device_graphs)
+    uint64_t graph_runs = 0;
     void settle_host_cache() {
         if (!cache_copies) return;
         check(be.wait_copies(), "waiting for the prefetch copies out of the host cache");
@@ -231,6 +233,30 @@ void copy_in(DeviceState &D, ExpertSource &src, uint32_t il, std::span<const uin
     }
     f.flush();
     f.ready();
+}
+
+// Issues a layer's dense part (kernels only). In decode with graphs on, it is recorded and run as
+// the layer's graph (the backend updates the one of the last token in place). Where the backend
+// has no graphs (CPU) or cannot make this one, nothing has run: it is issued directly, as it is
+// from then on.
+template <class Issue>
+void run_dense(DeviceState &D, uint32_t il, int64_t n, Issue &&issue) {
+    if (D.graphs && n == 1) {
+        if (D.be.begin_graph() == kernels::Status::ok) {
+            try {
+                issue();
+            } catch (...) {
+                (void)D.be.discard_graph();
+                throw;
+            }
+            if (D.be.end_graph(il) == kernels::Status::ok) {
+                ++D.graph_runs;
+                return;
+            }
+        }
+        D.graphs = false;
+    }
+    issue();
 }
 
 }  // namespace
@@ -317,6 +343,7 @@ void Context::Impl::init_device() {
     kernels::Backend &be = *params.backend;
     dev.reset(new DeviceState(be));
     DeviceState &D = *dev;
+    D.graphs = params.device_graphs;
     const int64_t E = hp.n_embd, hd = hp.head_dim, nq = int64_t{hp.n_head} * hd,
                   nkv = int64_t{hp.n_head_kv} * hd;
     const int64_t X = hp.n_expert, K = hp.n_expert_used, F = hp.n_ff_exp, S = hp.n_ff_shexp;
@@ -459,53 +486,57 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
 
     for (uint32_t il = 0; il < hp.n_layer; ++il) {
         const DeviceState::Layer &L = D.layers[il];
-        // Attention.
-        D.check(be.rms_norm(D.x, L.attn_norm, D.h, n, E, eps), "attn_norm");
-        D.matmul(L.wq, D.h, D.q, n, "attn_q");
-        D.matmul(L.wk, D.h, D.k, n, "attn_k");
-        D.matmul(L.wv, D.h, D.v, n, "attn_v");
-        if (L.bq) D.check(be.add_bias(D.q, L.bq, n, nq), "attn_q bias");
-        if (L.bk) D.check(be.add_bias(D.k, L.bk, n, nkv), "attn_k bias");
-        if (L.bv) D.check(be.add_bias(D.v, L.bv, n, nkv), "attn_v bias");
-        if (model.arch().qk_norm == QkNorm::full) {
-            D.check(be.rms_norm(D.q, L.q_norm, D.q, n, nq, eps), "attn_q_norm");
-            D.check(be.rms_norm(D.k, L.k_norm, D.k, n, nkv, eps), "attn_k_norm");
-        } else if (model.arch().qk_norm == QkNorm::per_head) {
-            D.check(be.rms_norm(D.q, L.q_norm, D.q, n * nh, hd, eps), "attn_q_norm");
-            D.check(be.rms_norm(D.k, L.k_norm, D.k, n * nkvh, hd, eps), "attn_k_norm");
-        }
-        const bool neox = model.arch().rope == RopeMode::neox;
-        D.check(be.rope(D.q, n, static_cast<int>(nh), static_cast<int>(hd), static_cast<int>(hp.n_rot),
-                        n_past, hp.rope_freq_base, neox, hp.rope),
-                "rope q");
-        D.check(be.rope(D.k, n, static_cast<int>(nkvh), static_cast<int>(hd), static_cast<int>(hp.n_rot),
-                        n_past, hp.rope_freq_base, neox, hp.rope),
-                "rope k");
-        uint8_t *kc = D.k_cache + il * D.k_layer, *vc = D.v_cache + il * D.v_layer;
-        D.check(be.kv_store(D.k, n, static_cast<int>(nkvh), static_cast<int>(hd), params.type_k, kc,
-                            params.n_ctx, n_past),
-                "K cache store");
-        D.check(be.kv_store(D.v, n, static_cast<int>(nkvh), static_cast<int>(hd), params.type_v, vc,
-                            params.n_ctx, n_past),
-                "V cache store");
-        const kernels::Backend::Attention a{kc,
-                                            vc,
-                                            params.type_k,
-                                            params.type_v,
-                                            params.n_ctx,
-                                            n,
-                                            n_past,
-                                            static_cast<int>(nh),
-                                            static_cast<int>(nkvh),
-                                            static_cast<int>(hd),
-                                            1.0f / std::sqrt(static_cast<float>(hd))};
-        D.check(be.attention(a, D.q, D.att), "attention");
-        D.matmul(L.wo, D.att, D.proj, n, "attn_output");
-        D.check(be.add(D.x, D.proj, n * E), "attention residual");
+        // Attention, then the router logits: the dense part, the same kernels for every token
+        // (a CUDA graph per layer in decode with --device-graphs; see run_dense).
+        const auto dense = [&] {
+            D.check(be.rms_norm(D.x, L.attn_norm, D.h, n, E, eps), "attn_norm");
+            D.matmul(L.wq, D.h, D.q, n, "attn_q");
+            D.matmul(L.wk, D.h, D.k, n, "attn_k");
+            D.matmul(L.wv, D.h, D.v, n, "attn_v");
+            if (L.bq) D.check(be.add_bias(D.q, L.bq, n, nq), "attn_q bias");
+            if (L.bk) D.check(be.add_bias(D.k, L.bk, n, nkv), "attn_k bias");
+            if (L.bv) D.check(be.add_bias(D.v, L.bv, n, nkv), "attn_v bias");
+            if (model.arch().qk_norm == QkNorm::full) {
+                D.check(be.rms_norm(D.q, L.q_norm, D.q, n, nq, eps), "attn_q_norm");
+                D.check(be.rms_norm(D.k, L.k_norm, D.k, n, nkv, eps), "attn_k_norm");
+            } else if (model.arch().qk_norm == QkNorm::per_head) {
+                D.check(be.rms_norm(D.q, L.q_norm, D.q, n * nh, hd, eps), "attn_q_norm");
+                D.check(be.rms_norm(D.k, L.k_norm, D.k, n * nkvh, hd, eps), "attn_k_norm");
+            }
+            const bool neox = model.arch().rope == RopeMode::neox;
+            D.check(be.rope(D.q, n, static_cast<int>(nh), static_cast<int>(hd), static_cast<int>(hp.n_rot),
+                            n_past, hp.rope_freq_base, neox, hp.rope),
+                    "rope q");
+            D.check(be.rope(D.k, n, static_cast<int>(nkvh), static_cast<int>(hd), static_cast<int>(hp.n_rot),
+                            n_past, hp.rope_freq_base, neox, hp.rope),
+                    "rope k");
+            uint8_t *kc = D.k_cache + il * D.k_layer, *vc = D.v_cache + il * D.v_layer;
+            D.check(be.kv_store(D.k, n, static_cast<int>(nkvh), static_cast<int>(hd), params.type_k, kc,
+                                params.n_ctx, n_past),
+                    "K cache store");
+            D.check(be.kv_store(D.v, n, static_cast<int>(nkvh), static_cast<int>(hd), params.type_v, vc,
+                                params.n_ctx, n_past),
+                    "V cache store");
+            const kernels::Backend::Attention a{kc,
+                                                vc,
+                                                params.type_k,
+                                                params.type_v,
+                                                params.n_ctx,
+                                                n,
+                                                n_past,
+                                                static_cast<int>(nh),
+                                                static_cast<int>(nkvh),
+                                                static_cast<int>(hd),
+                                                1.0f / std::sqrt(static_cast<float>(hd))};
+            D.check(be.attention(a, D.q, D.att), "attention");
+            D.matmul(L.wo, D.att, D.proj, n, "attn_output");
+            D.check(be.add(D.x, D.proj, n * E), "attention residual");
 
-        // Router (on the device), routing (on the host).
-        D.check(be.rms_norm(D.x, L.ffn_norm, D.h, n, E, eps), "ffn_norm");
-        D.matmul(L.router, D.h, D.router, n, "ffn_gate_inp");
+            // Router logits (on the device); routing is on the host, below.
+            D.check(be.rms_norm(D.x, L.ffn_norm, D.h, n, E, eps), "ffn_norm");
+            D.matmul(L.router, D.h, D.router, n, "ffn_gate_inp");
+        };
+        run_dense(D, il, n, dense);
         D.check(be.download(router.data(), D.router, router.size() * sizeof(float)),
                 "download of the router logits");
         route(il, n);
@@ -650,6 +681,7 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
     stats.slot_misses = ss.misses;
     stats.slot_bytes_uploaded = ss.bytes_uploaded;
     stats.slot_transfers = ss.transfers;
+    stats.device_graph_runs = D.graph_runs;
     stats.slot_prefetches = ss.prefetch_issued;
     stats.slot_prefetch_used = ss.prefetch_used;
     stats.slot_prefetch_wasted = ss.prefetch_wasted;

@@ -5,7 +5,7 @@
 //   2. greedy decoding one token at a time from the prompt, against llama.cpp's continuation.
 // Usage: logits-compare MODEL.gguf ORACLE.bin --tol T [--first-tol T0] [--min-top1 F]
 //                       [--greedy require|report] [--threads N] [--kv-type f32|f16]
-//                       [--backend cpu|cuda --device-slots N|min|few]
+//                       [--backend cpu|cuda --device-slots N|min|few] [--device-graphs on|off]
 // Passes when every position is within T, position 0 within T0 (default 1e-4), the share of
 // positions with the same top-1 token is >= F (default 1), and (with --greedy require, the
 // default) the continuation is identical. Exit 0 pass, 1 fail, 2 bad input, 77 the backend is
@@ -14,7 +14,8 @@
 // (min: the model's top-k, so experts are evicted and copied in all the time; few: top-k + 2, which
 // leaves decode room to prefetch into slots on the copy queue), then again with a
 // slot for every expert, and also requires the two runs' logits to be bit-identical: results
-// must not depend on the cache.
+// must not depend on the cache. --device-graphs on runs decode's dense parts as graphs
+// (ContextParams::device_graphs) in both runs, and on CUDA fails when none ran as one.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -65,6 +66,7 @@ int main(int argc, char **argv) {
     bool require_greedy = true;
     int threads = 1;
     std::string backend_name, slots_arg = "min";
+    bool graphs = false;
     moerun::quant::Type kv_type = moerun::quant::Type::F32;
     for (int i = 3; i + 1 < argc; i += 2) {
         const std::string k = argv[i], v = argv[i + 1];
@@ -82,6 +84,8 @@ int main(int argc, char **argv) {
             backend_name = v;
         else if (k == "--device-slots")
             slots_arg = v;
+        else if (k == "--device-graphs" && (v == "on" || v == "off"))
+            graphs = v == "on";
         else if (k == "--kv-type" && (v == "f32" || v == "f16"))
             kv_type = v == "f16" ? moerun::quant::Type::F16 : moerun::quant::Type::F32;
         else {
@@ -120,6 +124,7 @@ int main(int argc, char **argv) {
                 .n_ctx = ref.n_tokens + 8, .n_threads = threads, .type_k = kv_type, .type_v = kv_type};
             cp.backend = backend.get();
             cp.device_slots = slots;
+            cp.device_graphs = graphs;
             moerun::Context ctx(model, cp);
             Run r;
             ctx.eval(std::span<const int32_t>(ref.tokens.data(), np), true);
@@ -155,6 +160,14 @@ int main(int argc, char **argv) {
                 static_cast<unsigned long long>(r.stats.slot_prefetches),
                 double(r.stats.slot_bytes_uploaded) / (1 << 20), all.stats.device_slots,
                 same_across_slots ? "bit-identical" : "DIFFER (results depend on the cache)");
+            if (graphs) {
+                std::printf("device graphs: %llu dense parts run as one graph\n",
+                            static_cast<unsigned long long>(r.stats.device_graph_runs));
+                if (backend_name == "cuda" && r.stats.device_graph_runs == 0) {
+                    std::printf("FAIL: --device-graphs on, but no dense part ran as a graph\n");
+                    return 1;
+                }
+            }
         }
 
         double worst = 0, first = 0;

@@ -96,7 +96,8 @@ endforeach()
 #    oracle-logits-backend-cpu-*: the CPU backend, here and in CI.
 #    gpu-logits-cuda-*: the CUDA backend (label gpu; skipped, exit 77, without a CUDA device).
 #      CUDA multiplies with F32 activations where llama.cpp's CPU rounds them to 8 bits first, and
-#      sums in another order, hence the looser bounds; not yet run on a GPU.
+#      sums in another order, hence the looser bounds; not yet run on a GPU. The F32 ones run
+#      decode's dense parts as CUDA graphs (--device-graphs on), the Q4_K_M ones directly.
 foreach(arch qwen3moe qwen2moe olmoe mixtral)
   moerun_logits_test(oracle-logits-backend-cpu-${arch}-F32 ${MOERUN_TEST_MODELS_DIR}/${arch}-F32.gguf KV f32
                      CRITERIA --tol 1e-5 --first-tol 1e-5 --min-top1 1.0 --greedy require --backend cpu --device-slots min)
@@ -106,7 +107,8 @@ foreach(arch qwen3moe qwen2moe olmoe mixtral)
                      GENERATE "--arch ${arch} --type Q4_K_M --layers 1 --seed 7"
                      CRITERIA --tol 2e-2 --first-tol 1e-4 --min-top1 1.0 --greedy require --backend cpu --device-slots min)
   moerun_logits_test(gpu-logits-cuda-${arch}-F32 ${MOERUN_TEST_MODELS_DIR}/${arch}-F32.gguf KV f16
-                     CRITERIA --tol 1e-3 --first-tol 1e-4 --min-top1 1.0 --greedy require --backend cuda --device-slots few)
+                     CRITERIA --tol 1e-3 --first-tol 1e-4 --min-top1 1.0 --greedy require --backend cuda --device-slots few
+                              --device-graphs on)
   moerun_logits_test(gpu-logits-cuda-1layer-${arch}-Q4_K_M ${CMAKE_BINARY_DIR}/test-models-backend/${arch}-Q4_K_M.gguf
                      GENERATE "--arch ${arch} --type Q4_K_M --layers 1 --seed 7"
                      CRITERIA --tol 5e-2 --first-tol 5e-2 --min-top1 0.9 --greedy report --backend cuda --device-slots min)

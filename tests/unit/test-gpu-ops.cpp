@@ -446,6 +446,54 @@ TEST_CASE("copy queue: compute waits for copy number k and the ones before it, p
     gpu->free(dst);
 }
 
+TEST_CASE("graphs: a recorded rms_norm + rope + add runs as one graph, updated for a new position") {
+    auto gpu = gpu_backend();
+    auto cpu = kernels::make_backend("cpu");
+    CHECK(cpu->begin_graph() == kernels::Status::unsupported);  // the CPU backend has none
+    std::mt19937 rng(41);
+    const int64_t n_head = 4, hd = 64, n = n_head * hd;
+    const auto x0 = normal(static_cast<size_t>(n), rng), w = normal(static_cast<size_t>(n), rng),
+               r = normal(static_cast<size_t>(n), rng);
+    float *dw = to_device(*gpu, w), *dr = to_device(*gpu, r);
+    const bool graphs = gpu->name() == "cuda";
+    // Three tokens at different positions, the second and third updating the first one's graph;
+    // the same graph key each time, as a decode layer uses.
+    for (const int64_t pos : {7, 300, 301}) {
+        CAPTURE(pos);
+        std::vector<float> ref(static_cast<size_t>(n));
+        REQUIRE(cpu->rms_norm(x0.data(), w.data(), ref.data(), 1, n, 1e-6f) == kernels::Status::ok);
+        REQUIRE(cpu->rope(ref.data(), 1, n_head, hd, hd, pos, 1e4f, true, {}) == kernels::Status::ok);
+        REQUIRE(cpu->add(ref.data(), r.data(), n) == kernels::Status::ok);
+        float *dx = to_device(*gpu, x0);
+        float *dy = to_device(*gpu, std::vector<float>(static_cast<size_t>(n), 0.0f));
+        const auto issue = [&] {
+            REQUIRE(gpu->rms_norm(dx, dw, dy, 1, n, 1e-6f) == kernels::Status::ok);
+            REQUIRE(gpu->rope(dy, 1, n_head, hd, hd, pos, 1e4f, true, {}) == kernels::Status::ok);
+            REQUIRE(gpu->add(dy, dr, n) == kernels::Status::ok);
+        };
+        if (gpu->begin_graph() == kernels::Status::ok) {
+            issue();
+            REQUIRE(gpu->end_graph(7) == kernels::Status::ok);
+        } else {
+            CHECK(!graphs);
+            issue();
+        }
+        CHECK(nmse(from_device(*gpu, dy, static_cast<size_t>(n)), ref) < 1e-10);
+        (void)from_device(*gpu, dx, static_cast<size_t>(n));
+    }
+    // A recording discarded after an error runs nothing; the stream works on.
+    if (graphs) {
+        float *dy = to_device(*gpu, std::vector<float>(static_cast<size_t>(n), 1.0f));
+        REQUIRE(gpu->begin_graph() == kernels::Status::ok);
+        REQUIRE(gpu->add(dy, dr, n) == kernels::Status::ok);
+        REQUIRE(gpu->discard_graph() == kernels::Status::ok);
+        const auto got = from_device(*gpu, dy, static_cast<size_t>(n));
+        CHECK(std::all_of(got.begin(), got.end(), [](float v) { return v == 1.0f; }));
+    }
+    (void)from_device(*gpu, dw, static_cast<size_t>(n));
+    (void)from_device(*gpu, dr, static_cast<size_t>(n));
+}
+
 int main(int argc, char **argv) {
     return gpu_test_main(argc, argv);
 }

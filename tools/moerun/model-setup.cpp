@@ -72,6 +72,9 @@ void add_memory_options(CLI::App *app, MemoryFlags &f) {
            "always. Not off: on CUDA, tokens can differ with the budget (CPU and GPU round differently)")
         ->check(CLI::IsMember({"off", "auto", "always"}))
         ->capture_default_str();
+    app->add_flag("--device-graphs", f.device_graphs,
+                  "device backends, decode: run each layer's attention and router as one CUDA graph, updated "
+                  "per token (not yet measured on a GPU; the CPU backend runs them directly)");
 }
 
 namespace {
@@ -197,6 +200,7 @@ std::unique_ptr<Session> open_session(const std::string &path, const MemoryFlags
         s->ctx.device_policy = f.policy;  // the device slots are replaced by the cache's policy
         s->ctx.device_prefetch = f.device_prefetch == "none" ? "" : f.device_prefetch;
         s->ctx.cpu_fallback = f.cpu_fallback;
+        s->ctx.device_graphs = f.device_graphs;
     } else {
         if (!f.device_mem.empty()) mo.device_mem = parse_size(f.device_mem);
         if (f.device_slots > 0)
@@ -287,6 +291,10 @@ void print_device_stats(const Session &s, const ContextStats &st, std::FILE *out
             s.ctx.device_prefetch.c_str(), static_cast<unsigned long long>(st.slot_prefetches),
             static_cast<unsigned long long>(st.slot_prefetch_used),
             static_cast<unsigned long long>(st.slot_prefetch_wasted));
+    if (s.ctx.device_graphs)
+        std::fprintf(out, "moerun: device graphs: %llu layers' dense parts run as one graph%s\n",
+                     static_cast<unsigned long long>(st.device_graph_runs),
+                     st.device_graph_runs == 0 ? " (the backend has none: run directly)" : "");
     if (st.host_registered_bytes > 0)
         std::fprintf(
             out, "moerun: %s of host memory page-locked for the copies (%s)\n",

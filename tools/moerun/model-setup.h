@@ -38,6 +38,7 @@ struct MemoryFlags {
     uint32_t device_slots = 0;  // > 0: exactly this many device expert slots (tests, experiments)
     std::string device_prefetch = "transition";  // none | previous | transition
     std::string cpu_fallback = "off";            // off | auto | always
+    bool device_graphs = false;
 };
 
 // --host-mem --device-mem --cache-policy --cache-per-layer --force-cache --cache-slots --prefetch --io-depth

@@ -77,6 +77,18 @@ class Backend {
     virtual Status host_register(const void *ptr, size_t bytes) = 0;
     virtual Status host_unregister(const void *ptr) = 0;
 
+    // Graphs of compute-queue work (CUDA graphs). After begin_graph, compute-queue calls (kernels
+    // only: no upload, download, synchronize or copy-queue wait) are recorded instead of run;
+    // end_graph then runs what was recorded as one graph. The graph made for the same `key` last
+    // time is updated in place when only kernel parameters changed (a decode layer's dense part
+    // differs from token to token in the position alone), else made anew. Where a graph gains
+    // nothing (CPU) or the recorded work cannot be one, begin_graph or end_graph returns
+    // Status::unsupported and nothing has run: the caller issues the same work again without a
+    // graph. discard_graph ends a recording without running it (after an error in between).
+    virtual Status begin_graph() { return Status::unsupported; }
+    virtual Status end_graph(uint64_t /*key*/) { return Status::unsupported; }
+    virtual Status discard_graph() { return Status::ok; }
+
     // dst[0..n) = dequantized src (n elements of type t, n a multiple of the block size).
     virtual Status dequantize(quant::Type t, const void *src, float *dst, int64_t n) = 0;
 

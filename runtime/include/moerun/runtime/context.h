@@ -65,6 +65,10 @@ struct ContextParams {
     // CPU computes rounds differently from the GPU's, so tokens can depend on the budget when
     // this is not "off"; on the CPU backend they do not.
     std::string cpu_fallback = "off";
+    // Decode with a backend: record each layer's dense part (attention and router logits) and run
+    // it as one graph (CUDA graphs, updated from token to token); the CPU backend has none and
+    // runs it directly. Off by default until measured on a GPU.
+    bool device_graphs = false;
 };
 
 struct ContextStats {
@@ -80,6 +84,7 @@ struct ContextStats {
     // experts that were used are counted in slot_hits as well.
     uint64_t slot_prefetches = 0, slot_prefetch_used = 0, slot_prefetch_wasted = 0;
     uint64_t host_registered_bytes = 0;  // host memory page-locked for the copies (CUDA)
+    uint64_t device_graph_runs = 0;      // layers' dense parts run as one graph (device_graphs)
     // CPU fallback: slot misses computed on the CPU instead of copied (not in slot_misses), and
     // the bandwidths measured for the cost model (bytes/s; 0 unless cpu_fallback is "auto").
     uint64_t slot_cpu_misses = 0;
