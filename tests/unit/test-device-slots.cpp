@@ -27,6 +27,13 @@ struct HostExpert {
     ExpertView view() const { return {gate.data(), up.data(), down.data()}; }
 };
 
+// Host copies of experts 0..n-1 of a layer.
+std::vector<HostExpert> host_layer(uint32_t layer, uint32_t n, const cache::SlotLayout &l) {
+    std::vector<HostExpert> h;
+    for (uint32_t e = 0; e < n; ++e) h.emplace_back(ExpertId{layer, e}, l);
+    return h;
+}
+
 bool holds(const ExpertView &d, const HostExpert &h) {
     return std::memcmp(d.gate, h.gate.data(), h.gate.size()) == 0 &&
            std::memcmp(d.up, h.up.data(), h.up.size()) == 0 &&
@@ -138,11 +145,7 @@ TEST_CASE(
     const cache::SlotLayout lay{512, 512, 768};
     cache::DeviceSlots slots(*be, 4, lay.bytes(), "least-stale",
                              cache::PolicyParams{.n_layers = 2, .n_experts = 8, .top_k = 2});
-    std::vector<HostExpert> h0, h1;
-    for (uint32_t e = 0; e < 8; ++e) {
-        h0.emplace_back(ExpertId{0, e}, lay);
-        h1.emplace_back(ExpertId{1, e}, lay);
-    }
+    const std::vector<HostExpert> h0 = host_layer(0, 8, lay), h1 = host_layer(1, 8, lay);
     // Clock 0 (layer 0): two demand loads, then prefetches for layer 1 (clock 1).
     slots.begin_layer(0);
     slots.load({0, 0}, h0[0].view(), lay);
@@ -241,38 +244,40 @@ TEST_CASE("device slots: a layer waits only for the copies it reads; a load wait
     const cache::SlotLayout lay{512, 512, 768};
     cache::DeviceSlots slots(*be, 3, lay.bytes(), "lru",
                              cache::PolicyParams{.n_layers = 2, .n_experts = 8, .top_k = 1});
-    std::vector<HostExpert> h0, h1;
-    for (uint32_t e = 0; e < 8; ++e) {
-        h0.emplace_back(ExpertId{0, e}, lay);
-        h1.emplace_back(ExpertId{1, e}, lay);
-    }
-    // Layer 0: expert 0 on demand, then prefetches of experts 1 and 2 for layer 1 (three copies
-    // each: a HostExpert's tensors are three vectors).
+    const std::vector<HostExpert> h0 = host_layer(0, 8, lay), h1 = host_layer(1, 8, lay);
+    // Clock 0: experts 5, 6, 7 of layer 0 fill the three slots, so that every slot holds known
+    // bytes (a queued copy not run yet leaves them there).
     slots.begin_layer(0);
+    for (uint32_t e = 5; e < 8; ++e) slots.load({0, e}, h0[e].view(), lay);
+    slots.end_layer();
+    // Clock 1 (layer 0): expert 0 on demand, then prefetches of experts 1 and 2 for layer 1 (three
+    // copies each: a HostExpert's tensors are three vectors).
+    slots.begin_layer(1);
     slots.load({0, 0}, h0[0].view(), lay);
     CHECK(slots.ready_after() == 0);  // a compute-queue copy
-    REQUIRE(slots.prefetch({1, 1}, h1[1].view(), lay, 1));
+    REQUIRE(slots.prefetch({1, 1}, h1[1].view(), lay, 2));
     const uint64_t first = be->copies_issued();
-    REQUIRE(slots.prefetch({1, 2}, h1[2].view(), lay, 1));
+    REQUIRE(slots.prefetch({1, 2}, h1[2].view(), lay, 2));
     const uint64_t second = be->copies_issued();
     CHECK(first > 0);
     CHECK(second > first);
     slots.end_layer();
 
-    // Layer 1 uses expert 1 only: it waits for the first prefetch, not the second (mispredicted).
-    slots.begin_layer(1);
+    // Clock 2 (layer 1) uses expert 1 only: it waits for the first prefetch, not the second
+    // (mispredicted), whose slot still holds the bytes of expert 7 of layer 0.
+    slots.begin_layer(2);
     const auto d1 = slots.find({1, 1});
     REQUIRE(d1);
     CHECK(slots.ready_after() == first);
     REQUIRE(be->compute_wait_copy(slots.ready_after()) == kernels::Status::ok);
     CHECK(holds(*d1, h1[1]));
-    CHECK(!holds(slots.find({1, 2}).value(), h1[2]));  // still queued on the CPU backend
+    CHECK(holds(slots.find({1, 2}).value(), h0[7]));  // still queued on the CPU backend
     slots.end_layer();
     CHECK(slots.ready_after() == 0);
 
     // Later, expert 2's slot is the LRU victim of a demand load; that load first makes compute wait
     // for the slot's queued copy, which therefore cannot land over the new expert afterwards.
-    slots.begin_layer(2);
+    slots.begin_layer(3);
     (void)slots.find({0, 0});
     (void)slots.find({1, 1});
     const ExpertView d = slots.load({0, 5}, h0[5].view(), lay);
