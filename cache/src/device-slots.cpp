@@ -145,12 +145,16 @@ void DeviceSlots::copy(uint32_t s, ExpertId id, const ExpertView &host, const Sl
                                  " after the slot's last copy failed: " + backend_.last_error());
     const auto issue = [&](uint8_t *dst, const void *from, uint64_t bytes) {
         const size_t m = static_cast<size_t>(bytes);
+        ++stats_.transfers;
+        if (!async && batching_) {
+            batch_.push_back({dst, from, m});
+            return;
+        }
         const kernels::Status st =
             async ? backend_.upload_async(dst, from, m) : backend_.upload(dst, from, m);
         if (st != kernels::Status::ok)
             throw std::runtime_error(std::string("device slots: ") + (async ? "queued copy" : "upload") +
                                      " of " + expert_name(id) + " failed: " + backend_.last_error());
-        ++stats_.transfers;
     };
     if (hi - lo <= slot_bytes_) {
         for (int p = 0; p < 3; ++p) off[p] = reinterpret_cast<uintptr_t>(src[p]) - lo;
@@ -200,6 +204,19 @@ bool DeviceSlots::prefetch(ExpertId id, const ExpertView &host, const SlotLayout
     copy(*s, id, host, layout, true);
     ++stats_.prefetch_issued;
     return true;
+}
+
+void DeviceSlots::end_batch() {
+    batching_ = false;
+    if (batch_.empty()) return;
+    const kernels::Status st = backend_.upload_batch(batch_.data(), batch_.size());
+    const size_t n = batch_.size();
+    batch_.clear();
+    ++stats_.batches;
+    stats_.batched += n;
+    if (st != kernels::Status::ok)
+        throw std::runtime_error("device slots: the batch of " + std::to_string(n) +
+                                 " uploads failed: " + backend_.last_error());
 }
 
 void DeviceSlots::end_layer() {

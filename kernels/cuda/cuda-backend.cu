@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "cuda-check.h"
 #include "dequant.cuh"
@@ -78,6 +79,30 @@ class CudaBackend final : public Backend {
                         Status::device_error);
         return Status::ok;
     }
+    // One cudaMemcpyBatchAsync for all (CUDA 12.8 on), sources read in stream order; where the
+    // runtime or driver refuses it, the copies go one by one (re-issuing a copy is harmless).
+    Status upload_batch(const Upload *copies, size_t n) override {
+        if (n == 0) return Status::ok;
+#if CUDART_VERSION >= 12080
+        if (n > 1 && batch_ok_) {
+            batch_dst_.clear(), batch_src_.clear(), batch_size_.clear();
+            for (size_t i = 0; i < n; ++i) {
+                const Upload &c = copies[i];
+                if ((!c.dst || !c.src) && c.bytes) return fail("upload_batch: null pointer");
+                batch_dst_.push_back(c.dst), batch_src_.push_back(c.src), batch_size_.push_back(c.bytes);
+            }
+            cudaMemcpyAttributes attr{};
+            attr.srcAccessOrder = cudaMemcpySrcAccessOrderStream;
+            size_t first = 0;
+            if (cudaMemcpyBatchAsync(batch_dst_.data(), batch_src_.data(), batch_size_.data(), n, &attr,
+                                     &first, 1, stream_) == cudaSuccess)
+                return Status::ok;
+            (void)cudaGetLastError();
+            batch_ok_ = false;  // not here: one by one from now on
+        }
+#endif
+        return Backend::upload_batch(copies, n);
+    }
     Status download(void *dst, const void *src, size_t bytes) override {
         MOERUN_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), error_,
                         Status::device_error);
@@ -103,7 +128,9 @@ class CudaBackend final : public Backend {
                         Status::device_error);
         return Status::ok;
     }
-    uint64_t copies_issued() const override { return issued_; }
+    uint64_t copies_issued() const override {
+        return issued_;
+    }
     Status compute_wait_copy(uint64_t upto) override {
         if (upto > issued_) return fail("compute_wait_copy: copy not issued yet");
         if (upto <= compute_after_) return Status::ok;  // the compute stream is ordered after it already
@@ -378,7 +405,9 @@ class CudaBackend final : public Backend {
         return Status::ok;
     }
 
-    std::string last_error() const override { return error_; }
+    std::string last_error() const override {
+        return error_;
+    }
 
   private:
     Status fail(std::string msg) {
@@ -430,6 +459,10 @@ class CudaBackend final : public Backend {
     cudaEvent_t compute_done_ = nullptr;
     std::unordered_map<uint64_t, cudaGraphExec_t> graphs_;  // end_graph's, by key
     bool capturing_ = false;
+    bool batch_ok_ = true;  // cudaMemcpyBatchAsync works here (until it fails once)
+    std::vector<void *> batch_dst_;
+    std::vector<const void *> batch_src_;
+    std::vector<size_t> batch_size_;
     uint64_t issued_ = 0;         // copies numbered so far
     uint64_t compute_after_ = 0;  // the compute stream runs after copies up to this number
     std::string error_;

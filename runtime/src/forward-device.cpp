@@ -225,12 +225,21 @@ void copy_in(DeviceState &D, ExpertSource &src, uint32_t il, std::span<const uin
     SlotFiller f{D, src, il};
     D.settle_host_cache();
     src.begin_layer(il, missing);
-    while (const auto e = f.next()) {
-        const cache::ExpertView w = f.load(*e, layout, each);
-        if (each) f.ready();
-        use(*e, w);
-        f.loaded(*e);
+    // Decode from the mapped file: the layer's copies (three tensors an expert) in one call.
+    const bool batch = !each && !f.queued();
+    if (batch) D.slots->begin_batch();
+    try {
+        while (const auto e = f.next()) {
+            const cache::ExpertView w = f.load(*e, layout, each);
+            if (each) f.ready();
+            use(*e, w);
+            f.loaded(*e);
+        }
+    } catch (...) {
+        if (batch) D.slots->end_batch();
+        throw;
     }
+    if (batch) D.slots->end_batch();
     f.flush();
     f.ready();
 }
@@ -681,6 +690,8 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
     stats.slot_misses = ss.misses;
     stats.slot_bytes_uploaded = ss.bytes_uploaded;
     stats.slot_transfers = ss.transfers;
+    stats.slot_batched_transfers = ss.batched;
+    stats.slot_batches = ss.batches;
     stats.device_graph_runs = D.graph_runs;
     stats.slot_prefetches = ss.prefetch_issued;
     stats.slot_prefetch_used = ss.prefetch_used;

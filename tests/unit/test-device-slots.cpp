@@ -286,6 +286,38 @@ TEST_CASE("device slots: a layer waits only for the copies it reads; a load wait
     CHECK(holds(d, h0[5]));
 }
 
+TEST_CASE("device slots: loads between begin_batch and end_batch go in one upload_batch call") {
+    auto be = kernels::make_backend("cpu");
+    const cache::SlotLayout lay{512, 512, 768};
+    cache::DeviceSlots slots(*be, 3, lay.bytes(), "lru",
+                             cache::PolicyParams{.n_layers = 1, .n_experts = 8, .top_k = 2});
+    const std::vector<HostExpert> h = host_layer(0, 8, lay);
+    slots.begin_layer(0);
+    for (uint32_t e = 5; e < 8; ++e) slots.load({0, e}, h[e].view(), lay);  // known bytes everywhere
+    slots.end_layer();
+    CHECK(slots.stats().batches == 0);
+    const uint64_t before = slots.stats().transfers;
+
+    slots.begin_layer(1);
+    slots.begin_batch();
+    const ExpertView d0 = slots.load({0, 0}, h[0].view(), lay), d1 = slots.load({0, 1}, h[1].view(), lay);
+    CHECK(holds(d0, h[5]));  // noted, not issued yet: the victims' bytes are still there
+    CHECK(holds(d1, h[6]));
+    slots.end_batch();
+    CHECK(holds(d0, h[0]));
+    CHECK(holds(d1, h[1]));
+    CHECK(slots.stats().batches == 1);
+    CHECK(slots.stats().batched == slots.stats().transfers - before);
+    CHECK(slots.stats().batched >= 2);
+    slots.end_batch();  // nothing noted: no call
+    CHECK(slots.stats().batches == 1);
+    // Out of batch mode, a load is issued at once again.
+    slots.end_layer();
+    slots.begin_layer(2);
+    CHECK(holds(slots.load({0, 2}, h[2].view(), lay), h[2]));
+    CHECK(slots.stats().batches == 1);
+}
+
 TEST_CASE("cpu backend: copy-queue copies are numbered and a wait runs them up to its number") {
     auto be = kernels::make_backend("cpu");
     std::vector<uint8_t> src(3, 7), dst(3, 0);

@@ -446,6 +446,29 @@ TEST_CASE("copy queue: compute waits for copy number k and the ones before it, p
     gpu->free(dst);
 }
 
+TEST_CASE("upload_batch: many copies in one call land like uploads, in stream order with kernels") {
+    auto gpu = gpu_backend();
+    constexpr int kCopies = 10;
+    std::mt19937 rng(43);
+    std::vector<std::vector<uint8_t>> src(kCopies);
+    std::vector<kernels::Backend::Upload> ups;
+    auto *dst = static_cast<uint8_t *>(gpu->alloc(kCopies * 8192));
+    REQUIRE(dst);
+    for (int i = 0; i < kCopies; ++i) {
+        src[i].resize(1000 + 700 * static_cast<size_t>(i));  // sizes differ, none a multiple of 256
+        for (auto &b : src[i]) b = static_cast<uint8_t>(rng());
+        ups.push_back({dst + i * 8192, src[i].data(), src[i].size()});
+    }
+    REQUIRE(gpu->upload_batch(ups.data(), ups.size()) == kernels::Status::ok);
+    REQUIRE(gpu->upload_batch(ups.data(), 0) == kernels::Status::ok);
+    for (int i = 0; i < kCopies; ++i) {
+        std::vector<uint8_t> back(src[i].size());
+        REQUIRE(gpu->download(back.data(), dst + i * 8192, back.size()) == kernels::Status::ok);
+        CHECK(back == src[i]);
+    }
+    gpu->free(dst);
+}
+
 TEST_CASE("graphs: a recorded rms_norm + rope + add runs as one graph, updated for a new position") {
     auto gpu = gpu_backend();
     auto cpu = kernels::make_backend("cpu");

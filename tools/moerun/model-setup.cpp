@@ -278,11 +278,13 @@ void print_device_stats(const Session &s, const ContextStats &st, std::FILE *out
     std::fprintf(
         out,
         "moerun: device %s: %s allocated, %u expert slots; slot hits %llu, misses %llu (%.1f%% hit), "
-        "%s copied to the device in %llu transfers\n",
+        "%s copied to the device in %llu transfers (%llu of them in %llu batched calls)\n",
         std::string(s.backend->name()).c_str(), format_size(st.device_bytes).c_str(), st.device_slots,
         static_cast<unsigned long long>(st.slot_hits), static_cast<unsigned long long>(st.slot_misses),
         looked_up ? 100.0 * double(st.slot_hits) / double(looked_up) : 100.0,
-        format_size(st.slot_bytes_uploaded).c_str(), static_cast<unsigned long long>(st.slot_transfers));
+        format_size(st.slot_bytes_uploaded).c_str(), static_cast<unsigned long long>(st.slot_transfers),
+        static_cast<unsigned long long>(st.slot_batched_transfers),
+        static_cast<unsigned long long>(st.slot_batches));
     if (st.slot_prefetches > 0)
         std::fprintf(
             out,

@@ -54,6 +54,8 @@ uint64_t slot_bytes_for(std::span<const SlotLayout> layouts);
 struct DeviceSlotStats {
     uint64_t hits = 0, misses = 0, evictions = 0, bytes_uploaded = 0;
     uint64_t transfers = 0;        // host-to-device copies issued (1 per expert from one span, else 3)
+    uint64_t batches = 0;          // upload_batch calls (end_batch) that issued some of them,
+    uint64_t batched = 0;          // and the transfers they issued
     uint64_t prefetch_issued = 0;  // prefetch copies (their bytes are in bytes_uploaded)
     uint64_t prefetch_used = 0;    // prefetched experts found by their layer (counted as hits too)
     uint64_t prefetch_wasted = 0;  // prefetched experts evicted before any use
@@ -78,6 +80,12 @@ class DeviceSlots {
     // returns its device copy (counts a miss). Throws std::runtime_error when every slot is
     // pinned or the copy fails.
     ExpertView load(ExpertId id, const ExpertView &host, const SlotLayout &layout);
+    // Between begin_batch() and end_batch(), load() only notes its copies (the views it returns
+    // are valid for work queued after end_batch), and end_batch() issues them all in one
+    // Backend::upload_batch call: a layer's misses from the mapped file, three tensors each, go in
+    // one call. end_batch() throws std::runtime_error when the copies cannot be issued.
+    void begin_batch() { batching_ = true; }
+    void end_batch();
     // load() on the backend's copy queue: returns at once; see Copies above for the two waits.
     ExpertView load_async(ExpertId id, const ExpertView &host, const SlotLayout &layout);
     // Starts copying the expert for the layer at clock `until` (> now) on the copy queue, and pins
@@ -128,6 +136,8 @@ class DeviceSlots {
     std::vector<uint32_t> pinned_;                  // slots pinned by the current layer
     uint64_t now_ = 0;
     uint64_t ready_after_ = 0;
+    bool batching_ = false;
+    std::vector<kernels::Backend::Upload> batch_;  // load()'s copies noted since begin_batch()
     DeviceSlotStats stats_;
 };
 

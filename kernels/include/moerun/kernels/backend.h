@@ -47,6 +47,19 @@ class Backend {
     // against a device memory budget. May be allocated on first use.
     virtual uint64_t workspace_bytes() const { return 0; }
     virtual Status upload(void *dst, const void *host_src, size_t bytes) = 0;
+    // Several uploads on the compute queue in one call (CUDA: cudaMemcpyBatchAsync, where the
+    // runtime has it), e.g. a layer's missing experts; as upload() one by one otherwise.
+    struct Upload {
+        void *dst;
+        const void *src;
+        size_t bytes;
+    };
+    virtual Status upload_batch(const Upload *copies, size_t n) {
+        for (size_t i = 0; i < n; ++i)
+            if (const Status st = upload(copies[i].dst, copies[i].src, copies[i].bytes); st != Status::ok)
+                return st;
+        return Status::ok;
+    }
     virtual Status download(void *host_dst, const void *src, size_t bytes) = 0;
     // Waits for everything issued on both queues (kernels and copies).
     virtual Status synchronize() = 0;
