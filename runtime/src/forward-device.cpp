@@ -211,13 +211,12 @@ struct SlotFiller {
         for (const uint16_t e : D.pending) src.done(il, e);
         D.pending.clear();
     }
-    // Kernels queued from here on see the copies.
-    void ready() { D.wait_slots(); }
 };
 
 // Brings the layer's missing experts into device slots in the order the host tier has them
 // ready, and hands each device copy to use(expert, view). `each`: use() queues kernels at once
-// (a batch), so compute waits for each copy before them; else (decode) once at the end.
+// (a batch); else (decode) use() only notes the copy. Whoever queues kernels on the copies
+// waits for them first (DeviceState::wait_slots).
 template <class Use>
 void copy_in(DeviceState &D, ExpertSource &src, uint32_t il, std::span<const uint16_t> missing,
              const cache::SlotLayout &layout, bool each, Use &&use) {
@@ -231,7 +230,6 @@ void copy_in(DeviceState &D, ExpertSource &src, uint32_t il, std::span<const uin
     try {
         while (const auto e = f.next()) {
             const cache::ExpertView w = f.load(*e, layout, each);
-            if (each) f.ready();
             use(*e, w);
             f.loaded(*e);
         }
@@ -241,7 +239,6 @@ void copy_in(DeviceState &D, ExpertSource &src, uint32_t il, std::span<const uin
     }
     if (batch) D.slots->end_batch();
     f.flush();
-    f.ready();
 }
 
 // Issues a layer's dense part (kernels only). In decode with graphs on, it is recorded and run as
@@ -753,7 +750,6 @@ void Context::Impl::decode_with_fallback(uint32_t il) {
         }
     }
     f.flush();
-    f.ready();
     run_on_device();
 
     D.cpu_rows.clear();
