@@ -296,7 +296,9 @@ void print_device_stats(const Session &s, const ContextStats &st, std::FILE *out
     if (s.ctx.device_graphs)
         std::fprintf(out, "moerun: device graphs: %llu layers' dense parts run as one graph%s\n",
                      static_cast<unsigned long long>(st.device_graph_runs),
-                     st.device_graph_runs == 0 ? " (the backend has none: run directly)" : "");
+                     st.device_graph_runs == 0
+                         ? " (the backend has no graphs or could not make one: run directly)"
+                         : "");
     if (st.host_registered_bytes > 0)
         std::fprintf(
             out, "moerun: %s of host memory page-locked for the copies (%s)\n",
