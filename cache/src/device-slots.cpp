@@ -209,11 +209,15 @@ bool DeviceSlots::prefetch(ExpertId id, const ExpertView &host, const SlotLayout
 void DeviceSlots::end_batch() {
     batching_ = false;
     if (batch_.empty()) return;
-    const kernels::Status st = backend_.upload_batch(batch_.data(), batch_.size());
     const size_t n = batch_.size();
+    const kernels::Backend::Upload one = batch_[0];
+    const kernels::Status st = n == 1 ? backend_.upload(one.dst, one.src, one.bytes)  // not a batch
+                                      : backend_.upload_batch(batch_.data(), n);
     batch_.clear();
-    ++stats_.batches;
-    stats_.batched += n;
+    if (n > 1) {
+        ++stats_.batches;
+        stats_.batched += n;
+    }
     if (st != kernels::Status::ok)
         throw std::runtime_error("device slots: the batch of " + std::to_string(n) +
                                  " uploads failed: " + backend_.last_error());

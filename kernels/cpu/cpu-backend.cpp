@@ -37,13 +37,31 @@ class CpuBackend final : public Backend {
         return p;
     }
     void free(void *ptr) override {
-        run_queued();  // copies still queued into this memory land first, as cudaFree waits
+        run_uploads();  // copies still queued into this memory land first, as cudaFree waits
+        run_queued();
         std::free(ptr);
     }
 
-    Status upload(void *dst, const void *src, size_t bytes) override { return copy(dst, src, bytes); }
-    Status download(void *dst, const void *src, size_t bytes) override { return copy(dst, src, bytes); }
-    Status synchronize() override { return run_queued(); }
+    // An upload from registered memory (host_register) reads its source late: at the next
+    // kernel, download or wait, the latest moment CUDA's copy engine may read page-locked memory.
+    // A caller that changes such a source before waiting for it (wait_compute) computes on the
+    // new bytes here too. Other sources are copied at once, as CUDA stages pageable memory.
+    Status upload(void *dst, const void *src, size_t bytes) override {
+        if ((!dst || !src) && bytes) return fail(Status::invalid_argument, "upload: null pointer");
+        if (bytes == 0) return Status::ok;
+        if (!registered(src, bytes)) return copy(dst, src, bytes);
+        uploads_.push_back({dst, src, bytes});
+        return Status::ok;
+    }
+    Status download(void *dst, const void *src, size_t bytes) override {
+        run_uploads();
+        return copy(dst, src, bytes);
+    }
+    Status synchronize() override {
+        run_uploads();
+        return run_queued();
+    }
+    Status wait_compute() override { return run_uploads(); }  // kernels have run on return
 
     // The copy queue: copies wait until compute must see them (the latest moment CUDA may run
     // them), so code that forgets a wait computes on stale slots here too, and a copy that no
@@ -57,18 +75,34 @@ class CpuBackend final : public Backend {
     uint64_t copies_issued() const override { return issued_; }
     Status compute_wait_copy(uint64_t upto) override {
         if (upto > issued_) return fail(Status::invalid_argument, "compute_wait_copy: copy not issued yet");
+        run_uploads();  // the two queues are not ordered: the copy lands last
         return run_queued(upto);
     }
-    Status copies_wait_compute() override { return Status::ok; }  // kernels have run on return
-    Status wait_copies() override { return run_queued(); }
-    Status host_register(const void *, size_t) override {
-        return fail(Status::unsupported, "host_register: host memory is the CPU backend's own");
+    Status copies_wait_compute() override { return run_uploads(); }  // kernels have run on return
+    Status wait_copies() override {
+        run_uploads();
+        return run_queued();
     }
-    Status host_unregister(const void *) override {
-        return fail(Status::unsupported, "host_unregister: host memory is the CPU backend's own");
+    // Nothing to page-lock here; the range is remembered so that uploads from it run late.
+    Status host_register(const void *ptr, size_t bytes) override {
+        if (!ptr || bytes == 0) return fail(Status::invalid_argument, "host_register: empty range");
+        if (registered(ptr, 1) || registered(static_cast<const uint8_t *>(ptr) + bytes - 1, 1))
+            return fail(Status::invalid_argument, "host_register: the range overlaps a registered one");
+        ranges_.push_back({static_cast<const uint8_t *>(ptr), bytes});
+        return Status::ok;
+    }
+    Status host_unregister(const void *ptr) override {
+        run_uploads();  // none may still read it
+        const auto it =
+            std::find_if(ranges_.begin(), ranges_.end(), [&](const Range &r) { return r.begin == ptr; });
+        if (it == ranges_.end())
+            return fail(Status::invalid_argument, "host_unregister: not a registered range");
+        ranges_.erase(it);
+        return Status::ok;
     }
 
     Status dequantize(quant::Type t, const void *src, float *dst, int64_t n) override {
+        run_uploads();
         const auto &tr = quant::traits(t);
         if (!src || !dst || n < 0 || n % tr.block_size != 0)
             return fail(Status::invalid_argument, "dequantize: bad arguments");
@@ -84,6 +118,7 @@ class CpuBackend final : public Backend {
 
     Status matmul(quant::Type t, const void *w, const float *x, float *y, int64_t rows, int64_t cols,
                   int64_t n_tok) override {
+        run_uploads();
         const auto &tr = quant::traits(t);
         if (!w || !x || !y || rows < 0 || n_tok < 0 || cols <= 0 || cols % 32 != 0 ||
             cols % tr.block_size != 0)
@@ -100,12 +135,14 @@ class CpuBackend final : public Backend {
     }
 
     Status rms_norm(const float *x, const float *w, float *y, int64_t rows, int64_t n, float eps) override {
+        run_uploads();
         if (!x || !y || rows < 0 || n <= 0) return fail(Status::invalid_argument, "rms_norm: bad arguments");
         for (int64_t r = 0; r < rows; ++r) cpu::rms_norm(x + r * n, w, y + r * n, n, eps);
         return Status::ok;
     }
 
     Status swiglu(const float *gate, const float *up, float *out, int64_t n) override {
+        run_uploads();
         if (!gate || !up || !out || n < 0) return fail(Status::invalid_argument, "swiglu: bad arguments");
         cpu::swiglu(gate, up, out, n);
         return Status::ok;
@@ -113,6 +150,7 @@ class CpuBackend final : public Backend {
 
     Status router_topk(const float *logits, int64_t n_tok, int n_expert, int k, bool renorm, int32_t *ids,
                        float *weights) override {
+        run_uploads();
         if (!logits || !ids || !weights || n_tok < 0 || n_expert <= 0 || n_expert > 1024 || k < 1 ||
             k > std::min(n_expert, 32))
             return fail(Status::invalid_argument, "router_topk: bad arguments");
@@ -136,6 +174,7 @@ class CpuBackend final : public Backend {
 
     Status rope(float *x, int64_t n_tok, int n_head, int head_dim, int n_rot, int64_t pos0, float freq_base,
                 bool neox, const cpu::RopeScaling &s) override {
+        run_uploads();
         if (!x || n_tok < 0 || n_head <= 0 || head_dim <= 0 || n_rot <= 0 || n_rot > head_dim ||
             n_rot % 2 != 0)
             return fail(Status::invalid_argument, "rope: bad arguments");
@@ -148,6 +187,7 @@ class CpuBackend final : public Backend {
     // The gate and up products of all experts in one parallel pass, SwiGLU, the down products in
     // another, then the weighted sum in expert order.
     Status expert_ffn(const ExpertFfn &f, const float *x, float *y, float *scratch) override {
+        run_uploads();
         if (!x || !(y || f.rows_out) || !scratch || !f.gate || !f.up || !f.down || !f.weights ||
             f.n_experts < 1 || f.n_experts > kMaxFfnExperts || f.n_embd <= 0 || f.n_ff <= 0)
             return fail(Status::invalid_argument, "expert_ffn: bad arguments");
@@ -177,18 +217,21 @@ class CpuBackend final : public Backend {
     }
 
     Status add(float *y, const float *a, int64_t n) override {
+        run_uploads();
         if (!y || !a || n < 0) return fail(Status::invalid_argument, "add: bad arguments");
         for (int64_t i = 0; i < n; ++i) y[i] += a[i];
         return Status::ok;
     }
 
     Status add_bias(float *x, const float *b, int64_t rows, int64_t n) override {
+        run_uploads();
         if (!x || !b || rows < 0 || n < 0) return fail(Status::invalid_argument, "add_bias: bad arguments");
         for (int64_t r = 0; r < rows; ++r) cpu::axpy(1.0f, b, x + r * n, n);
         return Status::ok;
     }
 
     Status gather_rows(const float *src, const int32_t *rows, int64_t m, int64_t n, float *dst) override {
+        run_uploads();
         if (!src || !rows || !dst || m < 0 || n < 0)
             return fail(Status::invalid_argument, "gather_rows: bad arguments");
         for (int64_t i = 0; i < m; ++i) {
@@ -200,6 +243,7 @@ class CpuBackend final : public Backend {
 
     Status combine_rows(const float *src, const int32_t *rows, const float *w, int64_t n_tok, int k,
                         int64_t n, float *dst, bool accumulate) override {
+        run_uploads();
         if (!src || !rows || !w || !dst || n_tok < 0 || k < 1 || n < 0)
             return fail(Status::invalid_argument, "combine_rows: bad arguments");
         for (int64_t t = 0; t < n_tok; ++t) {
@@ -216,6 +260,7 @@ class CpuBackend final : public Backend {
 
     Status kv_store(const float *x, int64_t n_tok, int n_head_kv, int head_dim, quant::Type type, void *cache,
                     int64_t n_ctx, int64_t pos0) override {
+        run_uploads();
         if (!x || !cache || n_tok < 0 || n_head_kv <= 0 || head_dim <= 0 || pos0 < 0 || pos0 + n_tok > n_ctx)
             return fail(Status::invalid_argument, "kv_store: bad arguments");
         if (!cpu::kv_type_supported(type))
@@ -233,6 +278,7 @@ class CpuBackend final : public Backend {
     }
 
     Status attention(const Attention &a, const float *q, float *out) override {
+        run_uploads();
         if (!q || !out || !a.k_cache || !a.v_cache || a.n_tok < 0 || a.pos0 < 0 ||
             a.pos0 + a.n_tok > a.n_ctx || a.n_head <= 0 || a.n_head_kv <= 0 || a.n_head % a.n_head_kv != 0 ||
             a.head_dim <= 0)
@@ -271,8 +317,9 @@ class CpuBackend final : public Backend {
         const void *src;
         size_t bytes;
     };
-    std::deque<Queued> queued_;  // upload_async copies not run yet, in issue order
-    uint64_t issued_ = 0;        // copies numbered so far; queued_ holds the last queued_.size()
+    std::deque<Queued> uploads_;  // upload copies not run yet (the compute queue), in issue order
+    std::deque<Queued> queued_;   // upload_async copies not run yet, in issue order
+    uint64_t issued_ = 0;         // copies numbered so far; queued_ holds the last queued_.size()
     // Runs the queued copies numbered up to `upto` (all by default).
     Status run_queued(uint64_t upto = UINT64_MAX) {
         uint64_t first = issued_ - queued_.size() + 1;  // number of queued_.front()
@@ -280,6 +327,25 @@ class CpuBackend final : public Backend {
             const Queued &q = queued_.front();
             if (q.bytes) std::memcpy(q.dst, q.src, q.bytes);
             queued_.pop_front();
+        }
+        return Status::ok;
+    }
+    struct Range {
+        const uint8_t *begin;
+        size_t bytes;
+    };
+    std::vector<Range> ranges_;  // host_register's
+    bool registered(const void *p, size_t bytes) const {
+        const auto *b = static_cast<const uint8_t *>(p);
+        for (const Range &r : ranges_)
+            if (b >= r.begin && b < r.begin + r.bytes)
+                return bytes <= static_cast<size_t>(r.begin + r.bytes - b);
+        return false;
+    }
+    Status run_uploads() {
+        for (; !uploads_.empty(); uploads_.pop_front()) {
+            const Queued &q = uploads_.front();
+            std::memcpy(q.dst, q.src, q.bytes);
         }
         return Status::ok;
     }

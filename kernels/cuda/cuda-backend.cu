@@ -116,6 +116,11 @@ class CudaBackend final : public Backend {
         return Status::ok;
     }
 
+    Status wait_compute() override {
+        MOERUN_CUDA_TRY(cudaStreamSynchronize(stream_), error_, Status::device_error);
+        return Status::ok;
+    }
+
     // The copy stream, ordered against the compute stream by events: copy number t records
     // copy_done_[t % kCopyEvents] after it. An event slot reused by a later copy makes a wait for
     // an old number wait for that later one too: later, never wrong.

@@ -98,8 +98,12 @@ struct DeviceState {
     std::vector<const void *> fg, fu, fd;  // [top_k] per rank (decode)
     std::vector<const void *> rg, ru, rd;  // a subset of ranks for expert_ffn
     std::vector<float> rw;
-    std::vector<float> cpu_rows;    // [ranks on the CPU, n_embd]
-    std::vector<uint16_t> pending;  // experts copied out of host cache slots, not handed back yet
+    std::vector<float> cpu_rows;  // [ranks on the CPU, n_embd]
+    // Experts of layer pending_layer copied out of host cache slots and not handed back yet
+    // (done), with the queue their copies went on (pending_async: the copy queue, else compute).
+    std::vector<uint16_t> pending;
+    uint32_t pending_layer = 0;
+    bool pending_async = false;
 
     explicit DeviceState(kernels::Backend &b) : be(b) {}
     ~DeviceState() {
@@ -161,6 +165,16 @@ struct DeviceState {
         check(be.wait_copies(), "waiting for the prefetch copies out of the host cache");
         cache_copies = false;
     }
+    // Hands the pending experts back to the host cache once the copies out of their slots have
+    // run (a wait that costs nothing after a download, which drains the compute queue). Called
+    // before the cache serves another layer, or when it has no ready expert left to hand out.
+    void release_pending(ExpertSource &src) {
+        if (pending.empty()) return;
+        check(pending_async ? be.wait_copies() : be.wait_compute(),
+              "waiting for the copies out of the host cache");
+        for (const uint16_t e : pending) src.done(pending_layer, e);
+        pending.clear();
+    }
     // Kernels queued from here on see the copies of the experts handed out since the slots'
     // end_layer(), and do not wait for other copies (prefetches for later layers).
     void wait_slots() { check(be.compute_wait_copy(slots->ready_after()), "waiting for the expert copies"); }
@@ -172,44 +186,48 @@ struct DeviceState {
 
 namespace {
 
-// Copies of a layer's misses out of the host tier (`src`) into device slots. From the mapped file
-// (which never changes): load() on the compute queue, and the host copy is handed back at once.
-// Through the expert cache, whose slots later reads refill: load_async() on the copy queue (the
-// copy engine reads a page-locked slot after the call has returned), and slots are handed back
-// (done) only after the host has waited for the copies, once per group of experts that were ready
-// together, so a batch that streams through a small cache still makes progress.
+// Copies of a layer's misses out of the host tier (`src`) into device slots. A demand copy goes on
+// the compute queue (load()), where the kernels that read it follow, and never behind the
+// prefetch copies on the copy queue: demand misses pass mispredicted prefetches. A batch through
+// the expert cache is the exception: its copies go on the copy queue (load_async()), so that one
+// expert's copy runs beside the products of the one before.
+// From the mapped file (which never changes), the host copy is handed back at once. Through the
+// expert cache, whose slots later reads refill, an expert is handed back (done) only after the
+// host has waited for the copy out of its slot (DeviceState::release_pending): when the cache has
+// no ready expert left to hand out (so a batch that streams through a small cache still makes
+// progress), or before the cache serves another layer. The host does not wait for the copies of a
+// decode layer before queuing its kernels.
 struct SlotFiller {
     DeviceState &D;
     ExpertSource &src;
     uint32_t il;
+    bool each;  // a batch: use() queues kernels at once
 
     bool queued() const { return src.cache() != nullptr; }
     // The next ready expert; blocks on reads only after handing back what was copied so far.
     std::optional<uint16_t> next() {
         if (D.pending.empty()) return src.next();
         if (const auto e = src.try_next()) return e;
-        flush();
+        if (D.slots->batching()) {  // issue the copies noted so far before waiting for them
+            D.slots->end_batch();
+            D.slots->begin_batch();
+        }
+        D.release_pending(src);
         return src.next();
     }
-    // `after_compute`: the victim slot may still be read by kernels queued before (a batch
-    // unpins each expert once its products are queued), so the copy waits for them.
-    cache::ExpertView load(uint16_t e, const cache::SlotLayout &layout, bool after_compute) {
-        if (!queued()) return D.slots->load({il, e}, src.view(il, e), layout);
-        if (after_compute) D.check(D.be.copies_wait_compute(), "ordering the copy queue after compute");
+    cache::ExpertView load(uint16_t e, const cache::SlotLayout &layout) {
+        if (!queued() || !each) return D.slots->load({il, e}, src.view(il, e), layout);
+        // A batch unpins each expert once its products are queued, so the victim slot may still
+        // be read by kernels queued before: the copy waits for them.
+        D.check(D.be.copies_wait_compute(), "ordering the copy queue after compute");
         return D.slots->load_async({il, e}, src.view(il, e), layout);
     }
     // The host copy of a loaded expert goes back once the copy from it has run.
     void loaded(uint16_t e) {
-        if (queued())
-            D.pending.push_back(e);
-        else
-            src.done(il, e);
-    }
-    void flush() {
-        if (D.pending.empty()) return;
-        D.check(D.be.wait_copies(), "waiting for the copies out of the host cache");
-        for (const uint16_t e : D.pending) src.done(il, e);
-        D.pending.clear();
+        if (!queued()) return src.done(il, e);
+        D.pending.push_back(e);
+        D.pending_layer = il;
+        D.pending_async = each;
     }
 };
 
@@ -221,15 +239,17 @@ template <class Use>
 void copy_in(DeviceState &D, ExpertSource &src, uint32_t il, std::span<const uint16_t> missing,
              const cache::SlotLayout &layout, bool each, Use &&use) {
     if (missing.empty()) return;
-    SlotFiller f{D, src, il};
+    SlotFiller f{D, src, il, each};
+    D.release_pending(src);
     D.settle_host_cache();
     src.begin_layer(il, missing);
-    // Decode from the mapped file: the layer's copies (three tensors an expert) in one call.
-    const bool batch = !each && !f.queued();
+    // Decode: the layer's copies in one call (from the mapped file three tensors an expert, from
+    // the cache one span), or one call per group of experts the cache had ready together.
+    const bool batch = !each;
     if (batch) D.slots->begin_batch();
     try {
         while (const auto e = f.next()) {
-            const cache::ExpertView w = f.load(*e, layout, each);
+            const cache::ExpertView w = f.load(*e, layout);
             use(*e, w);
             f.loaded(*e);
         }
@@ -238,7 +258,6 @@ void copy_in(DeviceState &D, ExpertSource &src, uint32_t il, std::span<const uin
         throw;
     }
     if (batch) D.slots->end_batch();
-    f.flush();
 }
 
 // Issues a layer's dense part (kernels only). In decode with graphs on, it is recorded and run as
@@ -272,7 +291,7 @@ void DeviceStateDeleter::operator()(DeviceState *d) const {
 }
 
 // Page-locks the mapped expert tensors so that copies from them (demand and prefetch) run without
-// staging (CUDA); the CPU backend declines, which changes nothing. The ranges are the
+// staging (CUDA; the CPU backend only remembers them, see Backend::upload). The ranges are the
 // stacked expert tensors, widened to whole pages and merged; a range the backend refuses is
 // skipped (its copies are staged, still correct).
 void Context::Impl::register_experts(DeviceState &D) {
@@ -305,8 +324,8 @@ void Context::Impl::register_experts(DeviceState &D) {
 
 // Page-locks the expert cache's slots (the pinned host tier): copies out of them then run on the
 // copy engine straight from host RAM, at full link speed and beside the kernels; the device pass
-// hands a slot back to the cache only after waiting for the copies out of it (SlotFiller). The
-// CPU backend declines, which changes nothing.
+// hands a slot back to the cache only after waiting for the copies out of it
+// (DeviceState::release_pending). The CPU backend only remembers the range (Backend::upload).
 void Context::Impl::register_host_cache(DeviceState &D, const cache::ExpertCache &c) {
     const std::span<const uint8_t> a = c.arena();
     if (a.empty() || D.be.host_register(a.data(), a.size()) != kernels::Status::ok) return;
@@ -475,6 +494,7 @@ void Context::Impl::init_device() {
             D.slots->end_layer();
         }
         D.check(be.synchronize(), "synchronize after copying the experts in");
+        D.release_pending(*experts);
     }
     stats.device_bytes = D.bytes;
     stats.device_slots = static_cast<uint32_t>(n_slots);
@@ -682,6 +702,7 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
     }
     D.check(be.synchronize(), "synchronize");
     D.cache_copies = false;
+    D.release_pending(*experts);  // no wait: the queues are drained
     const cache::DeviceSlotStats &ss = D.slots->stats();
     stats.slot_hits = ss.hits;
     stats.slot_misses = ss.misses;
@@ -733,7 +754,8 @@ void Context::Impl::decode_with_fallback(uint32_t il) {
             "download of the expert input (CPU fallback)");
     run_on_device();
     y.resize(static_cast<size_t>(K * E));
-    SlotFiller f{D, *experts, il};
+    SlotFiller f{D, *experts, il, false};
+    D.release_pending(*experts);
     D.settle_host_cache();
     experts->begin_layer(il, D.missing);
     while (const auto e = f.next()) {
@@ -745,11 +767,10 @@ void Context::Impl::decode_with_fallback(uint32_t il) {
             ++stats.slot_cpu_misses;
             experts->done(il, *e);
         } else {
-            D.put(sel_e, *e, f.load(*e, D.layout[il], false));
+            D.put(sel_e, *e, f.load(*e, D.layout[il]));
             f.loaded(*e);
         }
     }
-    f.flush();
     run_on_device();
 
     D.cpu_rows.clear();

@@ -223,6 +223,17 @@ TEST_CASE("device slots: an expert whose tensors share one host span goes in one
     CHECK(slots.stats().transfers == 4);
     CHECK(reinterpret_cast<uintptr_t>(d2.up) - reinterpret_cast<uintptr_t>(d2.gate) == lay.up_offset());
     CHECK(std::memcmp(d2.down, spread.down, n[2]) == 0);
+
+    // A batch of one transfer is issued as a plain upload, not counted as a batched call.
+    slots.end_layer();
+    slots.begin_layer(1);
+    slots.begin_batch();
+    const ExpertView d3 = slots.load({0, 3}, host, lay);
+    slots.end_batch();
+    CHECK(std::memcmp(d3.down, host.down, n[2]) == 0);
+    CHECK(slots.stats().transfers == 5);
+    CHECK(slots.stats().batches == 0);
+    CHECK(slots.stats().batched == 0);
 }
 
 TEST_CASE("device slots: load_async copies on the copy queue; the bytes are there after the wait") {
@@ -331,4 +342,33 @@ TEST_CASE("cpu backend: copy-queue copies are numbered and a wait runs them up t
     CHECK(be->compute_wait_copy(4) == kernels::Status::invalid_argument);  // not issued
     REQUIRE(be->compute_wait_copies() == kernels::Status::ok);
     CHECK(dst == std::vector<uint8_t>{7, 7, 7});
+}
+
+TEST_CASE("cpu backend: an upload from registered memory reads its source late, others at once") {
+    auto be = kernels::make_backend("cpu");
+    std::vector<uint8_t> pinned(64, 1), pageable(64, 2), dst(128, 0);
+    REQUIRE(be->host_register(pinned.data(), pinned.size()) == kernels::Status::ok);
+    CHECK(be->host_register(pinned.data() + 8, 8) == kernels::Status::invalid_argument);  // overlaps
+    REQUIRE(be->upload(dst.data(), pinned.data(), 64) == kernels::Status::ok);
+    REQUIRE(be->upload(dst.data() + 64, pageable.data(), 64) == kernels::Status::ok);
+    CHECK(dst[64] == 2);  // staged at the call
+    CHECK(dst[0] == 0);   // not read yet
+    std::fill(pinned.begin(), pinned.end(), 9);
+    std::fill(pageable.begin(), pageable.end(), 9);
+    REQUIRE(be->wait_compute() == kernels::Status::ok);
+    CHECK(dst[0] == 9);  // read at the wait: the source changed too early
+    CHECK(dst[64] == 2);
+    // A kernel reads what was uploaded before it.
+    std::fill(pinned.begin(), pinned.end(), 3);
+    float *out = static_cast<float *>(be->alloc(16 * sizeof(float)));
+    REQUIRE(out != nullptr);
+    REQUIRE(be->upload(dst.data(), pinned.data(), 64) == kernels::Status::ok);
+    REQUIRE(be->add(out, out, 0) == kernels::Status::ok);
+    std::fill(pinned.begin(), pinned.end(), 5);
+    CHECK(dst[0] == 3);
+    be->free(out);
+    REQUIRE(be->host_unregister(pinned.data()) == kernels::Status::ok);
+    CHECK(be->host_unregister(pinned.data()) == kernels::Status::invalid_argument);
+    REQUIRE(be->upload(dst.data(), pinned.data(), 64) == kernels::Status::ok);
+    CHECK(dst[0] == 5);  // no longer registered: at once
 }

@@ -301,8 +301,9 @@ void print_device_stats(const Session &s, const ContextStats &st, std::FILE *out
                          : "");
     if (st.host_registered_bytes > 0)
         std::fprintf(
-            out, "moerun: %s of host memory page-locked for the copies (%s)\n",
+            out, "moerun: %s of host memory %s for the copies (%s)\n",
             format_size(st.host_registered_bytes).c_str(),
+            s.backend->name() == "cpu" ? "registered (not page-locked on the cpu backend)" : "page-locked",
             s.experts && s.experts->cache() ? "the expert cache's slots" : "the mapped expert tensors");
     if (s.ctx.cpu_fallback != "off") {
         std::fprintf(out, "moerun: cpu fallback (%s): %llu slot misses computed on the CPU instead of copied",

@@ -17,10 +17,10 @@
 // number of the copy that filled it. Before a kernel reads the experts handed out since
 // end_layer() (find, load, load_async), the caller makes compute wait for copy number
 // ready_after() (Backend::compute_wait_copy): only for the copies the layer reads, so a demand
-// copy never waits behind a mispredicted prefetch. The host waits for the copies
-// (Backend::wait_copies) before their host source changes. A load() into a slot whose queued copy
-// may not have run yet first makes compute wait for that copy, so it cannot land later over the
-// new expert. A prefetch's victim is never pinned, so no kernel still queued reads it when the
+// copy never waits behind a mispredicted prefetch. The host waits for the copies before their
+// host source changes (Backend::wait_compute for load(), wait_copies for the copy queue). A load() into a
+// slot whose queued copy may not have run yet first makes compute wait for that copy, so it cannot land later
+// over the new expert. A prefetch's victim is never pinned, so no kernel still queued reads it when the
 // caller has synchronised with every earlier layer (the device pass does, when it downloads the
 // router logits).
 #pragma once
@@ -53,9 +53,9 @@ uint64_t slot_bytes_for(std::span<const SlotLayout> layouts);
 
 struct DeviceSlotStats {
     uint64_t hits = 0, misses = 0, evictions = 0, bytes_uploaded = 0;
-    uint64_t transfers = 0;        // host-to-device copies issued (1 per expert from one span, else 3)
-    uint64_t batches = 0;          // upload_batch calls (end_batch) that issued some of them,
-    uint64_t batched = 0;          // and the transfers they issued
+    uint64_t transfers = 0;  // host-to-device copies issued (1 per expert from one span, else 3)
+    uint64_t batches = 0;    // upload_batch calls (end_batch, 2 copies or more) that issued some of them,
+    uint64_t batched = 0;    // and the transfers they issued
     uint64_t prefetch_issued = 0;  // prefetch copies (their bytes are in bytes_uploaded)
     uint64_t prefetch_used = 0;    // prefetched experts found by their layer (counted as hits too)
     uint64_t prefetch_wasted = 0;  // prefetched experts evicted before any use
@@ -82,9 +82,10 @@ class DeviceSlots {
     ExpertView load(ExpertId id, const ExpertView &host, const SlotLayout &layout);
     // Between begin_batch() and end_batch(), load() only notes its copies (the views it returns
     // are valid for work queued after end_batch), and end_batch() issues them all in one
-    // Backend::upload_batch call: a layer's misses from the mapped file, three tensors each, go in
-    // one call. end_batch() throws std::runtime_error when the copies cannot be issued.
+    // Backend::upload_batch call: a decode layer's misses go in one call. end_batch() throws
+    // std::runtime_error when the copies cannot be issued.
     void begin_batch() { batching_ = true; }
+    bool batching() const { return batching_; }
     void end_batch();
     // load() on the backend's copy queue: returns at once; see Copies above for the two waits.
     ExpertView load_async(ExpertId id, const ExpertView &host, const SlotLayout &layout);

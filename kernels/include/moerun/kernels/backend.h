@@ -46,6 +46,11 @@ class Backend {
     // prefill products' tiles and cuBLAS's workspace, small staging buffers), counted by callers
     // against a device memory budget. May be allocated on first use.
     virtual uint64_t workspace_bytes() const { return 0; }
+    // Host to backend memory on the compute queue. A source in registered memory (host_register)
+    // is read when the copy runs, so it must stay unchanged until the host has waited for the
+    // compute queue (wait_compute, download, synchronize); any other source may change once the
+    // call returns (CUDA stages pageable memory). The CPU backend reads a registered source at
+    // the next kernel or wait, so a caller that breaks this computes on the new bytes there too.
     virtual Status upload(void *dst, const void *host_src, size_t bytes) = 0;
     // Several uploads on the compute queue in one call (CUDA: cudaMemcpyBatchAsync, where the
     // runtime has it), e.g. a layer's missing experts; as upload() one by one otherwise.
@@ -63,6 +68,9 @@ class Backend {
     virtual Status download(void *host_dst, const void *src, size_t bytes) = 0;
     // Waits for everything issued on both queues (kernels and copies).
     virtual Status synchronize() = 0;
+    // The host waits for the compute queue alone (kernels, upload, upload_batch issued before
+    // this call), not for the copy queue below: the host sources of its uploads may then change.
+    virtual Status wait_compute() = 0;
 
     // Copies beside the kernels. upload_async enqueues a host-to-device copy on a copy queue (CUDA:
     // a second stream) that runs concurrently with the compute queue (kernels, upload, download).
@@ -85,8 +93,8 @@ class Backend {
     // sources may change (e.g. a host cache slot that is about to be refilled).
     virtual Status wait_copies() = 0;
     // Page-locks a host range so that copies from it run without staging (CUDA: cudaHostRegister,
-    // read-only); Status::unsupported where that means nothing (CPU). host_unregister takes the
-    // same start pointer.
+    // read-only; the CPU backend only remembers it, see upload). host_unregister takes the same
+    // start pointer.
     virtual Status host_register(const void *ptr, size_t bytes) = 0;
     virtual Status host_unregister(const void *ptr) = 0;
 
