@@ -54,10 +54,12 @@ uint64_t available_memory() {
 }
 
 std::string MemoryPlan::describe() const {
-    std::string s = "memory budget " + format_size(budget) +
-                    (budget_from_free ? " (90% of available RAM)" : "") + ": dense " +
-                    format_size(dense_bytes) + ", KV cache " + format_size(kv_bytes) + ", workspaces " +
-                    format_size(workspace_bytes) + ", ";
+    std::string s =
+        "memory budget " + format_size(budget) + (budget_from_free ? " (90% of available RAM)" : "") +
+        ": dense " + format_size(dense_bytes) +
+        (state_on_device
+             ? ", KV cache and workspaces on the device, "
+             : ", KV cache " + format_size(kv_bytes) + ", workspaces " + format_size(workspace_bytes) + ", ");
     if (!cached) return s + "experts " + format_size(expert_bytes) + " read in place (all fit)";
     return s + std::to_string(n_slots) + " expert slots of " + format_size(slot_bytes) + " (" +
            std::to_string(n_slots) + "/" + std::to_string(n_experts_total) + " experts, " +
@@ -90,18 +92,22 @@ MemoryPlan plan_memory(const gguf::GgufFile &file, std::span<const cache::Expert
         p.budget = available_memory() / 10 * 9;
         p.budget_from_free = true;
     }
-    const uint64_t fixed = p.dense_bytes + p.kv_bytes + p.workspace_bytes;
+    p.state_on_device = opt.state_on_device;
+    const uint64_t fixed = p.dense_bytes + (p.state_on_device ? 0 : p.kv_bytes + p.workspace_bytes);
     if (!opt.force_cache && fixed + p.expert_bytes <= p.budget) return p;
     p.cached = true;
     const uint64_t room = p.budget > fixed ? p.budget - fixed : 0;
     p.n_slots = static_cast<uint32_t>(std::min<uint64_t>(room / p.slot_bytes, p.n_experts_total));
     if (p.n_slots < min_slots)
-        throw std::invalid_argument(
-            file.path() + ": a memory budget of " + format_size(p.budget) + " is too small: dense weights " +
-            format_size(p.dense_bytes) + " + KV cache " + format_size(p.kv_bytes) + " (-c " +
-            std::to_string(ctx.n_ctx) + ") + workspaces " + format_size(p.workspace_bytes) + " + " +
-            std::to_string(min_slots) + " expert slots of " + format_size(p.slot_bytes) + " need at least " +
-            format_size(fixed + uint64_t{min_slots} * p.slot_bytes));
+        throw std::invalid_argument(file.path() + ": a memory budget of " + format_size(p.budget) +
+                                    " is too small: dense weights " + format_size(p.dense_bytes) +
+                                    (p.state_on_device ? std::string()
+                                                       : " + KV cache " + format_size(p.kv_bytes) + " (-c " +
+                                                             std::to_string(ctx.n_ctx) + ") + workspaces " +
+                                                             format_size(p.workspace_bytes)) +
+                                    " + " + std::to_string(min_slots) + " expert slots of " +
+                                    format_size(p.slot_bytes) + " need at least " +
+                                    format_size(fixed + uint64_t{min_slots} * p.slot_bytes));
     return p;
 }
 

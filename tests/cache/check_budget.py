@@ -39,6 +39,22 @@ def main() -> int:
         failures += not ok
         print(f"| {budget_mib} MiB | {n_prompt} | {d['n_slots']} | {d['peak_rss'] / 2**20:.1f} MiB | "
               f"{limit / 2**20:.1f} MiB | {100 * d['hit_rate']:.1f}% | {'ok' if ok else 'FAIL'} |")
+    # The device pass on the CPU backend: the host budget holds the dense bytes and the expert
+    # cache (the KV cache and workspaces are in the device budget); the device's memory is RAM
+    # too, so peak RSS stays within both budgets + the overhead.
+    print("| host budget | device budget | host slots | device slots | peak RSS | budgets + overhead | verdict |")
+    print("|---:|---:|---:|---:|---:|---:|---|")
+    for host_mib, dev_mib in [(48, 96), (64, 100)]:
+        out = subprocess.run([args.moerun, "bench", "-m", model, "-p", "64", "-n", "16", "-r", "1", "-t", "2",
+                              "--backend", "cpu-device", "--host-mem", f"{host_mib}MiB", "--device-mem",
+                              f"{dev_mib}MiB", "--json"], check=True, capture_output=True, text=True).stdout
+        d = json.loads(out)
+        limit = d["budget"] + (dev_mib << 20) + d["fixed_overhead"]
+        ok = (d["cached"] and d["budget"] == host_mib << 20 and d["device_bytes"] <= dev_mib << 20
+              and d["peak_rss"] <= limit and d["slot_misses"] > 0)
+        failures += not ok
+        print(f"| {host_mib} MiB | {dev_mib} MiB | {d['n_slots']} | {d['device_slots']} | "
+              f"{d['peak_rss'] / 2**20:.1f} MiB | {limit / 2**20:.1f} MiB | {'ok' if ok else 'FAIL'} |")
     return 1 if failures else 0
 
 

@@ -191,6 +191,7 @@ std::unique_ptr<Session> open_session(const std::string &path, const MemoryFlags
         // Context allocates them at start); host RAM holds the experts' host tier.
         const kernels::DeviceInfo di = s->backend->device_info();
         s->ctx.backend = s->backend.get();
+        mo.state_on_device = true;
         s->ctx.device_slots = f.device_slots;
         s->ctx.device_mem = !f.device_mem.empty() ? parse_size(f.device_mem)
                             : di.free_memory > 0  ? di.free_memory / 10 * 9

@@ -24,6 +24,10 @@ struct MemoryOptions {
     uint64_t host_mem = 0;     // bytes; 0: not given
     uint64_t device_mem = 0;   // bytes; 0: not given (CPU: added to host_mem)
     bool force_cache = false;  // use the cache even when every expert fits
+    // A device backend runs the pass: the KV cache and the workspaces live in its --device-mem
+    // budget (on the CPU backend that is RAM of its own), so the host budget holds the dense bytes
+    // (mapped, read once for the upload) and the expert slots only.
+    bool state_on_device = false;
 };
 
 struct MemoryPlan {
@@ -35,6 +39,7 @@ struct MemoryPlan {
     uint32_t n_slots = 0;          // 0 when experts are read in place
     uint64_t n_experts_total = 0;  // layers x experts
     bool cached = false;
+    bool state_on_device = false;  // kv_bytes and workspace_bytes are not in the host budget
     std::string describe() const;  // one line for the CLI
 };
 
