@@ -6,15 +6,15 @@
 //    the experts chosen are exactly the CPU pass's and the host knows which experts to bring in;
 //  - experts live in cache::DeviceSlots; a miss is read through `experts` (host tier or mapped
 //    file) and copied into a slot. The host tier is page-locked (CUDA); out of the expert cache an
-//    expert is one transfer on the copy queue, and a host slot goes back to the cache only after
-//    the host has waited for the copies out of it (SlotFiller). Decode runs the token's experts
-//    in one expert_ffn call; a batch runs each selected expert once over its tokens (gathered
-//    rows), then combines the rows of every token in rank order;
+//    expert is one transfer, and a host slot goes back to the cache only after the host has waited
+//    for the copy out of it (SlotFiller, DeviceState::release_pending). Decode runs the token's
+//    experts in one expert_ffn call; a batch runs each selected expert once over its tokens
+//    (gathered rows), then combines the rows of every token in rank order;
 //  - decode prefetch: once a layer's expert kernel is queued, a predictor (observing the routing)
 //    names the likely experts of the next layer, and those not resident are copied into slots on
 //    the backend's copy queue while the kernel runs; the next layer's kernels wait for the copies
-//    of the experts they read and not for mispredicted ones, so from the mapped file a demand
-//    copy (compute queue) goes beside the prefetch copies still running instead of after them.
+//    of the experts they read and not for mispredicted ones, and a decode layer's demand copies
+//    (compute queue) go beside the prefetch copies still running instead of after them.
 //    What a prefetch changes is only where an expert comes from, never which experts run or how,
 //    so results do not depend on it;
 //  - CPU fallback (decode, cpu-fallback.h): misses the planner gives to the CPU are computed there
@@ -204,6 +204,13 @@ struct SlotFiller {
     bool each;  // a batch: use() queues kernels at once
 
     bool queued() const { return src.cache() != nullptr; }
+    // Starts serving the layer's missing experts: the host tier may refill slots from here on, so
+    // the copies still reading its slots are waited for first.
+    void begin(std::span<const uint16_t> missing) {
+        D.release_pending(src);
+        D.settle_host_cache();
+        src.begin_layer(il, missing);
+    }
     // The next ready expert; blocks on reads only after handing back what was copied so far.
     std::optional<uint16_t> next() {
         if (D.pending.empty()) return src.next();
@@ -240,9 +247,7 @@ void copy_in(DeviceState &D, ExpertSource &src, uint32_t il, std::span<const uin
              const cache::SlotLayout &layout, bool each, Use &&use) {
     if (missing.empty()) return;
     SlotFiller f{D, src, il, each};
-    D.release_pending(src);
-    D.settle_host_cache();
-    src.begin_layer(il, missing);
+    f.begin(missing);
     // Decode: the layer's copies in one call (from the mapped file three tensors an expert, from
     // the cache one span), or one call per group of experts the cache had ready together.
     const bool batch = !each;
@@ -755,9 +760,7 @@ void Context::Impl::decode_with_fallback(uint32_t il) {
     run_on_device();
     y.resize(static_cast<size_t>(K * E));
     SlotFiller f{D, *experts, il, false};
-    D.release_pending(*experts);
-    D.settle_host_cache();
-    experts->begin_layer(il, D.missing);
+    f.begin(D.missing);
     while (const auto e = f.next()) {
         const size_t i =
             static_cast<size_t>(std::find(D.missing.begin(), D.missing.end(), *e) - D.missing.begin());

@@ -18,11 +18,11 @@
 // end_layer() (find, load, load_async), the caller makes compute wait for copy number
 // ready_after() (Backend::compute_wait_copy): only for the copies the layer reads, so a demand
 // copy never waits behind a mispredicted prefetch. The host waits for the copies before their
-// host source changes (Backend::wait_compute for load(), wait_copies for the copy queue). A load() into a
-// slot whose queued copy may not have run yet first makes compute wait for that copy, so it cannot land later
-// over the new expert. A prefetch's victim is never pinned, so no kernel still queued reads it when the
-// caller has synchronised with every earlier layer (the device pass does, when it downloads the
-// router logits).
+// host source changes (Backend::wait_compute for load(), wait_copies for the copy queue). A
+// load() into a slot whose queued copy may not have run yet first makes compute wait for that
+// copy, so it cannot land later over the new expert. A prefetch's victim is never pinned, so no
+// kernel still queued reads it when the caller has synchronised with every earlier layer (the
+// device pass does, when it downloads the router logits).
 #pragma once
 
 #include <cstdint>

@@ -80,8 +80,8 @@ struct ContextStats {
     uint32_t device_slots = 0;
     uint64_t slot_hits = 0, slot_misses = 0, slot_bytes_uploaded = 0;
     uint64_t slot_transfers = 0;  // host-to-device copies (one per expert from a host cache slot)
-    // Of those, the ones issued together (a decode layer's misses from the mapped file), and the
-    // calls that issued them (Backend::upload_batch).
+    // Of those, the ones issued together (a decode layer's misses, 2 copies or more a call), and
+    // the calls that issued them (Backend::upload_batch).
     uint64_t slot_batched_transfers = 0, slot_batches = 0;
     // Device prefetch: copies issued, and those used by their layer / evicted unused. Prefetched
     // experts that were used are counted in slot_hits as well.
