@@ -36,6 +36,7 @@
 #include "moerun/cache/device-slots.h"
 #include "moerun/kernels/backend.h"
 #include "moerun/predictor/predictor.h"
+#include "moerun/runtime/gguf.h"
 
 namespace moerun {
 
@@ -138,11 +139,22 @@ struct DeviceState {
         check(be.upload(p, host.data(), host.size() * sizeof(float)), what);
         return p;
     }
+    // A dense matrix. With the mapped file known, it is read a chunk at a time (read ahead) and
+    // each chunk's pages are dropped once uploaded: an upload from memory that is not registered
+    // has read its source when it returns (Backend::upload).
+    const gguf::GgufFile *file = nullptr;
+    uint64_t dropped = 0;  // bytes of mapped pages dropped
     DevMat mat(const Weight &w, const char *what) {
         if (!w.present()) return {};
         const uint64_t n = w.row_bytes * static_cast<uint64_t>(w.ne[1]) * static_cast<uint64_t>(w.ne[2]);
-        void *p = alloc(n, what);
-        check(be.upload(p, w.data, static_cast<size_t>(n)), what);
+        auto *p = static_cast<uint8_t *>(alloc(n, what));
+        const uint64_t chunk = file != nullptr ? ContextParams::kUploadChunk : std::max<uint64_t>(n, 1);
+        for (uint64_t off = 0; off < n; off += chunk) {
+            const std::span<const uint8_t> part(w.data + off, static_cast<size_t>(std::min(chunk, n - off)));
+            if (file != nullptr) file->advise_willneed(part);
+            check(be.upload(p + off, part.data(), part.size()), what);
+            if (file != nullptr) dropped += file->drop_pages(part);
+        }
         return {w.type, p, w.ne[1], w.ne[0]};
     }
     // Decode: the device copy of expert e for every rank that selected it.
@@ -374,6 +386,7 @@ void Context::Impl::init_device() {
     dev.reset(new DeviceState(be));
     DeviceState &D = *dev;
     D.graphs = params.device_graphs;
+    D.file = params.weights_file;
     const int64_t E = hp.n_embd, hd = hp.head_dim, nq = int64_t{hp.n_head} * hd,
                   nkv = int64_t{hp.n_head_kv} * hd;
     const int64_t X = hp.n_expert, K = hp.n_expert_used, F = hp.n_ff_exp, S = hp.n_ff_shexp;
@@ -403,6 +416,7 @@ void Context::Impl::init_device() {
     }
     D.output_norm = D.vec(model.output_norm(), "output_norm");
     D.output = D.mat(model.output(), "output");
+    stats.host_dropped_bytes = D.dropped;
 
     // KV cache and workspaces.
     D.k_layer = static_cast<size_t>(params.n_ctx) * static_cast<size_t>(nkv) * k_elt;

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <system_error>
 
 #include "gguf-impl.h"
@@ -86,6 +87,26 @@ void GgufFile::advise_willneed(uint64_t offset, uint64_t size) const {
     const uint64_t page = 4096, start = offset / page * page;
     const uint64_t end = std::min(impl_->size, offset + size);
     ::madvise(static_cast<uint8_t *>(impl_->map) + start, static_cast<size_t>(end - start), MADV_WILLNEED);
+}
+
+void GgufFile::advise_willneed(std::span<const uint8_t> bytes) const {
+    if (impl_->map == nullptr || bytes.empty()) return;
+    const auto base = reinterpret_cast<uintptr_t>(impl_->map);
+    const auto b = reinterpret_cast<uintptr_t>(bytes.data());
+    if (b < base || b - base >= impl_->size) return;
+    advise_willneed(b - base, bytes.size());
+}
+
+uint64_t GgufFile::drop_pages(std::span<const uint8_t> bytes) const {
+    if (impl_->map == nullptr || bytes.empty()) return 0;
+    const auto base = reinterpret_cast<uintptr_t>(impl_->map);
+    const auto b = reinterpret_cast<uintptr_t>(bytes.data());
+    if (b < base || b - base > impl_->map_len || bytes.size() > impl_->map_len - (b - base)) return 0;
+    const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const uintptr_t start = (b + page - 1) / page * page, end = (b + bytes.size()) / page * page;
+    if (end <= start) return 0;
+    if (::madvise(reinterpret_cast<void *>(start), end - start, MADV_DONTNEED) != 0) return 0;
+    return end - start;
 }
 
 const std::string &GgufFile::path() const {

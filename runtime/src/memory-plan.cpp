@@ -54,12 +54,14 @@ uint64_t available_memory() {
 }
 
 std::string MemoryPlan::describe() const {
-    std::string s =
-        "memory budget " + format_size(budget) + (budget_from_free ? " (90% of available RAM)" : "") +
-        ": dense " + format_size(dense_bytes) +
-        (state_on_device
-             ? ", KV cache and workspaces on the device, "
-             : ", KV cache " + format_size(kv_bytes) + ", workspaces " + format_size(workspace_bytes) + ", ");
+    std::string s = "memory budget " + format_size(budget) +
+                    (budget_from_free ? " (90% of available RAM)" : "") + ": dense " +
+                    (state_on_device ? format_size(host_dense_bytes) + " of " + format_size(dense_bytes) +
+                                           " (embeddings, norms, header; the matrices are uploaded)"
+                                     : format_size(dense_bytes)) +
+                    (state_on_device ? ", KV cache and workspaces on the device, "
+                                     : ", KV cache " + format_size(kv_bytes) + ", workspaces " +
+                                           format_size(workspace_bytes) + ", ");
     if (!cached) return s + "experts " + format_size(expert_bytes) + " read in place (all fit)";
     return s + std::to_string(n_slots) + " expert slots of " + format_size(slot_bytes) + " (" +
            std::to_string(n_slots) + "/" + std::to_string(n_experts_total) + " experts, " +
@@ -93,14 +95,31 @@ MemoryPlan plan_memory(const gguf::GgufFile &file, std::span<const cache::Expert
         p.budget_from_free = true;
     }
     p.state_on_device = opt.state_on_device;
-    const uint64_t fixed = p.dense_bytes + (p.state_on_device ? 0 : p.kv_bytes + p.workspace_bytes);
+    p.host_dense_bytes = p.dense_bytes;
+    if (p.state_on_device) {
+        // The header, the token embeddings and the 1-D tensors stay; every other dense tensor is
+        // a matrix uploaded a chunk at a time (at most one chunk resident), whose pages are
+        // dropped but for the two it may share with its neighbours.
+        const Weight &te = model.tok_embd();
+        const uint64_t page = 4096;
+        uint64_t kept = file.data_offset() +
+                        te.row_bytes * static_cast<uint64_t>(te.ne[1]) * static_cast<uint64_t>(te.ne[2]);
+        uint64_t largest = 0;
+        for (const gguf::TensorInfo &t : file.tensors()) {
+            kept += t.n_dims <= 1 ? t.size : 2 * page;
+            if (t.n_dims == 2) largest = std::max(largest, t.size);
+        }
+        kept += std::min(largest, ContextParams::kUploadChunk);
+        p.host_dense_bytes = std::min(p.dense_bytes, kept);
+    }
+    const uint64_t fixed = p.host_dense_bytes + (p.state_on_device ? 0 : p.kv_bytes + p.workspace_bytes);
     if (!opt.force_cache && fixed + p.expert_bytes <= p.budget) return p;
     p.cached = true;
     const uint64_t room = p.budget > fixed ? p.budget - fixed : 0;
     p.n_slots = static_cast<uint32_t>(std::min<uint64_t>(room / p.slot_bytes, p.n_experts_total));
     if (p.n_slots < min_slots)
         throw std::invalid_argument(file.path() + ": a memory budget of " + format_size(p.budget) +
-                                    " is too small: dense weights " + format_size(p.dense_bytes) +
+                                    " is too small: dense weights " + format_size(p.host_dense_bytes) +
                                     (p.state_on_device ? std::string()
                                                        : " + KV cache " + format_size(p.kv_bytes) + " (-c " +
                                                              std::to_string(ctx.n_ctx) + ") + workspaces " +

@@ -2,6 +2,7 @@
 // expert slices), typed getters, and corrupted files, each of which must throw gguf::Error
 // naming the right field and byte offset, never crash. Also reads the real vocab GGUFs.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -303,6 +304,43 @@ TEST_CASE("open() maps a file and reads the same as from_memory") {
     CHECK_THROWS_AS(GgufFile::open((std::filesystem::path(MOERUN_BINARY_DIR) / "no-such-file.gguf").string()),
                     std::system_error);
     CHECK_THROWS_AS(GgufFile::open(MOERUN_BINARY_DIR), std::system_error);  // a directory
+}
+
+TEST_CASE("drop_pages() drops whole pages inside the mapping only, and the bytes read back the same") {
+    GgufBuilder b = every_type_builder();
+    b.tensor("big.weight", Type::F32, {4096, 8});  // 128 KiB: whole pages inside it
+    const auto bytes = b.build();
+    const std::filesystem::path p = std::filesystem::path(MOERUN_BINARY_DIR) / "test-gguf-reader-drop.gguf";
+    {
+        std::ofstream out(p, std::ios::binary);
+        out.write(reinterpret_cast<const char *>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    }
+    const GgufFile f = GgufFile::open(p.string());
+    const auto *t = f.find_tensor("big.weight");
+    REQUIRE(t != nullptr);
+    const std::span<const uint8_t> data = f.tensor_data(*t);
+    const size_t index = static_cast<size_t>(t - f.tensors().data());
+    uint64_t sum = 0;
+    for (const uint8_t v : data) sum += v;  // faults the pages in
+    const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    const uint64_t dropped = f.drop_pages(data);
+    CHECK(dropped % page == 0);
+    CHECK(dropped + 2 * page >= data.size());  // all but the pages shared with the neighbours
+    CHECK(dropped <= data.size());
+    uint64_t again = 0;
+    for (const uint8_t v : data) again += v;
+    CHECK(again == sum);
+    CHECK(data[5] == pattern_byte(index, 5));
+    CHECK(data[data.size() - 1] == pattern_byte(index, data.size() - 1));
+    CHECK(f.drop_pages(data.subspan(1, 100)) == 0);  // no whole page inside
+    CHECK(f.drop_pages({}) == 0);
+    // Memory outside the mapping (here: the builder's copy) is never touched.
+    CHECK(f.drop_pages(std::span<const uint8_t>(bytes)) == 0);
+    CHECK(bytes[0] == 'G');
+    // An in-memory file has no mapping: nothing is dropped.
+    const GgufFile m = GgufFile::from_memory("mem.gguf", bytes);
+    CHECK(m.drop_pages(m.tensor_data(*m.find_tensor("big.weight"))) == 0);
+    std::filesystem::remove(p);
 }
 
 TEST_CASE("error message format names file, offset and field") {

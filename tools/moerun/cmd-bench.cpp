@@ -185,7 +185,7 @@ int bench(const BenchOptions &o) {
             "\"cpu_fallback\": \"%s\", \"slot_cpu_misses\": %llu, \"fallback_h2d\": %.4g, \"fallback_cpu\": "
             "%.4g, "
             "\"fallback_device\": %.4g, \"slot_transfers_per_token\": %.2f, \"host_registered_bytes\": "
-            "%llu}\n",
+            "%llu, \"host_dense_bytes\": %llu, \"host_dropped_bytes\": %llu}\n",
             o.model.c_str(), desc.c_str(), threads, o.reps, o.n_prompt, o.n_gen, p.mean, p.std, g.mean, g.std,
             static_cast<unsigned long long>(peak_rss_bytes()),
             static_cast<unsigned long long>(session->plan.budget), session->plan.cached ? "true" : "false",
@@ -206,7 +206,9 @@ int bench(const BenchOptions &o) {
             session->backend ? session->ctx.cpu_fallback.c_str() : "",
             static_cast<unsigned long long>(slot_cpu_misses), cs.fallback_h2d, cs.fallback_cpu,
             cs.fallback_device, n_dec > 0 ? double(slot_transfers) / n_dec : 0.0,
-            static_cast<unsigned long long>(cs.host_registered_bytes));
+            static_cast<unsigned long long>(cs.host_registered_bytes),
+            static_cast<unsigned long long>(session->plan.host_dense_bytes),
+            static_cast<unsigned long long>(cs.host_dropped_bytes));
         return 0;
     }
     std::printf("| model | threads | test | t/s |\n|---|---|---|---|\n");

@@ -109,9 +109,9 @@ std::unique_ptr<kernels::Backend> choose_backend(const std::string &want, std::s
     return nullptr;
 }
 
-// Reads every page of the dense tensors (and of the experts when they are read in place) so the
+// Reads every page of the dense tensors (`dense`) and of the experts (`experts`: read in place) so the
 // first tokens do not pay for page faults; shows progress on stderr for large files.
-void prefault(const gguf::GgufFile &file, bool experts_too) {
+void prefault(const gguf::GgufFile &file, bool dense, bool experts) {
     const runtime::ModelInfo info = runtime::ModelInfo::from_gguf(file);
     const runtime::ExpertSummary sum = runtime::ExpertSummary::from_gguf(file, info);
     auto is_expert = [&](const gguf::TensorInfo &t) {
@@ -121,13 +121,13 @@ void prefault(const gguf::GgufFile &file, bool experts_too) {
     };
     uint64_t total = 0, done = 0;
     for (const auto &t : file.tensors())
-        if (experts_too || !is_expert(t)) total += file.tensor_data(t).size();
+        if (is_expert(t) ? experts : dense) total += file.tensor_data(t).size();
     const bool show = total > (256ull << 20);
     const bool tty = isatty(STDERR_FILENO) != 0;
     int last = -1;
     volatile uint8_t sink = 0;
     for (const auto &t : file.tensors()) {
-        if (!experts_too && is_expert(t)) continue;
+        if (!(is_expert(t) ? experts : dense)) continue;
         const auto bytes = file.tensor_data(t);
         file.advise_willneed(file.data_offset() + t.offset, bytes.size());
         for (size_t i = 0; i < bytes.size(); i += 4096) sink = static_cast<uint8_t>(sink + bytes[i]);
@@ -202,6 +202,7 @@ std::unique_ptr<Session> open_session(const std::string &path, const MemoryFlags
         s->ctx.device_prefetch = f.device_prefetch == "none" ? "" : f.device_prefetch;
         s->ctx.cpu_fallback = f.cpu_fallback;
         s->ctx.device_graphs = f.device_graphs;
+        s->ctx.weights_file = &s->file;
     } else {
         if (!f.device_mem.empty()) mo.device_mem = parse_size(f.device_mem);
         if (f.device_slots > 0)
@@ -257,7 +258,8 @@ std::unique_ptr<Session> open_session(const std::string &path, const MemoryFlags
         s->experts = make_mapped_experts(s->model);
     }
     s->ctx.experts = s->experts.get();
-    prefault(s->file, !s->plan.cached);
+    // With a backend the dense matrices are read once, for their upload (ContextParams::weights_file).
+    prefault(s->file, !s->backend, !s->plan.cached);
     if (!f.trace_out.empty()) {
         cache::TraceShape shape;
         shape.n_layers = hp.n_layer;
@@ -300,6 +302,9 @@ void print_device_stats(const Session &s, const ContextStats &st, std::FILE *out
                      st.device_graph_runs == 0
                          ? " (the backend has no graphs or could not make one: run directly)"
                          : "");
+    if (st.host_dropped_bytes > 0)
+        std::fprintf(out, "moerun: %s of mapped dense weights dropped from host RAM after their upload\n",
+                     format_size(st.host_dropped_bytes).c_str());
     if (st.host_registered_bytes > 0)
         std::fprintf(
             out, "moerun: %s of host memory %s for the copies (%s)\n",

@@ -20,6 +20,10 @@ namespace moerun::kernels {
 class Backend;
 }  // namespace moerun::kernels
 
+namespace moerun::gguf {
+class GgufFile;
+}  // namespace moerun::gguf
+
 namespace moerun {
 
 class ExpertSource;
@@ -52,6 +56,12 @@ struct ContextParams {
     kernels::Backend *backend = nullptr;
     uint64_t device_mem = 0;
     uint32_t device_slots = 0;
+    // With a backend: the file the model's weights are mapped from (not owned). Each dense matrix
+    // is then uploaded a chunk at a time and the chunk's pages are dropped from RAM once copied,
+    // so the host holds at most one chunk of them (kUploadChunk) besides what it reads itself
+    // (token embedding rows, norms). nullptr: the pages stay mapped as the file left them.
+    const gguf::GgufFile *weights_file = nullptr;
+    static constexpr uint64_t kUploadChunk = 16ull << 20;
     // The device slots' replacement policy (cache::policy_names(); not belady).
     std::string device_policy = "least-stale";
     // Decode with a backend: the predictor (predictor::predictor_names()) whose likely next-layer
@@ -87,6 +97,7 @@ struct ContextStats {
     // experts that were used are counted in slot_hits as well.
     uint64_t slot_prefetches = 0, slot_prefetch_used = 0, slot_prefetch_wasted = 0;
     uint64_t host_registered_bytes = 0;  // host memory page-locked for the copies (CUDA)
+    uint64_t host_dropped_bytes = 0;     // mapped dense pages dropped after the upload (weights_file)
     uint64_t device_graph_runs = 0;      // layers' dense parts run as one graph (device_graphs)
     // CPU fallback: slot misses computed on the CPU instead of copied (not in slot_misses), and
     // the bandwidths measured for the cost model (bytes/s; 0 unless cpu_fallback is "auto").

@@ -155,6 +155,12 @@ class GgufFile {
     // file (no readahead into expert bytes the cache reads itself), and read-ahead of a range.
     void advise_random() const;
     void advise_willneed(uint64_t offset, uint64_t size) const;
+    void advise_willneed(std::span<const uint8_t> bytes) const;  // bytes inside the mapping
+    // Drops the mapping's pages that lie wholly inside `bytes` from this process's memory (the
+    // file is read-only, so a later read faults them in again from the file). Pages shared with
+    // bytes outside the range are kept. Returns the bytes dropped; 0 for an in-memory file or a
+    // range outside the mapping (nothing else is touched).
+    uint64_t drop_pages(std::span<const uint8_t> bytes) const;
 
     // Throws a gguf::Error for this file at `offset` (for callers validating semantics).
     [[noreturn]] void fail(uint64_t offset, std::string_view field, const std::string &message) const;

@@ -24,9 +24,11 @@ struct MemoryOptions {
     uint64_t host_mem = 0;     // bytes; 0: not given
     uint64_t device_mem = 0;   // bytes; 0: not given (CPU: added to host_mem)
     bool force_cache = false;  // use the cache even when every expert fits
-    // A device backend runs the pass: the KV cache and the workspaces live in its --device-mem
-    // budget (on the CPU backend that is RAM of its own), so the host budget holds the dense bytes
-    // (mapped, read once for the upload) and the expert slots only.
+    // A device backend runs the pass: the dense matrices, the KV cache and the workspaces live in
+    // its --device-mem budget (on the CPU backend that is RAM of its own). The host budget holds
+    // the expert slots and what the host keeps of the dense bytes: the GGUF header, the token
+    // embeddings and the 1-D tensors (norms, biases), plus one upload chunk in flight; the mapped
+    // pages of the uploaded matrices are dropped (ContextParams::weights_file).
     bool state_on_device = false;
 };
 
@@ -35,11 +37,12 @@ struct MemoryPlan {
     uint64_t budget = 0;                                     // bytes the model may use
     bool budget_from_free = false;                           // derived from MemAvailable (no flag given)
     uint64_t dense_bytes = 0, expert_bytes = 0, kv_bytes = 0, workspace_bytes = 0;
-    uint64_t slot_bytes = 0;       // one expert slot
-    uint32_t n_slots = 0;          // 0 when experts are read in place
-    uint64_t n_experts_total = 0;  // layers x experts
+    uint64_t host_dense_bytes = 0;  // of dense_bytes, what the host budget holds
+    uint64_t slot_bytes = 0;        // one expert slot
+    uint32_t n_slots = 0;           // 0 when experts are read in place
+    uint64_t n_experts_total = 0;   // layers x experts
     bool cached = false;
-    bool state_on_device = false;  // kv_bytes and workspace_bytes are not in the host budget
+    bool state_on_device = false;  // kv_bytes, workspace_bytes and the uploaded matrices are not in it
     std::string describe() const;  // one line for the CLI
 };
 
