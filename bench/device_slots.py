@@ -56,6 +56,8 @@ def run(a: argparse.Namespace, slots: int, prefetch: str, fallback: str) -> dict
            "--device-prefetch", prefetch, "--cache-policy", a.policy, "--cpu-fallback", fallback]
     if a.device_mem:
         cmd += ["--device-mem", a.device_mem]
+    if a.host_mem:
+        cmd += ["--host-mem", a.host_mem]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         sys.exit(f"device_slots: {' '.join(cmd)} failed ({p.returncode}):\n{p.stderr}")
@@ -97,6 +99,9 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device-mem", default="", help="passed through (the slot count is --device-slots)")
+    ap.add_argument("--host-mem", default="",
+                    help="passed through: below the experts' size the host tier is the expert cache (NVMe reads "
+                         "into that many host slots) instead of the mapped file")
     ap.add_argument("--llama-bench", help="llama.cpp's llama-bench (CUDA build): also measure --n-cpu-moe at each fraction")
     ap.add_argument("--out", help="markdown file to write (else stdout)")
     a = ap.parse_args()
@@ -152,6 +157,15 @@ def main() -> int:
         + " | ".join(f"copy-bound t/s {k}" for k in PCIE) + " | demand-serial bound t/s PCIe 4 |",
         "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(PCIE) + "---:|",
     ]
+    if a.host_mem:
+        r0 = rows[0]
+        tier = (f"the expert cache, {r0['n_slots']} host slots ({r0['n_slots'] / total:.0%} of the experts) read "
+                f"with io_uring" if r0["cached"] else "the mapped file (every expert fits)")
+        lines.insert(-3, f"- host tier at `--host-mem {a.host_mem}`: {tier}; dense bytes the host keeps "
+                     f"{r0.get('host_dense_bytes', 0) / 2**20:.0f} MiB of {r0['dense_bytes'] / 2**20:.0f} MiB; "
+                     "'host hit rate' is the cache's over the slot misses it served, 'disk MiB/token' what it read")
+        lines[-2] = lines[-2].replace("| copy GB/s |", "| copy GB/s | host hit rate | disk MiB/token |")
+        lines[-1] += "---:|---:|"
     fb_bw = next((r for r in rows if r.get("fallback_h2d", 0) > 0), None)
     if fb_bw:
         lines.insert(-3, f"- bandwidths measured by `--cpu-fallback auto` at start: copy {fb_bw['fallback_h2d'] / 1e9:.2f} GB/s, "
@@ -174,7 +188,9 @@ def main() -> int:
                      f"{r['tg_tps']:.2f} ± {r['tg_std']:.2f} | {hit:.1%} | {r['slot_misses'] / n_dec:.1f} | "
                      f"{cpu_misses / n_dec:.1f} | "
                      f"{r['slot_prefetches'] / n_dec:.1f} ({r['slot_prefetch_used'] / n_dec:.1f}) | {bpt / 2**20:.2f} | "
-                     f"{bpt * r['tg_tps'] / 1e9:.2f} | " + " | ".join(bounds) + f" | {serial} |")
+                     f"{bpt * r['tg_tps'] / 1e9:.2f} | "
+                     + (f"{r['hit_rate']:.1%} | {r['bytes_per_token'] / 2**20:.2f} | " if a.host_mem else "")
+                     + " | ".join(bounds) + f" | {serial} |")
     if fb_bw:
         best = max(rows, key=lambda r: r["slot_bytes_per_token"] * r["tg_tps"])
         got = best["slot_bytes_per_token"] * best["tg_tps"]
