@@ -141,7 +141,8 @@ struct DeviceState {
     }
     // A dense matrix. With the mapped file known, it is read a chunk at a time (read ahead) and
     // each chunk's pages are dropped once uploaded: an upload from memory that is not registered
-    // has read its source when it returns (Backend::upload).
+    // has read its source when it returns (Backend::upload). Dropping never changes what the
+    // bytes read (the mapping is a read-only file), so a late reader would only fault them in.
     const gguf::GgufFile *file = nullptr;
     uint64_t dropped = 0;  // bytes of mapped pages dropped
     DevMat mat(const Weight &w, const char *what) {

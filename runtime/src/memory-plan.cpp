@@ -1,6 +1,8 @@
 // The memory plan of a model under a RAM budget (see memory-plan.h).
 #include "moerun/runtime/memory-plan.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -101,7 +103,7 @@ MemoryPlan plan_memory(const gguf::GgufFile &file, std::span<const cache::Expert
         // a matrix uploaded a chunk at a time (at most one chunk resident), whose pages are
         // dropped but for the two it may share with its neighbours.
         const Weight &te = model.tok_embd();
-        const uint64_t page = 4096;
+        const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
         uint64_t kept = file.data_offset() +
                         te.row_bytes * static_cast<uint64_t>(te.ne[1]) * static_cast<uint64_t>(te.ne[2]);
         uint64_t largest = 0;
