@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -58,6 +59,7 @@ def run(a: argparse.Namespace, slots: int, prefetch: str, fallback: str) -> dict
         cmd += ["--device-mem", a.device_mem]
     if a.host_mem:
         cmd += ["--host-mem", a.host_mem]
+    cmd += shlex.split(a.moerun_args)
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         sys.exit(f"device_slots: {' '.join(cmd)} failed ({p.returncode}):\n{p.stderr}")
@@ -102,6 +104,8 @@ def main() -> int:
     ap.add_argument("--host-mem", default="",
                     help="passed through: below the experts' size the host tier is the expert cache (NVMe reads "
                          "into that many host slots) instead of the mapped file")
+    ap.add_argument("--moerun-args", default="",
+                    help="more `moerun bench` flags for every run, e.g. --moerun-args=--device-graphs (named in the table)")
     ap.add_argument("--llama-bench", help="llama.cpp's llama-bench (CUDA build): also measure --n-cpu-moe at each fraction")
     ap.add_argument("--out", help="markdown file to write (else stdout)")
     a = ap.parse_args()
@@ -138,7 +142,8 @@ def main() -> int:
         f"{time.strftime('%Y-%m-%d')}",
         f"- model: {rows[0]['desc']}, {total} experts; routing forced from `{Path(a.trace).name}`; "
         f"prompt {a.n_prompt}, decode {a.n_gen} tokens x {a.reps} repetitions after a warm-up",
-        f"- command: `{' '.join(sys.argv)}`",
+        f"- command: `{' '.join(sys.argv)}`"
+        + (f"; every run with `{a.moerun_args}`" if a.moerun_args else ""),
         f"- slot policy `{a.policy}`; hit rate counts prefetched experts found by their layer as hits; MiB/token "
         "is every copy into the slots (demand and prefetch) over the measured decode phases; 'copy-bound' is the "
         "decode rate if copying were the only cost (bytes/token over the link's bandwidth); 'demand-serial bound' "

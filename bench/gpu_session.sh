@@ -14,9 +14,13 @@
 #   llama   llama.cpp's llama-bench built with CUDA from $LLAMA_CPP_SRC (a llama.cpp source tree)
 #   bench   bench/device_slots.py --backend cuda at 100/50/25/10% of the experts resident, with the
 #           llama.cpp --n-cpu-moe baseline when llama-bench was built
+#   extras  the open questions at 25% resident, each a table of its own: --device-graphs against
+#           none (does recording the dense part pay?), and all three tiers (--host-mem at a third of
+#           the experts: NVMe -> pinned host cache -> device slots)
 #
 #   OUT=/path bash bench/gpu_session.sh info build test     # first call
 #   OUT=/path bash bench/gpu_session.sh model llama bench   # second call
+#   OUT=/path bash bench/gpu_session.sh extras              # third call, when device time is left
 #
 # What that machine lacks (no network; moerun's Debian dev packages, gguf and llama_cpp for Python,
 # llama.cpp's source) travels in .gpu-carry/, made here by tools/sh/gpu-carry.sh and named in the
@@ -38,7 +42,7 @@ NGEN=${MOERUN_GPU_NGEN:-64}
 JOBS=$(nproc)
 mkdir -p "$OUT" "$WORK"
 steps=("$@")
-((${#steps[@]})) || steps=(info build test model llama bench)
+((${#steps[@]})) || steps=(info build test model llama bench extras)
 
 say() { echo "[gpu-session $(date +%T)] $*" >&2; }
 
@@ -126,8 +130,26 @@ for step in "${steps[@]}"; do
       --out "$OUT/device-slots-$PRESET-${gpu:-gpu}.md" \
       2>&1 | tee "$OUT/bench.log" >&2
     ;;
+  extras)
+    gpu=$({ nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null || echo "$BACKEND"; } | head -1 |
+      tr -c 'A-Za-z0-9\n' '-' | tr -s '-')
+    common=(--model "$model" --moerun build-gpu/tools/moerun --backend "$BACKEND" --trace "$trace" --fractions 0.25
+      --n-gen "$NGEN" --reps 2)
+    PYTHONUNBUFFERED=1 "$PY" bench/device_slots.py "${common[@]}" --prefetch transition --fallback off \
+      --moerun-args=--device-graphs --out "$OUT/device-slots-$PRESET-${gpu:-gpu}-graphs.md" \
+      2>&1 | tee "$OUT/extras.log" >&2
+    # A third of the experts' bytes in host RAM, plus what the host keeps of the dense weights.
+    host_mib=$(build-gpu/tools/moerun inspect "$model" --no-tensors |
+      awk '/expert bytes/ { v = $3; u = $4; m = (u ~ /GiB/) ? v * 1024 : v; printf "%d", m / 3 + 512; exit }')
+    if [ -n "$host_mib" ]; then
+      PYTHONUNBUFFERED=1 "$PY" bench/device_slots.py "${common[@]}" --host-mem "${host_mib}MiB" \
+        --out "$OUT/device-slots-$PRESET-${gpu:-gpu}-host-cache.md" 2>&1 | tee -a "$OUT/extras.log" >&2
+    else
+      say "extras: cannot read the expert bytes of $model, three-tier run skipped"
+    fi
+    ;;
   *)
-    echo "gpu_session.sh: unknown step '$step' (info build test model llama bench)" >&2
+    echo "gpu_session.sh: unknown step '$step' (info build test model llama bench extras)" >&2
     exit 2
     ;;
   esac
