@@ -168,9 +168,10 @@ def main() -> int:
                 f"with io_uring" if r0["cached"] else "the mapped file (every expert fits)")
         lines.insert(-3, f"- host tier at `--host-mem {a.host_mem}`: {tier}; dense bytes the host keeps "
                      f"{r0.get('host_dense_bytes', 0) / 2**20:.0f} MiB of {r0['dense_bytes'] / 2**20:.0f} MiB; "
-                     "'host hit rate' is the cache's over the slot misses it served, 'disk MiB/token' what it read")
-        lines[-2] = lines[-2].replace("| copy GB/s |", "| copy GB/s | host hit rate | disk MiB/token |")
-        lines[-1] += "---:|---:|"
+                     "'host hit rate' is the cache's over the slot misses it served, 'disk MiB/token' what it read, "
+                     "'written back/token' the experts copied back into it on eviction (--exclusive-tiers)")
+        lines[-2] = lines[-2].replace("| copy GB/s |", "| copy GB/s | host hit rate | disk MiB/token | written back/token |")
+        lines[-1] += "---:|---:|---:|"
     fb_bw = next((r for r in rows if r.get("fallback_h2d", 0) > 0), None)
     if fb_bw:
         lines.insert(-3, f"- bandwidths measured by `--cpu-fallback auto` at start: copy {fb_bw['fallback_h2d'] / 1e9:.2f} GB/s, "
@@ -194,7 +195,8 @@ def main() -> int:
                      f"{cpu_misses / n_dec:.1f} | "
                      f"{r['slot_prefetches'] / n_dec:.1f} ({r['slot_prefetch_used'] / n_dec:.1f}) | {bpt / 2**20:.2f} | "
                      f"{bpt * r['tg_tps'] / 1e9:.2f} | "
-                     + (f"{r['hit_rate']:.1%} | {r['bytes_per_token'] / 2**20:.2f} | " if a.host_mem else "")
+                     + (f"{r['hit_rate']:.1%} | {r['bytes_per_token'] / 2**20:.2f} | "
+                        f"{r.get('slot_write_backs', 0) / n_dec:.1f} | " if a.host_mem else "")
                      + " | ".join(bounds) + f" | {serial} |")
     if fb_bw:
         best = max(rows, key=lambda r: r["slot_bytes_per_token"] * r["tg_tps"])

@@ -69,7 +69,7 @@ bool DeviceSlots::evictable(const void *ctx, ExpertId id) {
     return it != self.where_.end() && self.slots_[it->second].pin_until <= self.now_;
 }
 
-std::optional<uint32_t> DeviceSlots::take_slot() {
+std::optional<uint32_t> DeviceSlots::take_slot(bool for_prefetch) {
     if (!free_.empty()) {
         const uint32_t s = free_.back();
         free_.pop_back();
@@ -81,6 +81,7 @@ std::optional<uint32_t> DeviceSlots::take_slot() {
     if (it == where_.end() || slots_[it->second].pin_until > now_)
         throw std::logic_error("device slots: the policy named a victim that is not resident and unpinned");
     const uint32_t s = it->second;
+    if (evicted_ != nullptr) evicted_(evicted_ctx_, *v, view(s), for_prefetch);
     policy_->on_evict(*v);
     where_.erase(it);
     if (slots_[s].prefetched) ++stats_.prefetch_wasted;
@@ -178,7 +179,7 @@ ExpertView DeviceSlots::load_async(ExpertId id, const ExpertView &host, const Sl
 ExpertView DeviceSlots::load_on(ExpertId id, const ExpertView &host, const SlotLayout &layout, bool async) {
     check_fits(id, layout);
     if (where_.count(id) != 0) throw std::logic_error("device slots: expert loaded twice");
-    const std::optional<uint32_t> s = take_slot();
+    const std::optional<uint32_t> s = take_slot(false);
     if (!s)
         throw std::runtime_error("device slots: all " + std::to_string(n_slots_) +
                                  " slots are pinned by the current layer or prefetches; layer " +
@@ -196,7 +197,7 @@ ExpertView DeviceSlots::load_on(ExpertId id, const ExpertView &host, const SlotL
 bool DeviceSlots::prefetch(ExpertId id, const ExpertView &host, const SlotLayout &layout, uint64_t until) {
     check_fits(id, layout);
     if (where_.count(id) != 0) return false;
-    const std::optional<uint32_t> s = take_slot();
+    const std::optional<uint32_t> s = take_slot(true);
     if (!s) return false;
     assign(*s, id, std::max(until, now_) + 1);
     slots_[*s].prefetched = true;

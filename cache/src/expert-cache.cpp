@@ -20,6 +20,8 @@ LayerCacheStats &LayerCacheStats::operator+=(const LayerCacheStats &o) {
     prefetch_wasted += o.prefetch_wasted;
     prefetch_cancelled += o.prefetch_cancelled;
     evictions += o.evictions;
+    adopted += o.adopted;
+    released += o.released;
     wait_seconds += o.wait_seconds;
     return *this;
 }
@@ -401,6 +403,54 @@ uint32_t ExpertCache::pin_permanently(std::span<const ExpertId> experts) {
     }
     while (m.reader.outstanding() > 0) m.reader.wait_one([&m](uint64_t tag) { m.on_read_done(tag); });
     return pinned;
+}
+
+bool ExpertCache::adopt(uint32_t layer, uint16_t expert, Fill fill, void *ctx) {
+    Impl &m = *impl_;
+    if (layer >= m.n_layers || expert >= m.n_experts)
+        throw std::out_of_range("expert cache: adopt of expert " + std::to_string(expert) + " of layer " +
+                                std::to_string(layer) + ", out of range");
+    const ExpertId id{layer, expert};
+    if (m.slot_of[m.key(id)] >= 0) return false;
+    const uint32_t p = m.partition_of(layer);
+    const int32_t s = m.take_slot(p);
+    if (s < 0) return false;
+    Slot &sl = m.slots[static_cast<size_t>(s)];
+    const ExpertLocation &loc = m.locs[m.key(id)];
+    uint8_t *base = m.slot_data(static_cast<uint32_t>(s));
+    try {
+        fill(ctx, base + m.part_off[0] + NvmeReader::lead(loc.gate.offset),
+             base + m.part_off[1] + NvmeReader::lead(loc.up.offset),
+             base + m.part_off[2] + NvmeReader::lead(loc.down.offset));
+    } catch (...) {
+        m.parts[p].free_slots.push_back(static_cast<uint32_t>(s));
+        throw;
+    }
+    sl.owner = id;
+    sl.state = SlotState::ready;
+    m.slot_of[m.key(id)] = s;
+    m.parts[p].policy->on_insert(id, m.now(), false);
+    ++m.stats[layer].adopted;
+    return true;
+}
+
+bool ExpertCache::release(uint32_t layer, uint16_t expert) {
+    Impl &m = *impl_;
+    if (layer >= m.n_layers || expert >= m.n_experts) return false;
+    const ExpertId id{layer, expert};
+    const int32_t s = m.slot_of[m.key(id)];
+    if (s < 0) return false;
+    Slot &sl = m.slots[static_cast<size_t>(s)];
+    if (sl.state != SlotState::ready || sl.pinned || sl.wanted || sl.permanent) return false;
+    Partition &part = m.parts[sl.partition];
+    part.policy->on_evict(id);
+    m.slot_of[m.key(id)] = -1;
+    const uint32_t p = sl.partition;
+    sl = Slot{};
+    sl.partition = p;
+    part.free_slots.push_back(static_cast<uint32_t>(s));
+    ++m.stats[layer].released;
+    return true;
 }
 
 bool ExpertCache::resident(uint32_t layer, uint16_t expert) const {

@@ -105,6 +105,11 @@ struct DeviceState {
     std::vector<uint16_t> pending;
     uint32_t pending_layer = 0;
     bool pending_async = false;
+    // Exclusive tiers (ContextParams::exclusive_tiers; null: off): the host cache the device slots
+    // hand their evicted experts back to, while write_back is on (decode's demand copies).
+    cache::ExpertCache *exclusive = nullptr;
+    bool write_back = false;
+    uint64_t write_backs = 0, released = 0;
 
     explicit DeviceState(kernels::Backend &b) : be(b) {}
     ~DeviceState() {
@@ -185,8 +190,40 @@ struct DeviceState {
         if (pending.empty()) return;
         check(pending_async ? be.wait_copies() : be.wait_compute(),
               "waiting for the copies out of the host cache");
-        for (const uint16_t e : pending) src.done(pending_layer, e);
+        for (const uint16_t e : pending) {
+            src.done(pending_layer, e);
+            // Exclusive tiers: a decode copy's expert now lives in its device slot.
+            if (exclusive != nullptr && !pending_async && exclusive->release(pending_layer, e)) ++released;
+        }
         pending.clear();
+    }
+    // Exclusive tiers: the device slots evict `id` for a demand copy; unless the host cache has
+    // it, it is copied back into a host cache slot (adopt), after the copies that may still read
+    // a host slot the cache could refill (settle_host_cache; pending slots stay checked out) and
+    // the copy that filled the victim's slot. A prefetch's victim is not copied back: the
+    // download would wait for the expert kernel queued just before.
+    static void evicted(void *ctx, cache::ExpertId id, const cache::ExpertView &dev, bool for_prefetch) {
+        auto &D = *static_cast<DeviceState *>(ctx);
+        const auto e = static_cast<uint16_t>(id.expert);
+        if (!D.write_back || for_prefetch || D.exclusive->resident(id.layer, e)) return;
+        D.settle_host_cache();
+        D.check(D.be.wait_copies(), "waiting for the copy into an evicted slot");
+        struct Back {
+            DeviceState *D;
+            const cache::ExpertView *dev;
+            const cache::SlotLayout *lay;
+        } back{&D, &dev, &D.layout[id.layer]};
+        const auto fill = [](void *c, uint8_t *g, uint8_t *u, uint8_t *d) {
+            const auto &b = *static_cast<Back *>(c);
+            const uint8_t *src[3] = {b.dev->gate, b.dev->up, b.dev->down};
+            uint8_t *dst[3] = {g, u, d};
+            const uint64_t n[3] = {b.lay->gate_bytes, b.lay->up_bytes, b.lay->down_bytes};
+            for (int p = 0; p < 3; ++p)
+                if (n[p] > 0)
+                    b.D->check(b.D->be.download(dst[p], src[p], static_cast<size_t>(n[p])),
+                               "copy of an evicted expert back to the host cache");
+        };
+        if (D.exclusive->adopt(id.layer, e, fill, &back)) ++D.write_backs;
     }
     // Kernels queued from here on see the copies of the experts handed out since the slots'
     // end_layer(), and do not wait for other copies (prefetches for later layers).
@@ -486,6 +523,10 @@ void Context::Impl::init_device() {
                                         .n_experts = static_cast<uint32_t>(X),
                                         .top_k = static_cast<uint32_t>(K)});
     D.bytes += D.slots->slot_bytes() * n_slots;
+    if (params.exclusive_tiers && host_cache != nullptr && n_slots < total) {
+        D.exclusive = host_cache;
+        D.slots->on_evict(&DeviceState::evicted, &D);
+    }
     if (!params.device_prefetch.empty() && n_slots < total) {
         predictor::PredictorParams qp;
         qp.max_distance = 1;
@@ -529,6 +570,7 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
     const float eps = hp.rms_eps;
     D.check(be.upload(D.x, x.data(), static_cast<size_t>(n * E) * sizeof(float)), "upload of the embeddings");
     router.resize(static_cast<size_t>(n * X));
+    D.write_back = D.exclusive != nullptr && n == 1;
 
     for (uint32_t il = 0; il < hp.n_layer; ++il) {
         const DeviceState::Layer &L = D.layers[il];
@@ -734,6 +776,8 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
     stats.slot_prefetches = ss.prefetch_issued;
     stats.slot_prefetch_used = ss.prefetch_used;
     stats.slot_prefetch_wasted = ss.prefetch_wasted;
+    stats.slot_write_backs = D.write_backs;
+    stats.host_released = D.released;
 }
 
 // Decode of one layer with some misses on the CPU (D.to_cpu, in D.missing's order). The device

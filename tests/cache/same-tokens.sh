@@ -96,6 +96,19 @@ same greedy device-fallback-cached --temp 0 --backend cpu-device --device-slots 
     --cpu-fallback always
 same sampled device-fallback-sampled --temp 0.9 --top-k 40 --seed 1234 --backend cpu-device \
     --device-slots "$((top_k + 2))" --cpu-fallback always
+# Exclusive tiers: experts copied up leave the host cache and evicted ones are copied back into
+# it from their device slots (a wrong byte there would change a later token), with prefetch,
+# sampling and the CPU fallback.
+same greedy device-exclusive --temp 0 --backend cpu-device --device-slots "$((top_k + 2))" --cache-slots 3 \
+    --exclusive-tiers --device-prefetch none
+grep -q "exclusive tiers: [1-9][0-9]* experts written back to the host cache" "$work/device-exclusive.log" ||
+    { echo "FAIL: --exclusive-tiers wrote nothing back"; cat "$work/device-exclusive.log"; exit 1; }
+same greedy device-exclusive-prefetch --temp 0 --backend cpu-device --device-slots "$((top_k + 2))" \
+    --cache-slots "$((n_layer * top_k))" --exclusive-tiers --device-prefetch transition
+same sampled device-exclusive-sampled --temp 0.9 --top-k 40 --seed 1234 --backend cpu-device \
+    --device-slots "$((top_k + 1))" --cache-slots 5 --exclusive-tiers
+same greedy device-exclusive-fallback --temp 0 --backend cpu-device --device-slots "$top_k" --cache-slots 3 \
+    --exclusive-tiers --cpu-fallback auto
 fails() {  # fails NAME PATTERN ARGS...: moerun must exit 1 with PATTERN on stderr
     local name=$1 pattern=$2; shift 2
     if "$moerun" run "${common[@]}" "$@" >/dev/null 2>"$work/$name.log"; then echo "FAIL: $name succeeded"; exit 1; fi

@@ -88,6 +88,41 @@ TEST_CASE("device slots: copies, hits, LRU replacement, pinning within a layer")
     CHECK(!slots.find({0, 2}));
 }
 
+TEST_CASE("device slots: the eviction hook sees each victim's device copy before its slot is refilled") {
+    auto be = kernels::make_backend("cpu");
+    const cache::SlotLayout lay{700, 300, 900};
+    cache::DeviceSlots slots(*be, 2, lay.bytes(), "lru",
+                             cache::PolicyParams{.n_layers = 1, .n_experts = 5, .top_k = 1});
+    const std::vector<HostExpert> host = host_layer(0, 5, lay);
+    struct Seen {
+        const std::vector<HostExpert> *host;
+        std::vector<ExpertId> ids;
+        std::vector<bool> intact, for_prefetch;
+    } seen{&host, {}, {}, {}};
+    slots.on_evict(
+        [](void *ctx, ExpertId id, const ExpertView &dev, bool pf) {
+            auto *s = static_cast<Seen *>(ctx);
+            s->ids.push_back(id);
+            s->intact.push_back(holds(dev, (*s->host)[id.expert]));
+            s->for_prefetch.push_back(pf);
+        },
+        &seen);
+    for (uint32_t e = 0; e < 2; ++e) {  // free slots: nothing evicted
+        slots.load({0, e}, host[e].view(), lay);
+        slots.end_layer();
+    }
+    CHECK(seen.ids.empty());
+    slots.load({0, 2}, host[2].view(), lay);  // evicts 0 (LRU)
+    slots.end_layer();
+    REQUIRE(slots.prefetch({0, 3}, host[3].view(), lay, 1));  // evicts 1, on the copy queue
+    REQUIRE(be->wait_copies() == kernels::Status::ok);
+    REQUIRE(seen.ids.size() == 2);
+    CHECK(seen.ids[0] == ExpertId{0, 0});
+    CHECK(seen.ids[1] == ExpertId{0, 1});
+    CHECK(seen.intact == std::vector<bool>{true, true});
+    CHECK(seen.for_prefetch == std::vector<bool>{false, true});
+}
+
 TEST_CASE("device slots: bad sizes are errors") {
     auto be = kernels::make_backend("cpu");
     const cache::SlotLayout small{256, 256, 256}, big{4096, 256, 256};

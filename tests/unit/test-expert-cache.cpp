@@ -159,6 +159,67 @@ TEST_CASE("expert cache: pinned experts are never evicted; too few slots for the
     CHECK_FALSE(c.resident(1, 7));
 }
 
+TEST_CASE("expert cache: adopt() takes bytes from the caller as a read would; release() frees the slot") {
+    ExpertFile f(2, 8, 6000, "moerun-cache-adopt");
+    ExpertCache c(f.path, f.locs, 2, 8, config(3));
+    c.begin_step(0);
+    serve(c, f, 0, {1, 2});
+    // The caller's copy of expert (1, 5), written where the view will point.
+    struct Src {
+        const ExpertFile *f;
+        const ExpertLocation *loc;
+        int calls = 0;
+    } src{&f, &f.locs[1 * 8 + 5]};
+    const ExpertCache::Fill fill = [](void *ctx, uint8_t *g, uint8_t *u, uint8_t *d) {
+        auto *s = static_cast<Src *>(ctx);
+        ++s->calls;
+        const auto at = [&](const ByteRange &r) { return s->f->bytes.data() + r.offset; };
+        std::copy_n(at(s->loc->gate), s->loc->gate.size, g);
+        std::copy_n(at(s->loc->up), s->loc->up.size, u);
+        std::copy_n(at(s->loc->down), s->loc->down.size, d);
+    };
+    const uint64_t read_before = c.stats()[1].bytes_read;
+    CHECK(c.adopt(1, 5, fill, &src));
+    CHECK(src.calls == 1);
+    CHECK(c.resident(1, 5));
+    CHECK(f.matches(c, 1, 5));
+    CHECK_FALSE(c.adopt(1, 5, fill, &src));  // resident already: fill is not called
+    CHECK(src.calls == 1);
+    CHECK(c.stats()[1].adopted == 1);
+    // A later request is a hit, served without reading.
+    serve(c, f, 1, {5});
+    CHECK(c.stats()[1].hits == 1);
+    CHECK(c.stats()[1].bytes_read == read_before);
+    // release(): the slot is free again (no eviction when the next miss comes), and the expert
+    // is read again when asked for.
+    CHECK(c.release(1, 5));
+    CHECK_FALSE(c.resident(1, 5));
+    CHECK_FALSE(c.release(1, 5));
+    CHECK(c.stats()[1].released == 1);
+    const uint64_t evictions = c.stats()[0].evictions + c.stats()[1].evictions;
+    serve(c, f, 1, {6});
+    CHECK(c.stats()[0].evictions + c.stats()[1].evictions == evictions);
+    serve(c, f, 1, {5});
+    CHECK(c.stats()[1].misses == 2);
+    // An expert the layer being served has requested is neither released nor adopted over.
+    c.begin_layer(0, std::vector<uint16_t>{1});
+    CHECK_FALSE(c.release(0, 1));
+    const auto e = c.next();
+    REQUIRE(e);
+    CHECK_FALSE(c.release(0, 1));  // handed out, not done
+    c.done(0, *e);
+    CHECK(c.release(0, 1));
+    // A fill that throws leaves the slot free and the expert absent.
+    const ExpertCache::Fill bad = [](void *, uint8_t *, uint8_t *, uint8_t *) {
+        throw std::runtime_error("x");
+    };
+    CHECK_THROWS_AS(c.adopt(0, 7, bad, nullptr), std::runtime_error);
+    CHECK_FALSE(c.resident(0, 7));
+    CHECK(c.adopt(0, 7, fill, &src));  // any bytes: the caller's word is taken
+    CHECK(c.resident(0, 7));
+    CHECK_THROWS_AS(c.adopt(2, 0, fill, &src), std::out_of_range);
+}
+
 TEST_CASE("NVMe reader: EIO is retried; persistent EIO is an error naming the file and offset") {
     ExpertFile f(1, 4, 6000, "moerun-cache-eio");
     {

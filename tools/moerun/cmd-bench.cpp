@@ -115,6 +115,7 @@ int bench(const BenchOptions &o) {
     cache::LayerCacheStats decode_stats;                      // summed over the measured decode phases
     uint64_t slot_hits = 0, slot_misses = 0, slot_bytes = 0;  // device slots, measured decode phases
     uint64_t slot_prefetches = 0, slot_prefetch_used = 0, slot_cpu_misses = 0, slot_transfers = 0;
+    uint64_t write_backs = 0;
     const uint32_t V = model.hparams().n_vocab;
     std::mt19937 rng(1234);
     std::vector<int32_t> prompt(static_cast<size_t>(o.n_prompt));
@@ -146,6 +147,7 @@ int bench(const BenchOptions &o) {
         slot_prefetch_used += ctx.stats().slot_prefetch_used - slots_before.slot_prefetch_used;
         slot_cpu_misses += ctx.stats().slot_cpu_misses - slots_before.slot_cpu_misses;
         slot_transfers += ctx.stats().slot_transfers - slots_before.slot_transfers;
+        write_backs += ctx.stats().slot_write_backs - slots_before.slot_write_backs;
         decode_stats.accesses += after.accesses - before.accesses;
         decode_stats.hits += after.hits - before.hits;
         decode_stats.late_hits += after.late_hits - before.late_hits;
@@ -185,7 +187,7 @@ int bench(const BenchOptions &o) {
             "\"cpu_fallback\": \"%s\", \"slot_cpu_misses\": %llu, \"fallback_h2d\": %.4g, \"fallback_cpu\": "
             "%.4g, "
             "\"fallback_device\": %.4g, \"slot_transfers_per_token\": %.2f, \"host_registered_bytes\": "
-            "%llu, \"host_dense_bytes\": %llu, \"host_dropped_bytes\": %llu}\n",
+            "%llu, \"host_dense_bytes\": %llu, \"host_dropped_bytes\": %llu, \"slot_write_backs\": %llu}\n",
             o.model.c_str(), desc.c_str(), threads, o.reps, o.n_prompt, o.n_gen, p.mean, p.std, g.mean, g.std,
             static_cast<unsigned long long>(peak_rss_bytes()),
             static_cast<unsigned long long>(session->plan.budget), session->plan.cached ? "true" : "false",
@@ -208,7 +210,8 @@ int bench(const BenchOptions &o) {
             cs.fallback_device, n_dec > 0 ? double(slot_transfers) / n_dec : 0.0,
             static_cast<unsigned long long>(cs.host_registered_bytes),
             static_cast<unsigned long long>(session->plan.host_dense_bytes),
-            static_cast<unsigned long long>(cs.host_dropped_bytes));
+            static_cast<unsigned long long>(cs.host_dropped_bytes),
+            static_cast<unsigned long long>(write_backs));
         return 0;
     }
     std::printf("| model | threads | test | t/s |\n|---|---|---|---|\n");

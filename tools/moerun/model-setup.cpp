@@ -75,6 +75,10 @@ void add_memory_options(CLI::App *app, MemoryFlags &f) {
     app->add_flag("--device-graphs", f.device_graphs,
                   "device backends, decode: run each layer's attention and router as one CUDA graph, updated "
                   "per token (not yet measured on a GPU; the CPU backend runs them directly)");
+    app->add_flag("--exclusive-tiers", f.exclusive_tiers,
+                  "device backends over the expert cache, decode: an expert copied up into a device slot "
+                  "leaves the host cache, and one the device slots evict is copied back into it, so the two "
+                  "tiers hold different experts and fewer are read from disk");
 }
 
 namespace {
@@ -202,6 +206,7 @@ std::unique_ptr<Session> open_session(const std::string &path, const MemoryFlags
         s->ctx.device_prefetch = f.device_prefetch == "none" ? "" : f.device_prefetch;
         s->ctx.cpu_fallback = f.cpu_fallback;
         s->ctx.device_graphs = f.device_graphs;
+        s->ctx.exclusive_tiers = f.exclusive_tiers;
         s->ctx.weights_file = &s->file;
     } else {
         if (!f.device_mem.empty()) mo.device_mem = parse_size(f.device_mem);
@@ -302,6 +307,16 @@ void print_device_stats(const Session &s, const ContextStats &st, std::FILE *out
                      st.device_graph_runs == 0
                          ? " (the backend has no graphs or could not make one: run directly)"
                          : "");
+    if (s.ctx.exclusive_tiers && s.experts && s.experts->cache())
+        std::fprintf(
+            out,
+            "moerun: exclusive tiers: %llu experts written back to the host cache when the device slots "
+            "evicted them, %llu left it when copied up\n",
+            static_cast<unsigned long long>(st.slot_write_backs),
+            static_cast<unsigned long long>(st.host_released));
+    else if (s.ctx.exclusive_tiers)
+        std::fprintf(
+            out, "moerun: exclusive tiers: off, the host tier is the mapped file (every expert in RAM)\n");
     if (st.host_dropped_bytes > 0)
         std::fprintf(out, "moerun: %s of mapped dense weights dropped from host RAM after their upload\n",
                      format_size(st.host_dropped_bytes).c_str());

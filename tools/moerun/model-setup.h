@@ -39,6 +39,7 @@ struct MemoryFlags {
     std::string device_prefetch = "transition";  // none | previous | transition
     std::string cpu_fallback = "off";            // off | auto | always
     bool device_graphs = false;
+    bool exclusive_tiers = false;
 };
 
 // --host-mem --device-mem --cache-policy --cache-per-layer --force-cache --cache-slots --prefetch --io-depth

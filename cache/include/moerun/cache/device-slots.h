@@ -95,6 +95,11 @@ class DeviceSlots {
     // std::runtime_error when the copy cannot be issued.
     bool prefetch(ExpertId id, const ExpertView &host, const SlotLayout &layout, uint64_t until);
     bool resident(ExpertId id) const { return where_.count(id) != 0; }
+    // Called when the policy evicts an expert, before its slot is refilled, with its device copy
+    // (whose copy into the slot the caller must have waited for before reading it) and whether a
+    // prefetch() evicts it: an exclusive host tier takes the expert back (ExpertCache::adopt).
+    using Evicted = void (*)(void *ctx, ExpertId id, const ExpertView &device, bool for_prefetch);
+    void on_evict(Evicted f, void *ctx) { evicted_ = f, evicted_ctx_ = ctx; }
     // Unpins the current layer's experts (prefetches for later layers stay pinned).
     void end_layer();
     // The copy-queue number that compute must wait for before reading the experts handed out
@@ -116,7 +121,7 @@ class DeviceSlots {
     };
     ExpertView view(uint32_t slot) const;
     // A free slot, or the policy's victim among the unpinned ones (evicted); nullopt when none.
-    std::optional<uint32_t> take_slot();
+    std::optional<uint32_t> take_slot(bool for_prefetch);
     void assign(uint32_t s, ExpertId id, uint64_t pin_until);
     // std::invalid_argument when the expert does not fit a slot.
     void check_fits(ExpertId id, const SlotLayout &layout) const;
@@ -140,6 +145,8 @@ class DeviceSlots {
     bool batching_ = false;
     std::vector<kernels::Backend::Upload> batch_;  // load()'s copies noted since begin_batch()
     DeviceSlotStats stats_;
+    Evicted evicted_ = nullptr;
+    void *evicted_ctx_ = nullptr;
 };
 
 }  // namespace moerun::cache

@@ -48,6 +48,8 @@ struct LayerCacheStats {
     uint64_t bytes_read = 0;  // from the NVMe tier (demand + prefetch)
     uint64_t prefetch_issued = 0, prefetch_used = 0, prefetch_wasted = 0, prefetch_cancelled = 0;
     uint64_t evictions = 0;
+    uint64_t adopted = 0;     // experts written into slots by the caller (adopt), not read
+    uint64_t released = 0;    // experts dropped at the caller's word (release)
     double wait_seconds = 0;  // time blocked waiting for reads
     uint64_t hit_total() const { return hits + late_hits; }
     LayerCacheStats &operator+=(const LayerCacheStats &o);
@@ -85,6 +87,20 @@ class ExpertCache {
     // they take slots of their partition that the policy never sees. At most all but one slot of
     // a partition can be pinned; the rest are skipped. Returns how many were pinned.
     uint32_t pin_permanently(std::span<const ExpertId> experts);
+
+    // Exclusive tiers (a device tier above this cache): the caller keeps an expert's bytes
+    // elsewhere and hands them back when it drops them there.
+    // adopt() takes a slot of the expert's partition (a free one, else the policy's victim) and
+    // has fill(gate, up, down) write the expert's three tensors at the places its view will give;
+    // the expert is then resident as if read. Returns false (and calls nothing) when the expert is
+    // resident or being read already, or no slot can be taken; when fill throws, the slot is left
+    // free and the exception passes on. Slots are taken as reads take them, so the caller makes
+    // sure no copy still reads a slot the policy may choose (as before begin_layer).
+    using Fill = void (*)(void *ctx, uint8_t *gate, uint8_t *up, uint8_t *down);
+    bool adopt(uint32_t layer, uint16_t expert, Fill fill, void *ctx);
+    // Frees the expert's slot (its bytes now live elsewhere). Returns false, and keeps it, when it
+    // is not resident and read, or is requested by the layer being served, or pinned for good.
+    bool release(uint32_t layer, uint16_t expert);
 
     // Resident and read (its view is valid until a later call of this cache refills the slot).
     bool resident(uint32_t layer, uint16_t expert) const;

@@ -79,6 +79,11 @@ struct ContextParams {
     // it as one graph (CUDA graphs, updated from token to token); the CPU backend has none and
     // runs it directly. Off by default until measured on a GPU.
     bool device_graphs = false;
+    // Decode with a backend over the expert cache: keep the two tiers exclusive. An expert copied
+    // up into a device slot leaves the host cache, and one the device slots evict to make room for
+    // a miss is copied back into it (a download) unless it is there, so host RAM holds experts the
+    // device does not and fewer are read from disk. Results do not change.
+    bool exclusive_tiers = false;
 };
 
 struct ContextStats {
@@ -98,7 +103,10 @@ struct ContextStats {
     uint64_t slot_prefetches = 0, slot_prefetch_used = 0, slot_prefetch_wasted = 0;
     uint64_t host_registered_bytes = 0;  // host memory page-locked for the copies (CUDA)
     uint64_t host_dropped_bytes = 0;     // mapped dense pages dropped after the upload (weights_file)
-    uint64_t device_graph_runs = 0;      // layers' dense parts run as one graph (device_graphs)
+    // exclusive_tiers: experts copied back into the host cache on eviction from a device slot, and
+    // experts released from it when copied up.
+    uint64_t slot_write_backs = 0, host_released = 0;
+    uint64_t device_graph_runs = 0;  // layers' dense parts run as one graph (device_graphs)
     // CPU fallback: slot misses computed on the CPU instead of copied (not in slot_misses), and
     // the bandwidths measured for the cost model (bytes/s; 0 unless cpu_fallback is "auto").
     uint64_t slot_cpu_misses = 0;
