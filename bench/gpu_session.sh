@@ -16,7 +16,8 @@
 #           llama.cpp --n-cpu-moe baseline when llama-bench was built
 #   extras  the open questions at 25% resident, each a table of its own: --device-graphs against
 #           none (does recording the dense part pay?), and all three tiers (--host-mem at a third of
-#           the experts: NVMe -> pinned host cache -> device slots)
+#           the experts: NVMe -> pinned host cache -> device slots), inclusive and --exclusive-tiers
+#           (do the copies back down cost less than the disk reads they save?)
 #
 #   OUT=/path bash bench/gpu_session.sh info build test     # first call
 #   OUT=/path bash bench/gpu_session.sh model llama bench   # second call
@@ -144,6 +145,9 @@ for step in "${steps[@]}"; do
     if [ -n "$host_mib" ]; then
       PYTHONUNBUFFERED=1 "$PY" bench/device_slots.py "${common[@]}" --host-mem "${host_mib}MiB" \
         --out "$OUT/device-slots-$PRESET-${gpu:-gpu}-host-cache.md" 2>&1 | tee -a "$OUT/extras.log" >&2
+      PYTHONUNBUFFERED=1 "$PY" bench/device_slots.py "${common[@]}" --host-mem "${host_mib}MiB" \
+        --moerun-args=--exclusive-tiers --out "$OUT/device-slots-$PRESET-${gpu:-gpu}-host-cache-exclusive.md" \
+        2>&1 | tee -a "$OUT/extras.log" >&2
     else
       say "extras: cannot read the expert bytes of $model, three-tier run skipped"
     fi
