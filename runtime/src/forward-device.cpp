@@ -1,6 +1,7 @@
 // The forward pass on a kernels::Backend: the CUDA backend on a GPU machine; the CPU backend runs
 // the same code in tests. The blocks are forward.cpp's; what differs:
-//  - the dense weights are copied into the backend's memory once, and the KV cache, the
+//  - the dense weights are copied into the backend's memory once (with the mapped file known, the
+//    pages of each uploaded matrix are dropped from host RAM), and the KV cache, the
 //    workspaces and the expert slots are allocated there at start (nothing is allocated later);
 //  - routing runs on the host over the downloaded router logits ([n, n_expert] floats a layer), so
 //    the experts chosen are exactly the CPU pass's and the host knows which experts to bring in;
@@ -17,6 +18,9 @@
 //    (compute queue) go beside the prefetch copies still running instead of after them.
 //    What a prefetch changes is only where an expert comes from, never which experts run or how,
 //    so results do not depend on it;
+//  - exclusive tiers (decode, over the expert cache, ContextParams::exclusive_tiers): an expert
+//    copied up leaves the host cache once its copy has run, and one the slots evict for a demand
+//    copy is downloaded back into a host slot (DeviceState::evicted);
 //  - CPU fallback (decode, cpu-fallback.h): misses the planner gives to the CPU are computed there
 //    from host memory while the device runs the resident experts; every expert's output row then
 //    goes through one combine_rows in rank order (bit-identical to expert_ffn's sum on the CPU
