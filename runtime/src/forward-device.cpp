@@ -217,10 +217,10 @@ struct DeviceState {
             const cache::ExpertView *dev;
             const cache::SlotLayout *lay;
         } back{&D, &dev, &D.layout[id.layer]};
-        const auto fill = [](void *c, uint8_t *g, uint8_t *u, uint8_t *d) {
+        const auto fill = [](void *c, uint8_t *gate, uint8_t *up, uint8_t *down) {
             const auto &b = *static_cast<Back *>(c);
             const uint8_t *src[3] = {b.dev->gate, b.dev->up, b.dev->down};
-            uint8_t *dst[3] = {g, u, d};
+            uint8_t *dst[3] = {gate, up, down};
             const uint64_t n[3] = {b.lay->gate_bytes, b.lay->up_bytes, b.lay->down_bytes};
             for (int p = 0; p < 3; ++p)
                 if (n[p] > 0)
