@@ -882,6 +882,9 @@ void Context::Impl::prefetch_next(uint32_t il, uint64_t now) {
         if (host != nullptr && !host->resident(tl, e)) continue;
         if (!D.slots->prefetch({tl, e}, experts->view(tl, e), D.layout[tl], now + 1)) break;  // all pinned
         if (host != nullptr) D.cache_copies = true;
+        // Exclusive tiers: the expert now lives in its device slot. Its host slot is free at once:
+        // only a cache call that reads refills a slot, and the host settles these copies first.
+        if (D.exclusive != nullptr && D.exclusive->release(tl, e)) ++D.released;
     }
 }
 
