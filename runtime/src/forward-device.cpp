@@ -19,8 +19,8 @@
 //    What a prefetch changes is only where an expert comes from, never which experts run or how,
 //    so results do not depend on it;
 //  - exclusive tiers (decode, over the expert cache, ContextParams::exclusive_tiers): an expert
-//    copied up leaves the host cache once its copy has run, and one the slots evict for a demand
-//    copy is downloaded back into a host slot (DeviceState::evicted);
+//    copied up leaves the host cache (its slot refilled only after the copy has run), and one
+//    the slots evict for a demand copy is downloaded back into a host slot (DeviceState::evicted);
 //  - CPU fallback (decode, cpu-fallback.h): misses the planner gives to the CPU are computed there
 //    from host memory while the device runs the resident experts; every expert's output row then
 //    goes through one combine_rows in rank order (bit-identical to expert_ffn's sum on the CPU
