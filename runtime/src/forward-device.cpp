@@ -196,22 +196,26 @@ struct DeviceState {
               "waiting for the copies out of the host cache");
         for (const uint16_t e : pending) {
             src.done(pending_layer, e);
-            // Exclusive tiers: a decode copy's expert now lives in its device slot.
-            if (exclusive != nullptr && !pending_async && exclusive->release(pending_layer, e)) ++released;
+            if (!pending_async) leaves_host(pending_layer, e);  // a decode copy
         }
         pending.clear();
     }
+    // Exclusive tiers: an expert copied up into a device slot lives there now.
+    void leaves_host(uint32_t layer, uint16_t e) {
+        if (exclusive != nullptr && exclusive->release(layer, e)) ++released;
+    }
     // Exclusive tiers: the device slots evict `id` for a demand copy; unless the host cache has
-    // it, it is copied back into a host cache slot (adopt), after the copies that may still read
-    // a host slot the cache could refill (settle_host_cache; pending slots stay checked out) and
-    // the copy that filled the victim's slot. A prefetch's victim is not copied back: the
-    // download would wait for the expert kernel queued just before.
+    // it, it is copied back into a host cache slot (adopt) once every copy-queue copy has run:
+    // the prefetch copies that may still read a host slot the cache could refill (what
+    // settle_host_cache waits for; pending slots stay checked out) and the copy that filled the
+    // victim's slot. A prefetch's victim is not copied back: the download would wait for the
+    // expert kernel queued just before.
     static void evicted(void *ctx, cache::ExpertId id, const cache::ExpertView &dev, bool for_prefetch) {
         auto &D = *static_cast<DeviceState *>(ctx);
         const auto e = static_cast<uint16_t>(id.expert);
         if (!D.write_back || for_prefetch || D.exclusive->resident(id.layer, e)) return;
-        D.settle_host_cache();
-        D.check(D.be.wait_copies(), "waiting for the copy into an evicted slot");
+        D.check(D.be.wait_copies(), "waiting for the copies before an evicted expert goes back to the host");
+        D.cache_copies = false;
         struct Back {
             DeviceState *D;
             const cache::ExpertView *dev;
@@ -882,9 +886,9 @@ void Context::Impl::prefetch_next(uint32_t il, uint64_t now) {
         if (host != nullptr && !host->resident(tl, e)) continue;
         if (!D.slots->prefetch({tl, e}, experts->view(tl, e), D.layout[tl], now + 1)) break;  // all pinned
         if (host != nullptr) D.cache_copies = true;
-        // Exclusive tiers: the expert now lives in its device slot. Its host slot is free at once:
-        // only a cache call that reads refills a slot, and the host settles these copies first.
-        if (D.exclusive != nullptr && D.exclusive->release(tl, e)) ++D.released;
+        // Exclusive tiers: its host slot is free at once, as only a cache call that reads refills
+        // a slot, and the host settles these copies first.
+        D.leaves_host(tl, e);
     }
 }
 

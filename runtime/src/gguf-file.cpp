@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <optional>
 #include <system_error>
 
 #include "gguf-impl.h"
@@ -89,19 +90,28 @@ void GgufFile::advise_willneed(uint64_t offset, uint64_t size) const {
     ::madvise(static_cast<uint8_t *>(impl_->map) + start, static_cast<size_t>(end - start), MADV_WILLNEED);
 }
 
-void GgufFile::advise_willneed(std::span<const uint8_t> bytes) const {
-    if (impl_->map == nullptr || bytes.empty()) return;
-    const auto base = reinterpret_cast<uintptr_t>(impl_->map);
+namespace {
+
+// The offset of `bytes` in the mapping [map, map + len) when the whole non-empty range lies
+// inside it.
+std::optional<uint64_t> mapped_offset(const void *map, size_t len, std::span<const uint8_t> bytes) {
+    if (map == nullptr || bytes.empty()) return std::nullopt;
+    const auto base = reinterpret_cast<uintptr_t>(map);
     const auto b = reinterpret_cast<uintptr_t>(bytes.data());
-    if (b < base || b - base >= impl_->size) return;
-    advise_willneed(b - base, bytes.size());
+    if (b < base || b - base > len || bytes.size() > len - (b - base)) return std::nullopt;
+    return b - base;
+}
+
+}  // namespace
+
+void GgufFile::advise_willneed(std::span<const uint8_t> bytes) const {
+    if (const auto off = mapped_offset(impl_->map, impl_->map_len, bytes))
+        advise_willneed(*off, bytes.size());
 }
 
 uint64_t GgufFile::drop_pages(std::span<const uint8_t> bytes) const {
-    if (impl_->map == nullptr || bytes.empty()) return 0;
-    const auto base = reinterpret_cast<uintptr_t>(impl_->map);
+    if (!mapped_offset(impl_->map, impl_->map_len, bytes)) return 0;
     const auto b = reinterpret_cast<uintptr_t>(bytes.data());
-    if (b < base || b - base > impl_->map_len || bytes.size() > impl_->map_len - (b - base)) return 0;
     const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
     const uintptr_t start = (b + page - 1) / page * page, end = (b + bytes.size()) / page * page;
     if (end <= start) return 0;

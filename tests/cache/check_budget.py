@@ -11,6 +11,21 @@ import subprocess
 import sys
 
 
+def generate(args: argparse.Namespace, path: str, shape: list[str]) -> None:
+    """Writes a random-block model of `shape` (gen_model.py flags) at path, unless it is there."""
+    if not os.path.exists(path):
+        subprocess.run([sys.executable, args.gen_model, *shape, "--random-blocks", "--out", path + ".tmp"],
+                       check=True, stdout=subprocess.DEVNULL)
+        os.replace(path + ".tmp", path)
+
+
+def bench(args: argparse.Namespace, model: str, n_prompt: int, flags: list[str]) -> dict:
+    """`moerun bench --json` of one prompt and 16 decoded tokens, once, on 2 threads."""
+    out = subprocess.run([args.moerun, "bench", "-m", model, "-p", str(n_prompt), "-n", "16", "-r", "1", "-t", "2",
+                          *flags, "--json"], check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--moerun", required=True)
@@ -19,21 +34,15 @@ def main() -> int:
     args = ap.parse_args()
     os.makedirs(args.work_dir, exist_ok=True)
     model = os.path.join(args.work_dir, "olmoe-4x64-q4k.gguf")
-    if not os.path.exists(model):
-        subprocess.run([sys.executable, args.gen_model, "--arch", "olmoe", "--layers", "4", "--experts", "64",
-                        "--top-k", "8", "--embd", "512", "--ff", "1024", "--type", "Q4_K", "--random-blocks",
-                        "--out", model + ".tmp"], check=True, stdout=subprocess.DEVNULL)
-        os.replace(model + ".tmp", model)
+    generate(args, model, ["--arch", "olmoe", "--layers", "4", "--experts", "64", "--top-k", "8", "--embd", "512",
+                           "--ff", "1024", "--type", "Q4_K"])
     size = os.path.getsize(model)
     print(f"model {model}: {size / 2**20:.1f} MiB")
     failures = 0
     print("| budget | prompt | slots | peak RSS | budget + overhead | hit rate | verdict |")
     print("|---:|---:|---:|---:|---:|---:|---|")
     for budget_mib, n_prompt in [(80, 256), (96, 32), (120, 512)]:
-        out = subprocess.run([args.moerun, "bench", "-m", model, "-p", str(n_prompt), "-n", "16", "-r", "1",
-                              "-t", "2", "--host-mem", f"{budget_mib}MiB", "--json"],
-                             check=True, capture_output=True, text=True).stdout
-        d = json.loads(out)
+        d = bench(args, model, n_prompt, ["--host-mem", f"{budget_mib}MiB"])
         limit = d["budget"] + d["fixed_overhead"]
         ok = d["cached"] and d["peak_rss"] <= limit and d["hit_rate"] < 1.0 and d["budget"] < size / 2
         failures += not ok
@@ -45,10 +54,8 @@ def main() -> int:
     print("| host budget | device budget | host slots | device slots | peak RSS | budgets + overhead | verdict |")
     print("|---:|---:|---:|---:|---:|---:|---|")
     for host_mib, dev_mib in [(48, 96), (64, 100)]:
-        out = subprocess.run([args.moerun, "bench", "-m", model, "-p", "64", "-n", "16", "-r", "1", "-t", "2",
-                              "--backend", "cpu-device", "--host-mem", f"{host_mib}MiB", "--device-mem",
-                              f"{dev_mib}MiB", "--json"], check=True, capture_output=True, text=True).stdout
-        d = json.loads(out)
+        d = bench(args, model, 64, ["--backend", "cpu-device", "--host-mem", f"{host_mib}MiB", "--device-mem",
+                                    f"{dev_mib}MiB"])
         limit = d["budget"] + (dev_mib << 20) + d["fixed_overhead"]
         ok = (d["cached"] and d["budget"] == host_mib << 20 and d["device_bytes"] <= dev_mib << 20
               and d["peak_rss"] <= limit and d["slot_misses"] > 0)
@@ -61,19 +68,14 @@ def main() -> int:
     # bytes cover what the plan left out, and peak RSS stays within both budgets (it would not if
     # the pages stayed: they are more than the overhead's slack).
     heavy = os.path.join(args.work_dir, "olmoe-10x16-attn-f32.gguf")
-    if not os.path.exists(heavy):
-        subprocess.run([sys.executable, args.gen_model, "--arch", "olmoe", "--layers", "10", "--experts", "16",
-                        "--top-k", "4", "--embd", "1024", "--ff", "512", "--type", "Q4_K", "--attn-type", "F32",
-                        "--random-blocks", "--out", heavy + ".tmp"], check=True, stdout=subprocess.DEVNULL)
-        os.replace(heavy + ".tmp", heavy)
+    generate(args, heavy, ["--arch", "olmoe", "--layers", "10", "--experts", "16", "--top-k", "4", "--embd", "1024",
+                           "--ff", "512", "--type", "Q4_K", "--attn-type", "F32"])
     print("| model | host budget | device budget | dense (host part) | dropped | peak RSS | budgets + overhead "
           "| verdict |")
     print("|---|---:|---:|---:|---:|---:|---:|---|")
     host_mib, dev_mib = 64, 260
-    out = subprocess.run([args.moerun, "bench", "-m", heavy, "-p", "64", "-n", "16", "-r", "1", "-t", "2",
-                          "--backend", "cpu-device", "--host-mem", f"{host_mib}MiB", "--device-mem",
-                          f"{dev_mib}MiB", "--json"], check=True, capture_output=True, text=True).stdout
-    d = json.loads(out)
+    d = bench(args, heavy, 64, ["--backend", "cpu-device", "--host-mem", f"{host_mib}MiB", "--device-mem",
+                                f"{dev_mib}MiB"])
     limit = d["budget"] + (dev_mib << 20) + d["fixed_overhead"]
     ok = (d["cached"] and d["dense_bytes"] > host_mib << 20 and d["host_dense_bytes"] < host_mib << 20
           and d["host_dropped_bytes"] >= d["dense_bytes"] - d["host_dense_bytes"]
