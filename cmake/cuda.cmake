@@ -1,8 +1,15 @@
-# Decides MOERUN_CUDA_ENABLED from MOERUN_CUDA (AUTO|ON|OFF) and enables the CUDA language.
+# Decides MOERUN_CUDA_ENABLED from MOERUN_CUDA (AUTO|ON|OFF|EMULATE) and enables the CUDA language.
 # No GPU is needed to build: CI compiles kernels/cuda with nvcc on machines without one.
+# EMULATE compiles kernels/cuda as C++ against the CUDA emulator (tests/cuda-emu), without nvcc:
+# a test build in which the CUDA backend's code runs on the CPU (MOERUN_CUDA_EMULATED).
 set(MOERUN_CUDA_ENABLED OFF)
+set(MOERUN_CUDA_EMULATED OFF)
 set(MOERUN_CUDA_REASON "MOERUN_CUDA=OFF")
-if(NOT MOERUN_CUDA STREQUAL "OFF")
+if(MOERUN_CUDA STREQUAL "EMULATE")
+  set(MOERUN_CUDA_ENABLED ON)
+  set(MOERUN_CUDA_EMULATED ON)
+  set(MOERUN_CUDA_REASON "EMULATE: kernels/cuda runs on the CPU emulator (tests/cuda-emu), not a GPU")
+elseif(NOT MOERUN_CUDA STREQUAL "OFF")
   include(CheckLanguage)
   if(NOT CMAKE_CUDA_COMPILER)
     find_program(_nvcc nvcc HINTS /usr/local/cuda/bin ENV CUDA_HOME PATH_SUFFIXES bin)

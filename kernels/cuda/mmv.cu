@@ -52,11 +52,13 @@ __device__ __forceinline__ void mmv_row(const uint8_t *__restrict__ w, uint64_t 
         for (int t = 0; t < kTokens; ++t)
             if (t < n_tok) acc[t] += chunk_dot<T>(blk, j, x + t * cols + e);
     }
+    // n_tok is the same for the whole warp, so every lane leaves this loop together.
 #pragma unroll
     for (int t = 0; t < kTokens; ++t) {
+        if (t >= n_tok) break;
         float v = acc[t];
         for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-        if (lane == 0 && t < n_tok) y[t * rows + row] = v;
+        if (lane == 0) y[t * rows + row] = v;
     }
 }
 

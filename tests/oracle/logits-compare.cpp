@@ -6,10 +6,14 @@
 // Usage: logits-compare MODEL.gguf ORACLE.bin --tol T [--first-tol T0] [--min-top1 F]
 //                       [--greedy require|report] [--threads N] [--kv-type f32|f16]
 //                       [--backend cpu|cuda --device-slots N|min|few] [--device-graphs on|off]
-// Passes when every position is within T, position 0 within T0 (default 1e-4), the share of
-// positions with the same top-1 token is >= F (default 1), and (with --greedy require, the
-// default) the continuation is identical. Exit 0 pass, 1 fail, 2 bad input, 77 the backend is
-// not usable here (skipped).
+//                       [--tol-share S --max-tol T1]
+// Passes when every position is within T (with --tol-share: a share S of them, and all within
+// T1), position 0 within T0 (default 1e-4), the share of positions with the same top-1 token is
+// >= F (default 1), and (with --greedy require, the default) the continuation is identical.
+// --tol-share is for backends whose activations differ in precision from llama.cpp's: where two
+// experts' router scores nearly tie, the other one can win at a few positions, and one changed
+// expert of a 1-layer model moves those positions' logits far more than rounding does. Exit 0 pass, 1 fail, 2
+// bad input, 77 the backend is not usable here (skipped).
 // --backend runs the forward pass on that backend (ContextParams::backend) with N expert slots
 // (min: the model's top-k, so experts are evicted and copied in all the time; few: top-k + 2, which
 // leaves decode room to prefetch into slots on the copy queue), then again with a
@@ -62,7 +66,7 @@ int main(int argc, char **argv) {
                      argv[0]);
         return 2;
     }
-    double tol = -1, first_tol = 1e-4, min_top1 = 1.0;
+    double tol = -1, first_tol = 1e-4, min_top1 = 1.0, tol_share = 1.0, max_tol = -1;
     bool require_greedy = true;
     int threads = 1;
     std::string backend_name, slots_arg = "min";
@@ -76,6 +80,10 @@ int main(int argc, char **argv) {
             first_tol = std::stod(v);
         else if (k == "--min-top1")
             min_top1 = std::stod(v);
+        else if (k == "--tol-share")
+            tol_share = std::stod(v);
+        else if (k == "--max-tol")
+            max_tol = std::stod(v);
         else if (k == "--greedy")
             require_greedy = v == "require";
         else if (k == "--threads")
@@ -97,6 +105,11 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "--tol is required\n");
         return 2;
     }
+    if ((tol_share < 1.0) != (max_tol >= 0)) {
+        std::fprintf(stderr, "--tol-share and --max-tol go together\n");
+        return 2;
+    }
+    if (max_tol < 0) max_tol = tol;
     try {
         const auto ref = moerun::test::read_logits_file(argv[2]);
         auto file = moerun::gguf::GgufFile::open(argv[1]);
@@ -171,7 +184,7 @@ int main(int argc, char **argv) {
         }
 
         double worst = 0, first = 0;
-        size_t worst_at = 0, top1_same = 0;
+        size_t worst_at = 0, top1_same = 0, within = 0;
         for (size_t i = 0; i < np; ++i) {
             const float *ours = r.prompt_logits.data() + i * V;
             for (size_t v = 0; v < V; ++v)
@@ -181,18 +194,23 @@ int main(int argc, char **argv) {
                 }
             const double d = rel_diff(ours, ref.logits.data() + i * V, V);
             if (i == 0) first = d;
+            within += d <= tol;
             if (d > worst) worst = d, worst_at = i;
             top1_same += argmax(ours, V) == argmax(ref.logits.data() + i * V, V);
         }
         const size_t same_prefix = r.greedy.size();
         const double top1_share = double(top1_same) / double(np);
-        const bool ok = worst <= tol && first <= first_tol && top1_share >= min_top1 &&
-                        (!require_greedy || same_prefix == n_gen) && same_across_slots;
+        const bool ok = worst <= max_tol && double(within) >= tol_share * double(np) && first <= first_tol &&
+                        top1_share >= min_top1 && (!require_greedy || same_prefix == n_gen) &&
+                        same_across_slots;
         std::printf(
-            "%s: %zu positions: max|diff|/max|logit| %.3g at %zu (tol %.3g), position 0 %.3g (tol %.3g), "
-            "top-1 same %zu/%zu (min %.0f%%); greedy identical for %zu/%zu tokens (%s) -> %s\n",
-            argv[1], np, worst, worst_at, tol, first, first_tol, top1_same, np, 100 * min_top1, same_prefix,
-            n_gen, require_greedy ? "required" : "reported", ok ? "PASS" : "FAIL");
+            "%s: %zu positions: max|diff|/max|logit| %.3g at %zu (tol %.3g), %zu/%zu within it (min %.0f%%, "
+            "all "
+            "within %.3g), position 0 %.3g (tol %.3g), top-1 same %zu/%zu (min %.0f%%); greedy identical for "
+            "%zu/%zu tokens (%s) -> %s\n",
+            argv[1], np, worst, worst_at, tol, within, np, 100 * tol_share, max_tol, first, first_tol,
+            top1_same, np, 100 * min_top1, same_prefix, n_gen, require_greedy ? "required" : "reported",
+            ok ? "PASS" : "FAIL");
         return ok ? 0 : 1;
     } catch (const std::exception &e) {
         std::fprintf(stderr, "logits-compare: error: %s\n", e.what());

@@ -96,8 +96,12 @@ endforeach()
 #    oracle-logits-backend-cpu-*: the CPU backend, here and in CI.
 #    gpu-logits-cuda-*: the CUDA backend (label gpu; skipped, exit 77, without a CUDA device).
 #      CUDA multiplies with F32 activations where llama.cpp's CPU rounds them to 8 bits first, and
-#      sums in another order, hence the looser bounds; not yet run on a GPU. The F32 ones run
-#      decode's dense parts as CUDA graphs (--device-graphs on), the Q4_K_M ones directly.
+#      sums in another order, hence the looser bounds: where two experts' router scores nearly tie
+#      the other can win at a few positions (seen on the CUDA emulator: qwen3moe Q4_K_M, 3 of 64
+#      positions at 0.12-0.17, the rest within 0.03; F32, one top-1 near-tie of 64), so the Q4_K_M
+#      bound holds for 90% of the positions and 0.5 for all, and the F32 top-1 for 95%. Not yet
+#      run on a GPU; run on the CUDA emulator (MOERUN_CUDA=EMULATE, tests/cuda-emu) in CI. The
+#      F32 ones run decode's dense parts as CUDA graphs (--device-graphs on), the Q4_K_M ones directly.
 foreach(arch qwen3moe qwen2moe olmoe mixtral)
   moerun_logits_test(oracle-logits-backend-cpu-${arch}-F32 ${MOERUN_TEST_MODELS_DIR}/${arch}-F32.gguf KV f32
                      CRITERIA --tol 1e-5 --first-tol 1e-5 --min-top1 1.0 --greedy require --backend cpu --device-slots min)
@@ -107,11 +111,12 @@ foreach(arch qwen3moe qwen2moe olmoe mixtral)
                      GENERATE "--arch ${arch} --type Q4_K_M --layers 1 --seed 7"
                      CRITERIA --tol 2e-2 --first-tol 1e-4 --min-top1 1.0 --greedy require --backend cpu --device-slots min)
   moerun_logits_test(gpu-logits-cuda-${arch}-F32 ${MOERUN_TEST_MODELS_DIR}/${arch}-F32.gguf KV f16
-                     CRITERIA --tol 1e-3 --first-tol 1e-4 --min-top1 1.0 --greedy require --backend cuda --device-slots few
+                     CRITERIA --tol 1e-3 --first-tol 1e-4 --min-top1 0.95 --greedy require --backend cuda --device-slots few
                               --device-graphs on)
   moerun_logits_test(gpu-logits-cuda-1layer-${arch}-Q4_K_M ${CMAKE_BINARY_DIR}/test-models-backend/${arch}-Q4_K_M.gguf
                      GENERATE "--arch ${arch} --type Q4_K_M --layers 1 --seed 7"
-                     CRITERIA --tol 5e-2 --first-tol 5e-2 --min-top1 0.9 --greedy report --backend cuda --device-slots min)
+                     CRITERIA --tol 5e-2 --tol-share 0.9 --max-tol 0.5 --first-tol 5e-2 --min-top1 0.9 --greedy report
+                              --backend cuda --device-slots min)
   set_tests_properties(gpu-logits-cuda-${arch}-F32 gpu-logits-cuda-1layer-${arch}-Q4_K_M
                        PROPERTIES LABELS gpu SKIP_RETURN_CODE 77)
   # the same generated file: not at the same time
