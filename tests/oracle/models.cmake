@@ -13,7 +13,8 @@
 # C++ tests that need the models: FIXTURES_REQUIRED test_models, files in ${MOERUN_TEST_MODELS_DIR}
 # (see manifest.json there), logits references via tests/oracle/llama_oracle.py + oracle_file.h.
 
-set(MOERUN_TEST_MODELS_DIR ${CMAKE_BINARY_DIR}/test-models)
+set(MOERUN_TEST_MODELS_DIR ${CMAKE_BINARY_DIR}/test-models CACHE PATH
+    "Folder of the generated test models (another build's may be shared: files are regenerated only when stale)")
 set(_moerun_oracle_dir ${CMAKE_CURRENT_LIST_DIR})
 set(_moerun_gen_model ${CMAKE_CURRENT_LIST_DIR}/../../tools/python/gen_model.py)
 set(_moerun_py_env PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1)

@@ -491,9 +491,14 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
     if (event == nullptr) return fail(cudaErrorInvalidResourceHandle);
     // Queued records and waits still name it: run them first (CUDA defers the release).
     while (!event->pending.empty()) force(event, event->pending.begin()->first);
+    std::vector<CUstream_st *> waiting;
     for (CUstream_st *s : g_streams)
         for (const Op &op : s->queue)
-            if (op.event == event) drain(s);
+            if (op.event == event) {
+                waiting.push_back(s);
+                break;
+            }
+    for (CUstream_st *s : waiting) drain(s);
     delete event;
     return cudaSuccess;
 }
