@@ -116,7 +116,9 @@ void check_matmul(kernels::Backend &gpu, kernels::Backend &cpu, quant::Type t, i
             worst = std::max(worst, std::fabs(got - dot) / std::max(mag, 1e-30));
         }
     }
-    CHECK(worst < 1e-5);
+    // CUDA multiplies with F32 activations: float rounding only. The CPU backend in the device's
+    // place (the *-selfcheck-cpu runs) rounds them to 8 bits: a few 1e-3.
+    CHECK(worst < (gpu.name() == "cuda" ? 1e-5 : 2e-2));
     MESSAGE(quant::type_name(t) << " " << rows << "x" << cols << " x " << n_tok << " tokens: NMSE " << nmse
                                 << " against the CPU backend, error / sum |w x| " << worst
                                 << " against the exact product");

@@ -6,12 +6,12 @@
 // up to that record. So work that no event orders before a reader has not happened when the reader
 // runs. MOERUN_CUDA_EMU_COPIES=early runs the streams that never queued a kernel (copy streams)
 // as soon as their waits allow instead. All calls hold one lock.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <map>
 #include <mutex>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -41,7 +41,7 @@ namespace {
 std::recursive_mutex g_lock;
 cudaError_t g_last = cudaSuccess;
 CUstream_st g_null_stream;
-std::set<CUstream_st *> g_streams = {&g_null_stream};
+std::vector<CUstream_st *> g_streams = {&g_null_stream};  // in creation order: runs are deterministic
 int g_captures = 0;
 
 using Lock = std::lock_guard<std::recursive_mutex>;
@@ -439,7 +439,7 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned) {
     Lock lock(g_lock);
     if (stream == nullptr) return fail(cudaErrorInvalidValue);
     *stream = new CUstream_st;
-    g_streams.insert(*stream);
+    g_streams.push_back(*stream);
     return cudaSuccess;
 }
 cudaError_t cudaStreamCreate(cudaStream_t *stream) {
@@ -447,13 +447,14 @@ cudaError_t cudaStreamCreate(cudaStream_t *stream) {
 }
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
     Lock lock(g_lock);
-    if (stream == nullptr || !g_streams.count(stream)) return fail(cudaErrorInvalidResourceHandle);
+    const auto it = std::find(g_streams.begin(), g_streams.end(), stream);
+    if (stream == nullptr || it == g_streams.end()) return fail(cudaErrorInvalidResourceHandle);
     drain(stream);  // CUDA finishes the queued work, then frees the stream
     if (stream->capture) {
         delete stream->capture;
         --g_captures;
     }
-    g_streams.erase(stream);
+    g_streams.erase(std::find(g_streams.begin(), g_streams.end(), stream));
     delete stream;
     return cudaSuccess;
 }
