@@ -20,6 +20,7 @@
 //     while capturing invalidates the capture, as in cudaStreamCaptureModeThreadLocal.
 #pragma once
 
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -260,22 +261,14 @@ inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
 }
 
 inline float __uint_as_float(unsigned u) {
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
+    return std::bit_cast<float>(u);
 }
 inline unsigned __float_as_uint(float f) {
-    unsigned u;
-    std::memcpy(&u, &f, 4);
-    return u;
+    return std::bit_cast<unsigned>(f);
 }
 inline float __int_as_float(int i) {
-    float f;
-    std::memcpy(&f, &i, 4);
-    return f;
+    return std::bit_cast<float>(i);
 }
 inline int __float_as_int(float f) {
-    int i;
-    std::memcpy(&i, &f, 4);
-    return i;
+    return std::bit_cast<int>(f);
 }
