@@ -198,7 +198,6 @@ cudaError_t release(void *ptr) {
 
 cudaError_t register_host(void *ptr, size_t bytes) {
     const auto p = reinterpret_cast<uintptr_t>(ptr);
-    std::string err;
     if (ptr == nullptr || bytes == 0 || find_allocation(p) != nullptr) return cudaErrorInvalidValue;
     auto it = g_mem.registered.upper_bound(p);
     if (it != g_mem.registered.end() && it->first < p + bytes) return cudaErrorHostMemoryAlreadyRegistered;
