@@ -59,7 +59,8 @@ TierBandwidths measure_tiers(kernels::Backend &be, kernels::cpu::ThreadPool &poo
         throw std::runtime_error("measuring the CPU fallback's bandwidths: cannot allocate " +
                                  std::to_string(n) + " bytes on the " + std::string(be.name()) +
                                  " backend: " + be.last_error());
-    const bool locked = be.host_register(s.bytes.data(), static_cast<size_t>(n)) == kernels::Status::ok;
+    const bool locked = be.host_register(s.bytes.data(), static_cast<size_t>(n),
+                                         kernels::Backend::HostAccess::read_only) == kernels::Status::ok;
     TierBandwidths bw;
     try {
         bw.h2d = double(n) / seconds_per([&] {

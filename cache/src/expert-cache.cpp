@@ -37,6 +37,7 @@ struct Slot {
     bool wanted = false;      // requested by the current layer and not handed out yet
     bool prefetched = false;  // brought in by a prefetch and not used since
     bool permanent = false;   // pinned for good (pin_permanently); unknown to the policy
+    bool held = false;        // written or read by a copy still queued (adopt, hold): not evicted
     uint8_t pending = 0;      // reads outstanding
     uint32_t partition = 0;
 };
@@ -72,6 +73,9 @@ struct ExpertCache::Impl {
     size_t miss_head = 0, ready_head = 0;
     size_t outstanding = 0;  // requested experts not handed out yet
     size_t n_pinned = 0;     // slots pinned by the layer being served (done() not called yet)
+    // Slots held (adopt with held, hold) until unhold_adopted; a slot released meanwhile may stay
+    // listed. Capacity n_slots: no allocation later.
+    std::vector<uint32_t> held;
     // Prefetch queue (FIFO, bounded, no allocation): ids not issued yet.
     std::vector<ExpertId> pf_queue;
     size_t pf_head = 0;
@@ -90,7 +94,7 @@ struct ExpertCache::Impl {
         const int32_t s = m->slot_of[m->key(id)];
         if (s < 0) return false;
         const Slot &sl = m->slots[static_cast<size_t>(s)];
-        return !sl.pinned && !sl.permanent && sl.state == SlotState::ready;
+        return !sl.pinned && !sl.permanent && !sl.held && sl.state == SlotState::ready;
     }
 
     // A slot of partition p for a new entry: a free one, else the policy's victim. -1 if none.
@@ -259,6 +263,7 @@ ExpertCache::ExpertCache(const std::string &path, std::vector<ExpertLocation> lo
                                  " bytes for " + std::to_string(m.cfg.n_slots) + " slots");
     m.arena = static_cast<uint8_t *>(p);
     m.slots.resize(m.cfg.n_slots);
+    m.held.reserve(m.cfg.n_slots);
     m.slot_of.assign(m.locs.size(), -1);
     m.pf_queued.assign(m.locs.size(), 0);
     m.pf_queue.reserve(m.locs.size());
@@ -307,6 +312,9 @@ void ExpertCache::begin_layer(uint32_t layer, std::span<const uint16_t> experts)
     if (m.outstanding != 0)
         throw std::logic_error("expert cache: begin_layer before the previous layer finished");
     if (m.n_pinned != 0) throw std::logic_error("expert cache: begin_layer while an expert is still in use");
+    if (!m.held.empty())
+        throw std::logic_error(
+            "expert cache: begin_layer while adopted experts are held (unhold_adopted first)");
     m.layer = layer;
     m.ready.clear();
     m.misses.clear();
@@ -405,7 +413,7 @@ uint32_t ExpertCache::pin_permanently(std::span<const ExpertId> experts) {
     return pinned;
 }
 
-bool ExpertCache::adopt(uint32_t layer, uint16_t expert, Fill fill, void *ctx) {
+bool ExpertCache::adopt(uint32_t layer, uint16_t expert, Fill fill, void *ctx, bool held) {
     Impl &m = *impl_;
     if (layer >= m.n_layers || expert >= m.n_experts)
         throw std::out_of_range("expert cache: adopt of expert " + std::to_string(expert) + " of layer " +
@@ -428,10 +436,29 @@ bool ExpertCache::adopt(uint32_t layer, uint16_t expert, Fill fill, void *ctx) {
     }
     sl.owner = id;
     sl.state = SlotState::ready;
+    sl.held = held;
+    if (held) m.held.push_back(static_cast<uint32_t>(s));
     m.slot_of[m.key(id)] = s;
     m.parts[p].policy->on_insert(id, m.now(), false);
     ++m.stats[layer].adopted;
     return true;
+}
+
+bool ExpertCache::hold(uint32_t layer, uint16_t expert) {
+    Impl &m = *impl_;
+    if (layer >= m.n_layers || expert >= m.n_experts) return false;
+    const int32_t s = m.slot_of[m.key({layer, expert})];
+    if (s < 0 || m.slots[static_cast<size_t>(s)].state != SlotState::ready) return false;
+    Slot &sl = m.slots[static_cast<size_t>(s)];
+    if (!sl.held) m.held.push_back(static_cast<uint32_t>(s));
+    sl.held = true;
+    return true;
+}
+
+void ExpertCache::unhold_adopted() {
+    Impl &m = *impl_;
+    for (const uint32_t s : m.held) m.slots[s].held = false;
+    m.held.clear();
 }
 
 bool ExpertCache::release(uint32_t layer, uint16_t expert) {

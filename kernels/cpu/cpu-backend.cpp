@@ -54,6 +54,7 @@ class CpuBackend final : public Backend {
         return Status::ok;
     }
     Status download(void *dst, const void *src, size_t bytes) override {
+        if (const Status st = check_download_dst(dst, bytes, "download", false); st != Status::ok) return st;
         run_uploads();
         return copy(dst, src, bytes);
     }
@@ -72,6 +73,16 @@ class CpuBackend final : public Backend {
         ++issued_;
         return Status::ok;
     }
+    // A download on the copy queue writes its destination when it runs, as a copy engine does: a
+    // host that reads it before wait_copies sees the old bytes.
+    Status download_async(void *dst, const void *src, size_t bytes) override {
+        if ((!dst || !src) && bytes) return fail(Status::invalid_argument, "download_async: null pointer");
+        if (const Status st = check_download_dst(dst, bytes, "download_async", true); st != Status::ok)
+            return st;
+        queued_.push_back({dst, src, bytes});
+        ++issued_;
+        return Status::ok;
+    }
     uint64_t copies_issued() const override { return issued_; }
     Status compute_wait_copy(uint64_t upto) override {
         if (upto > issued_) return fail(Status::invalid_argument, "compute_wait_copy: copy not issued yet");
@@ -83,12 +94,13 @@ class CpuBackend final : public Backend {
         run_uploads();
         return run_queued();
     }
-    // Nothing to page-lock here; the range is remembered so that uploads from it run late.
-    Status host_register(const void *ptr, size_t bytes) override {
+    // Nothing to page-lock here; the range is remembered so that uploads from it run late and
+    // downloads into it are checked against its access.
+    Status host_register(const void *ptr, size_t bytes, HostAccess access) override {
         if (!ptr || bytes == 0) return fail(Status::invalid_argument, "host_register: empty range");
         if (registered(ptr, 1) || registered(static_cast<const uint8_t *>(ptr) + bytes - 1, 1))
             return fail(Status::invalid_argument, "host_register: the range overlaps a registered one");
-        ranges_.push_back({static_cast<const uint8_t *>(ptr), bytes});
+        ranges_.push_back({static_cast<const uint8_t *>(ptr), bytes, access});
         return Status::ok;
     }
     Status host_unregister(const void *ptr) override {
@@ -333,14 +345,37 @@ class CpuBackend final : public Backend {
     struct Range {
         const uint8_t *begin;
         size_t bytes;
+        HostAccess access;
     };
     std::vector<Range> ranges_;  // host_register's
-    bool registered(const void *p, size_t bytes) const {
+    // The registered range that holds [p, p + bytes), or null.
+    const Range *range_of(const void *p, size_t bytes) const {
         const auto *b = static_cast<const uint8_t *>(p);
         for (const Range &r : ranges_)
             if (b >= r.begin && b < r.begin + r.bytes)
-                return bytes <= static_cast<size_t>(r.begin + r.bytes - b);
-        return false;
+                return bytes <= static_cast<size_t>(r.begin + r.bytes - b) ? &r : nullptr;
+        return nullptr;
+    }
+    bool registered(const void *p, size_t bytes) const { return range_of(p, bytes) != nullptr; }
+    // A device write into host memory: never into a read-only registered range (CUDA may map it
+    // read-only for the copy engine); a queued one (async) only into a read_write range, which
+    // CUDA writes without staging.
+    Status check_download_dst(const void *dst, size_t bytes, const char *what, bool async) {
+        if (bytes == 0) return Status::ok;
+        const auto *b = static_cast<const uint8_t *>(dst);
+        const Range *r = range_of(dst, bytes);
+        if (r == nullptr && (registered(b, 1) || registered(b + bytes - 1, 1)))
+            return fail(Status::invalid_argument,
+                        std::string(what) + ": the destination runs past a registered range");
+        if (r != nullptr && r->access == HostAccess::read_only)
+            return fail(
+                Status::invalid_argument,
+                std::string(what) + ": the destination is host memory registered read-only (host_register)");
+        if (async && r == nullptr)
+            return fail(Status::invalid_argument,
+                        std::string(what) +
+                            ": the destination is not host memory registered read_write (host_register)");
+        return Status::ok;
     }
     Status run_uploads() {
         for (; !uploads_.empty(); uploads_.pop_front()) {

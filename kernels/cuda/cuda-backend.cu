@@ -133,6 +133,15 @@ class CudaBackend final : public Backend {
                         Status::device_error);
         return Status::ok;
     }
+    Status download_async(void *dst, const void *src, size_t bytes) override {
+        if ((!dst || !src) && bytes) return fail("download_async: null pointer");
+        MOERUN_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, copy_stream_), error_,
+                        Status::device_error);
+        ++issued_;
+        MOERUN_CUDA_TRY(cudaEventRecord(copy_done_[issued_ % kCopyEvents], copy_stream_), error_,
+                        Status::device_error);
+        return Status::ok;
+    }
     uint64_t copies_issued() const override {
         return issued_;
     }
@@ -203,10 +212,12 @@ class CudaBackend final : public Backend {
         return Status::ok;
     }
 
-    Status host_register(const void *ptr, size_t bytes) override {
+    Status host_register(const void *ptr, size_t bytes, HostAccess access) override {
         if (!ptr || bytes == 0) return fail("host_register: empty range");
-        // Read-only first: the experts are a read-only file mapping.
-        if (cudaHostRegister(const_cast<void *>(ptr), bytes, cudaHostRegisterReadOnly) == cudaSuccess)
+        // A read-only range read-only first (a read-only file mapping needs it); a range that
+        // downloads write into must stay writable for the copy engine.
+        if (access == HostAccess::read_only &&
+            cudaHostRegister(const_cast<void *>(ptr), bytes, cudaHostRegisterReadOnly) == cudaSuccess)
             return Status::ok;
         (void)cudaGetLastError();
         MOERUN_CUDA_TRY(cudaHostRegister(const_cast<void *>(ptr), bytes, cudaHostRegisterDefault), error_,

@@ -20,7 +20,8 @@
 //    so results do not depend on it;
 //  - exclusive tiers (decode, over the expert cache, ContextParams::exclusive_tiers): an expert
 //    copied up leaves the host cache (its slot refilled only after the copy has run), and one
-//    the slots evict for a demand copy is downloaded back into a host slot (DeviceState::evicted);
+//    the slots evict (for a demand copy or a prefetch) is downloaded back into a host slot on the
+//    copy queue before its device slot is refilled (DeviceState::evicted);
 //  - CPU fallback (decode, cpu-fallback.h): misses the planner gives to the CPU are computed there
 //    from host memory while the device runs the resident experts; every expert's output row then
 //    goes through one combine_rows in rank order (bit-identical to expert_ffn's sum on the CPU
@@ -110,10 +111,11 @@ struct DeviceState {
     uint32_t pending_layer = 0;
     bool pending_async = false;
     // Exclusive tiers (ContextParams::exclusive_tiers; null: off): the host cache the device slots
-    // hand their evicted experts back to, while write_back is on (decode's demand copies).
+    // hand their evicted experts back to, while write_back is on (decode), by copies on the copy
+    // queue where its slots are page-locked (host_cache_registered), else by waited downloads.
     cache::ExpertCache *exclusive = nullptr;
-    bool write_back = false;
-    uint64_t write_backs = 0, released = 0;
+    bool write_back = false, host_cache_registered = false;
+    uint64_t write_backs = 0, prefetch_write_backs = 0, released = 0;
 
     explicit DeviceState(kernels::Backend &b) : be(b) {}
     ~DeviceState() {
@@ -176,21 +178,25 @@ struct DeviceState {
                 fd[j] = w.down;
             }
     }
-    // Through the expert cache: prefetch copies read host cache slots, which a cache call that
-    // reads (begin_layer, prefetch) may refill, so the host waits for them before such a call,
+    // Through the expert cache: copy-queue copies read host cache slots (prefetches) and write
+    // them (exclusive tiers' write-backs, whose slots the cache holds meanwhile). A cache call that
+    // may refill a slot (begin_layer, prefetch, done) comes after the host has waited for them,
     // and only then: a layer whose experts are all on the device does not wait for them at all.
-    bool cache_copies = false;  // prefetch copies out of host cache slots issued, not waited for
+    bool cache_copies = false;  // copies out of or into host cache slots issued, not waited for
     bool graphs = false;        // decode's dense parts as graphs (ContextParams::device_graphs)
     uint64_t graph_runs = 0;
     void settle_host_cache() {
         if (!cache_copies) return;
-        check(be.wait_copies(), "waiting for the prefetch copies out of the host cache");
+        check(be.wait_copies(), "waiting for the copies out of and into the host cache");
         cache_copies = false;
+        if (exclusive != nullptr) exclusive->unhold_adopted();
     }
     // Hands the pending experts back to the host cache once the copies out of their slots have
     // run (a wait that costs nothing after a download, which drains the compute queue). Called
     // before the cache serves another layer, or when it has no ready expert left to hand out.
+    // Their done() may issue queued reads into free slots, so the copy queue is settled first.
     void release_pending(ExpertSource &src) {
+        settle_host_cache();
         if (pending.empty()) return;
         check(pending_async ? be.wait_copies() : be.wait_compute(),
               "waiting for the copies out of the host cache");
@@ -204,23 +210,33 @@ struct DeviceState {
     void leaves_host(uint32_t layer, uint16_t e) {
         if (exclusive != nullptr && exclusive->release(layer, e)) ++released;
     }
-    // Exclusive tiers: the device slots evict `id` for a demand copy; unless the host cache has
-    // it, it is copied back into a host cache slot (adopt) once every copy-queue copy has run:
-    // the prefetch copies that may still read a host slot the cache could refill (what
-    // settle_host_cache waits for; pending slots stay checked out) and the copy that filled the
-    // victim's slot. A prefetch's victim is not copied back: the download would wait for the
-    // expert kernel queued just before.
+    // Exclusive tiers: the device slots evict `id`, for a demand copy or a prefetch; unless the
+    // host cache has it, it goes back into a host cache slot (adopt) before its device slot is
+    // refilled. With the host cache page-locked, by downloads on the copy queue (no host wait):
+    //  - they follow every copy-queue copy issued before, among them any prefetch copy still
+    //    reading the host slot the cache gives and the copy that filled the victim's slot (a
+    //    compute-queue fill ran before this layer's router logits were downloaded);
+    //  - a prefetch's refill follows on the same queue; a demand copy (compute queue) is made to
+    //    wait for them (compute_wait_copy);
+    //  - the cache holds the slot (neither evicted nor released) until the host has waited for
+    //    them (settle_host_cache), which it does before any cache call that may refill a slot.
+    // Otherwise (CUDA could not page-lock it) by downloads the host waits for, after the copy
+    // queue has run.
     static void evicted(void *ctx, cache::ExpertId id, const cache::ExpertView &dev, bool for_prefetch) {
         auto &D = *static_cast<DeviceState *>(ctx);
         const auto e = static_cast<uint16_t>(id.expert);
-        if (!D.write_back || for_prefetch || D.exclusive->resident(id.layer, e)) return;
-        D.check(D.be.wait_copies(), "waiting for the copies before an evicted expert goes back to the host");
-        D.cache_copies = false;
+        if (!D.write_back || D.exclusive->resident(id.layer, e)) return;
+        const bool async = D.host_cache_registered;
+        if (!async) {
+            D.cache_copies = true;  // the victim may still be filling on the copy queue
+            D.settle_host_cache();
+        }
         struct Back {
             DeviceState *D;
             const cache::ExpertView *dev;
             const cache::SlotLayout *lay;
-        } back{&D, &dev, &D.layout[id.layer]};
+            bool async;
+        } back{&D, &dev, &D.layout[id.layer], async};
         const auto fill = [](void *c, uint8_t *gate, uint8_t *up, uint8_t *down) {
             const auto &b = *static_cast<Back *>(c);
             const uint8_t *src[3] = {b.dev->gate, b.dev->up, b.dev->down};
@@ -228,10 +244,18 @@ struct DeviceState {
             const uint64_t n[3] = {b.lay->gate_bytes, b.lay->up_bytes, b.lay->down_bytes};
             for (int p = 0; p < 3; ++p)
                 if (n[p] > 0)
-                    b.D->check(b.D->be.download(dst[p], src[p], static_cast<size_t>(n[p])),
+                    b.D->check(b.async ? b.D->be.download_async(dst[p], src[p], static_cast<size_t>(n[p]))
+                                       : b.D->be.download(dst[p], src[p], static_cast<size_t>(n[p])),
                                "copy of an evicted expert back to the host cache");
         };
-        if (D.exclusive->adopt(id.layer, e, fill, &back)) ++D.write_backs;
+        if (!D.exclusive->adopt(id.layer, e, fill, &back, async)) return;
+        ++D.write_backs;
+        if (for_prefetch) ++D.prefetch_write_backs;
+        if (!async) return;
+        D.cache_copies = true;
+        if (!for_prefetch)
+            D.check(D.be.compute_wait_copy(D.be.copies_issued()),
+                    "ordering a demand copy after a write-back");
     }
     // Kernels queued from here on see the copies of the experts handed out since the slots'
     // end_layer(), and do not wait for other copies (prefetches for later layers).
@@ -265,8 +289,7 @@ struct SlotFiller {
     // Starts serving the layer's missing experts: the host tier may refill slots from here on, so
     // the copies still reading its slots are waited for first.
     void begin(std::span<const uint16_t> missing) {
-        D.release_pending(src);
-        D.settle_host_cache();
+        D.release_pending(src);  // settles the copy queue first
         src.begin_layer(il, missing);
     }
     // The next ready expert; blocks on reads only after handing back what was copied so far.
@@ -379,7 +402,9 @@ void Context::Impl::register_experts(DeviceState &D) {
             merged.push_back(r);
     for (const auto &[b, e] : merged) {
         const void *p = reinterpret_cast<const void *>(b);
-        if (D.be.host_register(p, static_cast<size_t>(e - b)) != kernels::Status::ok) continue;
+        if (D.be.host_register(p, static_cast<size_t>(e - b), kernels::Backend::HostAccess::read_only) !=
+            kernels::Status::ok)
+            continue;
         D.registered.push_back(p);
         stats.host_registered_bytes += e - b;
     }
@@ -388,10 +413,14 @@ void Context::Impl::register_experts(DeviceState &D) {
 // Page-locks the expert cache's slots (the pinned host tier): copies out of them then run on the
 // copy engine straight from host RAM, at full link speed and beside the kernels; the device pass
 // hands a slot back to the cache only after waiting for the copies out of it
-// (DeviceState::release_pending). The CPU backend only remembers the range (Backend::upload).
+// (DeviceState::release_pending). Writable: exclusive tiers download evicted experts into it.
+// The CPU backend only remembers the range (Backend::upload).
 void Context::Impl::register_host_cache(DeviceState &D, const cache::ExpertCache &c) {
     const std::span<const uint8_t> a = c.arena();
-    if (a.empty() || D.be.host_register(a.data(), a.size()) != kernels::Status::ok) return;
+    if (a.empty() || D.be.host_register(a.data(), a.size(), kernels::Backend::HostAccess::read_write) !=
+                         kernels::Status::ok)
+        return;
+    D.host_cache_registered = true;
     D.registered.push_back(a.data());
     stats.host_registered_bytes += a.size();
 }
@@ -771,7 +800,6 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
             "download of the logits");
     }
     D.check(be.synchronize(), "synchronize");
-    D.cache_copies = false;
     D.release_pending(*experts);  // no wait: the queues are drained
     const cache::DeviceSlotStats &ss = D.slots->stats();
     stats.slot_hits = ss.hits;
@@ -785,6 +813,7 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
     stats.slot_prefetch_used = ss.prefetch_used;
     stats.slot_prefetch_wasted = ss.prefetch_wasted;
     stats.slot_write_backs = D.write_backs;
+    stats.slot_prefetch_write_backs = D.prefetch_write_backs;
     stats.host_released = D.released;
 }
 
@@ -884,10 +913,16 @@ void Context::Impl::prefetch_next(uint32_t il, uint64_t now) {
         const uint16_t e = D.pred_e[i];
         if (D.slots->resident({tl, e})) continue;
         if (host != nullptr && !host->resident(tl, e)) continue;
+        // Exclusive tiers: the prefetch's victim goes back into a host slot by a copy queued
+        // before this one, so the cache holds this one's source slot until the copies have run.
+        if (D.exclusive != nullptr) {
+            D.exclusive->hold(tl, e);
+            D.cache_copies = true;
+        }
         if (!D.slots->prefetch({tl, e}, experts->view(tl, e), D.layout[tl], now + 1)) break;  // all pinned
         if (host != nullptr) D.cache_copies = true;
-        // Exclusive tiers: its host slot is free at once, as only a cache call that reads refills
-        // a slot, and the host settles these copies first.
+        // Exclusive tiers: its host slot is free at once, as only a write-back queued after this
+        // copy or a cache call made after the host has settled the copies refills it.
         D.leaves_host(tl, e);
     }
 }

@@ -134,6 +134,23 @@ grep -q "exclusive tiers: [1-9][0-9]* experts written back to the host cache" "$
     { echo "FAIL: --exclusive-tiers wrote nothing back"; cat "$work/device-exclusive.log"; exit 1; }
 same greedy device-exclusive-prefetch --temp 0 --backend "$backend" --device-slots "$((top_k + 2))" \
     --cache-slots "$((n_layer * top_k))" --exclusive-tiers --device-prefetch transition
+grep -q "exclusive tiers: [1-9][0-9]* experts written back .* ([1-9][0-9]* for prefetches)" \
+    "$work/device-exclusive-prefetch.log" ||
+    { echo "FAIL: --exclusive-tiers wrote no prefetch's victim back"; cat "$work/device-exclusive-prefetch.log"; exit 1; }
+# A prefetch's victim goes back on the copy queue ahead of the prefetch's own copy, into a host
+# slot that must not be that copy's source: host and device sizes where it often would be, all
+# nine pairs on the CPU backend (a fraction of a second a run), three elsewhere.
+for cs in 3 "$((top_k + 1))" "$((2 * top_k))"; do
+    for ds in "$top_k" "$((top_k + 2))" "$((2 * top_k))"; do
+        if [ "$backend" != cpu-device ] && ! { [ "$cs" = 3 ] && [ "$ds" = "$top_k" ]; } &&
+            ! { [ "$cs" = "$((top_k + 1))" ] && [ "$ds" = "$((top_k + 2))" ]; } &&
+            ! { [ "$cs" = "$((2 * top_k))" ] && [ "$ds" = "$((2 * top_k))" ]; }; then
+            continue
+        fi
+        same greedy "device-exclusive-prefetch-$cs-$ds" --temp 0 --backend "$backend" --device-slots "$ds" \
+            --cache-slots "$cs" --exclusive-tiers --device-prefetch transition
+    done
+done
 same sampled device-exclusive-sampled --temp 0.9 --top-k 40 --seed 1234 --backend "$backend" \
     --device-slots "$((top_k + 1))" --cache-slots 5 --exclusive-tiers
 same_fallback greedy device-exclusive-fallback --temp 0 --backend "$backend" --device-slots "$top_k" --cache-slots 3 \

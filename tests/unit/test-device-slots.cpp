@@ -379,11 +379,49 @@ TEST_CASE("cpu backend: copy-queue copies are numbered and a wait runs them up t
     CHECK(dst == std::vector<uint8_t>{7, 7, 7});
 }
 
+TEST_CASE(
+    "cpu backend: download_async lands at the wait, in order with the copy queue; read-only ranges refuse "
+    "writes") {
+    using Access = kernels::Backend::HostAccess;
+    auto be = kernels::make_backend("cpu");
+    auto *dev = static_cast<uint8_t *>(be->alloc(64));
+    REQUIRE(dev != nullptr);
+    std::vector<uint8_t> old_bytes(64, 5), new_bytes(64, 6), back(64, 0), ro(64, 0), pageable(64, 0);
+    REQUIRE(be->upload(dev, old_bytes.data(), 64) == kernels::Status::ok);
+    REQUIRE(be->host_register(back.data(), back.size(), Access::read_write) == kernels::Status::ok);
+    REQUIRE(be->host_register(ro.data(), ro.size(), Access::read_only) == kernels::Status::ok);
+    // The device's bytes go back, then the slot is refilled: the host gets the old bytes.
+    const uint64_t before = be->copies_issued();
+    REQUIRE(be->download_async(back.data(), dev, 64) == kernels::Status::ok);
+    REQUIRE(be->upload_async(dev, new_bytes.data(), 64) == kernels::Status::ok);
+    CHECK(be->copies_issued() == before + 2);
+    CHECK(back[0] == 0);  // not run yet
+    REQUIRE(be->wait_copies() == kernels::Status::ok);
+    CHECK(back == old_bytes);
+    std::vector<uint8_t> now(64);
+    REQUIRE(be->download(now.data(), dev, 64) == kernels::Status::ok);
+    CHECK(now == new_bytes);
+    // Device writes into a read-only range, and queued ones into memory that is not registered
+    // read_write (or past its end), are refused.
+    CHECK(be->download(ro.data(), dev, 64) == kernels::Status::invalid_argument);
+    CHECK(be->last_error().find("read-only") != std::string::npos);
+    CHECK(be->download_async(ro.data(), dev, 64) == kernels::Status::invalid_argument);
+    CHECK(be->download_async(pageable.data(), dev, 64) == kernels::Status::invalid_argument);
+    CHECK(be->download_async(back.data() + 32, dev, 64) == kernels::Status::invalid_argument);
+    CHECK(be->download(pageable.data(), dev, 64) == kernels::Status::ok);  // a waited download may
+    CHECK(ro[0] == 0);
+    be->free(dev);
+    CHECK(be->host_unregister(back.data()) == kernels::Status::ok);
+    CHECK(be->host_unregister(ro.data()) == kernels::Status::ok);
+}
+
 TEST_CASE("cpu backend: an upload from registered memory reads its source late, others at once") {
     auto be = kernels::make_backend("cpu");
     std::vector<uint8_t> pinned(64, 1), pageable(64, 2), dst(128, 0);
-    REQUIRE(be->host_register(pinned.data(), pinned.size()) == kernels::Status::ok);
-    CHECK(be->host_register(pinned.data() + 8, 8) == kernels::Status::invalid_argument);  // overlaps
+    REQUIRE(be->host_register(pinned.data(), pinned.size(), kernels::Backend::HostAccess::read_only) ==
+            kernels::Status::ok);
+    CHECK(be->host_register(pinned.data() + 8, 8, kernels::Backend::HostAccess::read_only) ==
+          kernels::Status::invalid_argument);  // overlaps
     REQUIRE(be->upload(dst.data(), pinned.data(), 64) == kernels::Status::ok);
     REQUIRE(be->upload(dst.data() + 64, pageable.data(), 64) == kernels::Status::ok);
     CHECK(dst[64] == 2);  // staged at the call

@@ -220,6 +220,42 @@ TEST_CASE("expert cache: adopt() takes bytes from the caller as a read would; re
     CHECK_THROWS_AS(c.adopt(2, 0, fill, &src), std::out_of_range);
 }
 
+TEST_CASE("expert cache: held slots (adopt held, hold) are never taken until unhold_adopted") {
+    // Three slots, one partition. Held slots stand for bytes a queued copy still writes (adopt,
+    // held) or reads (hold): no read may refill them, and no layer is served while one is held.
+    ExpertFile f(2, 8, 6000, "moerun-cache-held");
+    ExpertCache c(f.path, f.locs, 2, 8, config(3));
+    c.begin_step(0);
+    serve(c, f, 0, {0});
+    const ExpertCache::Fill nothing = [](void *, uint8_t *, uint8_t *, uint8_t *) {};
+    CHECK(c.adopt(1, 4, nothing, nullptr, true));  // held: its bytes come later
+    CHECK(c.resident(1, 4));
+    CHECK(c.hold(0, 0));
+    CHECK_FALSE(c.hold(1, 7));  // not resident
+    CHECK_THROWS_AS(c.begin_layer(1, std::vector<uint16_t>{7}), std::logic_error);
+    // Prefetch reads take the one slot left, and no held one: both held experts stay.
+    c.prefetch(1, std::vector<uint16_t>{1, 2, 3});
+    CHECK(c.resident(1, 4));
+    CHECK(c.resident(0, 0));
+    CHECK(c.stats()[0].evictions + c.stats()[1].evictions == 0);
+    // An adopt needs a slot too: none can be taken while the third is being read or held.
+    CHECK(c.adopt(1, 5, nothing, nullptr, true) == false);
+    c.unhold_adopted();
+    // Served again: (0, 0) is a hit with its bytes, and the slots can be taken again.
+    serve(c, f, 0, {0});
+    CHECK(c.stats()[0].hits == 1);
+    serve(c, f, 1, {6, 7});
+    CHECK(c.stats()[0].evictions + c.stats()[1].evictions >= 2);
+    // release() frees a held slot (the caller orders the copies that use it).
+    c.begin_step(1);
+    serve(c, f, 0, {1});
+    CHECK(c.hold(0, 1));
+    CHECK(c.release(0, 1));
+    CHECK_FALSE(c.resident(0, 1));
+    c.unhold_adopted();
+    serve(c, f, 0, {1});
+}
+
 TEST_CASE("NVMe reader: EIO is retried; persistent EIO is an error naming the file and offset") {
     ExpertFile f(1, 4, 6000, "moerun-cache-eio");
     {

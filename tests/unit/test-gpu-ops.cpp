@@ -377,7 +377,7 @@ TEST_CASE("copy queue: prefetch copies from registered host memory reach the slo
     uint8_t *base = block.data() + (4096 - reinterpret_cast<uintptr_t>(block.data()) % 4096) % 4096;
     std::mt19937 rng(29);
     for (size_t i = 0; i < 3 * one; ++i) base[i] = static_cast<uint8_t>(rng());
-    const kernels::Status reg = gpu->host_register(base, 3 * one);
+    const kernels::Status reg = gpu->host_register(base, 3 * one, kernels::Backend::HostAccess::read_only);
     CHECK(reg == kernels::Status::ok);
     slots.begin_layer(0);
     for (uint32_t e = 0; e < 3; ++e) {
@@ -420,6 +420,40 @@ TEST_CASE("copy queue: once the host has waited for the copies, their sources ma
     gpu->free(dst);
 }
 
+TEST_CASE("copy queue: download_async takes a buffer's bytes before later copies refill it") {
+    // Exclusive tiers' write-back: an evicted expert goes back to a host slot registered
+    // read_write, then its device slot is refilled on the copy queue (a prefetch) or, after a
+    // compute wait, on the compute queue (a demand copy).
+    auto gpu = gpu_backend();
+    constexpr size_t n = 8192;
+    std::mt19937 rng(35);
+    std::vector<uint8_t> a(n), b(n), c(n);
+    for (auto *v : {&a, &b, &c})
+        for (auto &x : *v) x = static_cast<uint8_t>(rng());
+    std::vector<uint8_t> block(3 * n + 4096);
+    uint8_t *host = block.data() + (4096 - reinterpret_cast<uintptr_t>(block.data()) % 4096) % 4096;
+    REQUIRE(gpu->host_register(host, 2 * n, kernels::Backend::HostAccess::read_write) == kernels::Status::ok);
+    auto *dev = static_cast<uint8_t *>(gpu->alloc(n));
+    REQUIRE(dev);
+    REQUIRE(gpu->upload(dev, a.data(), n) == kernels::Status::ok);
+    REQUIRE(gpu->wait_compute() == kernels::Status::ok);
+    const uint64_t before = gpu->copies_issued();
+    REQUIRE(gpu->download_async(host, dev, n) == kernels::Status::ok);      // a goes back
+    REQUIRE(gpu->upload_async(dev, b.data(), n) == kernels::Status::ok);    // b refills (copy queue)
+    REQUIRE(gpu->download_async(host + n, dev, n) == kernels::Status::ok);  // b goes back
+    CHECK(gpu->copies_issued() == before + 3);
+    REQUIRE(gpu->compute_wait_copy(gpu->copies_issued()) == kernels::Status::ok);
+    REQUIRE(gpu->upload(dev, c.data(), n) == kernels::Status::ok);  // c refills (compute queue)
+    std::vector<uint8_t> back(n);
+    REQUIRE(gpu->download(back.data(), dev, n) == kernels::Status::ok);
+    CHECK(back == c);
+    REQUIRE(gpu->wait_copies() == kernels::Status::ok);
+    CHECK(std::equal(a.begin(), a.end(), host));
+    CHECK(std::equal(b.begin(), b.end(), host + n));
+    gpu->free(dev);
+    CHECK(gpu->host_unregister(host) == kernels::Status::ok);
+}
+
 TEST_CASE("upload: a registered source may change once the host has waited for the compute queue") {
     auto gpu = gpu_backend();
     std::mt19937 rng(33);
@@ -427,7 +461,7 @@ TEST_CASE("upload: a registered source may change once the host has waited for t
     uint8_t *src = block.data() + (4096 - reinterpret_cast<uintptr_t>(block.data()) % 4096) % 4096;
     for (size_t i = 0; i < 4096; ++i) src[i] = static_cast<uint8_t>(rng());
     const std::vector<uint8_t> sent(src, src + 4096);
-    REQUIRE(gpu->host_register(src, 4096) == kernels::Status::ok);
+    REQUIRE(gpu->host_register(src, 4096, kernels::Backend::HostAccess::read_only) == kernels::Status::ok);
     void *dst = gpu->alloc(4096);
     REQUIRE(dst);
     REQUIRE(gpu->upload(dst, src, 4096) == kernels::Status::ok);

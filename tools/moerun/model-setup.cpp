@@ -311,8 +311,9 @@ void print_device_stats(const Session &s, const ContextStats &st, std::FILE *out
         std::fprintf(
             out,
             "moerun: exclusive tiers: %llu experts written back to the host cache when the device slots "
-            "evicted them, %llu left it when copied up\n",
+            "evicted them (%llu for prefetches), %llu left it when copied up\n",
             static_cast<unsigned long long>(st.slot_write_backs),
+            static_cast<unsigned long long>(st.slot_prefetch_write_backs),
             static_cast<unsigned long long>(st.host_released));
     else if (s.ctx.exclusive_tiers)
         std::fprintf(

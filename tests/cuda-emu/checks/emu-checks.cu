@@ -53,13 +53,13 @@ __global__ void copy_kernel(const float *src, float *dst, int n) {
     if (i < n) dst[i] = src[i];
 }
 
-#define CHECK_CUDA(x)                                                                    \
-    do {                                                                                 \
-        const cudaError_t e_ = (x);                                                      \
-        if (e_ != cudaSuccess) {                                                         \
-            std::printf("FAIL: %s: %s\n", #x, cudaGetErrorName(e_));                     \
-            std::exit(1);                                                                \
-        }                                                                                \
+#define CHECK_CUDA(x)                                                \
+    do {                                                             \
+        const cudaError_t e_ = (x);                                  \
+        if (e_ != cudaSuccess) {                                     \
+            std::printf("FAIL: %s: %s\n", #x, cudaGetErrorName(e_)); \
+            std::exit(1);                                            \
+        }                                                            \
     } while (0)
 
 int sums() {
@@ -111,6 +111,26 @@ int ordering(bool wait) {
     return 0;
 }
 
+// A copy from the device into host memory registered read-only fails (the host keeps its zeros);
+// registered writable, the device's bytes land.
+int download_into(unsigned flags) {
+    const int n = 64;
+    std::vector<float> host(n, 0.0f);
+    float *d = nullptr;
+    CHECK_CUDA(cudaMalloc(&d, n * 4));  // fresh: NaN
+    CHECK_CUDA(cudaHostRegister(host.data(), n * 4, flags));
+    cudaStream_t s = nullptr;
+    CHECK_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    const cudaError_t e = cudaMemcpyAsync(host.data(), d, n * 4, cudaMemcpyDeviceToHost, s);
+    CHECK_CUDA(cudaStreamSynchronize(s));
+    (void)cudaGetLastError();
+    std::printf("ok: download into %s memory: %s, reads %g\n",
+                flags & cudaHostRegisterReadOnly ? "read-only" : "writable", cudaGetErrorName(e),
+                static_cast<double>(host[0]));
+    CHECK_CUDA(cudaHostUnregister(host.data()));
+    return 0;
+}
+
 int capture() {
     cudaStream_t s = nullptr;
     CHECK_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
@@ -146,6 +166,8 @@ int main(int argc, char **argv) {
     if (c == "ordering-wait") return ordering(true);
     if (c == "capture-sync") return capture();
     if (c == "uninitialized") return uninitialized();
+    if (c == "download-read-only") return download_into(cudaHostRegisterReadOnly);
+    if (c == "download-writable") return download_into(cudaHostRegisterDefault);
     CHECK_CUDA(cudaMalloc(&d, 1000 * sizeof(float)));
     if (c == "half-warp-shuffle") {
         half_warp_shuffle<<<1, 32>>>(d);

@@ -27,8 +27,8 @@ struct Op {
 cudaError_t enqueue(cudaStream_t stream, Op op);
 void set_last_error(cudaError_t err);
 
-// Where a pointer range lies.
-enum class Memory { device, registered, host };
+// Where a pointer range lies (registered_read_only: cudaHostRegisterReadOnly, a copy source only).
+enum class Memory { device, registered, registered_read_only, host };
 // The kind of memory [p, p + bytes) lies in; a range that starts in a device allocation or a
 // registered range but runs past its end is an error (*error set).
 Memory classify(const void *p, size_t bytes, std::string *error);
@@ -45,7 +45,7 @@ cudaError_t allocate(void **out, size_t bytes);
 cudaError_t release(void *ptr);
 size_t memory_used();
 size_t memory_capacity();
-cudaError_t register_host(void *ptr, size_t bytes);
+cudaError_t register_host(void *ptr, size_t bytes, bool read_only);
 cudaError_t unregister_host(void *ptr);
 
 // Runs every thread of every block of a launch (fibers.cpp).

@@ -3,7 +3,8 @@
 // PROT_NONE except while device work runs (DeviceAccess): host code that touches device memory,
 // or a kernel that reads past an allocation, faults, and the fault handler says which. New
 // allocations are filled with 0xff bytes (NaN as F32), so reading memory nothing wrote shows.
-// Registered host ranges (cudaHostRegister) are kept for the copies' source rules.
+// Registered host ranges (cudaHostRegister) are kept for the copies' rules: late reads of their
+// sources, and no device writes into a range registered read-only.
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -28,7 +29,11 @@ struct Allocation {
 
 struct Memory_ {
     std::map<uintptr_t, Allocation> allocations;  // by the pointer returned
-    std::map<uintptr_t, size_t> registered;       // host ranges, by start
+    struct Registered {
+        size_t bytes = 0;
+        bool read_only = false;
+    };
+    std::map<uintptr_t, Registered> registered;  // host ranges, by start
     size_t used = 0;
     int access_depth = 0;
 };
@@ -147,14 +152,15 @@ Memory classify(const void *ptr, size_t bytes, std::string *error) {
     auto it = g_mem.registered.upper_bound(p);
     if (it != g_mem.registered.begin()) {
         --it;
-        if (p < it->first + it->second) {
-            if (bytes > it->first + it->second - p) {
+        const size_t n = it->second.bytes;
+        if (p < it->first + n) {
+            if (bytes > it->first + n - p) {
                 std::snprintf(buf, sizeof buf,
                               "%zu bytes at %p run past the registered host range of %zu bytes", bytes, ptr,
-                              it->second);
+                              n);
                 *error = buf;
             }
-            return Memory::registered;
+            return it->second.read_only ? Memory::registered_read_only : Memory::registered;
         }
     }
     return Memory::host;
@@ -196,14 +202,14 @@ cudaError_t release(void *ptr) {
     return cudaSuccess;
 }
 
-cudaError_t register_host(void *ptr, size_t bytes) {
+cudaError_t register_host(void *ptr, size_t bytes, bool read_only) {
     const auto p = reinterpret_cast<uintptr_t>(ptr);
     if (ptr == nullptr || bytes == 0 || find_allocation(p) != nullptr) return cudaErrorInvalidValue;
     auto it = g_mem.registered.upper_bound(p);
     if (it != g_mem.registered.end() && it->first < p + bytes) return cudaErrorHostMemoryAlreadyRegistered;
-    if (it != g_mem.registered.begin() && std::prev(it)->first + std::prev(it)->second > p)
+    if (it != g_mem.registered.begin() && std::prev(it)->first + std::prev(it)->second.bytes > p)
         return cudaErrorHostMemoryAlreadyRegistered;
-    g_mem.registered[p] = bytes;
+    g_mem.registered[p] = {bytes, read_only};
     return cudaSuccess;
 }
 

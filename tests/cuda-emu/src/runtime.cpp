@@ -323,6 +323,11 @@ cudaError_t check_copy(const char *call, void *dst, const void *src, size_t byte
         complain(call, "the pointers do not match the copy's direction " + std::to_string(kind));
         return cudaErrorInvalidValue;
     }
+    // The device may map such a range read-only: a copy into it may fault or fail on a GPU.
+    if (dk == Memory::registered_read_only && s_dev) {
+        complain(call, "the device writes into host memory registered with cudaHostRegisterReadOnly");
+        return cudaErrorInvalidValue;
+    }
     *dk_out = dk;
     *sk_out = sk;
     return cudaSuccess;
@@ -519,9 +524,9 @@ cudaError_t cudaEventSynchronize(cudaEvent_t event) {
     return cudaSuccess;
 }
 
-cudaError_t cudaHostRegister(void *ptr, size_t bytes, unsigned) {
+cudaError_t cudaHostRegister(void *ptr, size_t bytes, unsigned flags) {
     Lock lock(g_lock);
-    return fail(register_host(ptr, bytes));
+    return fail(register_host(ptr, bytes, (flags & cudaHostRegisterReadOnly) != 0));
 }
 cudaError_t cudaHostUnregister(void *ptr) {
     Lock lock(g_lock);

@@ -96,8 +96,17 @@ class ExpertCache {
     // resident or being read already, or no slot can be taken; when fill throws, the slot is left
     // free and the exception passes on. Slots are taken as reads take them, so the caller makes
     // sure no copy still reads a slot the policy may choose (as before begin_layer).
+    // held: fill only queued the copies that write the slot (a device-to-host copy on a queue):
+    // the slot is resident (resident() is true, its view valid for copies queued after those)
+    // but no policy evicts it until unhold_adopted(), which the caller calls once it has waited
+    // for the copies, and before begin_layer (which refuses held slots). A release() meanwhile
+    // frees it (for copies queued after those: the caller orders them).
     using Fill = void (*)(void *ctx, uint8_t *gate, uint8_t *up, uint8_t *down);
-    bool adopt(uint32_t layer, uint16_t expert, Fill fill, void *ctx);
+    bool adopt(uint32_t layer, uint16_t expert, Fill fill, void *ctx, bool held = false);
+    // Holds a resident expert's slot the same way: e.g. the source of a copy about to be queued,
+    // which an adopt() for that copy's victim must not take. False when it is not resident.
+    bool hold(uint32_t layer, uint16_t expert);
+    void unhold_adopted();
     // Frees the expert's slot (its bytes now live elsewhere). Returns false, and keeps it, when it
     // is not resident and read, or is requested by the layer being served, or pinned for good.
     bool release(uint32_t layer, uint16_t expert);

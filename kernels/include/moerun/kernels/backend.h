@@ -89,13 +89,22 @@ class Backend {
     Status compute_wait_copies() { return compute_wait_copy(copies_issued()); }
     // upload_async copies issued after this call start after all compute-queue work issued before it.
     virtual Status copies_wait_compute() = 0;
-    // The host waits until every upload_async issued before this call has run, so their host
-    // sources may change (e.g. a host cache slot that is about to be refilled).
+    // download_async enqueues a device-to-host copy on the copy queue, numbered and ordered with
+    // the upload_async copies: e.g. an expert evicted from a device slot goes back into a host
+    // slot before a later copy on the queue refills the device slot. host_dst lies in memory
+    // registered HostAccess::read_write, which the host reads only after wait_copies (or
+    // synchronize); the CPU backend refuses any other destination.
+    virtual Status download_async(void *host_dst, const void *src, size_t bytes) = 0;
+    // The host waits until every copy-queue copy issued before this call has run, so the host
+    // sources of the uploads may change (e.g. a host cache slot that is about to be refilled) and
+    // the destinations of the downloads hold their bytes.
     virtual Status wait_copies() = 0;
-    // Page-locks a host range so that copies from it run without staging (CUDA: cudaHostRegister,
-    // read-only; the CPU backend only remembers it, see upload). host_unregister takes the same
-    // start pointer.
-    virtual Status host_register(const void *ptr, size_t bytes) = 0;
+    // Page-locks a host range so that copies from it run without staging (CUDA: cudaHostRegister;
+    // the CPU backend only remembers it, see upload). A read_only range (e.g. a read-only file
+    // mapping; CUDA's read-only registration) is a copy source only: no download may write into
+    // it, and the CPU backend refuses one that would. host_unregister takes the same start pointer.
+    enum class HostAccess { read_only, read_write };
+    virtual Status host_register(const void *ptr, size_t bytes, HostAccess access) = 0;
     virtual Status host_unregister(const void *ptr) = 0;
 
     // Graphs of compute-queue work (CUDA graphs). After begin_graph, compute-queue calls (kernels

@@ -103,9 +103,9 @@ struct ContextStats {
     uint64_t slot_prefetches = 0, slot_prefetch_used = 0, slot_prefetch_wasted = 0;
     uint64_t host_registered_bytes = 0;  // host memory page-locked for the copies (CUDA)
     uint64_t host_dropped_bytes = 0;     // mapped dense pages dropped after the upload (weights_file)
-    // exclusive_tiers: experts copied back into the host cache on eviction from a device slot, and
-    // experts released from it when copied up.
-    uint64_t slot_write_backs = 0, host_released = 0;
+    // exclusive_tiers: experts copied back into the host cache on eviction from a device slot (of
+    // them, those a prefetch evicted), and experts released from it when copied up.
+    uint64_t slot_write_backs = 0, slot_prefetch_write_backs = 0, host_released = 0;
     uint64_t device_graph_runs = 0;  // layers' dense parts run as one graph (device_graphs)
     // CPU fallback: slot misses computed on the CPU instead of copied (not in slot_misses), and
     // the bandwidths measured for the cost model (bytes/s; 0 unless cpu_fallback is "auto").
