@@ -218,8 +218,9 @@ struct DeviceState {
     //    compute-queue fill ran before this layer's router logits were downloaded);
     //  - a prefetch's refill follows on the same queue; a demand copy (compute queue) is made to
     //    wait for them (compute_wait_copy);
-    //  - the cache holds the slot (neither evicted nor released) until the host has waited for
-    //    them (settle_host_cache), which it does before any cache call that may refill a slot.
+    //  - the cache holds the slot (no policy evicts it) until the host has waited for them
+    //    (settle_host_cache), which it does before any cache call that may refill a slot; a
+    //    prefetch copy out of it, queued later, may still hand it back (leaves_host).
     // Otherwise (CUDA could not page-lock it) by downloads the host waits for, after the copy
     // queue has run.
     static void evicted(void *ctx, cache::ExpertId id, const cache::ExpertView &dev, bool for_prefetch) {
