@@ -125,18 +125,14 @@ class CudaBackend final : public Backend {
     // copy_done_[t % kCopyEvents] after it. An event slot reused by a later copy makes a wait for
     // an old number wait for that later one too: later, never wrong.
     Status upload_async(void *dst, const void *src, size_t bytes) override {
-        if ((!dst || !src) && bytes) return fail("upload_async: null pointer");
-        MOERUN_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, copy_stream_), error_,
-                        Status::device_error);
-        ++issued_;
-        MOERUN_CUDA_TRY(cudaEventRecord(copy_done_[issued_ % kCopyEvents], copy_stream_), error_,
-                        Status::device_error);
-        return Status::ok;
+        return copy_async(dst, src, bytes, cudaMemcpyHostToDevice, "upload_async");
     }
     Status download_async(void *dst, const void *src, size_t bytes) override {
-        if ((!dst || !src) && bytes) return fail("download_async: null pointer");
-        MOERUN_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, copy_stream_), error_,
-                        Status::device_error);
+        return copy_async(dst, src, bytes, cudaMemcpyDeviceToHost, "download_async");
+    }
+    Status copy_async(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, const char *what) {
+        if ((!dst || !src) && bytes) return fail(std::string(what) + ": null pointer");
+        MOERUN_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, kind, copy_stream_), error_, Status::device_error);
         ++issued_;
         MOERUN_CUDA_TRY(cudaEventRecord(copy_done_[issued_ % kCopyEvents], copy_stream_), error_,
                         Status::device_error);
