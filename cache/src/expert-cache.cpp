@@ -73,7 +73,7 @@ struct ExpertCache::Impl {
     size_t miss_head = 0, ready_head = 0;
     size_t outstanding = 0;  // requested experts not handed out yet
     size_t n_pinned = 0;     // slots pinned by the layer being served (done() not called yet)
-    // Slots held (adopt with held, hold) until unhold_adopted; a slot released meanwhile may stay
+    // Slots held (adopt with held, hold) until unhold_all; a slot released meanwhile may stay
     // listed. Capacity n_slots: no allocation later.
     std::vector<uint32_t> held;
     // Prefetch queue (FIFO, bounded, no allocation): ids not issued yet.
@@ -313,8 +313,7 @@ void ExpertCache::begin_layer(uint32_t layer, std::span<const uint16_t> experts)
         throw std::logic_error("expert cache: begin_layer before the previous layer finished");
     if (m.n_pinned != 0) throw std::logic_error("expert cache: begin_layer while an expert is still in use");
     if (!m.held.empty())
-        throw std::logic_error(
-            "expert cache: begin_layer while adopted experts are held (unhold_adopted first)");
+        throw std::logic_error("expert cache: begin_layer while slots are held (unhold_all first)");
     m.layer = layer;
     m.ready.clear();
     m.misses.clear();
@@ -455,7 +454,7 @@ bool ExpertCache::hold(uint32_t layer, uint16_t expert) {
     return true;
 }
 
-void ExpertCache::unhold_adopted() {
+void ExpertCache::unhold_all() {
     Impl &m = *impl_;
     for (const uint32_t s : m.held) m.slots[s].held = false;
     m.held.clear();

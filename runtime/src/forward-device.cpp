@@ -189,7 +189,7 @@ struct DeviceState {
         if (!cache_copies) return;
         check(be.wait_copies(), "waiting for the copies out of and into the host cache");
         cache_copies = false;
-        if (exclusive != nullptr) exclusive->unhold_adopted();
+        if (exclusive != nullptr) exclusive->unhold_all();
     }
     // Hands the pending experts back to the host cache once the copies out of their slots have
     // run (a wait that costs nothing after a download, which drains the compute queue). Called

@@ -220,7 +220,7 @@ TEST_CASE("expert cache: adopt() takes bytes from the caller as a read would; re
     CHECK_THROWS_AS(c.adopt(2, 0, fill, &src), std::out_of_range);
 }
 
-TEST_CASE("expert cache: held slots (adopt held, hold) are never taken until unhold_adopted") {
+TEST_CASE("expert cache: held slots (adopt held, hold) are never taken until unhold_all") {
     // Three slots, one partition. Held slots stand for bytes a queued copy still writes (adopt,
     // held) or reads (hold): no read may refill them, and no layer is served while one is held.
     ExpertFile f(2, 8, 6000, "moerun-cache-held");
@@ -240,7 +240,7 @@ TEST_CASE("expert cache: held slots (adopt held, hold) are never taken until unh
     CHECK(c.stats()[0].evictions + c.stats()[1].evictions == 0);
     // An adopt needs a slot too: none can be taken while the third is being read or held.
     CHECK(c.adopt(1, 5, nothing, nullptr, true) == false);
-    c.unhold_adopted();
+    c.unhold_all();
     // Served again: (0, 0) is a hit with its bytes, and the slots can be taken again.
     serve(c, f, 0, {0});
     CHECK(c.stats()[0].hits == 1);
@@ -252,7 +252,7 @@ TEST_CASE("expert cache: held slots (adopt held, hold) are never taken until unh
     CHECK(c.hold(0, 1));
     CHECK(c.release(0, 1));
     CHECK_FALSE(c.resident(0, 1));
-    c.unhold_adopted();
+    c.unhold_all();
     serve(c, f, 0, {1});
 }
 

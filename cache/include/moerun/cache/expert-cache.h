@@ -98,7 +98,7 @@ class ExpertCache {
     // sure no copy still reads a slot the policy may choose (as before begin_layer).
     // held: fill only queued the copies that write the slot (a device-to-host copy on a queue):
     // the slot is resident (resident() is true, its view valid for copies queued after those)
-    // but no policy evicts it until unhold_adopted(), which the caller calls once it has waited
+    // but no policy evicts it until unhold_all(), which the caller calls once it has waited
     // for the copies, and before begin_layer (which refuses held slots). A release() meanwhile
     // frees it (for copies queued after those: the caller orders them).
     using Fill = void (*)(void *ctx, uint8_t *gate, uint8_t *up, uint8_t *down);
@@ -106,7 +106,8 @@ class ExpertCache {
     // Holds a resident expert's slot the same way: e.g. the source of a copy about to be queued,
     // which an adopt() for that copy's victim must not take. False when it is not resident.
     bool hold(uint32_t layer, uint16_t expert);
-    void unhold_adopted();
+    // Ends every hold (adopt with held, hold): the slots are the policy's again.
+    void unhold_all();
     // Frees the expert's slot (its bytes now live elsewhere). Returns false, and keeps it, when it
     // is not resident and read, or is requested by the layer being served, or pinned for good.
     bool release(uint32_t layer, uint16_t expert);
