@@ -5,6 +5,7 @@
 #include <chrono>
 #include <stdexcept>
 
+#include "moerun/kernels/cpu/device-order.h"
 #include "moerun/kernels/cpu/ops.h"
 
 namespace moerun::cache {
@@ -80,7 +81,15 @@ TierBandwidths measure_tiers(kernels::Backend &be, kernels::cpu::ThreadPool &poo
                      check(be, be.expert_ffn(f, dev_x, dev_y, dev_scratch), "expert_ffn");
                      check(be, be.synchronize(), "synchronize");
                  });
+        // The host's way of computing the backend's rows (Backend::host_math).
+        const bool device_order = be.host_math() == kernels::Backend::HostMath::device_order;
         const auto cpu_ffn = [&](const ExpertView &w) {
+            if (device_order) {
+                const kernels::cpu::DeviceOrderExpert de{s.gate_type, s.up_type, s.down_type, w.gate,
+                                                         w.up,        w.down,    E,           F};
+                kernels::cpu::device_order_expert(pool, de, x.data(), g.data(), u.data(), d.data());
+                return;
+            }
             const kernels::cpu::MatmulJob gu[] = {{s.gate_type, w.gate, x.data(), g.data(), F, E, 1},
                                                   {s.up_type, w.up, x.data(), u.data(), F, E, 1}};
             kernels::cpu::matmul_group(pool, gu);

@@ -1,29 +1,28 @@
 // Dot products of one 32-element chunk of a GGUF weight block with 32 F32 activations: the
-// inner step of the CUDA matrix-vector kernels (mmv.cu), one chunk per warp lane.
+// inner step of the CUDA matrix-vector kernels (mmv.cu), one chunk per warp lane. Every rounding
+// is fixed (exact-ops.cuh, dot8 below), so the host reproduces the device's products bit for bit.
 //
 // Plain C++ with MOERUN_HD (__host__ __device__ under nvcc, nothing otherwise), so the host unit
 // test (tests/unit/test-cuda-block-dot.cpp) checks exactly this code against quant/'s reference
-// dequantization on machines without a GPU.
+// dequantization on machines without a GPU, and the CPU fallback runs it (device-order.cpp).
 //
 // Chunk c of a block covers its elements [32c, 32c + 32); for F32 / F16 (blocks of one element)
-// a chunk is 32 consecutive elements. Layouts (quant/include/moerun/quant/blocks.h,
-// ggml's block_*); f16 = IEEE half, little-endian:
-//   Q8_0 [34]:  d | qs[32] (int8)                                  x = d * q
-//   Q4_0 [18]:  d | qs[16]                                         x[l] = d * ((qs[l] & 15) - 8), x[l+16]:
-//   high nibble Q4_K [144]: d | dmin | scales[12] | qs[128]                    x = d * sc_j * q - dmin * m_j
-//   (6-bit sc/m, chunk j) Q5_K [176]: d | dmin | scales[12] | qh[32] | qs[128]           q += 16 * ((qh[l] >>
-//   j) & 1) Q6_K [210]: ql[128] | qh[64] | scales[16] (int8) | d           x = d * sc * (q6 - 32) Q2_K [84]:
-//   scales[16] (4-bit sc | 4-bit m) | qs[64] | d | dmin  x = d * sc * q2 - dmin * m Q3_K [110]: hmask[32] |
-//   qs[64] | scales[12] (16 x 6-bit) | d   x = d * (sc - 32) * (q2 - 4 * !hbit)
+// a chunk is 32 consecutive elements. Layouts (quant/include/moerun/quant/blocks.h, ggml's
+// block_*); f16 = IEEE half, little-endian:
+// clang-format off
+//   Q8_0 [34]:  d | qs[32] (int8)                            x = d * q
+//   Q4_0 [18]:  d | qs[16]                                   x[l] = d * ((qs[l] & 15) - 8), x[l+16]: high nibble
+//   Q4_K [144]: d | dmin | scales[12] | qs[128]              x = d * sc_j * q - dmin * m_j (6-bit sc/m, chunk j)
+//   Q5_K [176]: d | dmin | scales[12] | qh[32] | qs[128]     as Q4_K, q += 16 * ((qh[l] >> j) & 1)
+//   Q6_K [210]: ql[128] | qh[64] | scales[16] (int8) | d     x = d * sc * (q6 - 32)
+//   Q2_K [84]:  scales[16] (4-bit sc | 4-bit m) | qs[64] | d | dmin     x = d * sc * q2 - dmin * m
+//   Q3_K [110]: hmask[32] | qs[64] | scales[12] (16 x 6-bit) | d       x = d * (sc - 32) * (q2 - 4 * !hbit)
+// clang-format on
 #pragma once
 
 #include <cstdint>
 
-#ifdef __CUDACC__
-#define MOERUN_HD __host__ __device__ __forceinline__
-#else
-#define MOERUN_HD inline
-#endif
+#include "exact-ops.cuh"
 
 namespace moerun::kernels::cuda {
 
@@ -77,39 +76,66 @@ MOERUN_HD int k3_scale(int i, const uint8_t *s) {
     return (low | (high << 4)) - 32;
 }
 
+// The device order of a dot product over n = 16 or 32 elements, fixed so the host reproduces it
+// bit for bit (kernels/cpu/device-order.cpp, with AVX2 lanes k): eight partial sums p[k] over the
+// elements l = 8i + k, each an fma, i ascending, then ((p0 + p4) + (p2 + p6)) + ((p1 + p5) + (p3 + p7)).
+// q(l) is weight l as an exact float (a quant's integer, or an F32 / F16 element).
+MOERUN_HD float sum8(const float *p) {
+    return add_rn(add_rn(add_rn(p[0], p[4]), add_rn(p[2], p[6])),
+                  add_rn(add_rn(p[1], p[5]), add_rn(p[3], p[7])));
+}
+
+template <int N, class Q>
+MOERUN_HD float dot8(const Q &q, const float *x) {
+    float p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int i = 0; i < N / 8; ++i)
+        for (int k = 0; k < 8; ++k) p[k] = fma_rn(q(8 * i + k), x[8 * i + k], p[k]);
+    return sum8(p);
+}
+
+// The sum of x[0..N) in the same order (what dot8 gives for weights of 1).
+template <int N>
+MOERUN_HD float sum_x8(const float *x) {
+    float p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int i = 0; i < N / 8; ++i)
+        for (int k = 0; k < 8; ++k) p[k] = add_rn(p[k], x[8 * i + k]);
+    return sum8(p);
+}
+
 MOERUN_HD float dot_chunk_f32(const uint8_t *b, int, const float *x) {
-    float s = 0;
-    for (int l = 0; l < 32; ++l) {
+    return dot8<32>(
+        [b](int l) {
 #ifdef __CUDA_ARCH__
-        const float w = reinterpret_cast<const float *>(b)[l];  // F32 rows are 4-byte aligned
+            return reinterpret_cast<const float *>(b)[l];  // F32 rows are 4-byte aligned
 #else
-        float w;
-        __builtin_memcpy(&w, b + 4 * l, 4);
+            float w;
+            __builtin_memcpy(&w, b + 4 * l, 4);
+            return w;
 #endif
-        s += w * x[l];
-    }
-    return s;
+        },
+        x);
 }
 
 MOERUN_HD float dot_chunk_f16(const uint8_t *b, int, const float *x) {
-    float s = 0;
-    for (int l = 0; l < 32; ++l) s += load_f16(b + 2 * l) * x[l];
-    return s;
+    return dot8<32>([b](int l) { return load_f16(b + 2 * l); }, x);
 }
 
 MOERUN_HD float dot_chunk_q8_0(const uint8_t *b, int, const float *x) {
     const auto *q = reinterpret_cast<const int8_t *>(b + 2);
-    float s = 0;
-    for (int l = 0; l < 32; ++l) s += static_cast<float>(q[l]) * x[l];
-    return load_f16(b) * s;
+    return mul_rn(load_f16(b), dot8<32>([q](int l) { return static_cast<float>(q[l]); }, x));
 }
 
 MOERUN_HD float dot_chunk_q4_0(const uint8_t *b, int, const float *x) {
-    const uint8_t *q = b + 2;
-    float s = 0;
-    for (int l = 0; l < 16; ++l)
-        s += static_cast<float>((q[l] & 15) - 8) * x[l] + static_cast<float>((q[l] >> 4) - 8) * x[l + 16];
-    return load_f16(b) * s;
+    const uint8_t *q = b + 2;  // element l < 16: low nibble of q[l]; l >= 16: high nibble of q[l - 16]
+    return mul_rn(
+        load_f16(b),
+        dot8<32>([q](int l) { return static_cast<float>(((q[l & 15] >> (l & 16 ? 4 : 0)) & 15) - 8); }, x));
+}
+
+// d * sc * sq - dmin * m * sx, the K-quants' chunk with a minimum.
+MOERUN_HD float scale_min(float d, int sc, float sq, float dmin, int m, float sx) {
+    return sub_rn(mul_rn(mul_rn(d, static_cast<float>(sc)), sq),
+                  mul_rn(mul_rn(dmin, static_cast<float>(m)), sx));
 }
 
 MOERUN_HD float dot_chunk_q4_k(const uint8_t *b, int j, const float *x) {
@@ -117,12 +143,8 @@ MOERUN_HD float dot_chunk_q4_k(const uint8_t *b, int j, const float *x) {
     k4_scale_min(j, b + 4, sc, m);
     const uint8_t *q = b + 16 + 32 * (j / 2);
     const int shift = 4 * (j % 2);
-    float sq = 0, sx = 0;
-    for (int l = 0; l < 32; ++l) {
-        sq += static_cast<float>((q[l] >> shift) & 15) * x[l];
-        sx += x[l];
-    }
-    return load_f16(b) * static_cast<float>(sc) * sq - load_f16(b + 2) * static_cast<float>(m) * sx;
+    const float sq = dot8<32>([q, shift](int l) { return static_cast<float>((q[l] >> shift) & 15); }, x);
+    return scale_min(load_f16(b), sc, sq, load_f16(b + 2), m, sum_x8<32>(x));
 }
 
 MOERUN_HD float dot_chunk_q5_k(const uint8_t *b, int j, const float *x) {
@@ -130,44 +152,46 @@ MOERUN_HD float dot_chunk_q5_k(const uint8_t *b, int j, const float *x) {
     k4_scale_min(j, b + 4, sc, m);
     const uint8_t *qh = b + 16, *q = b + 48 + 32 * (j / 2);
     const int shift = 4 * (j % 2);
-    float sq = 0, sx = 0;
-    for (int l = 0; l < 32; ++l) {
-        const int v = ((q[l] >> shift) & 15) | (((qh[l] >> j) & 1) << 4);
-        sq += static_cast<float>(v) * x[l];
-        sx += x[l];
-    }
-    return load_f16(b) * static_cast<float>(sc) * sq - load_f16(b + 2) * static_cast<float>(m) * sx;
+    const float sq = dot8<32>(
+        [q, qh, shift, j](int l) {
+            return static_cast<float>(((q[l] >> shift) & 15) | (((qh[l] >> j) & 1) << 4));
+        },
+        x);
+    return scale_min(load_f16(b), sc, sq, load_f16(b + 2), m, sum_x8<32>(x));
+}
+
+// Q6_K and Q3_K: a scale per 16 elements, d * (sc0 * s0 + sc1 * s1).
+MOERUN_HD float two_scales(float d, int sc0, float s0, int sc1, float s1) {
+    return mul_rn(d, add_rn(mul_rn(static_cast<float>(sc0), s0), mul_rn(static_cast<float>(sc1), s1)));
 }
 
 MOERUN_HD float dot_chunk_q6_k(const uint8_t *b, int j, const float *x) {
     const uint8_t *ql = b, *qh = b + 128;
     const auto *scales = reinterpret_cast<const int8_t *>(b + 192);
     const int h = j / 4, k = j % 4;
-    const uint8_t *lo = ql + 64 * h + 32 * (k & 1);
+    const uint8_t *lo = ql + 64 * h + 32 * (k & 1), *hi = qh + 32 * h;
     const int lo_shift = k >= 2 ? 4 : 0, hi_shift = 2 * k;
-    float s[2] = {0, 0};
-    for (int l = 0; l < 32; ++l) {
-        const int v = (((lo[l] >> lo_shift) & 15) | (((qh[32 * h + l] >> hi_shift) & 3) << 4)) - 32;
-        s[l / 16] += static_cast<float>(v) * x[l];
-    }
+    const auto q = [lo, hi, lo_shift, hi_shift](int l) {
+        return static_cast<float>((((lo[l] >> lo_shift) & 15) | (((hi[l] >> hi_shift) & 3) << 4)) - 32);
+    };
+    const float s0 = dot8<16>(q, x);
+    const float s1 = dot8<16>([q](int l) { return q(16 + l); }, x + 16);
     const int is = 8 * h + 2 * k;
-    return load_f16(b + 208) *
-           (static_cast<float>(scales[is]) * s[0] + static_cast<float>(scales[is + 1]) * s[1]);
+    return two_scales(load_f16(b + 208), scales[is], s0, scales[is + 1], s1);
 }
 
 MOERUN_HD float dot_chunk_q2_k(const uint8_t *b, int j, const float *x) {
     const uint8_t *scales = b, *q = b + 16 + 32 * (j / 4);
     const int shift = 2 * (j % 4), is = 8 * (j / 4) + 2 * (j % 4);
-    float sq[2] = {0, 0}, sx[2] = {0, 0};
-    for (int l = 0; l < 32; ++l) {
-        sq[l / 16] += static_cast<float>((q[l] >> shift) & 3) * x[l];
-        sx[l / 16] += x[l];
-    }
     const float d = load_f16(b + 80), dmin = load_f16(b + 82);
     float r = 0;
-    for (int i = 0; i < 2; ++i)
-        r += d * static_cast<float>(scales[is + i] & 15) * sq[i] -
-             dmin * static_cast<float>(scales[is + i] >> 4) * sx[i];
+    for (int i = 0; i < 2; ++i) {
+        const uint8_t *qi = q + 16 * i;
+        const float sq =
+            dot8<16>([qi, shift](int l) { return static_cast<float>((qi[l] >> shift) & 3); }, x + 16 * i);
+        r = add_rn(r,
+                   scale_min(d, scales[is + i] & 15, sq, dmin, scales[is + i] >> 4, sum_x8<16>(x + 16 * i)));
+    }
     return r;
 }
 
@@ -175,13 +199,12 @@ MOERUN_HD float dot_chunk_q3_k(const uint8_t *b, int j, const float *x) {
     const uint8_t *hmask = b, *q = b + 32 + 32 * (j / 4), *scales = b + 96;
     const int shift = 2 * (j % 4), is = 8 * (j / 4) + 2 * (j % 4);
     const int hbit = 1 << j;  // chunk j's bit of hmask (j = 4 * half + pair)
-    float s[2] = {0, 0};
-    for (int l = 0; l < 32; ++l) {
-        const int v = ((q[l] >> shift) & 3) - ((hmask[l] & hbit) ? 0 : 4);
-        s[l / 16] += static_cast<float>(v) * x[l];
-    }
-    return load_f16(b + 108) * (static_cast<float>(k3_scale(is, scales)) * s[0] +
-                                static_cast<float>(k3_scale(is + 1, scales)) * s[1]);
+    const auto v = [q, hmask, shift, hbit](int l) {
+        return static_cast<float>(((q[l] >> shift) & 3) - ((hmask[l] & hbit) ? 0 : 4));
+    };
+    const float s0 = dot8<16>(v, x);
+    const float s1 = dot8<16>([v](int l) { return v(16 + l); }, x + 16);
+    return two_scales(load_f16(b + 108), k3_scale(is, scales), s0, k3_scale(is + 1, scales), s1);
 }
 
 // Dequantization of chunk j of a K-quant block into y[32] (the device dequantize kernels of the

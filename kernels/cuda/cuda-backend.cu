@@ -44,6 +44,7 @@ class CudaBackend final : public Backend {
     }
 
     std::string_view name() const override { return "cuda"; }
+    HostMath host_math() const override { return HostMath::device_order; }
 
     DeviceInfo device_info() const override {
         DeviceInfo info;

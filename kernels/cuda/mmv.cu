@@ -1,6 +1,8 @@
 // Matrix-vector (and few-token) products over GGUF blocks: one warp per weight row; lane l takes
 // the row's 32-element chunks l, l + 32, ... (block-dot.cuh), for up to 8 tokens at once so each
-// chunk of weights is decoded once per pass; the lanes' partial sums meet in a warp reduction.
+// chunk of weights is decoded once per pass; the lanes' partial sums meet in a warp reduction
+// (butterfly, lane 0's sum written). Every rounding is fixed (exact-ops.cuh): the host computes
+// the same rows bit for bit in kernels/cpu/device-order.cpp.
 #include "block-dot.cuh"
 #include "mmv.cuh"
 
@@ -50,14 +52,14 @@ __device__ __forceinline__ void mmv_row(const uint8_t *__restrict__ w, uint64_t 
         const int j = static_cast<int>((e % BS) / 32);
 #pragma unroll
         for (int t = 0; t < kTokens; ++t)
-            if (t < n_tok) acc[t] += chunk_dot<T>(blk, j, x + t * cols + e);
+            if (t < n_tok) acc[t] = add_rn(acc[t], chunk_dot<T>(blk, j, x + t * cols + e));
     }
     // n_tok is the same for the whole warp, so every lane leaves this loop together.
 #pragma unroll
     for (int t = 0; t < kTokens; ++t) {
         if (t >= n_tok) break;
         float v = acc[t];
-        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        for (int o = 16; o > 0; o >>= 1) v = add_rn(v, __shfl_xor_sync(0xffffffffu, v, o));
         if (lane == 0) y[t * rows + row] = v;
     }
 }

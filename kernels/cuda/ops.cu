@@ -2,6 +2,7 @@
 // definition (kernels/cpu: ops.cpp, rope.cpp); sums are F32 here (the CPU sums some in double).
 #include <cmath>
 
+#include "exact-ops.cuh"
 #include "ops.cuh"
 
 namespace moerun::kernels::cuda {
@@ -44,7 +45,7 @@ __global__ void rms_norm_kernel(const float *__restrict__ x, const float *__rest
 __global__ void swiglu_kernel(const float *__restrict__ g, const float *__restrict__ u,
                               float *__restrict__ out, int64_t n) {
     const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-    if (i < n) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    if (i < n) out[i] = swiglu_rn(g[i], u[i]);  // as the host's device-order rows
 }
 
 // One warp per token; lane l holds experts l, l + 32, ... (up to 32 each).
@@ -146,7 +147,7 @@ __global__ void weighted_sum_kernel(const float *__restrict__ d, int n, int64_t 
     const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
     if (i >= n_embd) return;
     float acc = 0.0f;
-    for (int j = 0; j < n; ++j) acc += w.w[j] * d[j * n_embd + i];
+    for (int j = 0; j < n; ++j) acc = fma_rn(w.w[j], d[j * n_embd + i], acc);  // as combine_rows
     y[i] = acc;
 }
 

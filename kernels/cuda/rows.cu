@@ -2,6 +2,7 @@
 // combine, and KV-cache stores (F16 rounded to nearest even, as the CPU's fp32_to_fp16).
 #include <cuda_fp16.h>
 
+#include "exact-ops.cuh"
 #include "rows.cuh"
 
 namespace moerun::kernels::cuda {
@@ -38,7 +39,8 @@ __global__ void combine_rows_kernel(const float *__restrict__ src, const int32_t
     if (i >= n) return;
     const int64_t t = blockIdx.y;
     float acc = accumulate ? dst[t * n + i] : 0.0f;
-    for (int j = 0; j < k; ++j) acc += w[t * k + j] * src[static_cast<int64_t>(rows[t * k + j]) * n + i];
+    for (int j = 0; j < k; ++j)  // as weighted_sum_kernel
+        acc = fma_rn(w[t * k + j], src[static_cast<int64_t>(rows[t * k + j]) * n + i], acc);
     dst[t * n + i] = acc;
 }
 

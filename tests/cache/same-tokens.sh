@@ -32,19 +32,6 @@ same() {  # same REF NAME ARGS...
     fi
     checks=$((checks + 1))
 }
-# same_fallback REF NAME ARGS...: with the CPU fallback. On the CPU backend the rows are
-# bit-identical, so `same`; on another backend the CPU rounds activations to 8 bits where the
-# device does not (README: CPU fallback), so the run must work and its tokens are reported.
-same_fallback() {
-    if [ "$backend" = cpu-device ]; then same "$@"; return; fi
-    local ref=$1 name=$2; shift 2
-    run "$name" "$@"
-    if cmp -s "$work/$ref.txt" "$work/$name.txt"; then
-        echo "note: $name: the same tokens as $ref"
-    else
-        echo "note: $name: tokens differ from $ref (the CPU-computed experts round differently on $backend)"
-    fi
-}
 if [ "$device_only" = 1 ]; then
     # exit 77 (ctest: skipped) where the backend cannot run here
     if ! "$moerun" run -m "$model" -p "$prompt" -n 1 -c 64 --backend "$backend" >/dev/null 2>"$work/probe.log"; then
@@ -112,18 +99,19 @@ same greedy device-prefetch-cached-big --temp 0 --backend "$backend" --device-sl
 grep -q "device prefetch (transition): [1-9][0-9]* experts copied ahead" "$work/device-prefetch-cached-big.log" ||
     { echo "FAIL: no device prefetch through the expert cache"; cat "$work/device-prefetch-cached-big.log"; exit 1; }
 # CPU fallback: misses computed on the host cores, their rows summed with the device's in rank
-# order (bit-identical on the CPU backend): every miss, the cost model's choice, through the
-# host cache, sampled, and beside prefetch.
-same_fallback greedy device-fallback-always --temp 0 --backend "$backend" --device-slots "$top_k" --cpu-fallback always \
+# order: every miss, the cost model's choice, through the host cache, sampled, and beside prefetch.
+# The same tokens on every backend: the host computes a miss's row as the backend would
+# (Backend::host_math: the CPU kernels for the CPU backend, CUDA's order of operations for CUDA).
+same greedy device-fallback-always --temp 0 --backend "$backend" --device-slots "$top_k" --cpu-fallback always \
     --device-prefetch none
 grep -q "cpu fallback (always): [1-9][0-9]* slot misses computed on the CPU" "$work/device-fallback-always.log" ||
     { echo "FAIL: --cpu-fallback always computed no miss on the CPU"; cat "$work/device-fallback-always.log"; exit 1; }
-same_fallback greedy device-fallback-auto --temp 0 --backend "$backend" --device-slots "$((top_k + 2))" --cpu-fallback auto
+same greedy device-fallback-auto --temp 0 --backend "$backend" --device-slots "$((top_k + 2))" --cpu-fallback auto
 grep -q "cpu fallback (auto): .* measured: copy [0-9.]* GB/s" "$work/device-fallback-auto.log" ||
     { echo "FAIL: --cpu-fallback auto printed no measured bandwidths"; cat "$work/device-fallback-auto.log"; exit 1; }
-same_fallback greedy device-fallback-cached --temp 0 --backend "$backend" --device-slots "$top_k" --cache-slots 2 \
+same greedy device-fallback-cached --temp 0 --backend "$backend" --device-slots "$top_k" --cache-slots 2 \
     --cpu-fallback always
-same_fallback sampled device-fallback-sampled --temp 0.9 --top-k 40 --seed 1234 --backend "$backend" \
+same sampled device-fallback-sampled --temp 0.9 --top-k 40 --seed 1234 --backend "$backend" \
     --device-slots "$((top_k + 2))" --cpu-fallback always
 # Exclusive tiers: experts copied up leave the host cache and evicted ones are copied back into
 # it from their device slots (a wrong byte there would change a later token), with prefetch,
@@ -153,7 +141,7 @@ for cs in 3 "$((top_k + 1))" "$((2 * top_k))"; do
 done
 same sampled device-exclusive-sampled --temp 0.9 --top-k 40 --seed 1234 --backend "$backend" \
     --device-slots "$((top_k + 1))" --cache-slots 5 --exclusive-tiers
-same_fallback greedy device-exclusive-fallback --temp 0 --backend "$backend" --device-slots "$top_k" --cache-slots 3 \
+same greedy device-exclusive-fallback --temp 0 --backend "$backend" --device-slots "$top_k" --cache-slots 3 \
     --exclusive-tiers --cpu-fallback auto
 fails() {  # fails NAME PATTERN ARGS...: moerun must exit 1 with PATTERN on stderr
     local name=$1 pattern=$2; shift 2

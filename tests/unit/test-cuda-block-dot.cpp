@@ -131,3 +131,29 @@ TEST_CASE("CUDA chunk dequantization equals the reference for Q5_K, Q6_K, Q2_K a
         }
     }
 }
+
+TEST_CASE("exp_rn is within 2 ulp of e^x over the float range, and SwiGLU follows it") {
+    const auto ulp_err = [](float got, double want) {
+        const float w = static_cast<float>(want);
+        if (w == 0.0f || std::isinf(w)) return got == w ? 0.0 : 1e9;
+        const double ulp = std::nextafter(std::fabs(w), INFINITY) - std::fabs(w);
+        return std::fabs(double(got) - want) / ulp;
+    };
+    double worst = 0;
+    for (float x = -87.0f; x < 88.7f; x += 0.00137f)
+        worst = std::max(worst, ulp_err(cuda::exp_rn(x), std::exp(double(x))));
+    CHECK(worst <= 2.0);
+    for (const float x : {-1e-7f, 0.0f, -0.0f, 1e-7f, 0.5f * 0.6931472f, -0.5f * 0.6931472f})
+        CHECK(ulp_err(cuda::exp_rn(x), std::exp(double(x))) <= 1.0);
+    CHECK(cuda::exp_rn(89.0f) == INFINITY);
+    CHECK(cuda::exp_rn(INFINITY) == INFINITY);
+    CHECK(cuda::exp_rn(-INFINITY) == 0.0f);
+    CHECK(cuda::exp_rn(-105.0f) == 0.0f);
+    CHECK(std::isnan(cuda::exp_rn(NAN)));
+    // subnormal results: e^-100 = 3.7e-44, a few ulp of the smallest subnormal
+    CHECK(std::fabs(double(cuda::exp_rn(-100.0f)) - std::exp(-100.0)) <= 2 * 1.4013e-45);
+    for (const float g : {-30.0f, -3.5f, -0.25f, 0.0f, 0.7f, 4.0f, 50.0f}) {
+        const double want = double(g) / (1.0 + std::exp(-double(g))) * 1.5;
+        CHECK(std::fabs(double(cuda::swiglu_rn(g, 1.5f)) - want) <= 4e-7 * std::fabs(want) + 1e-38);
+    }
+}

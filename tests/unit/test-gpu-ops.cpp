@@ -1,4 +1,5 @@
-// Conformance of the CUDA RMSNorm, SwiGLU, router top-k, RoPE, expert FFN, row ops (add, bias,
+// Conformance of the CUDA RMSNorm, SwiGLU, router top-k, RoPE, expert FFN (and its rows against the
+// host's device-order rows, bit for bit), row ops (add, bias,
 // gather, combine), KV-cache stores, attention and device expert slots against the CPU backend
 // (same inputs, normalised error bound, NaN/inf checks, guard regions). Exits 77 (ctest: skipped) when
 // this build or machine has no usable CUDA device.
@@ -8,13 +9,17 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <utility>
 #include <vector>
 
+#include "gpu-test-blocks.h"
 #include "gpu-test-main.h"
 #include "moerun/cache/device-slots.h"
 #include "moerun/kernels/backend.h"
+#include "moerun/kernels/cpu/device-order.h"
+#include "moerun/kernels/cpu/vec-dot.h"
 #include "moerun/quant/quantize.h"
 #include "moerun/quant/types.h"
 
@@ -231,6 +236,96 @@ TEST_CASE("cuda expert_ffn matches the CPU backend (one launch per product over 
             for (auto *v : {&dg, &du, &dd})
                 for (const void *p : *v) gpu->free(const_cast<void *>(p));
         }
+    }
+}
+
+// The CPU fallback's promise: a miss computed on the host gives the row the device would have
+// given, bit for bit, so the tokens do not depend on which experts were resident.
+TEST_CASE("expert_ffn rows equal the host's rows for this backend bit for bit (CPU fallback)") {
+    auto gpu = gpu_backend();
+    auto cpu = kernels::make_backend("cpu");
+    kernels::cpu::ThreadPool pool(2);
+    std::mt19937 rng(11);
+    std::normal_distribution<float> nd(0.0f, 0.1f);
+    const bool device_order = gpu->host_math() == kernels::Backend::HostMath::device_order;
+    const std::string host_math = device_order ? "device order" : "cpu kernels";
+    CAPTURE(host_math);
+    struct Mix {
+        quant::Type g, u, d;
+        int64_t E, F;
+    };
+    using T = quant::Type;
+    for (const Mix mix :
+         {Mix{T::Q4_K, T::Q4_K, T::Q6_K, 2048, 768}, Mix{T::Q5_K, T::Q5_K, T::Q8_0, 512, 1280},
+          Mix{T::Q2_K, T::Q3_K, T::Q4_0, 768, 512}, Mix{T::F16, T::F32, T::Q6_K, 256, 512}}) {
+        CAPTURE(quant::type_name(mix.g));
+        const int64_t E = mix.E, F = mix.F;
+        const auto make = [&](T t, int64_t rows, int64_t cols) {
+            const uint64_t rb = *quant::row_bytes(t, cols);
+            std::vector<uint8_t> w(rb * rows);
+            if (fill_random_blocks(t, w, rng)) return w;  // Q2_K, Q3_K: no quantizer in quant/
+            std::vector<float> src(cols);
+            for (int64_t r = 0; r < rows; ++r) {
+                for (auto &v : src) v = nd(rng);
+                quant::quantize_row(t, src.data(), w.data() + r * rb, cols);
+            }
+            return w;
+        };
+        const std::vector<uint8_t> hg = make(mix.g, F, E), hu = make(mix.u, F, E), hd = make(mix.d, E, F);
+        std::vector<float> x(E);
+        for (auto &v : x) v = nd(rng) * 10.0f;
+        x[3] = -0.0f, x[5] = 0.0f;  // signed zeros take the same path
+        // the device's row and weighted sum of the expert
+        void *dg = gpu->alloc(hg.size()), *du = gpu->alloc(hu.size()), *dd = gpu->alloc(hd.size());
+        REQUIRE(gpu->upload(dg, hg.data(), hg.size()) == kernels::Status::ok);
+        REQUIRE(gpu->upload(du, hu.data(), hu.size()) == kernels::Status::ok);
+        REQUIRE(gpu->upload(dd, hd.data(), hd.size()) == kernels::Status::ok);
+        const void *pg[] = {dg}, *pu[] = {du}, *pd[] = {dd};
+        const float weight[] = {0.37f};
+        kernels::Backend::ExpertFfn f{mix.g, mix.u, mix.d, pg, pu, pd, weight, 1, E, F};
+        float *dx = to_device(*gpu, x), *drow = to_device(*gpu, std::vector<float>(E, 0.0f));
+        auto *ds = static_cast<float *>(gpu->alloc((2 * F + E) * sizeof(float)));
+        f.rows_out = drow;
+        const kernels::Status st = gpu->expert_ffn(f, dx, nullptr, ds);
+        INFO(gpu->last_error());
+        REQUIRE(st == kernels::Status::ok);
+        const std::vector<float> row = from_device(*gpu, drow, static_cast<size_t>(E));
+        // the host's
+        std::vector<float> host(E), g(F), u(F), scratch(2 * F + E);
+        const auto same_bits = [&](const std::vector<float> &a, const std::vector<float> &b) {
+            size_t diff = 0;
+            for (size_t i = 0; i < a.size(); ++i) diff += std::memcmp(&a[i], &b[i], 4) != 0;
+            return diff;
+        };
+        if (device_order) {
+            const kernels::cpu::DeviceOrderExpert de{mix.g,     mix.u,     mix.d, hg.data(),
+                                                     hu.data(), hd.data(), E,     F};
+            for (const kernels::cpu::Isa isa : {kernels::cpu::best_isa(), kernels::cpu::Isa::generic}) {
+                CAPTURE(kernels::cpu::isa_name(isa));
+                kernels::cpu::set_isa(isa);
+                kernels::cpu::device_order_expert(pool, de, x.data(), g.data(), u.data(), host.data());
+                CHECK(same_bits(host, row) == 0);
+            }
+            kernels::cpu::set_isa(kernels::cpu::best_isa());
+        } else {
+            const void *hpg[] = {hg.data()}, *hpu[] = {hu.data()}, *hpd[] = {hd.data()};
+            kernels::Backend::ExpertFfn fc{mix.g, mix.u, mix.d, hpg, hpu, hpd, weight, 1, E, F};
+            fc.rows_out = host.data();
+            REQUIRE(cpu->expert_ffn(fc, x.data(), nullptr, scratch.data()) == kernels::Status::ok);
+            CHECK(same_bits(host, row) == 0);
+        }
+        // the rows summed by combine_rows equal the fused weighted sum, bit for bit
+        float *dy = to_device(*gpu, std::vector<float>(E, 0.0f));
+        f.rows_out = nullptr;
+        REQUIRE(gpu->expert_ffn(f, dx, dy, ds) == kernels::Status::ok);
+        const std::vector<float> fused = from_device(*gpu, dy, static_cast<size_t>(E));
+        float *drows = to_device(*gpu, row), *dsum = to_device(*gpu, std::vector<float>(E, 3.0f));
+        const int32_t rank0[] = {0};
+        REQUIRE(gpu->combine_rows(drows, rank0, weight, 1, 1, E, dsum, false) == kernels::Status::ok);
+        CHECK(same_bits(from_device(*gpu, dsum, static_cast<size_t>(E)), fused) == 0);
+        from_device(*gpu, drows, static_cast<size_t>(E));
+        from_device(*gpu, dx, x.size());
+        gpu->free(ds), gpu->free(dg), gpu->free(du), gpu->free(dd);
     }
 }
 

@@ -13,6 +13,8 @@
 
 #include "cli-common.h"
 #include "model-setup.h"
+#include "moerun/kernels/cpu/device-order.h"
+#include "moerun/kernels/cpu/ops.h"
 #include "moerun/runtime/context.h"
 #include "moerun/runtime/gguf.h"
 #include "process-stats.h"
@@ -27,8 +29,71 @@ struct BenchOptions {
     int n_prompt = 512, n_gen = 128, reps = 3, threads = 0;
     bool json = false, io = false;
     double io_seconds = 3;
+    bool expert_cpu = false;
     MemoryFlags mem;
 };
+
+std::string describe_model(const Model &model) {
+    const auto &hp = model.hparams();
+    return std::string(model.arch().name) + " " + std::to_string(hp.n_layer) + "L " +
+           std::to_string(hp.n_expert) + "x top-" + std::to_string(hp.n_expert_used);
+}
+
+// --expert-cpu: one token through layer 0's experts on the host cores, as the CPU fallback runs a
+// miss: with the CPU kernels (8-bit activations; the CPU backend's rows) and in the CUDA kernels'
+// order (F32 activations; the rows a CUDA device computes, kernels/cpu/device-order.h). Each expert
+// once per repetition (cold, as decode meets them); prints the median per expert and its weight
+// bandwidth, the speed the fallback's cost model measures at start.
+int bench_expert_cpu(const BenchOptions &o, int threads) {
+    auto file = gguf::GgufFile::open(o.model);
+    const Model model = Model::load(file);
+    const auto &hp = model.hparams();
+    if (hp.n_expert == 0) throw std::invalid_argument(o.model + ": not a mixture-of-experts model");
+    const LayerWeights &L = model.layer(0);
+    const int64_t E = hp.n_embd, F = hp.n_ff_exp;
+    kernels::cpu::ThreadPool pool(threads);
+    std::vector<float> x(static_cast<size_t>(E)), g(static_cast<size_t>(F)), u(g.size()), d(x.size());
+    for (size_t i = 0; i < x.size(); ++i) x[i] = 0.01f * static_cast<float>(i % 17) - 0.08f;
+    const uint64_t bytes = L.gate_exps.expert_bytes() + L.up_exps.expert_bytes() + L.down_exps.expert_bytes();
+    const auto ffn = [&](bool device_order, uint32_t e) {
+        const uint8_t *wg = L.gate_exps.data + e * L.gate_exps.expert_bytes(),
+                      *wu = L.up_exps.data + e * L.up_exps.expert_bytes(),
+                      *wd = L.down_exps.data + e * L.down_exps.expert_bytes();
+        if (device_order) {
+            const kernels::cpu::DeviceOrderExpert de{
+                L.gate_exps.type, L.up_exps.type, L.down_exps.type, wg, wu, wd, E, F};
+            kernels::cpu::device_order_expert(pool, de, x.data(), g.data(), u.data(), d.data());
+            return;
+        }
+        const kernels::cpu::MatmulJob gu[] = {{L.gate_exps.type, wg, x.data(), g.data(), F, E, 1},
+                                              {L.up_exps.type, wu, x.data(), u.data(), F, E, 1}};
+        kernels::cpu::matmul_group(pool, gu);
+        kernels::cpu::swiglu(g.data(), u.data(), g.data(), F);
+        kernels::cpu::matmul(pool, L.down_exps.type, wd, g.data(), d.data(), E, F, 1);
+    };
+    std::printf(
+        "| model | threads | expert on the CPU | ms / expert | GB/s of weights |\n|---|---|---|---|---|\n");
+    for (const bool device_order : {false, true}) {
+        ffn(device_order, 0);  // warm-up: threads, code
+        std::vector<double> t;
+        for (int r = 0; r < o.reps; ++r)
+            for (uint32_t e = 0; e < hp.n_expert; ++e) {
+                const auto t0 = std::chrono::steady_clock::now();
+                ffn(device_order, e);
+                t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+            }
+        std::nth_element(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(t.size() / 2), t.end());
+        const double sec = t[t.size() / 2];
+        std::printf("| %s | %d | %s | %.3f | %.2f |\n", describe_model(model).c_str(), threads,
+                    device_order ? "CUDA's order (F32 activations)" : "CPU kernels (8-bit activations)",
+                    1e3 * sec, double(bytes) / sec / 1e9);
+    }
+    std::printf("\n%u experts of layer 0, %s each (%s, %s, %s), median of %d passes over them\n", hp.n_expert,
+                format_bytes(bytes).c_str(), std::string(quant::type_name(L.gate_exps.type)).c_str(),
+                std::string(quant::type_name(L.up_exps.type)).c_str(),
+                std::string(quant::type_name(L.down_exps.type)).c_str(), o.reps);
+    return 0;
+}
 
 // --io: the NVMe tier alone. Reads random experts of the model (gate, up, down: three aligned
 // O_DIRECT reads each) with `depth` experts in flight, for io_seconds; prints the bandwidth.
@@ -108,6 +173,7 @@ MeanStd stats(const std::vector<double> &v) {
 int bench(const BenchOptions &o) {
     if (o.io) return bench_io(o);
     const int threads = resolve_threads(o.threads);
+    if (o.expert_cpu) return bench_expert_cpu(o, threads);
     const auto session =
         open_session(o.model, o.mem, static_cast<uint32_t>(o.n_prompt + o.n_gen + 1), threads);
     const Model &model = session->model;
@@ -160,9 +226,7 @@ int bench(const BenchOptions &o) {
         if (o.n_prompt > 0) pp.push_back(o.n_prompt / std::chrono::duration<double>(t1 - t0).count());
         if (o.n_gen > 0) tg.push_back(o.n_gen / std::chrono::duration<double>(t2 - t1).count());
     }
-    const auto &hp = model.hparams();
-    const std::string desc = std::string(model.arch().name) + " " + std::to_string(hp.n_layer) + "L " +
-                             std::to_string(hp.n_expert) + "x top-" + std::to_string(hp.n_expert_used);
+    const std::string desc = describe_model(model);
     const MeanStd p = pp.empty() ? MeanStd{} : stats(pp), g = tg.empty() ? MeanStd{} : stats(tg);
     const cache::LayerCacheStats &ds = decode_stats;
     const double n_dec = static_cast<double>(o.n_gen) * o.reps;
@@ -253,6 +317,10 @@ Subcommand add_bench(CLI::App &parent) {
         "--io", o->io,
         "measure the NVMe tier instead: O_DIRECT reads of random experts (--io-depth reads in flight)");
     app->add_option("--io-seconds", o->io_seconds, "duration of --io")->capture_default_str();
+    app->add_flag(
+        "--expert-cpu", o->expert_cpu,
+        "measure the CPU fallback's expert speed instead: layer 0's experts on the host cores, with the CPU "
+        "kernels and in the CUDA kernels' order (-r passes)");
     return {app, [o] { return bench(*o); }};
 }
 

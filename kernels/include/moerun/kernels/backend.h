@@ -164,6 +164,11 @@ class Backend {
         float *rows_out = nullptr;  // [n_experts, n_embd] or null
     };
     virtual Status expert_ffn(const ExpertFfn &f, const float *x, float *y, float *scratch) = 0;
+    // How the host computes an expert_ffn row that this backend's own rows equal bit for bit (the
+    // CPU fallback): with the CPU kernels (the CPU backend: they are its kernels), or in the device's
+    // order (cpu/device-order.h: the CUDA kernels' arithmetic, F32 activations).
+    enum class HostMath { cpu_kernels, device_order };
+    virtual HostMath host_math() const { return HostMath::cpu_kernels; }
 
     // Element-wise and row ops of the residual stream and the expert dispatch.
     // y[n] += a[n].
