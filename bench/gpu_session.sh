@@ -17,7 +17,8 @@
 #   extras  the open questions at 25% resident, each a table of its own: --device-graphs against
 #           none (does recording the dense part pay?), and all three tiers (--host-mem at a third of
 #           the experts: NVMe -> pinned host cache -> device slots), inclusive and --exclusive-tiers
-#           (do the copies back down cost less than the disk reads they save?)
+#           (do the copies back down cost less than the disk reads they save?), and the CPU
+#           fallback's expert speed on the host cores (moerun bench --expert-cpu)
 #
 #   OUT=/path bash bench/gpu_session.sh info build test     # first call
 #   OUT=/path bash bench/gpu_session.sh model llama bench   # second call
@@ -151,6 +152,10 @@ for step in "${steps[@]}"; do
     else
       say "extras: cannot read the expert bytes of $model, three-tier run skipped"
     fi
+    # The CPU fallback's host speed on this machine's cores: 8-bit CPU kernels against the CUDA
+    # kernels' order (what a CUDA run's fallback computes).
+    build-gpu/tools/moerun bench -m "$model" --expert-cpu -r 3 >"$OUT/expert-cpu-$PRESET-${gpu:-gpu}.md" \
+      2>>"$OUT/extras.log" || say "extras: moerun bench --expert-cpu failed"
     ;;
   *)
     echo "gpu_session.sh: unknown step '$step' (info build test model llama bench extras)" >&2
