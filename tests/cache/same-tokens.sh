@@ -151,6 +151,13 @@ fails() {  # fails NAME PATTERN ARGS...: moerun must exit 1 with PATTERN on stde
 fails device-too-few "slots cannot hold the $top_k experts a token uses" --backend "$backend" --device-slots "$((top_k - 1))"
 [ "$device_only" = 1 ] || fails device-no-backend "\-\-device-slots needs a device backend" --device-slots "$top_k"
 fails device-mem-small "device memory 1 MiB holds .* at least [0-9]* MiB are needed" --backend "$backend" --device-mem 1MiB
+# The fallback's two host paths are measured on this model's experts (moerun bench --expert-cpu).
+if [ "$device_only" != 1 ]; then
+    "$moerun" bench -m "$model" --expert-cpu -r 1 -t 2 >"$work/expert-cpu.md" 2>&1 ||
+        { echo "FAIL: moerun bench --expert-cpu"; cat "$work/expert-cpu.md"; exit 1; }
+    [ "$(grep -cE "^\| .* \| 2 \| (CPU kernels|CUDA's order) .*\| [0-9.]+ \| [0-9.]+ \|$" "$work/expert-cpu.md")" = 2 ] ||
+        { echo "FAIL: moerun bench --expert-cpu printed no two rows"; cat "$work/expert-cpu.md"; exit 1; }
+fi
 [ "$device_only" = 1 ] || fails fallback-no-backend "\-\-cpu-fallback needs a device backend" --cpu-fallback always
 fails device-belady "belady is not available for device slots" --backend "$backend" --cache-policy belady \
     --routing-trace "$work/greedy.trace"
