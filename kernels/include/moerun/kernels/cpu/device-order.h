@@ -6,7 +6,8 @@
 // W x sums its 32-element chunks c into lane c % 32 (in order of c), each chunk's dot product in
 // the fixed 8-partial order of dot8, then the 32 lanes meet in a butterfly (xor 16, 8, 4, 2, 1) and
 // lane 0's sum is the result. Every rounding is an IEEE operation named there, none fused by a
-// compiler, so a GPU and this code agree exactly (test-gpu-ops checks it on the device).
+// compiler, so a GPU and this code agree exactly by construction; test-gpu-ops checks it on a
+// device (so far run on the CUDA emulator only, which runs the CUDA code with the host's floats).
 #pragma once
 
 #include <cstdint>
