@@ -45,13 +45,7 @@ MOERUN_HD float half_bits_to_float(uint16_t h) {
         }
         bits = sign | (exp << 23) | ((man & 0x3ffu) << 13);
     }
-#ifdef __CUDA_ARCH__
-    return __uint_as_float(bits);
-#else
-    float f;
-    __builtin_memcpy(&f, &bits, 4);
-    return f;
-#endif
+    return bits_to_float(bits);
 }
 
 MOERUN_HD float load_f16(const uint8_t *p) {
