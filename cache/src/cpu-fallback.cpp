@@ -6,7 +6,6 @@
 #include <stdexcept>
 
 #include "moerun/kernels/cpu/device-order.h"
-#include "moerun/kernels/cpu/ops.h"
 
 namespace moerun::cache {
 
@@ -82,19 +81,10 @@ TierBandwidths measure_tiers(kernels::Backend &be, kernels::cpu::ThreadPool &poo
                      check(be, be.synchronize(), "synchronize");
                  });
         // The host's way of computing the backend's rows (Backend::host_math).
-        const bool device_order = be.host_math() == kernels::Backend::HostMath::device_order;
         const auto cpu_ffn = [&](const ExpertView &w) {
-            if (device_order) {
-                const kernels::cpu::DeviceOrderExpert de{s.gate_type, s.up_type, s.down_type, w.gate,
-                                                         w.up,        w.down,    E,           F};
-                kernels::cpu::device_order_expert(pool, de, x.data(), g.data(), u.data(), d.data());
-                return;
-            }
-            const kernels::cpu::MatmulJob gu[] = {{s.gate_type, w.gate, x.data(), g.data(), F, E, 1},
-                                                  {s.up_type, w.up, x.data(), u.data(), F, E, 1}};
-            kernels::cpu::matmul_group(pool, gu);
-            kernels::cpu::swiglu(g.data(), u.data(), g.data(), F);
-            kernels::cpu::matmul(pool, s.down_type, w.down, g.data(), d.data(), E, F, 1);
+            const kernels::cpu::HostExpert he{s.gate_type, s.up_type, s.down_type, w.gate,
+                                              w.up,        w.down,    E,           F};
+            kernels::cpu::host_expert_row(pool, be.host_math(), he, x.data(), g.data(), u.data(), d.data());
         };
         const uint8_t *h = s.bytes.data();
         const ExpertView own{h, h + s.layout.up_offset(), h + s.layout.down_offset()};

@@ -8,11 +8,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "../cuda/block-dot.cuh"
+#include "moerun/kernels/cpu/ops.h"
 #include "moerun/kernels/cpu/vec-dot.h"
 #include "moerun/quant/types.h"
 #include "vec-dot-impl.h"
@@ -82,42 +84,50 @@ struct Product {
     int64_t cols;
 };
 
+// Calls rows.operator()<T, BS, BB>(p, r0, r1) for p.type (BS elements in blocks of BB bytes);
+// false for a type without a device kernel. The one list of the device-order types.
 template <class Rows>
-void dispatch(const Product &p, int64_t r0, int64_t r1, Rows &&rows) {
-    switch (p.type) {
+bool visit(quant::Type t, Rows &&rows) {
+    switch (t) {
         case quant::Type::F32:
-            return rows.template operator()<quant::Type::F32, 1, 4>(p, r0, r1);
+            return rows.template operator()<quant::Type::F32, 1, 4>(), true;
         case quant::Type::F16:
-            return rows.template operator()<quant::Type::F16, 1, 2>(p, r0, r1);
+            return rows.template operator()<quant::Type::F16, 1, 2>(), true;
         case quant::Type::Q8_0:
-            return rows.template operator()<quant::Type::Q8_0, 32, 34>(p, r0, r1);
+            return rows.template operator()<quant::Type::Q8_0, 32, 34>(), true;
         case quant::Type::Q4_0:
-            return rows.template operator()<quant::Type::Q4_0, 32, 18>(p, r0, r1);
+            return rows.template operator()<quant::Type::Q4_0, 32, 18>(), true;
         case quant::Type::Q4_K:
-            return rows.template operator()<quant::Type::Q4_K, 256, 144>(p, r0, r1);
+            return rows.template operator()<quant::Type::Q4_K, 256, 144>(), true;
         case quant::Type::Q5_K:
-            return rows.template operator()<quant::Type::Q5_K, 256, 176>(p, r0, r1);
+            return rows.template operator()<quant::Type::Q5_K, 256, 176>(), true;
         case quant::Type::Q6_K:
-            return rows.template operator()<quant::Type::Q6_K, 256, 210>(p, r0, r1);
+            return rows.template operator()<quant::Type::Q6_K, 256, 210>(), true;
         case quant::Type::Q2_K:
-            return rows.template operator()<quant::Type::Q2_K, 256, 84>(p, r0, r1);
+            return rows.template operator()<quant::Type::Q2_K, 256, 84>(), true;
         case quant::Type::Q3_K:
-            return rows.template operator()<quant::Type::Q3_K, 256, 110>(p, r0, r1);
+            return rows.template operator()<quant::Type::Q3_K, 256, 110>(), true;
         default:
-            throw std::invalid_argument("device-order product: no kernel for " +
-                                        std::string(quant::type_name(p.type)));
+            return false;
     }
 }
 
+struct NoRows {
+    template <quant::Type, int, int>
+    void operator()() const {}
+};
+
 struct GenericRows {
+    const Product &p;
+    int64_t r0, r1;
     template <quant::Type T, int BS, int BB>
-    void operator()(const Product &p, int64_t r0, int64_t r1) const {
+    void operator()() const {
         rows_of<T, BS, BB>(p.w, p.rb, p.x, p.y, r0, r1, p.cols);
     }
 };
 
 void run_generic(const Product &p, int64_t r0, int64_t r1) {
-    dispatch(p, r0, r1, GenericRows{});
+    visit(p.type, GenericRows{p, r0, r1});  // p.type checked by product()
 }
 
 #if defined(__x86_64__)
@@ -130,18 +140,14 @@ MOERUN_DO_AVX2 inline float sum8_avx2(__m256 p) {
     return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
 }
 
-// Elements 8i .. 8i + 7 of 32 (u)int8 values as floats.
-MOERUN_DO_AVX2 inline __m256 int8_group(__m256i q, int i, bool is_signed) {
-    const __m128i h = i < 2 ? _mm256_castsi256_si128(q) : _mm256_extracti128_si256(q, 1);
-    const __m128i g = (i & 1) ? _mm_srli_si128(h, 8) : h;
-    return _mm256_cvtepi32_ps(is_signed ? _mm256_cvtepi8_epi32(g) : _mm256_cvtepu8_epi32(g));
-}
-
-// dot8 of 32 elements (n = 32) or of the 16 starting at element `first` (n = 16).
-MOERUN_DO_AVX2 inline float dot8_avx2(__m256i q, bool is_signed, const float *x, int first, int n) {
+// dot8 of 32 int8 weights q with x[32].
+MOERUN_DO_AVX2 inline float dot8_avx2(__m256i q, const float *x) {
     __m256 p = _mm256_setzero_ps();
-    for (int i = first / 8; i < (first + n) / 8; ++i)
-        p = _mm256_fmadd_ps(int8_group(q, i, is_signed), _mm256_loadu_ps(x + 8 * i), p);
+    for (int i = 0; i < 4; ++i) {  // elements 8i .. 8i + 7
+        const __m128i h = i < 2 ? _mm256_castsi256_si128(q) : _mm256_extracti128_si256(q, 1);
+        const __m256 w = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32((i & 1) ? _mm_srli_si128(h, 8) : h));
+        p = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + 8 * i), p);
+    }
     return sum8_avx2(p);
 }
 
@@ -158,15 +164,6 @@ MOERUN_DO_AVX2 void chunk_sums_avx2(const float *x, int64_t n_chunks, float *sx)
         for (int i = 0; i < 4; ++i) p = _mm256_add_ps(p, _mm256_loadu_ps(x + 32 * c + 8 * i));
         sx[c] = sum8_avx2(p);
     }
-}
-
-MOERUN_DO_AVX2 inline void butterfly_store(float *v, float *y) {
-    for (int o = 16; o > 0; o >>= 1) {
-        float n[32];
-        for (int i = 0; i < 32; ++i) n[i] = add_rn(v[i], v[i ^ o]);
-        for (int i = 0; i < 32; ++i) v[i] = n[i];
-    }
-    *y = v[0];
 }
 
 // The dot8 sums of eight chunks at once: p[j] holds chunk j's partial sums; returns the eight
@@ -303,16 +300,19 @@ MOERUN_DO_AVX2 void rows_q8_0_avx2(const Product &p, int64_t r0, int64_t r1) {
         for (int64_t c = 0; c < nb; ++c) {
             const uint8_t *blk = wr + c * 34;
             const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(blk + 2));
-            v[c & 31] =
-                add_rn(v[c & 31], cuda::mul_rn(half_avx2(blk), dot8_avx2(q, true, p.x + 32 * c, 0, 32)));
+            v[c & 31] = add_rn(v[c & 31], cuda::mul_rn(half_avx2(blk), dot8_avx2(q, p.x + 32 * c)));
         }
-        butterfly_store(v, p.y + r);
+        const __m256 lanes[4] = {_mm256_load_ps(v), _mm256_load_ps(v + 8), _mm256_load_ps(v + 16),
+                                 _mm256_load_ps(v + 24)};
+        p.y[r] = butterfly_lane0(lanes);
     }
 }
 
 struct Avx2Rows {
+    const Product &p;
+    int64_t r0, r1;
     template <quant::Type T, int BS, int BB>
-    MOERUN_DO_AVX2 void operator()(const Product &p, int64_t r0, int64_t r1) const {
+    MOERUN_DO_AVX2 void operator()() const {
         rows_of<T, BS, BB>(p.w, p.rb, p.x, p.y, r0, r1, p.cols);
     }
 };
@@ -328,7 +328,7 @@ MOERUN_DO_AVX2 void run_avx2(const Product &p, const float *sx, int64_t r0, int6
         case quant::Type::Q8_0:
             return rows_q8_0_avx2(p, r0, r1);
         default:
-            return dispatch(p, r0, r1, Avx2Rows{});
+            visit(p.type, Avx2Rows{p, r0, r1});  // p.type checked by product()
     }
 }
 
@@ -346,16 +346,19 @@ void run_rows(const Product &p, const float *sx, int64_t r0, int64_t r1) {
     run_generic(p, r0, r1);
 }
 
-// The chunk sums of x that run_rows needs for a product of type t (sized n_chunks, or empty).
-void chunk_sums(quant::Type t, const float *x, int64_t cols, std::vector<float> &sx) {
+// The chunk sums of x that run_rows needs for products of the types `ts` (sized n_chunks, or
+// empty): computed once for all of them.
+void chunk_sums(std::initializer_list<quant::Type> ts, const float *x, int64_t cols, std::vector<float> &sx) {
     sx.clear();
 #if defined(__x86_64__)
-    if (use_avx2() && (t == quant::Type::Q4_K || t == quant::Type::Q5_K)) {
+    const bool needed = std::any_of(
+        ts.begin(), ts.end(), [](quant::Type t) { return t == quant::Type::Q4_K || t == quant::Type::Q5_K; });
+    if (use_avx2() && needed) {
         sx.resize(static_cast<size_t>(cols / 32));
         chunk_sums_avx2(x, cols / 32, sx.data());
     }
 #else
-    (void)t, (void)x, (void)cols;
+    (void)ts, (void)x, (void)cols;
 #endif
 }
 
@@ -381,48 +384,44 @@ constexpr int64_t kGrain = 16;  // rows per scheduling unit
 }  // namespace
 
 bool device_order_supported(quant::Type t) {
-    switch (t) {
-        case quant::Type::F32:
-        case quant::Type::F16:
-        case quant::Type::Q8_0:
-        case quant::Type::Q4_0:
-        case quant::Type::Q4_K:
-        case quant::Type::Q5_K:
-        case quant::Type::Q6_K:
-        case quant::Type::Q2_K:
-        case quant::Type::Q3_K:
-            return true;
-        default:
-            return false;
-    }
+    return visit(t, NoRows{});
 }
 
 void device_order_matvec(ThreadPool &pool, quant::Type t, const void *w, const float *x, float *y,
                          int64_t rows, int64_t cols) {
     const Product p = product(t, w, x, y, rows, cols);
     std::vector<float> sx;
-    chunk_sums(t, x, cols, sx);
+    chunk_sums({t}, x, cols, sx);
     pool.parallel_for(
         rows, [&](int64_t r0, int64_t r1, int) { run_rows(p, sx.data(), r0, r1); }, kGrain);
 }
 
-void device_order_expert(ThreadPool &pool, const DeviceOrderExpert &e, const float *x, float *g, float *u,
+void device_order_expert(ThreadPool &pool, const HostExpert &e, const float *x, float *g, float *u,
                          float *out) {
     const int64_t E = e.n_embd, F = e.n_ff;
     // gate and up in one pass over their 2F rows
     const Product pg = product(e.gate_type, e.gate, x, g, F, E), pu = product(e.up_type, e.up, x, u, F, E);
-    std::vector<float> sg, su;
-    chunk_sums(e.gate_type, x, E, sg);
-    chunk_sums(e.up_type, x, E, su);
+    std::vector<float> sx;  // x's chunk sums, the same for both products
+    chunk_sums({e.gate_type, e.up_type}, x, E, sx);
     pool.parallel_for(
         2 * F,
         [&](int64_t r0, int64_t r1, int) {
-            if (r0 < F) run_rows(pg, sg.data(), r0, std::min(r1, F));
-            if (r1 > F) run_rows(pu, su.data(), std::max(r0, F) - F, r1 - F);
+            if (r0 < F) run_rows(pg, sx.data(), r0, std::min(r1, F));
+            if (r1 > F) run_rows(pu, sx.data(), std::max(r0, F) - F, r1 - F);
         },
         kGrain);
     for (int64_t i = 0; i < F; ++i) g[i] = cuda::swiglu_rn(g[i], u[i]);
     device_order_matvec(pool, e.down_type, e.down, g, out, E, F);
+}
+
+void host_expert_row(ThreadPool &pool, Backend::HostMath math, const HostExpert &e, const float *x, float *g,
+                     float *u, float *out) {
+    if (math == Backend::HostMath::device_order) return device_order_expert(pool, e, x, g, u, out);
+    const int64_t E = e.n_embd, F = e.n_ff;
+    const MatmulJob gu[] = {{e.gate_type, e.gate, x, g, F, E, 1}, {e.up_type, e.up, x, u, F, E, 1}};
+    matmul_group(pool, gu);
+    swiglu(g, u, g, F);
+    matmul(pool, e.down_type, e.down, g, out, E, F, 1);
 }
 
 }  // namespace moerun::kernels::cpu

@@ -97,10 +97,7 @@ struct DeviceState {
     std::optional<cache::MissPlanner> planner;
     std::vector<uint8_t> to_cpu;  // [missing]
     uint64_t copies_mark = 0;
-    // The backend's rows are reproduced on the host in its order (Backend::host_math; CUDA), not
-    // by the CPU pass's expert kernels; then with these scratch rows [n_ff] each.
-    bool device_order = false;
-    std::vector<float> do_g, do_u;
+    std::vector<float> fb_g, fb_u;  // [n_ff] each: scratch of a CPU-computed miss
 
     // Host-side lists, reused.
     std::vector<int32_t> rows, comb_rows;
@@ -588,17 +585,16 @@ void Context::Impl::init_device() {
     }
     if (fallback != cache::FallbackMode::off && n_slots < total) {
         D.planner.emplace(fallback, bw, hp.n_layer, static_cast<uint32_t>(X), static_cast<uint32_t>(n_slots));
-        D.device_order = be.host_math() == kernels::Backend::HostMath::device_order;
-        if (D.device_order) {
+        if (be.host_math() == kernels::Backend::HostMath::device_order) {
             const LayerWeights &L0 = model.layer(0);
             for (const quant::Type t : {L0.gate_exps.type, L0.up_exps.type, L0.down_exps.type})
                 if (!kernels::cpu::device_order_supported(t))
                     throw std::invalid_argument("cpu fallback: the " + std::string(be.name()) +
                                                 " backend's expert rows cannot be computed on the CPU for " +
                                                 std::string(quant::type_name(t)) + " weights");
-            D.do_g.resize(static_cast<size_t>(hp.n_ff_exp));
-            D.do_u.resize(static_cast<size_t>(hp.n_ff_exp));
         }
+        D.fb_g.resize(static_cast<size_t>(hp.n_ff_exp));
+        D.fb_u.resize(static_cast<size_t>(hp.n_ff_exp));
     }
     if (n_slots == total) {
         // Every expert fits: copy them all in now, as a fully offloaded llama.cpp model loads,
@@ -879,21 +875,17 @@ void Context::Impl::decode_with_fallback(uint32_t il) {
         const size_t i =
             static_cast<size_t>(std::find(D.missing.begin(), D.missing.end(), *e) - D.missing.begin());
         if (D.to_cpu[i] != 0) {
-            if (D.device_order) {  // one token: every rank of *e has the same row
-                const cache::ExpertView w = experts->view(il, *e);
-                const kernels::cpu::DeviceOrderExpert de{
-                    HL.gate_exps.type, HL.up_exps.type, HL.down_exps.type, w.gate, w.up, w.down, E,
-                    hp.n_ff_exp};
-                const auto &ranks = by_expert[*e];
-                kernels::cpu::device_order_expert(pool, de, h.data(), D.do_g.data(), D.do_u.data(),
-                                                  &y[static_cast<size_t>(ranks[0] * E)]);
-                for (size_t r = 1; r < ranks.size(); ++r)
-                    std::copy_n(&y[static_cast<size_t>(ranks[0] * E)], E,
-                                &y[static_cast<size_t>(ranks[r] * E)]);
-            } else {
-                group.assign(1, *e);
-                run_experts(il, static_cast<int64_t>(by_expert[*e].size()));  // rows of y, by rank
-            }
+            // The row as the backend computes it (Backend::host_math); one token: every rank of
+            // *e has the same row.
+            const cache::ExpertView w = experts->view(il, *e);
+            const kernels::cpu::HostExpert he{
+                HL.gate_exps.type, HL.up_exps.type, HL.down_exps.type, w.gate, w.up, w.down, E, hp.n_ff_exp};
+            const auto &ranks = by_expert[*e];
+            float *row = &y[static_cast<size_t>(ranks[0] * E)];
+            kernels::cpu::host_expert_row(pool, be.host_math(), he, h.data(), D.fb_g.data(), D.fb_u.data(),
+                                          row);
+            for (size_t r = 1; r < ranks.size(); ++r)
+                std::copy_n(row, E, &y[static_cast<size_t>(ranks[r] * E)]);
             ++stats.slot_cpu_misses;
             experts->done(il, *e);
         } else {

@@ -95,7 +95,7 @@ TEST_CASE("device-order expert row: gate and up, SwiGLU, down") {
                d = random_matrix(T::Q6_K, E, F, rng);
     std::vector<float> x(E);
     for (auto &v : x) v = nd(rng);
-    const cpu::DeviceOrderExpert e{T::Q4_K, T::Q5_K, T::Q6_K, g.data(), u.data(), d.data(), E, F};
+    const cpu::HostExpert e{T::Q4_K, T::Q5_K, T::Q6_K, g.data(), u.data(), d.data(), E, F};
     std::vector<float> gs(F), us(F), out(E);
     cpu::device_order_expert(pool, e, x.data(), gs.data(), us.data(), out.data());
     // the same products one by one, then SwiGLU to about an ulp of the libm formula

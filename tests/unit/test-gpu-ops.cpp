@@ -298,8 +298,7 @@ TEST_CASE("expert_ffn rows equal the host's rows for this backend bit for bit (C
             return diff;
         };
         if (device_order) {
-            const kernels::cpu::DeviceOrderExpert de{mix.g,     mix.u,     mix.d, hg.data(),
-                                                     hu.data(), hd.data(), E,     F};
+            const kernels::cpu::HostExpert de{mix.g, mix.u, mix.d, hg.data(), hu.data(), hd.data(), E, F};
             for (const kernels::cpu::Isa isa : {kernels::cpu::best_isa(), kernels::cpu::Isa::generic}) {
                 CAPTURE(kernels::cpu::isa_name(isa));
                 kernels::cpu::set_isa(isa);

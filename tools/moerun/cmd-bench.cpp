@@ -14,7 +14,6 @@
 #include "cli-common.h"
 #include "model-setup.h"
 #include "moerun/kernels/cpu/device-order.h"
-#include "moerun/kernels/cpu/ops.h"
 #include "moerun/runtime/context.h"
 #include "moerun/runtime/gguf.h"
 #include "process-stats.h"
@@ -56,20 +55,18 @@ int bench_expert_cpu(const BenchOptions &o, int threads) {
     for (size_t i = 0; i < x.size(); ++i) x[i] = 0.01f * static_cast<float>(i % 17) - 0.08f;
     const uint64_t bytes = L.gate_exps.expert_bytes() + L.up_exps.expert_bytes() + L.down_exps.expert_bytes();
     const auto ffn = [&](bool device_order, uint32_t e) {
-        const uint8_t *wg = L.gate_exps.data + e * L.gate_exps.expert_bytes(),
-                      *wu = L.up_exps.data + e * L.up_exps.expert_bytes(),
-                      *wd = L.down_exps.data + e * L.down_exps.expert_bytes();
-        if (device_order) {
-            const kernels::cpu::DeviceOrderExpert de{
-                L.gate_exps.type, L.up_exps.type, L.down_exps.type, wg, wu, wd, E, F};
-            kernels::cpu::device_order_expert(pool, de, x.data(), g.data(), u.data(), d.data());
-            return;
-        }
-        const kernels::cpu::MatmulJob gu[] = {{L.gate_exps.type, wg, x.data(), g.data(), F, E, 1},
-                                              {L.up_exps.type, wu, x.data(), u.data(), F, E, 1}};
-        kernels::cpu::matmul_group(pool, gu);
-        kernels::cpu::swiglu(g.data(), u.data(), g.data(), F);
-        kernels::cpu::matmul(pool, L.down_exps.type, wd, g.data(), d.data(), E, F, 1);
+        const kernels::cpu::HostExpert he{L.gate_exps.type,
+                                          L.up_exps.type,
+                                          L.down_exps.type,
+                                          L.gate_exps.data + e * L.gate_exps.expert_bytes(),
+                                          L.up_exps.data + e * L.up_exps.expert_bytes(),
+                                          L.down_exps.data + e * L.down_exps.expert_bytes(),
+                                          E,
+                                          F};
+        kernels::cpu::host_expert_row(
+            pool,
+            device_order ? kernels::Backend::HostMath::device_order : kernels::Backend::HostMath::cpu_kernels,
+            he, x.data(), g.data(), u.data(), d.data());
     };
     std::printf(
         "| model | threads | expert on the CPU | ms / expert | GB/s of weights |\n|---|---|---|---|---|\n");

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 
+#include "moerun/kernels/backend.h"
 #include "moerun/kernels/cpu/thread-pool.h"
 #include "moerun/quant/types.h"
 
@@ -25,15 +26,23 @@ bool device_order_supported(quant::Type t);
 void device_order_matvec(ThreadPool &pool, quant::Type t, const void *w, const float *x, float *y,
                          int64_t rows, int64_t cols);
 
+// One expert's matrices in host memory.
+struct HostExpert {
+    quant::Type gate_type, up_type, down_type;
+    const void *gate, *up, *down;  // [n_ff x n_embd], [n_ff x n_embd], [n_embd x n_ff]
+    int64_t n_embd, n_ff;
+};
+
 // One expert's unweighted output row for one token, as the CUDA backend's expert_ffn writes it to
 // rows_out: g = gate x, u = up x (both [n_ff]), g = silu(g) * u (exact-ops.cuh's swiglu_rn),
 // out[n_embd] = down g. g and u are scratch of n_ff floats each.
-struct DeviceOrderExpert {
-    quant::Type gate_type, up_type, down_type;
-    const void *gate, *up, *down;  // host memory: [n_ff x n_embd], [n_ff x n_embd], [n_embd x n_ff]
-    int64_t n_embd, n_ff;
-};
-void device_order_expert(ThreadPool &pool, const DeviceOrderExpert &e, const float *x, float *g, float *u,
+void device_order_expert(ThreadPool &pool, const HostExpert &e, const float *x, float *g, float *u,
                          float *out);
+
+// The same row as a backend with host math `math` computes it (Backend::host_math): in device
+// order, or with the CPU kernels of ops.h (matmul_group of gate and up, swiglu, matmul of down):
+// what the CPU fallback runs for a miss, and what its cost model times.
+void host_expert_row(ThreadPool &pool, Backend::HostMath math, const HostExpert &e, const float *x, float *g,
+                     float *u, float *out);
 
 }  // namespace moerun::kernels::cpu
