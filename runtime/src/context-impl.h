@@ -63,7 +63,7 @@ struct Context::Impl {
         return ((size_t{il} * hp.n_head_kv + static_cast<size_t>(kvh)) * params.n_ctx + pos) * hp.head_dim;
     }
 
-    void eval(std::span<const int32_t> tokens, bool all_logits);
+    void eval(std::span<const int32_t> tokens, bool all_logits, EvalPhase phase);
     void eval_batch(std::span<const int32_t> tokens, int64_t n_out, float *out, bool prefill);
     // Selects the experts of n tokens at layer il from their router logits (router [n, n_expert],
     // softmaxed in place): top-k or the forced trace, weights into sel_e / sel_w, and the trace.

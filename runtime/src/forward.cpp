@@ -292,7 +292,7 @@ void Context::Impl::predict_next(uint32_t il, const std::vector<float> &xs) {
     experts->prefetch(il + 1, pred_e);
 }
 
-void Context::Impl::eval(std::span<const int32_t> tokens, bool all_logits) {
+void Context::Impl::eval(std::span<const int32_t> tokens, bool all_logits, EvalPhase phase) {
     const int64_t n_all = static_cast<int64_t>(tokens.size()), V = hp.n_vocab;
     if (n_all == 0) throw std::invalid_argument("eval: empty batch");
     if (n_past + static_cast<uint64_t>(n_all) > params.n_ctx)
@@ -314,7 +314,7 @@ void Context::Impl::eval(std::span<const int32_t> tokens, bool all_logits) {
                    all_logits ? n : (last ? 1 : 0), out, n_all > 1);
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (n_all > 1) {
+    if (phase == EvalPhase::prompt || (phase == EvalPhase::by_size && n_all > 1)) {
         stats.n_prompt_tokens += static_cast<uint64_t>(n_all);
         stats.prompt_seconds += secs;
     } else {
@@ -367,8 +367,8 @@ void Context::Impl::eval_batch(std::span<const int32_t> tokens, int64_t n_out, f
 
 Context::Context(const Model &model, ContextParams params) : impl_(std::make_unique<Impl>(model, params)) {}
 Context::~Context() = default;
-void Context::eval(std::span<const int32_t> tokens, bool all_logits) {
-    impl_->eval(tokens, all_logits);
+void Context::eval(std::span<const int32_t> tokens, bool all_logits, EvalPhase phase) {
+    impl_->eval(tokens, all_logits, phase);
 }
 const float *Context::logits(size_t i) const {
     return impl_->logits.data() + i * impl_->hp.n_vocab;

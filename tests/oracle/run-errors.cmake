@@ -1,4 +1,5 @@
-# `moerun run` on a real test model with bad requests (label oracle: needs the test_models fixture).
+# `moerun run` on a real test model with bad requests, and what a run reports (label oracle: needs
+# the test_models fixture).
 # Invalid UTF-8 in a prompt is defined behaviour of the tokenizer (test-tokenizer-vocab covers it).
 set(_run_model ${MOERUN_TEST_MODELS_DIR}/olmoe-Q8_0.gguf)
 moerun_cli_test(run-prompt-too-long ARGS "run|-m|${_run_model}|-p|one two three four five six seven|-c|4" RC 1
@@ -7,6 +8,10 @@ file(WRITE ${CMAKE_BINARY_DIR}/empty-prompt.txt "")  # an empty argument would n
 moerun_cli_test(run-empty-prompt ARGS "run|-m|${_run_model}|-f|${CMAKE_BINARY_DIR}/empty-prompt.txt" RC 1
                 STDERR "the prompt is empty")
 moerun_cli_test(run-zero-context ARGS "run|-m|${_run_model}|-p|hi|-c|0" RC 1 STDERR "ctx-size")
-foreach(_name run-prompt-too-long run-empty-prompt run-zero-context)
+# A one-token prompt is a prompt in the timings (it was counted as a decode step), and -n 3 is two
+# decode steps after it (the last token is sampled, not evaluated).
+moerun_cli_test(run-one-token-prompt ARGS "run|-m|${_run_model}|-p|a|--no-special|-n|3|--ignore-eos" RC 0
+                STDERR "prompt 1 tokens in [^;]*; decode 2 tokens")
+foreach(_name run-prompt-too-long run-empty-prompt run-zero-context run-one-token-prompt)
   set_tests_properties(cli-${_name} PROPERTIES LABELS oracle FIXTURES_REQUIRED test_models)
 endforeach()

@@ -113,6 +113,11 @@ struct ContextStats {
     double fallback_h2d = 0, fallback_cpu = 0, fallback_device = 0;
 };
 
+// Which of stats()' counters an eval's tokens and time go to. by_size: a batch of more than one
+// token is prompt, one token is decode; a caller that knows (generate) says which, so that a
+// one-token prompt counts as a prompt.
+enum class EvalPhase { by_size, prompt, decode };
+
 class Context {
   public:
     Context(const Model &model, ContextParams params);
@@ -123,7 +128,7 @@ class Context {
     // Evaluates tokens at positions [n_past, n_past + n). Logits are kept for every token when
     // all_logits, else for the last one. Throws std::invalid_argument for an empty batch, a token
     // id outside the vocabulary, or a batch that does not fit the context.
-    void eval(std::span<const int32_t> tokens, bool all_logits = false);
+    void eval(std::span<const int32_t> tokens, bool all_logits = false, EvalPhase phase = EvalPhase::by_size);
 
     // Logits of output row i (0 .. n_outputs()-1), [n_vocab] each.
     const float *logits(size_t i = 0) const;
