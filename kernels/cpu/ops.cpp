@@ -1,6 +1,7 @@
 // Scalar-clear CPU kernels; loops are written so the compiler vectorises them (-O2/-O3).
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "moerun/kernels/cpu/ops.h"
@@ -125,8 +126,12 @@ void softmax(float *x, int64_t n) {
 
 void top_k(const float *p, int64_t n, int64_t k, int64_t *idx, uint16_t *ids) {
     for (int64_t i = 0; i < n; ++i) idx[i] = i;
+    // A NaN counts as -inf (a total order, as the CUDA kernel's), ties go to the lower id.
+    const auto key = [p](int64_t i) {
+        return std::isnan(p[i]) ? -std::numeric_limits<float>::infinity() : p[i];
+    };
     std::partial_sort(idx, idx + k, idx + n,
-                      [&](int64_t a, int64_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+                      [&](int64_t a, int64_t b) { return key(a) > key(b) || (key(a) == key(b) && a < b); });
     for (int64_t j = 0; j < k; ++j) ids[j] = static_cast<uint16_t>(idx[j]);
 }
 

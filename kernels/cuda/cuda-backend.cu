@@ -90,14 +90,22 @@ class CudaBackend final : public Backend {
             for (size_t i = 0; i < n; ++i) {
                 const Upload &c = copies[i];
                 if ((!c.dst || !c.src) && c.bytes) return fail("upload_batch: null pointer");
-                batch_dst_.push_back(c.dst), batch_src_.push_back(c.src), batch_size_.push_back(c.bytes);
+                batch_dst_.push_back(c.dst), batch_src_.push_back(const_cast<void *>(c.src)),
+                    batch_size_.push_back(c.bytes);
             }
             cudaMemcpyAttributes attr{};
             attr.srcAccessOrder = cudaMemcpySrcAccessOrderStream;
             size_t first = 0;
-            if (cudaMemcpyBatchAsync(batch_dst_.data(), batch_src_.data(), batch_size_.data(), n, &attr,
-                                     &first, 1, stream_) == cudaSuccess)
-                return Status::ok;
+#if CUDART_VERSION >= 13000
+            const cudaError_t err = cudaMemcpyBatchAsync(batch_dst_.data(), batch_src_.data(),
+                                                         batch_size_.data(), n, &attr, &first, 1, stream_);
+#else  // CUDA 12.8 and 12.9: non-const arrays and an index of the copy that failed
+            size_t failed = 0;
+            const cudaError_t err =
+                cudaMemcpyBatchAsync(batch_dst_.data(), batch_src_.data(), batch_size_.data(), n, &attr,
+                                     &first, 1, &failed, stream_);
+#endif
+            if (err == cudaSuccess) return Status::ok;
             (void)cudaGetLastError();
             batch_ok_ = false;  // not here: one by one from now on
         }
@@ -474,7 +482,7 @@ class CudaBackend final : public Backend {
     bool capturing_ = false;
     bool batch_ok_ = true;  // cudaMemcpyBatchAsync works here (until it fails once)
     std::vector<void *> batch_dst_;
-    std::vector<const void *> batch_src_;
+    std::vector<void *> batch_src_;  // not const: CUDA 12.8's cudaMemcpyBatchAsync takes void **
     std::vector<size_t> batch_size_;
     uint64_t issued_ = 0;         // copies numbered so far
     uint64_t compute_after_ = 0;  // the compute stream runs after copies up to this number

@@ -53,24 +53,31 @@ bool Gemm::init(std::string *error) {
         *error = cublas_error(*api_, st, "cublasCreate");
         return false;
     }
-    if (const cublasStatus_t st = api_->set_workspace(h, cublas_ws_, kCublasBytes);
+    handle_ = h;
+    return true;
+}
+
+bool Gemm::bind(cudaStream_t stream, std::string *error) {
+    if (is_bound_ && stream == bound_) return true;
+    is_bound_ = false;
+    if (const cublasStatus_t st = api_->set_stream(handle_, stream); st != CUBLAS_STATUS_SUCCESS) {
+        *error = cublas_error(*api_, st, "cublasSetStream");
+        return false;
+    }
+    if (const cublasStatus_t st = api_->set_workspace(handle_, cublas_ws_, kCublasBytes);
         st != CUBLAS_STATUS_SUCCESS) {
-        api_->destroy(h);
         *error = cublas_error(*api_, st, "cublasSetWorkspace");
         return false;
     }
-    handle_ = h;
+    bound_ = stream;
+    is_bound_ = true;
     return true;
 }
 
 bool Gemm::run(quant::Type t, const void *w, uint64_t row_bytes, const float *x, float *y, int64_t rows,
                int64_t cols, int64_t n_tok, cudaStream_t stream, std::string *error) {
     if (rows <= 0 || n_tok <= 0) return true;
-    if (!init(error)) return false;
-    if (const cublasStatus_t st = api_->set_stream(handle_, stream); st != CUBLAS_STATUS_SUCCESS) {
-        *error = cublas_error(*api_, st, "cublasSetStream");
-        return false;
-    }
+    if (!init(error) || !bind(stream, error)) return false;
     const int64_t tile_rows = std::max<int64_t>(1, static_cast<int64_t>(kTileBytes / sizeof(float)) / cols);
     const float one = 1.0f, zero = 0.0f;
     for (int64_t r0 = 0; r0 < rows; r0 += tile_rows) {

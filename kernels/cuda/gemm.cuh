@@ -36,9 +36,15 @@ class Gemm {
 
   private:
     bool init(std::string *error);
+    // Points the handle at `stream` with our workspace: cublasSetStream puts the handle back on
+    // cuBLAS's own workspace pool (device memory outside the budget), so the workspace is set
+    // again after it, each time the stream changes.
+    bool bind(cudaStream_t stream, std::string *error);
     const CublasApi *api_ = nullptr;
     bool api_tried_ = false;
     cublasHandle_t handle_ = nullptr;
+    cudaStream_t bound_ = nullptr;
+    bool is_bound_ = false;
     float *tile_ = nullptr;
     void *cublas_ws_ = nullptr;
 };

@@ -18,9 +18,8 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
-// One block of 256 threads per row.
-__global__ void rms_norm_kernel(const float *__restrict__ x, const float *__restrict__ w,
-                                float *__restrict__ y, int64_t n, float eps) {
+// One block of 256 threads per row. y may be x (no __restrict__ on them).
+__global__ void rms_norm_kernel(const float *x, const float *__restrict__ w, float *y, int64_t n, float eps) {
     __shared__ float partial[8];
     const float *xr = x + blockIdx.x * n;
     float *yr = y + blockIdx.x * n;
@@ -42,8 +41,8 @@ __global__ void rms_norm_kernel(const float *__restrict__ x, const float *__rest
     }
 }
 
-__global__ void swiglu_kernel(const float *__restrict__ g, const float *__restrict__ u,
-                              float *__restrict__ out, int64_t n) {
+// out may be g or u (no __restrict__).
+__global__ void swiglu_kernel(const float *g, const float *u, float *out, int64_t n) {
     const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
     if (i < n) out[i] = swiglu_rn(g[i], u[i]);  // as the host's device-order rows
 }
@@ -74,35 +73,41 @@ __global__ void router_topk_kernel(const float *__restrict__ logits, int n_exper
     const float inv = 1.0f / sum;
 #pragma unroll
     for (int j = 0; j < kPerLane; ++j) p[j] *= inv;
-    // k rounds of a warp argmax (largest probability, then lowest id); the winner is taken out.
+    // k rounds of a warp argmax (largest probability, then lowest id; a NaN counts as -inf, as in
+    // cpu::top_k, so that the order is total and every lane agrees); the winner is taken out.
     bool taken[kPerLane] = {};
     float chosen_sum = 0, my_weight = 0;
     int my_id = -1;
     for (int r = 0; r < k; ++r) {
-        float best = -1.0f;
+        float best = -INFINITY, best_p = 0;  // key and probability of the best so far
         int best_e = 0x7fffffff;
 #pragma unroll
         for (int j = 0; j < kPerLane; ++j) {
             const int e = lane + 32 * j;
-            if (e < n_expert && !taken[j] && (p[j] > best || (p[j] == best && e < best_e))) {
-                best = p[j];
+            const float key = p[j] != p[j] ? -INFINITY : p[j];  // NaN: -inf
+            if (e < n_expert && !taken[j] && (key > best || (key == best && e < best_e))) {
+                best = key;
+                best_p = p[j];
                 best_e = e;
             }
         }
         for (int o = 16; o > 0; o >>= 1) {
             const float ob = __shfl_xor_sync(0xffffffffu, best, o);
+            const float op = __shfl_xor_sync(0xffffffffu, best_p, o);
             const int oe = __shfl_xor_sync(0xffffffffu, best_e, o);
             if (ob > best || (ob == best && oe < best_e)) {
                 best = ob;
+                best_p = op;
                 best_e = oe;
             }
         }
-        if (best_e % 32 == lane) taken[best_e / 32] = true;
+        // k <= n_expert (checked by the caller), so some lane always has an expert left.
+        if (best_e < n_expert && best_e % 32 == lane) taken[best_e / 32] = true;
         if (lane == r) {
             my_id = best_e;
-            my_weight = best;
+            my_weight = best_p;
         }
-        chosen_sum += best;
+        chosen_sum += best_p;
     }
     if (lane < k) {
         ids[static_cast<int64_t>(blockIdx.x) * k + lane] = my_id;

@@ -2,6 +2,8 @@
 // combine, and KV-cache stores (F16 rounded to nearest even, as the CPU's fp32_to_fp16).
 #include <cuda_fp16.h>
 
+#include <algorithm>
+
 #include "exact-ops.cuh"
 #include "rows.cuh"
 
@@ -81,9 +83,15 @@ cudaError_t launch_gather_rows(const float *src, const int32_t *rows, int64_t m,
 cudaError_t launch_combine_rows(const float *src, const int32_t *rows, const float *w, int64_t n_tok, int k,
                                 int64_t n, float *dst, bool accumulate, cudaStream_t stream) {
     if (n_tok <= 0 || n <= 0) return cudaSuccess;
-    const dim3 grid(blocks_for(n, 256), static_cast<unsigned>(n_tok));
-    combine_rows_kernel<<<grid, 256, 0, stream>>>(src, rows, w, k, n, dst, accumulate);
-    return cudaGetLastError();
+    constexpr int64_t kMaxGridY = 65535;  // tokens on grid.y: launched in chunks of at most that
+    for (int64_t t0 = 0; t0 < n_tok; t0 += kMaxGridY) {
+        const int64_t nt = std::min(kMaxGridY, n_tok - t0);
+        const dim3 grid(blocks_for(n, 256), static_cast<unsigned>(nt));
+        combine_rows_kernel<<<grid, 256, 0, stream>>>(src, rows + t0 * k, w + t0 * k, k, n, dst + t0 * n,
+                                                      accumulate);
+        if (const cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;
+    }
+    return cudaSuccess;
 }
 
 cudaError_t launch_kv_store(const float *x, int64_t n_tok, int n_head_kv, int head_dim, quant::Type type,

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <utility>
 #include <vector>
@@ -128,6 +129,43 @@ TEST_CASE("cuda router_topk picks the CPU backend's experts with its weights") {
                 from_device(*gpu, dl, logits.size());
             }
         }
+    }
+}
+
+// NaN logits (a broken model): both backends still pick k distinct experts in range, the same
+// ones (a NaN counts as -inf, ties to the lower id), and the NaN reaches the weights.
+TEST_CASE("cuda router_topk on NaN logits picks the CPU backend's experts, all in range") {
+    auto gpu = gpu_backend();
+    auto cpu = kernels::make_backend("cpu");
+    std::mt19937 rng(12);
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    for (const int n_expert : {8, 64, 128}) {
+        const int k = 8;
+        const int64_t n_tok = 3;
+        CAPTURE(n_expert);
+        auto logits = normal(static_cast<size_t>(n_tok * n_expert), rng, 2.0f);
+        for (int e = 0; e < n_expert; ++e) logits[static_cast<size_t>(e)] = nan;  // token 0: all NaN
+        logits[static_cast<size_t>(n_expert + 5)] = nan;                          // token 1: one NaN
+        const size_t no = static_cast<size_t>(n_tok * k);
+        std::vector<int32_t> ids(no);
+        std::vector<float> w(no);
+        REQUIRE(cpu->router_topk(logits.data(), n_tok, n_expert, k, true, ids.data(), w.data()) ==
+                kernels::Status::ok);
+        float *dl = to_device(*gpu, logits), *dw = to_device(*gpu, std::vector<float>(no));
+        int32_t *di = to_device(*gpu, std::vector<int32_t>(no));
+        REQUIRE(gpu->router_topk(dl, n_tok, n_expert, k, true, di, dw) == kernels::Status::ok);
+        const std::vector<int32_t> got = from_device(*gpu, di, no);
+        const std::vector<float> gw = from_device(*gpu, dw, no);
+        CHECK(got == ids);
+        for (int64_t t = 0; t < n_tok; ++t) {
+            std::vector<int32_t> row(got.begin() + t * k, got.begin() + (t + 1) * k);
+            for (const int32_t e : row) CHECK((e >= 0 && e < n_expert));
+            std::sort(row.begin(), row.end());
+            CHECK(std::adjacent_find(row.begin(), row.end()) == row.end());
+        }
+        for (size_t i = 0; i < no; ++i) CHECK(std::isnan(gw[i]) == std::isnan(w[i]));
+        CHECK(std::isnan(gw[0]));  // the all-NaN token's weights stay NaN
+        from_device(*gpu, dl, logits.size());
     }
 }
 
@@ -364,6 +402,29 @@ TEST_CASE("cuda add, add_bias, gather_rows and combine_rows equal the CPU backen
     from_device(*gpu, da, a.size());
     from_device(*gpu, db, b.size());
     from_device(*gpu, dsrc, ref.size());
+}
+
+// More tokens than a grid's y dimension holds (65535): the launch goes in chunks.
+TEST_CASE("cuda combine_rows over more than 65535 tokens equals the CPU backend") {
+    auto gpu = gpu_backend();
+    auto cpu = kernels::make_backend("cpu");
+    std::mt19937 rng(13);
+    const int64_t n_tok = 65535 + 9, n = 32, n_src = 5;
+    const int k = 2;
+    const auto src = normal(static_cast<size_t>(n_src * n), rng);
+    const auto w = normal(static_cast<size_t>(n_tok * k), rng);
+    std::vector<int32_t> sel(static_cast<size_t>(n_tok * k));
+    for (auto &r : sel) r = static_cast<int32_t>(rng() % n_src);
+    std::vector<float> ref(static_cast<size_t>(n_tok * n));
+    REQUIRE(cpu->combine_rows(src.data(), sel.data(), w.data(), n_tok, k, n, ref.data(), false) ==
+            kernels::Status::ok);
+    float *ds = to_device(*gpu, src), *dd = to_device(*gpu, std::vector<float>(ref.size()));
+    REQUIRE(gpu->combine_rows(ds, sel.data(), w.data(), n_tok, k, n, dd, false) == kernels::Status::ok);
+    const auto got = from_device(*gpu, dd, ref.size());
+    CHECK(nmse(got, ref) < 1e-12);
+    const std::vector<float> last_got(got.end() - n, got.end()), last_ref(ref.end() - n, ref.end());
+    CHECK(nmse(last_got, last_ref) < 1e-12);  // the last token, in the second chunk
+    from_device(*gpu, ds, src.size());
 }
 
 TEST_CASE("cuda kv_store and attention match the CPU backend (GQA, positions after a prefix, F32 and F16)") {

@@ -1,6 +1,7 @@
 // The CUDA emulator's own checks (tests/cuda-emu): small kernels in CUDA syntax, one case per run.
 // `emu-checks NAME` runs a case; cases that must work print "ok ..." and exit 0, cases that break
 // a CUDA rule must stop with the emulator's message (tests/cuda-emu/CMakeLists.txt has both).
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -156,6 +157,32 @@ int uninitialized() {
     return 0;
 }
 
+// cublasSetStream drops the workspace set before it: an SGEMM then has none of the caller's.
+int cublas_workspace() {
+    float *a = nullptr, *ws = nullptr;
+    CHECK_CUDA(cudaMalloc(&a, 3 * 16 * sizeof(float)));
+    CHECK_CUDA(cudaMalloc(&ws, 1 << 20));
+    cudaStream_t s = nullptr;
+    CHECK_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    cublasHandle_t h = nullptr;
+    if (cublasCreate_v2(&h) != CUBLAS_STATUS_SUCCESS) return 1;
+    const float one = 1.0f, zero = 0.0f;
+    float *b = a + 16, *c = a + 32;
+    const auto gemm = [&] {
+        return cublasSgemm_v2(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 4, 4, &one, a, 4, b, 4, &zero, c, 4);
+    };
+    cublasSetWorkspace_v2(h, ws, 1 << 20);
+    cublasSetStream_v2(h, s);
+    const cublasStatus_t after_stream = gemm();
+    cublasSetWorkspace_v2(h, ws, 1 << 20);
+    const cublasStatus_t after_workspace = gemm();
+    CHECK_CUDA(cudaStreamSynchronize(s));
+    std::printf("ok: SGEMM after cublasSetStream: %s; with the workspace set after it: %s\n",
+                cublasGetStatusString(after_stream), cublasGetStatusString(after_workspace));
+    cublasDestroy_v2(h);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -166,6 +193,7 @@ int main(int argc, char **argv) {
     if (c == "ordering-wait") return ordering(true);
     if (c == "capture-sync") return capture();
     if (c == "uninitialized") return uninitialized();
+    if (c == "cublas-workspace") return cublas_workspace();
     if (c == "download-read-only") return download_into(cudaHostRegisterReadOnly);
     if (c == "download-writable") return download_into(cudaHostRegisterDefault);
     CHECK_CUDA(cudaMalloc(&d, 1000 * sizeof(float)));

@@ -1,7 +1,9 @@
 // Emulated cuBLAS: SGEMM as the library defines it (column-major, op(A) m x k, op(B) k x n,
 // C = alpha op(A) op(B) + beta C, C not read when beta is 0), queued on the handle's stream as a
-// kernel. Arguments are checked as cuBLAS checks them (dimensions, leading dimensions), and the
-// matrices must be device memory, whole.
+// kernel. Arguments are checked as cuBLAS checks them (dimensions, leading dimensions), the
+// matrices must be device memory, whole, and the handle must have a workspace of the caller's
+// (cublasSetWorkspace after the last cublasSetStream): moerun allocates nothing on the device
+// beyond its budget.
 #include <string>
 
 #include "cublas_v2.h"
@@ -9,6 +11,10 @@
 
 struct cublasContext {
     cudaStream_t stream = nullptr;
+    // A workspace of the caller's is set (cublasSetWorkspace). Without one, cuBLAS takes its own
+    // pool of device memory, which no budget of the caller's counts; cublasSetStream goes back
+    // to that pool ("unconditionally resets the cuBLAS library workspace", cuBLAS's manual).
+    bool caller_workspace = false;
 };
 
 namespace {
@@ -44,11 +50,13 @@ cublasStatus_t cublasDestroy_v2(cublasHandle_t handle) {
 cublasStatus_t cublasSetStream_v2(cublasHandle_t handle, cudaStream_t stream) {
     if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
     handle->stream = stream;
+    handle->caller_workspace = false;
     return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasSetWorkspace_v2(cublasHandle_t handle, void *workspace, size_t bytes) {
     if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
     if (bytes > 0 && !whole_device(workspace, bytes, "workspace")) return CUBLAS_STATUS_INVALID_VALUE;
+    handle->caller_workspace = true;
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -62,6 +70,13 @@ cublasStatus_t cublasSgemm_v2(cublasHandle_t handle, cublasOperation_t transa, c
         ldc < std::max(1, m) || alpha == nullptr || beta == nullptr)
         return CUBLAS_STATUS_INVALID_VALUE;
     if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+    if (!handle->caller_workspace) {
+        std::fprintf(stderr,
+                     "moerun CUDA emulator: cublasSgemm: the handle has no workspace of the caller's "
+                     "(cuBLAS would take device memory of its own; cublasSetStream drops a workspace "
+                     "set before it)\n");
+        return CUBLAS_STATUS_EXECUTION_FAILED;
+    }
     if ((k > 0 && (!whole_device(A, span(a_rows, ta ? m : k, lda), "A") ||
                    !whole_device(B, span(b_rows, tb ? k : n, ldb), "B"))) ||
         !whole_device(C, span(m, n, ldc), "C"))
