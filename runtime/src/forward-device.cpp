@@ -586,12 +586,15 @@ void Context::Impl::init_device() {
     if (fallback != cache::FallbackMode::off && n_slots < total) {
         D.planner.emplace(fallback, bw, hp.n_layer, static_cast<uint32_t>(X), static_cast<uint32_t>(n_slots));
         if (be.host_math() == kernels::Backend::HostMath::device_order) {
-            const LayerWeights &L0 = model.layer(0);
-            for (const quant::Type t : {L0.gate_exps.type, L0.up_exps.type, L0.down_exps.type})
-                if (!kernels::cpu::device_order_supported(t))
-                    throw std::invalid_argument("cpu fallback: the " + std::string(be.name()) +
-                                                " backend's expert rows cannot be computed on the CPU for " +
-                                                std::string(quant::type_name(t)) + " weights");
+            for (uint32_t il = 0; il < hp.n_layer; ++il) {  // a model's layers may mix types
+                const LayerWeights &L = model.layer(il);
+                for (const quant::Type t : {L.gate_exps.type, L.up_exps.type, L.down_exps.type})
+                    if (!kernels::cpu::device_order_supported(t))
+                        throw std::invalid_argument(
+                            "cpu fallback: the " + std::string(be.name()) +
+                            " backend's expert rows cannot be computed on the CPU for " +
+                            std::string(quant::type_name(t)) + " weights (layer " + std::to_string(il) + ")");
+            }
         }
         D.fb_g.resize(static_cast<size_t>(hp.n_ff_exp));
         D.fb_u.resize(static_cast<size_t>(hp.n_ff_exp));
