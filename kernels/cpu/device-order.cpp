@@ -29,28 +29,6 @@ namespace {
 
 using cuda::add_rn;
 
-template <quant::Type T>
-float chunk_dot(const uint8_t *b, int j, const float *x) {
-    if constexpr (T == quant::Type::F32)
-        return cuda::dot_chunk_f32(b, j, x);
-    else if constexpr (T == quant::Type::F16)
-        return cuda::dot_chunk_f16(b, j, x);
-    else if constexpr (T == quant::Type::Q8_0)
-        return cuda::dot_chunk_q8_0(b, j, x);
-    else if constexpr (T == quant::Type::Q4_0)
-        return cuda::dot_chunk_q4_0(b, j, x);
-    else if constexpr (T == quant::Type::Q4_K)
-        return cuda::dot_chunk_q4_k(b, j, x);
-    else if constexpr (T == quant::Type::Q5_K)
-        return cuda::dot_chunk_q5_k(b, j, x);
-    else if constexpr (T == quant::Type::Q6_K)
-        return cuda::dot_chunk_q6_k(b, j, x);
-    else if constexpr (T == quant::Type::Q2_K)
-        return cuda::dot_chunk_q2_k(b, j, x);
-    else
-        return cuda::dot_chunk_q3_k(b, j, x);
-}
-
 // One warp's row: chunk c into lane c % 32, then v_i = v_i + v_(i xor o) for o = 16 .. 1 (every
 // lane of the device does this; lane 0's sum is written).
 template <quant::Type T, int BS, int BB>
@@ -62,8 +40,8 @@ inline void rows_of(const uint8_t *w, uint64_t rb, const float *x, float *y, int
         float v[32] = {};
         for (int64_t c = 0; c < n_chunks; ++c) {
             const int64_t e = 32 * c;
-            v[c & 31] = add_rn(v[c & 31], chunk_dot<T>(wr + static_cast<uint64_t>(e / BS) * BB,
-                                                       static_cast<int>((e % BS) / 32), x + e));
+            v[c & 31] = add_rn(v[c & 31], cuda::chunk_dot<T>(wr + static_cast<uint64_t>(e / BS) * BB,
+                                                             static_cast<int>((e % BS) / 32), x + e));
         }
         for (int o = 16; o > 0; o >>= 1) {
             float n[32];
@@ -84,50 +62,19 @@ struct Product {
     int64_t cols;
 };
 
-// Calls rows.operator()<T, BS, BB>(p, r0, r1) for p.type (BS elements in blocks of BB bytes);
-// false for a type without a device kernel. The one list of the device-order types.
-template <class Rows>
-bool visit(quant::Type t, Rows &&rows) {
-    switch (t) {
-        case quant::Type::F32:
-            return rows.template operator()<quant::Type::F32, 1, 4>(), true;
-        case quant::Type::F16:
-            return rows.template operator()<quant::Type::F16, 1, 2>(), true;
-        case quant::Type::Q8_0:
-            return rows.template operator()<quant::Type::Q8_0, 32, 34>(), true;
-        case quant::Type::Q4_0:
-            return rows.template operator()<quant::Type::Q4_0, 32, 18>(), true;
-        case quant::Type::Q4_K:
-            return rows.template operator()<quant::Type::Q4_K, 256, 144>(), true;
-        case quant::Type::Q5_K:
-            return rows.template operator()<quant::Type::Q5_K, 256, 176>(), true;
-        case quant::Type::Q6_K:
-            return rows.template operator()<quant::Type::Q6_K, 256, 210>(), true;
-        case quant::Type::Q2_K:
-            return rows.template operator()<quant::Type::Q2_K, 256, 84>(), true;
-        case quant::Type::Q3_K:
-            return rows.template operator()<quant::Type::Q3_K, 256, 110>(), true;
-        default:
-            return false;
-    }
-}
-
-struct NoRows {
-    template <quant::Type, int, int>
-    void operator()() const {}
-};
-
+// Rows [r0, r1) of p for the block type B (cuda::visit_block_type: the one list of the
+// device-order types).
 struct GenericRows {
     const Product &p;
     int64_t r0, r1;
-    template <quant::Type T, int BS, int BB>
-    void operator()() const {
-        rows_of<T, BS, BB>(p.w, p.rb, p.x, p.y, r0, r1, p.cols);
+    template <class B>
+    void operator()(B) const {
+        rows_of<B::type, B::bs, B::bb>(p.w, p.rb, p.x, p.y, r0, r1, p.cols);
     }
 };
 
 void run_generic(const Product &p, int64_t r0, int64_t r1) {
-    visit(p.type, GenericRows{p, r0, r1});  // p.type checked by product()
+    cuda::visit_block_type(p.type, GenericRows{p, r0, r1});  // p.type checked by product()
 }
 
 #if defined(__x86_64__)
@@ -311,9 +258,9 @@ MOERUN_DO_AVX2 void rows_q8_0_avx2(const Product &p, int64_t r0, int64_t r1) {
 struct Avx2Rows {
     const Product &p;
     int64_t r0, r1;
-    template <quant::Type T, int BS, int BB>
-    MOERUN_DO_AVX2 void operator()() const {
-        rows_of<T, BS, BB>(p.w, p.rb, p.x, p.y, r0, r1, p.cols);
+    template <class B>
+    MOERUN_DO_AVX2 void operator()(B) const {
+        rows_of<B::type, B::bs, B::bb>(p.w, p.rb, p.x, p.y, r0, r1, p.cols);
     }
 };
 
@@ -328,7 +275,7 @@ MOERUN_DO_AVX2 void run_avx2(const Product &p, const float *sx, int64_t r0, int6
         case quant::Type::Q8_0:
             return rows_q8_0_avx2(p, r0, r1);
         default:
-            visit(p.type, Avx2Rows{p, r0, r1});  // p.type checked by product()
+            cuda::visit_block_type(p.type, Avx2Rows{p, r0, r1});  // p.type checked by product()
     }
 }
 
@@ -384,7 +331,7 @@ constexpr int64_t kGrain = 16;  // rows per scheduling unit
 }  // namespace
 
 bool device_order_supported(quant::Type t) {
-    return visit(t, NoRows{});
+    return cuda::visit_block_type(t, [](auto) {});
 }
 
 void device_order_matvec(ThreadPool &pool, quant::Type t, const void *w, const float *x, float *y,

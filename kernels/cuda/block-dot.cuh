@@ -12,6 +12,10 @@
 // clang-format off
 //   Q8_0 [34]:  d | qs[32] (int8)                            x = d * q
 //   Q4_0 [18]:  d | qs[16]                                   x[l] = d * ((qs[l] & 15) - 8), x[l+16]: high nibble
+//   Q4_1 [20]:  d | m | qs[16]                               x = d * q4 + m (q4 as Q4_0's, unsigned)
+//   Q5_0 [22]:  d | qh[4] (u32) | qs[16]                     x = d * (q4 | 16 * bit l of qh - 16)
+//   Q5_1 [24]:  d | m | qh[4] (u32) | qs[16]                 x = d * (q4 | 16 * bit l of qh) + m
+//   BF16 [2]:   the high half of an IEEE float
 //   Q4_K [144]: d | dmin | scales[12] | qs[128]              x = d * sc_j * q - dmin * m_j (6-bit sc/m, chunk j)
 //   Q5_K [176]: d | dmin | scales[12] | qh[32] | qs[128]     as Q4_K, q += 16 * ((qh[l] >> j) & 1)
 //   Q6_K [210]: ql[128] | qh[64] | scales[16] (int8) | d     x = d * sc * (q6 - 32)
@@ -23,6 +27,7 @@
 #include <cstdint>
 
 #include "exact-ops.cuh"
+#include "moerun/quant/types.h"
 
 namespace moerun::kernels::cuda {
 
@@ -126,6 +131,51 @@ MOERUN_HD float dot_chunk_q4_0(const uint8_t *b, int, const float *x) {
         dot8<32>([q](int l) { return static_cast<float>(((q[l & 15] >> (l & 16 ? 4 : 0)) & 15) - 8); }, x));
 }
 
+MOERUN_HD float dot_chunk_bf16(const uint8_t *b, int, const float *x) {
+    return dot8<32>(
+        [b](int l) { return bits_to_float(static_cast<uint32_t>(b[2 * l] | (b[2 * l + 1] << 8)) << 16); }, x);
+}
+
+// Element l (0..31) of a 32-element block's 4-bit quants qs[16]: the low nibble of qs[l] for
+// l < 16, the high nibble of qs[l - 16] otherwise (Q4_0, Q4_1, Q5_0, Q5_1).
+MOERUN_HD int nibble32(const uint8_t *qs, int l) {
+    return (qs[l & 15] >> (l & 16 ? 4 : 0)) & 15;
+}
+
+MOERUN_HD uint32_t load_u32(const uint8_t *p) {
+    return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
+           (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
+}
+
+// Element l of a Q5_0 / Q5_1 block: its nibble and bit l of qh as the fifth bit (0..31).
+MOERUN_HD int q5(const uint8_t *qs, uint32_t qh, int l) {
+    return nibble32(qs, l) | (static_cast<int>((qh >> l) & 1u) << 4);
+}
+
+// d * sq + m * sx: the chunk of a 32-element type with a minimum (Q4_1, Q5_1).
+MOERUN_HD float scale_plus_min(float d, float sq, float m, float sx) {
+    return add_rn(mul_rn(d, sq), mul_rn(m, sx));
+}
+
+MOERUN_HD float dot_chunk_q4_1(const uint8_t *b, int, const float *x) {
+    const uint8_t *q = b + 4;
+    const float sq = dot8<32>([q](int l) { return static_cast<float>(nibble32(q, l)); }, x);
+    return scale_plus_min(load_f16(b), sq, load_f16(b + 2), sum_x8<32>(x));
+}
+
+MOERUN_HD float dot_chunk_q5_0(const uint8_t *b, int, const float *x) {
+    const uint32_t qh = load_u32(b + 2);
+    const uint8_t *q = b + 6;
+    return mul_rn(load_f16(b), dot8<32>([q, qh](int l) { return static_cast<float>(q5(q, qh, l) - 16); }, x));
+}
+
+MOERUN_HD float dot_chunk_q5_1(const uint8_t *b, int, const float *x) {
+    const uint32_t qh = load_u32(b + 4);
+    const uint8_t *q = b + 8;
+    const float sq = dot8<32>([q, qh](int l) { return static_cast<float>(q5(q, qh, l)); }, x);
+    return scale_plus_min(load_f16(b), sq, load_f16(b + 2), sum_x8<32>(x));
+}
+
 // d * sc * sq - dmin * m * sx, the K-quants' chunk with a minimum.
 MOERUN_HD float scale_min(float d, int sc, float sq, float dmin, int m, float sx) {
     return sub_rn(mul_rn(mul_rn(d, static_cast<float>(sc)), sq),
@@ -199,6 +249,84 @@ MOERUN_HD float dot_chunk_q3_k(const uint8_t *b, int j, const float *x) {
     const float s0 = dot8<16>(v, x);
     const float s1 = dot8<16>([v](int l) { return v(16 + l); }, x + 16);
     return two_scales(load_f16(b + 108), k3_scale(is, scales), s0, k3_scale(is + 1, scales), s1);
+}
+
+// The chunk dot product of weight type T (a type of visit_block_type below).
+template <quant::Type T>
+MOERUN_HD float chunk_dot(const uint8_t *b, int j, const float *x) {
+    if constexpr (T == quant::Type::F32)
+        return dot_chunk_f32(b, j, x);
+    else if constexpr (T == quant::Type::F16)
+        return dot_chunk_f16(b, j, x);
+    else if constexpr (T == quant::Type::BF16)
+        return dot_chunk_bf16(b, j, x);
+    else if constexpr (T == quant::Type::Q8_0)
+        return dot_chunk_q8_0(b, j, x);
+    else if constexpr (T == quant::Type::Q4_0)
+        return dot_chunk_q4_0(b, j, x);
+    else if constexpr (T == quant::Type::Q4_1)
+        return dot_chunk_q4_1(b, j, x);
+    else if constexpr (T == quant::Type::Q5_0)
+        return dot_chunk_q5_0(b, j, x);
+    else if constexpr (T == quant::Type::Q5_1)
+        return dot_chunk_q5_1(b, j, x);
+    else if constexpr (T == quant::Type::Q4_K)
+        return dot_chunk_q4_k(b, j, x);
+    else if constexpr (T == quant::Type::Q5_K)
+        return dot_chunk_q5_k(b, j, x);
+    else if constexpr (T == quant::Type::Q6_K)
+        return dot_chunk_q6_k(b, j, x);
+    else if constexpr (T == quant::Type::Q2_K)
+        return dot_chunk_q2_k(b, j, x);
+    else {
+        static_assert(T == quant::Type::Q3_K, "chunk_dot: not a device weight type");
+        return dot_chunk_q3_k(b, j, x);
+    }
+}
+
+// A device weight type at compile time: BS elements per block of BB bytes (F32 / F16 / BF16: 1).
+template <quant::Type T, int BS, int BB>
+struct BlockType {
+    static constexpr quant::Type type = T;
+    static constexpr int bs = BS, bb = BB;
+};
+
+// Calls f(BlockType<...>{}) for the weight type t and returns true; false for a type without
+// device products. The one list of the types of the device's products (CUDA kernels, mmv.cu) and
+// of their host replica (kernels/cpu/device-order.cpp).
+template <class F>
+bool visit_block_type(quant::Type t, F &&f) {
+    using T = quant::Type;
+    switch (t) {
+        case T::F32:
+            return f(BlockType<T::F32, 1, 4>{}), true;
+        case T::F16:
+            return f(BlockType<T::F16, 1, 2>{}), true;
+        case T::BF16:
+            return f(BlockType<T::BF16, 1, 2>{}), true;
+        case T::Q8_0:
+            return f(BlockType<T::Q8_0, 32, 34>{}), true;
+        case T::Q4_0:
+            return f(BlockType<T::Q4_0, 32, 18>{}), true;
+        case T::Q4_1:
+            return f(BlockType<T::Q4_1, 32, 20>{}), true;
+        case T::Q5_0:
+            return f(BlockType<T::Q5_0, 32, 22>{}), true;
+        case T::Q5_1:
+            return f(BlockType<T::Q5_1, 32, 24>{}), true;
+        case T::Q4_K:
+            return f(BlockType<T::Q4_K, 256, 144>{}), true;
+        case T::Q5_K:
+            return f(BlockType<T::Q5_K, 256, 176>{}), true;
+        case T::Q6_K:
+            return f(BlockType<T::Q6_K, 256, 210>{}), true;
+        case T::Q2_K:
+            return f(BlockType<T::Q2_K, 256, 84>{}), true;
+        case T::Q3_K:
+            return f(BlockType<T::Q3_K, 256, 110>{}), true;
+        default:
+            return false;
+    }
 }
 
 // Dequantization of chunk j of a K-quant block into y[32] (the device dequantize kernels of the

@@ -1,9 +1,11 @@
-// Dequantization kernels: one thread per element for F32, F16, BF16, Q8_0, Q4_0 and Q4_K, one per
-// 32-element chunk for Q5_K, Q6_K, Q2_K and Q3_K (block-dot.cuh's formulas).
+// Dequantization kernels: one thread per element for F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1
+// and Q4_K, one per 32-element chunk for Q5_K, Q6_K, Q2_K and Q3_K (block-dot.cuh's formulas).
 // Block layouts (bytes, little-endian; f16 = IEEE half), see quant/include/moerun/quant/blocks.h:
 //   Q8_0 [34]:  f16 d | i8 qs[32]                     x = d * q
-//   Q4_0 [18]:  f16 d | u8 qs[16]                     x[j] = d * ((qs[j] & 15) - 8), x[j+16] = d * ((qs[j] >>
-//   4) - 8) Q4_K [144]: f16 d | f16 dmin | u8 scales[12] | u8 qs[128]
+//   Q4_0 [18]:  f16 d | u8 qs[16]                     x[j] = d * ((qs[j] & 15) - 8),
+//                                                     x[j+16] = d * ((qs[j] >> 4) - 8)
+//   Q4_1 [20], Q5_0 [22], Q5_1 [24]: see block-dot.cuh
+//   Q4_K [144]: f16 d | f16 dmin | u8 scales[12] | u8 qs[128]
 //               8 sub-blocks of 32 with 6-bit scale sc and min m; x = d*sc*q - dmin*m, where sub-block
 //               pairs (2i, 2i+1) take the low / high nibbles of qs[32i .. 32i+32).
 #include <cuda_fp16.h>
@@ -51,6 +53,20 @@ __global__ void dequant_q4_0(const uint8_t *src, float *dst, int64_t n) {
     const uint8_t q = b[2 + (j % 16)];
     const int v = (j < 16 ? (q & 15) : (q >> 4)) - 8;
     dst[i] = load_half(b) * static_cast<float>(v);
+}
+
+// Q4_1 / Q5_0 / Q5_1: element j of a 32-element block with 4-bit quants at b + QS, the fifth bits in
+// the u32 at b + QH (Q5_*; QH < 0 for Q4_1), the minimum at b + 2 (MIN: Q4_1, Q5_1).
+template <int BB, int QS, int QH, bool MIN, int OFFSET>
+__global__ void dequant_q32(const uint8_t *src, float *dst, int64_t n) {
+    int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+    if (i >= n) return;
+    const uint8_t *b = src + (i / 32) * BB;
+    const int j = static_cast<int>(i % 32);
+    int q = nibble32(b + QS, j);
+    if constexpr (QH >= 0) q = q5(b + QS, load_u32(b + QH), j);
+    const float v = load_half(b) * static_cast<float>(q - OFFSET);
+    dst[i] = MIN ? v + load_half(b + 2) : v;
 }
 
 __device__ __forceinline__ void q4k_scale_min(int j, const uint8_t *s, int *sc, int *m) {
@@ -111,6 +127,9 @@ bool has_device_dequantize(quant::Type t) {
         case quant::Type::BF16:
         case quant::Type::Q8_0:
         case quant::Type::Q4_0:
+        case quant::Type::Q4_1:
+        case quant::Type::Q5_0:
+        case quant::Type::Q5_1:
         case quant::Type::Q4_K:
         case quant::Type::Q5_K:
         case quant::Type::Q6_K:
@@ -142,6 +161,15 @@ cudaError_t launch_dequantize(quant::Type t, const void *src, float *dst, int64_
             break;
         case quant::Type::Q4_0:
             dequant_q4_0<<<blocks, kThreads, 0, stream>>>(s, dst, n);
+            break;
+        case quant::Type::Q4_1:  // d | m | qs[16]
+            dequant_q32<20, 4, -1, true, 0><<<blocks, kThreads, 0, stream>>>(s, dst, n);
+            break;
+        case quant::Type::Q5_0:  // d | qh | qs[16]
+            dequant_q32<22, 6, 2, false, 16><<<blocks, kThreads, 0, stream>>>(s, dst, n);
+            break;
+        case quant::Type::Q5_1:  // d | m | qh | qs[16]
+            dequant_q32<24, 8, 4, true, 0><<<blocks, kThreads, 0, stream>>>(s, dst, n);
             break;
         case quant::Type::Q4_K:
             dequant_q4_k<<<blocks, kThreads, 0, stream>>>(s, dst, n);

@@ -12,30 +12,8 @@ namespace {
 constexpr int kRowsPerBlock = 4;  // warps per thread block
 constexpr int kTokens = 8;        // tokens per pass over a row
 
-template <quant::Type T>
-__device__ __forceinline__ float chunk_dot(const uint8_t *b, int j, const float *x) {
-    if constexpr (T == quant::Type::F32)
-        return dot_chunk_f32(b, j, x);
-    else if constexpr (T == quant::Type::F16)
-        return dot_chunk_f16(b, j, x);
-    else if constexpr (T == quant::Type::Q8_0)
-        return dot_chunk_q8_0(b, j, x);
-    else if constexpr (T == quant::Type::Q4_0)
-        return dot_chunk_q4_0(b, j, x);
-    else if constexpr (T == quant::Type::Q4_K)
-        return dot_chunk_q4_k(b, j, x);
-    else if constexpr (T == quant::Type::Q5_K)
-        return dot_chunk_q5_k(b, j, x);
-    else if constexpr (T == quant::Type::Q6_K)
-        return dot_chunk_q6_k(b, j, x);
-    else if constexpr (T == quant::Type::Q2_K)
-        return dot_chunk_q2_k(b, j, x);
-    else
-        return dot_chunk_q3_k(b, j, x);
-}
-
 // Row `row` of W (rows x cols, rb bytes per row) against n_tok <= kTokens activation rows of x;
-// the calling warp writes y[t * rows + row]. BS elements per block of BB bytes (F32 / F16: 1).
+// the calling warp writes y[t * rows + row]. BS elements per block of BB bytes (block-dot.cuh's BlockType).
 template <quant::Type T, int BS, int BB>
 __device__ __forceinline__ void mmv_row(const uint8_t *__restrict__ w, uint64_t rb,
                                         const float *__restrict__ x, float *__restrict__ y, int64_t rows,
@@ -106,42 +84,17 @@ cudaError_t launch(const void *w, uint64_t rb, const float *x, float *y, int64_t
 
 }  // namespace
 
-// The compile-time shape of a weight type: BS elements per block of BB bytes.
-template <quant::Type T, int BS, int BB>
-struct TypeTag {
-    static constexpr quant::Type type = T;
-    static constexpr int bs = BS, bb = BB;
-};
-
-// Calls f(TypeTag<...>{}) for the weight type t; cudaErrorInvalidValue for a type without a kernel.
+// Calls f(BlockType<...>{}) for the weight type t (block-dot.cuh's visit_block_type);
+// cudaErrorInvalidValue for a type without a kernel.
 template <class F>
 cudaError_t dispatch(quant::Type t, F &&f) {
-    switch (t) {
-        case quant::Type::F32:
-            return f(TypeTag<quant::Type::F32, 1, 4>{});
-        case quant::Type::F16:
-            return f(TypeTag<quant::Type::F16, 1, 2>{});
-        case quant::Type::Q8_0:
-            return f(TypeTag<quant::Type::Q8_0, 32, 34>{});
-        case quant::Type::Q4_0:
-            return f(TypeTag<quant::Type::Q4_0, 32, 18>{});
-        case quant::Type::Q4_K:
-            return f(TypeTag<quant::Type::Q4_K, 256, 144>{});
-        case quant::Type::Q5_K:
-            return f(TypeTag<quant::Type::Q5_K, 256, 176>{});
-        case quant::Type::Q6_K:
-            return f(TypeTag<quant::Type::Q6_K, 256, 210>{});
-        case quant::Type::Q2_K:
-            return f(TypeTag<quant::Type::Q2_K, 256, 84>{});
-        case quant::Type::Q3_K:
-            return f(TypeTag<quant::Type::Q3_K, 256, 110>{});
-        default:
-            return cudaErrorInvalidValue;
-    }
+    cudaError_t err = cudaErrorInvalidValue;
+    visit_block_type(t, [&](auto tag) { err = f(tag); });
+    return err;
 }
 
 bool has_device_matmul(quant::Type t) {
-    return dispatch(t, [](auto) { return cudaSuccess; }) == cudaSuccess;
+    return visit_block_type(t, [](auto) {});
 }
 
 cudaError_t launch_matmul_batch(quant::Type t, const MatBatch &b, int n, uint64_t rb, int64_t rows,

@@ -8,10 +8,15 @@ moerun's F16 cache against llama.cpp's) -- token by token, so both sides compute
 definition (llama.cpp's batched K-quant products round differently from its per-token ones) --
 then runs the C++ comparer (logits-compare) with the same cache type.
 
-  check_logits.py --model M.gguf --compare BIN --work DIR [--kv-type f32|f16] [--generate "GEN ARGS"] -- [logits-compare options]
+  check_logits.py --model M.gguf --compare BIN --work DIR [--kv-type f32|f16] [--generate "GEN ARGS"]
+                  [--llama-quantize FTYPE] -- [logits-compare options]
 
 With --generate, the model is first written by tools/python/gen_model.py with those arguments
-(plus --out M.gguf) unless it exists with the same arguments (a .args file beside it).
+(plus --out M.gguf) unless it exists with the same arguments (a .args file beside it). With
+--llama-quantize too, gen_model.py writes M.base.gguf and llama.cpp's own quantizer
+(llama_model_quantize, e.g. Q5_K_M, Q3_K_S, Q4_1) makes M.gguf from it: the type mix of the files
+users download (llama.cpp picks the type per tensor, e.g. Q6_K for output, fallbacks for rows that
+are not a multiple of 256).
 """
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=20261123)
     ap.add_argument("--kv-type", choices=["f32", "f16"], default="f32", help="KV cache type on both sides")
     ap.add_argument("--generate", help="gen_model.py arguments to write the model first")
+    ap.add_argument("--llama-quantize", metavar="FTYPE", help="with --generate: quantize with llama.cpp (LLAMA_FTYPE_MOSTLY_<FTYPE>)")
     ap.add_argument("rest", nargs=argparse.REMAINDER, help="-- then options for logits-compare")
     a = ap.parse_args()
     model = Path(a.model)
@@ -44,14 +50,23 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     if a.generate:
         args_file = model.with_suffix(".args")
-        if not model.exists() or not args_file.exists() or args_file.read_text() != a.generate:
+        args = a.generate + (f" | llama-quantize {a.llama_quantize}" if a.llama_quantize else "")
+        if not model.exists() or not args_file.exists() or args_file.read_text() != args:
             model.parent.mkdir(parents=True, exist_ok=True)
             gen = HERE.parent.parent / "tools" / "python" / "gen_model.py"
-            rc = subprocess.call([sys.executable, str(gen), *a.generate.split(), "--out", str(model)], stdout=subprocess.DEVNULL)
+            out = model.with_suffix(".base.gguf") if a.llama_quantize else model
+            rc = subprocess.call([sys.executable, str(gen), *a.generate.split(), "--out", str(out)], stdout=subprocess.DEVNULL)
             if rc != 0:
                 print(f"check_logits: gen_model.py {a.generate} failed ({rc})", file=sys.stderr)
                 return 2
-            args_file.write_text(a.generate)
+            if a.llama_quantize:
+                try:
+                    llama_oracle.quantize(out, model, a.llama_quantize)
+                except RuntimeError as e:
+                    print(f"check_logits: {e}", file=sys.stderr)
+                    return 2
+                out.unlink()
+            args_file.write_text(args)
     oracle = llama_oracle.Oracle(model, n_ctx=a.n_prompt + a.n_predict + 8, n_threads=1, n_batch=1, kv_type=a.kv_type)
     rng = random.Random(a.seed)
     # Ids from the whole vocabulary except its last 1%, where control / unused tokens usually sit.

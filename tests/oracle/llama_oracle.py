@@ -81,6 +81,23 @@ def read_logits_file(path):
     return tokens, logits, n_prompt
 
 
+def quantize(src, dst, ftype: str, n_threads: int = 2) -> None:
+    """Writes dst: src quantized by llama.cpp's quantizer (llama-quantize) to LLAMA_FTYPE_MOSTLY_<ftype>,
+    e.g. "Q5_K_M", "Q3_K_S", "Q4_1", "BF16"; llama.cpp chooses each tensor's type as for real models."""
+    import ctypes
+    import llama_cpp
+    name = "LLAMA_FTYPE_MOSTLY_" + ftype
+    if not hasattr(llama_cpp, name):
+        raise RuntimeError(f"llama.cpp has no file type {ftype} ({name})")
+    p = llama_cpp.llama_model_quantize_default_params()
+    p.ftype = getattr(llama_cpp, name)
+    p.nthread = n_threads
+    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(p))
+    if rc != 0:
+        Path(dst).unlink(missing_ok=True)
+        raise RuntimeError(f"llama_model_quantize {src} -> {dst} ({ftype}) failed ({rc})")
+
+
 class Oracle:
     """A loaded llama.cpp model (CPU)."""
 

@@ -26,10 +26,13 @@ target_include_directories(logits-compare PRIVATE ${CMAKE_CURRENT_LIST_DIR})
 target_link_libraries(logits-compare PRIVATE moerun_runtime moerun_warnings)
 
 function(moerun_logits_test name model)
-  cmake_parse_arguments(T "" "GENERATE;KV" "CRITERIA" ${ARGN})
+  cmake_parse_arguments(T "" "GENERATE;KV;LLAMA_QUANTIZE" "CRITERIA" ${ARGN})
   set(gen)
   if(T_GENERATE)
     set(gen --generate "${T_GENERATE}")
+  endif()
+  if(T_LLAMA_QUANTIZE)
+    list(APPEND gen --llama-quantize ${T_LLAMA_QUANTIZE})
   endif()
   if(T_KV)
     list(APPEND gen --kv-type ${T_KV})
@@ -122,4 +125,34 @@ foreach(arch qwen3moe qwen2moe olmoe mixtral)
   # the same generated file: not at the same time
   set_tests_properties(gpu-logits-cuda-1layer-${arch}-Q4_K_M PROPERTIES
                        DEPENDS oracle-logits-backend-cpu-1layer-${arch}-Q4_K_M)
+endforeach()
+
+# 6. oracle-logits-llamaq-<arch>-<ftype>: files written by llama.cpp's own quantizer
+#    (check_logits.py --llama-quantize: llama_model_quantize on a generated F32 model), so each
+#    tensor has the type llama.cpp picks for it, as in the files users download (Q6_K output,
+#    Q4_K / Q5_K mixes, F16 / Q8_0 where a row does not fit the type's blocks). One layer, rows of
+#    256, the strict criteria of section 2. Every architecture x the legacy 32-element types, the
+#    low K-quant mixes and BF16; one architecture per file type also on the backend interface (CPU
+#    backend here; CUDA, label gpu, with the criteria of section 5).
+set(_llamaq_types Q4_1 Q5_0 Q5_1 Q2_K Q3_K_S Q3_K_M Q5_K_M BF16)
+set(_llamaq_crit --tol 2e-2 --first-tol 1e-4 --min-top1 1.0 --greedy require)
+foreach(arch qwen3moe qwen2moe olmoe mixtral)
+  foreach(ftype ${_llamaq_types})
+    moerun_logits_test(oracle-logits-llamaq-${arch}-${ftype} ${CMAKE_BINARY_DIR}/test-models-llamaq/${arch}-${ftype}.gguf
+                       GENERATE "--arch ${arch} --type F32 --layers 1 --seed 9 --embd 256 --ff 256"
+                       LLAMA_QUANTIZE ${ftype} CRITERIA ${_llamaq_crit})
+  endforeach()
+endforeach()
+set(_llamaq_arch qwen3moe qwen2moe olmoe mixtral qwen3moe qwen2moe olmoe mixtral)
+foreach(ftype ${_llamaq_types})
+  list(POP_FRONT _llamaq_arch arch)
+  set(_model ${CMAKE_BINARY_DIR}/test-models-llamaq-backend/${arch}-${ftype}.gguf)
+  set(_gen "--arch ${arch} --type F32 --layers 1 --seed 9 --embd 256 --ff 256")
+  moerun_logits_test(oracle-logits-backend-cpu-llamaq-${arch}-${ftype} ${_model} GENERATE "${_gen}"
+                     LLAMA_QUANTIZE ${ftype} CRITERIA ${_llamaq_crit} --backend cpu --device-slots min)
+  moerun_logits_test(gpu-logits-cuda-llamaq-${arch}-${ftype} ${_model} GENERATE "${_gen}"
+                     LLAMA_QUANTIZE ${ftype} CRITERIA --tol 5e-2 --tol-share 0.9 --max-tol 0.5 --first-tol 5e-2 --min-top1 0.9
+                              --greedy report --backend cuda --device-slots min)
+  set_tests_properties(gpu-logits-cuda-llamaq-${arch}-${ftype} PROPERTIES LABELS gpu SKIP_RETURN_CODE 77
+                       DEPENDS oracle-logits-backend-cpu-llamaq-${arch}-${ftype})
 endforeach()

@@ -44,8 +44,12 @@ TEST_CASE("CUDA chunk dot products equal the reference dequantization for every 
     const Case cases[] = {
         {quant::Type::F32, cuda::dot_chunk_f32, {}},
         {quant::Type::F16, cuda::dot_chunk_f16, {}},
+        {quant::Type::BF16, cuda::dot_chunk_bf16, {}},
         {quant::Type::Q8_0, cuda::dot_chunk_q8_0, {0}},
         {quant::Type::Q4_0, cuda::dot_chunk_q4_0, {0}},
+        {quant::Type::Q4_1, cuda::dot_chunk_q4_1, {0, 2}},
+        {quant::Type::Q5_0, cuda::dot_chunk_q5_0, {0}},
+        {quant::Type::Q5_1, cuda::dot_chunk_q5_1, {0, 2}},
         {quant::Type::Q4_K, cuda::dot_chunk_q4_k, {0, 2}},
         {quant::Type::Q5_K, cuda::dot_chunk_q5_k, {0, 2}},
         {quant::Type::Q6_K, cuda::dot_chunk_q6_k, {208}},
@@ -63,13 +67,16 @@ TEST_CASE("CUDA chunk dot products equal the reference dequantization for every 
             // Random bytes: every bit pattern of quants and scales; the f16 scales set to finite values.
             std::vector<uint8_t> block(bb);
             for (auto &v : block) v = static_cast<uint8_t>(rng());
-            if (c.t == quant::Type::F32 || c.t == quant::Type::F16)  // finite values
+            if (tr.block_size == 1)  // F32 / F16 / BF16: finite values
                 for (int64_t i = 0; i < bs; ++i) {
                     const float v = nd(rng);
-                    if (c.t == quant::Type::F32)
+                    if (c.t == quant::Type::F32) {
                         std::memcpy(&block[static_cast<size_t>(4 * i)], &v, 4);
-                    else {
-                        const uint16_t h = quant::fp32_to_fp16(v);
+                    } else {
+                        uint32_t bits;
+                        std::memcpy(&bits, &v, 4);
+                        const uint16_t h = c.t == quant::Type::F16 ? quant::fp32_to_fp16(v)
+                                                                   : static_cast<uint16_t>(bits >> 16);
                         std::memcpy(&block[static_cast<size_t>(2 * i)], &h, 2);
                     }
                 }

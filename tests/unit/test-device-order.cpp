@@ -54,7 +54,9 @@ TEST_CASE("device-order products: the SIMD rows equal the device code's, near th
     IsaGuard guard;
     std::mt19937 rng(7);
     std::normal_distribution<float> nd(0.0f, 1.0f);
-    for (const T t : {T::F32, T::F16, T::Q8_0, T::Q4_0, T::Q4_K, T::Q5_K, T::Q6_K, T::Q2_K, T::Q3_K}) {
+    for (const T t : {T::F32, T::F16, T::BF16, T::Q8_0, T::Q4_0, T::Q4_1, T::Q5_0, T::Q5_1, T::Q4_K, T::Q5_K,
+                      T::Q6_K, T::Q2_K, T::Q3_K}) {
+        REQUIRE(cpu::device_order_supported(t));
         // 256 columns: 8 chunks (lanes 8..31 stay zero); 2304: 72 chunks, lanes wrap twice
         for (const int64_t cols : {int64_t{256}, int64_t{2304}}) {
             CAPTURE(quant::type_name(t));
@@ -115,8 +117,8 @@ TEST_CASE("device-order products refuse types and shapes the device has no kerne
     cpu::ThreadPool pool(1);
     std::vector<uint8_t> w(1024);
     std::vector<float> x(256), y(4);
-    CHECK_FALSE(cpu::device_order_supported(T::Q4_1));
-    CHECK_THROWS_AS(cpu::device_order_matvec(pool, T::Q4_1, w.data(), x.data(), y.data(), 1, 256),
+    CHECK_FALSE(cpu::device_order_supported(T::Q8_1));
+    CHECK_THROWS_AS(cpu::device_order_matvec(pool, T::Q8_1, w.data(), x.data(), y.data(), 1, 256),
                     std::invalid_argument);
     CHECK_THROWS_WITH_AS(cpu::device_order_matvec(pool, T::Q4_K, w.data(), x.data(), y.data(), 1, 160),
                          doctest::Contains("160 columns of Q4_K"), std::invalid_argument);

@@ -131,9 +131,10 @@ TEST_CASE("cuda matmul matches the CPU backend for every expert weight type") {
     REQUIRE(gpu);
     auto cpu = kernels::make_backend("cpu");
     MESSAGE("device: " << gpu->device_info().name);
-    const quant::Type types[] = {quant::Type::F32,  quant::Type::F16,  quant::Type::Q8_0,
-                                 quant::Type::Q4_0, quant::Type::Q4_K, quant::Type::Q5_K,
-                                 quant::Type::Q6_K, quant::Type::Q2_K, quant::Type::Q3_K};
+    const quant::Type types[] = {quant::Type::F32,  quant::Type::F16,  quant::Type::BF16, quant::Type::Q8_0,
+                                 quant::Type::Q4_0, quant::Type::Q4_1, quant::Type::Q5_0, quant::Type::Q5_1,
+                                 quant::Type::Q4_K, quant::Type::Q5_K, quant::Type::Q6_K, quant::Type::Q2_K,
+                                 quant::Type::Q3_K};
     uint32_t seed = 1;
     for (const auto t : types) {
         // decode (1 token), a few tokens (one pass), more than one pass (13), odd row counts,
@@ -200,7 +201,7 @@ TEST_CASE("cuda matmul refuses bad arguments with a status, not a crash") {
     CHECK(gpu->matmul(quant::Type::Q4_K, p, f, f, 1, 100, 1) == kernels::Status::invalid_argument);  // cols
     CHECK(gpu->matmul(quant::Type::Q4_K, nullptr, f, f, 1, 256, 1) == kernels::Status::invalid_argument);
     if (gpu->name() == "cuda")  // the CPU backend (self-check runs) has every type
-        CHECK(gpu->matmul(quant::Type::Q4_1, p, f, f, 1, 256, 1) == kernels::Status::unsupported);
+        CHECK(gpu->matmul(quant::Type::Q8_1, p, f, f, 1, 256, 1) == kernels::Status::unsupported);
     gpu->free(p);
 }
 
