@@ -132,8 +132,7 @@ class CpuBackend final : public Backend {
                   int64_t n_tok) override {
         run_uploads();
         const auto &tr = quant::traits(t);
-        if (!w || !x || !y || rows < 0 || n_tok < 0 || cols <= 0 || cols % 32 != 0 ||
-            cols % tr.block_size != 0)
+        if (!w || !x || !y || rows < 0 || n_tok < 0 || cols <= 0 || cols % tr.block_size != 0)
             return fail(Status::invalid_argument, "matmul: bad arguments");
         if (!tr.has_dequant)
             return fail(Status::unsupported, "matmul: no kernel for " + std::string(tr.name));

@@ -43,6 +43,14 @@ inline void rows_of(const uint8_t *w, uint64_t rb, const float *x, float *y, int
             v[c & 31] = add_rn(v[c & 31], cuda::chunk_dot<T>(wr + static_cast<uint64_t>(e / BS) * BB,
                                                              static_cast<int>((e % BS) / 32), x + e));
         }
+        if constexpr (BS == 1) {  // a partial last chunk (F32 / F16 / BF16 rows of any length)
+            if (cols % 32 != 0) {
+                const int64_t e = 32 * n_chunks;
+                v[n_chunks & 31] =
+                    add_rn(v[n_chunks & 31], cuda::dot_tail<T>(wr + static_cast<uint64_t>(e) * BB,
+                                                               static_cast<int>(cols % 32), x + e));
+            }
+        }
         for (int o = 16; o > 0; o >>= 1) {
             float n[32];
             for (int i = 0; i < 32; ++i) n[i] = add_rn(v[i], v[i ^ o]);
@@ -314,7 +322,7 @@ Product product(quant::Type t, const void *w, const float *x, float *y, int64_t 
         throw std::invalid_argument("device-order product: no kernel for " +
                                     std::string(quant::type_name(t)));
     const int64_t bs = quant::traits(t).block_size;
-    if (rows < 0 || cols <= 0 || cols % 32 != 0 || cols % bs != 0)
+    if (rows < 0 || cols <= 0 || (bs != 1 && (cols % 32 != 0 || cols % bs != 0)))
         throw std::invalid_argument("device-order product: " + std::to_string(cols) + " columns of " +
                                     std::string(quant::type_name(t)) + " (expected a multiple of 32 and of " +
                                     std::to_string(bs) + ")");

@@ -101,22 +101,44 @@ MOERUN_HD float sum_x8(const float *x) {
     return sum8(p);
 }
 
-MOERUN_HD float dot_chunk_f32(const uint8_t *b, int, const float *x) {
-    return dot8<32>(
-        [b](int l) {
+// Element l of a row of a type with one element per block (F32, F16, BF16).
+template <quant::Type T>
+MOERUN_HD float element(const uint8_t *b, int64_t l) {
+    if constexpr (T == quant::Type::F32) {
 #ifdef __CUDA_ARCH__
-            return reinterpret_cast<const float *>(b)[l];  // F32 rows are 4-byte aligned
+        return reinterpret_cast<const float *>(b)[l];  // F32 rows are 4-byte aligned
 #else
-            float w;
-            __builtin_memcpy(&w, b + 4 * l, 4);
-            return w;
+        float w;
+        __builtin_memcpy(&w, b + 4 * l, 4);
+        return w;
 #endif
-        },
-        x);
+    } else if constexpr (T == quant::Type::F16) {
+        return load_f16(b + 2 * l);
+    } else {
+        static_assert(T == quant::Type::BF16, "element: not a one-element-per-block type");
+        return bits_to_float(static_cast<uint32_t>(b[2 * l] | (b[2 * l + 1] << 8)) << 16);
+    }
+}
+
+MOERUN_HD float dot_chunk_f32(const uint8_t *b, int, const float *x) {
+    return dot8<32>([b](int l) { return element<quant::Type::F32>(b, l); }, x);
 }
 
 MOERUN_HD float dot_chunk_f16(const uint8_t *b, int, const float *x) {
-    return dot8<32>([b](int l) { return load_f16(b + 2 * l); }, x);
+    return dot8<32>([b](int l) { return element<quant::Type::F16>(b, l); }, x);
+}
+
+MOERUN_HD float dot_chunk_bf16(const uint8_t *b, int, const float *x) {
+    return dot8<32>([b](int l) { return element<quant::Type::BF16>(b, l); }, x);
+}
+
+// The last chunk of a row of F32 / F16 / BF16 whose length is not a multiple of 32: its n < 32
+// elements in dot8's order (partial sum l % 8 takes element l); nothing past element n is read.
+template <quant::Type T>
+MOERUN_HD float dot_tail(const uint8_t *b, int n, const float *x) {
+    float p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int l = 0; l < n; ++l) p[l % 8] = fma_rn(element<T>(b, l), x[l], p[l % 8]);
+    return sum8(p);
 }
 
 MOERUN_HD float dot_chunk_q8_0(const uint8_t *b, int, const float *x) {
@@ -129,11 +151,6 @@ MOERUN_HD float dot_chunk_q4_0(const uint8_t *b, int, const float *x) {
     return mul_rn(
         load_f16(b),
         dot8<32>([q](int l) { return static_cast<float>(((q[l & 15] >> (l & 16 ? 4 : 0)) & 15) - 8); }, x));
-}
-
-MOERUN_HD float dot_chunk_bf16(const uint8_t *b, int, const float *x) {
-    return dot8<32>(
-        [b](int l) { return bits_to_float(static_cast<uint32_t>(b[2 * l] | (b[2 * l + 1] << 8)) << 16); }, x);
 }
 
 // Element l (0..31) of a 32-element block's 4-bit quants qs[16]: the low nibble of qs[l] for
@@ -284,7 +301,8 @@ MOERUN_HD float chunk_dot(const uint8_t *b, int j, const float *x) {
     }
 }
 
-// A device weight type at compile time: BS elements per block of BB bytes (F32 / F16 / BF16: 1).
+// A device weight type at compile time: BS elements per block of BB bytes (F32 / F16 / BF16: 1;
+// their rows may have any length, the others' a multiple of BS and of 32).
 template <quant::Type T, int BS, int BB>
 struct BlockType {
     static constexpr quant::Type type = T;

@@ -251,8 +251,8 @@ class CudaBackend final : public Backend {
     Status matmul(quant::Type t, const void *w, const float *x, float *y, int64_t rows, int64_t cols,
                   int64_t n_tok) override {
         const auto &tr = quant::traits(t);
-        if (!w || !x || !y || rows < 0 || n_tok < 0 || cols <= 0 || cols % 32 != 0 ||
-            cols % tr.block_size != 0) {
+        if (!w || !x || !y || rows < 0 || n_tok < 0 || cols <= 0 ||
+            (tr.block_size != 1 && (cols % 32 != 0 || cols % tr.block_size != 0))) {
             error_ = "matmul: bad arguments";
             return Status::invalid_argument;
         }
@@ -306,15 +306,15 @@ class CudaBackend final : public Backend {
     // SwiGLU between them, then the weighted sum: all experts of the token at once.
     Status expert_ffn(const ExpertFfn &f, const float *x, float *y, float *scratch) override {
         if (!x || !(y || f.rows_out) || !scratch || !f.gate || !f.up || !f.down || !f.weights ||
-            f.n_experts < 1 || f.n_experts > kMaxFfnExperts || f.n_embd <= 0 || f.n_ff <= 0 ||
-            f.n_embd % 32 != 0 || f.n_ff % 32 != 0)
+            f.n_experts < 1 || f.n_experts > kMaxFfnExperts || f.n_embd <= 0 || f.n_ff <= 0)
             return fail("expert_ffn: bad arguments");
         for (const quant::Type t : {f.gate_type, f.up_type, f.down_type}) {
             if (!has_device_matmul(t)) {
                 error_ = "expert_ffn: no CUDA kernel for " + std::string(quant::type_name(t));
                 return Status::unsupported;
             }
-            if (f.n_embd % quant::traits(t).block_size != 0 || f.n_ff % quant::traits(t).block_size != 0)
+            const int64_t bs = quant::traits(t).block_size;  // 1: rows of any length
+            if (bs != 1 && (f.n_embd % 32 != 0 || f.n_ff % 32 != 0 || f.n_embd % bs != 0 || f.n_ff % bs != 0))
                 return fail("expert_ffn: sizes are not a multiple of the block size");
         }
         const int n = f.n_experts;

@@ -21,6 +21,7 @@ __device__ __forceinline__ void mmv_row(const uint8_t *__restrict__ w, uint64_t 
     const int lane = threadIdx.x;
     const uint8_t *wr = w + static_cast<uint64_t>(row) * rb;
     const int64_t n_chunks = cols / 32;
+    const int tail = static_cast<int>(cols % 32);  // F32 / F16 / BF16 rows only (BS == 1)
     float acc[kTokens];
 #pragma unroll
     for (int t = 0; t < kTokens; ++t) acc[t] = 0.0f;
@@ -31,6 +32,14 @@ __device__ __forceinline__ void mmv_row(const uint8_t *__restrict__ w, uint64_t 
 #pragma unroll
         for (int t = 0; t < kTokens; ++t)
             if (t < n_tok) acc[t] = add_rn(acc[t], chunk_dot<T>(blk, j, x + t * cols + e));
+    }
+    if constexpr (BS == 1) {  // the partial chunk n_chunks, in its lane's turn (after its full chunks)
+        if (tail != 0 && lane == n_chunks % 32) {
+            const int64_t e = 32 * n_chunks;
+#pragma unroll
+            for (int t = 0; t < kTokens; ++t)
+                if (t < n_tok) acc[t] = add_rn(acc[t], dot_tail<T>(wr + e * BB, tail, x + t * cols + e));
+        }
     }
     // n_tok is the same for the whole warp, so every lane leaves this loop together.
 #pragma unroll

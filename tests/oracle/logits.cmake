@@ -156,3 +156,16 @@ foreach(ftype ${_llamaq_types})
   set_tests_properties(gpu-logits-cuda-llamaq-${arch}-${ftype} PROPERTIES LABELS gpu SKIP_RETURN_CODE 77
                        DEPENDS oracle-logits-backend-cpu-llamaq-${arch}-${ftype})
 endforeach()
+
+# 7. Rows of any length on the backend interface: F32 weights whose rows are not a multiple of 32
+#    (embd 200, head_dim 50, expert width 72), as llama.cpp runs them; F16 / BF16 / F32 rows take
+#    a partial last chunk (block-dot.cuh's dot_tail). CPU backend strict, CUDA (gpu label) with
+#    the F32 bounds of section 5.
+set(_gen "--arch mixtral --type F32 --layers 2 --seed 5 --embd 200 --heads 4 --kv-heads 2 --ff 72 --experts 6 --top-k 2")
+set(_model ${CMAKE_BINARY_DIR}/test-models-backend/mixtral-oddrows-F32.gguf)
+moerun_logits_test(oracle-logits-backend-cpu-oddrows-mixtral-F32 ${_model} GENERATE "${_gen}" KV f32
+                   CRITERIA --tol 1e-5 --first-tol 1e-5 --min-top1 1.0 --greedy require --backend cpu --device-slots min)
+moerun_logits_test(gpu-logits-cuda-oddrows-mixtral-F32 ${_model} GENERATE "${_gen}" KV f32
+                   CRITERIA --tol 1e-3 --first-tol 1e-4 --min-top1 0.95 --greedy require --backend cuda --device-slots few)
+set_tests_properties(gpu-logits-cuda-oddrows-mixtral-F32 PROPERTIES LABELS gpu SKIP_RETURN_CODE 77
+                     DEPENDS oracle-logits-backend-cpu-oddrows-mixtral-F32)

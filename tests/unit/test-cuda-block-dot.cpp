@@ -104,6 +104,44 @@ TEST_CASE("CUDA chunk dot products equal the reference dequantization for every 
     }
 }
 
+TEST_CASE("the partial last chunk of F32 / F16 / BF16 rows reads n elements, in dot8's order") {
+    std::mt19937 rng(17);
+    std::normal_distribution<float> nd(0, 1);
+    for (const quant::Type t : {quant::Type::F32, quant::Type::F16, quant::Type::BF16}) {
+        CAPTURE(quant::type_name(t));
+        const size_t es = quant::traits(t).type_size;
+        for (int n = 1; n < 32; ++n) {
+            CAPTURE(n);
+            std::vector<float> w(32, 0.0f), x(32, 0.0f);
+            std::vector<uint8_t> row(32 * es, 0);
+            for (int l = 0; l < n; ++l) {
+                w[l] = nd(rng), x[l] = nd(rng);
+                if (t == quant::Type::F32) {
+                    std::memcpy(&row[4 * l], &w[l], 4);
+                } else {
+                    uint32_t bits;
+                    std::memcpy(&bits, &w[l], 4);
+                    const uint16_t h =
+                        t == quant::Type::F16 ? quant::fp32_to_fp16(w[l]) : static_cast<uint16_t>(bits >> 16);
+                    std::memcpy(&row[2 * l], &h, 2);
+                }
+            }
+            quant::dequantize_row(t, row.data(), w.data(), 32);  // the stored values
+            // Only n elements of row and x exist: a copy of that length, so ASan sees a read past it.
+            const std::vector<uint8_t> part(row.begin(), row.begin() + static_cast<std::ptrdiff_t>(n * es));
+            const std::vector<float> xp(x.begin(), x.begin() + n);
+            float got = 0;
+            if (t == quant::Type::F32) got = cuda::dot_tail<quant::Type::F32>(part.data(), n, xp.data());
+            if (t == quant::Type::F16) got = cuda::dot_tail<quant::Type::F16>(part.data(), n, xp.data());
+            if (t == quant::Type::BF16) got = cuda::dot_tail<quant::Type::BF16>(part.data(), n, xp.data());
+            // the full chunk over the zero-padded row: the same partial sums (fma with 0 * 0 adds nothing)
+            const float padded =
+                cuda::chunk_dot<quant::Type::F32>(reinterpret_cast<const uint8_t *>(w.data()), 0, x.data());
+            CHECK(got == padded);
+        }
+    }
+}
+
 TEST_CASE("CUDA chunk dequantization equals the reference for Q5_K, Q6_K, Q2_K and Q3_K") {
     using ChunkDequant = void (*)(const uint8_t *, int, float *);
     const struct {

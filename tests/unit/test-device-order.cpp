@@ -58,7 +58,10 @@ TEST_CASE("device-order products: the SIMD rows equal the device code's, near th
                       T::Q6_K, T::Q2_K, T::Q3_K}) {
         REQUIRE(cpu::device_order_supported(t));
         // 256 columns: 8 chunks (lanes 8..31 stay zero); 2304: 72 chunks, lanes wrap twice
-        for (const int64_t cols : {int64_t{256}, int64_t{2304}}) {
+        // F32 / F16 / BF16 rows of any length: 48 (one partial chunk), 1000 (31 chunks and a part)
+        const bool any_length = quant::traits(t).block_size == 1;
+        for (const int64_t cols : {int64_t{256}, int64_t{2304}, int64_t{48}, int64_t{1000}}) {
+            if (cols % 32 != 0 && !any_length) continue;
             CAPTURE(quant::type_name(t));
             CAPTURE(cols);
             const int64_t rows = 37;  // not a multiple of the threads' grain

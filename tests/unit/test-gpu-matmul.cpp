@@ -146,6 +146,11 @@ TEST_CASE("cuda matmul matches the CPU backend for every expert weight type") {
         // prefill sizes (CUDA: dequantized tiles through cuBLAS from 32 tokens on)
         check_matmul(*gpu, *cpu, t, 96, 512, 32, seed++);
         check_matmul(*gpu, *cpu, t, 77, 1024, 131, seed++);
+        if (quant::traits(t).block_size == 1) {  // rows of any length: a partial last chunk
+            check_matmul(*gpu, *cpu, t, 37, 48, 1, seed++);
+            check_matmul(*gpu, *cpu, t, 130, 1000, 5, seed++);
+            check_matmul(*gpu, *cpu, t, 96, 200, 40, seed++);
+        }
     }
     // More rows than one GEMM tile holds (32 MiB of F32: 4096 rows of 2048), so the product is
     // made of several tiles.

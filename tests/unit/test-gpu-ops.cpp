@@ -295,7 +295,9 @@ TEST_CASE("expert_ffn rows equal the host's rows for this backend bit for bit (C
     using T = quant::Type;
     for (const Mix mix :
          {Mix{T::Q4_K, T::Q4_K, T::Q6_K, 2048, 768}, Mix{T::Q5_K, T::Q5_K, T::Q8_0, 512, 1280},
-          Mix{T::Q2_K, T::Q3_K, T::Q4_0, 768, 512}, Mix{T::F16, T::F32, T::Q6_K, 256, 512}}) {
+          Mix{T::Q2_K, T::Q3_K, T::Q4_0, 768, 512}, Mix{T::F16, T::F32, T::Q6_K, 256, 512},
+          Mix{T::Q5_0, T::Q5_1, T::Q4_1, 512, 256},
+          Mix{T::BF16, T::F16, T::F32, 200, 72}}) {  // rows of F32 / F16 / BF16 may have any length
         CAPTURE(quant::type_name(mix.g));
         const int64_t E = mix.E, F = mix.F;
         const auto make = [&](T t, int64_t rows, int64_t cols) {

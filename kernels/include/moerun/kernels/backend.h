@@ -124,9 +124,9 @@ class Backend {
 
     // y[n_tok, rows] = x[n_tok, cols] . W^T, token-major: W is rows x cols of type t (GGUF blocks,
     // rows row_bytes(t, cols) apart), x and y are float; all three in this backend's memory. cols
-    // must be a multiple of 32 and of t's block size. The CPU backend converts activations to the
-    // type's vec-dot type as llama.cpp does; CUDA multiplies with F32 activations (from 32 tokens
-    // on, a dequantized F32 tile through cuBLAS's SGEMM).
+    // must be a multiple of 32 and of t's block size, except for F32 / F16 / BF16 (any cols). The CPU backend
+    // converts activations to the type's vec-dot type as llama.cpp does; CUDA multiplies with F32 activations
+    // (from 32 tokens on, a dequantized F32 tile through cuBLAS's SGEMM).
     virtual Status matmul(quant::Type t, const void *w, const float *x, float *y, int64_t rows, int64_t cols,
                           int64_t n_tok) = 0;
 
