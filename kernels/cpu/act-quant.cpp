@@ -81,6 +81,7 @@ size_t act_bytes(quant::Type t, int64_t n) {
         case quant::Type::Q4_0:
         case quant::Type::Q5_0:
         case quant::Type::Q8_0:
+        case quant::Type::IQ4_NL:
             return un / 32 * sizeof(ActQ8_0);
         case quant::Type::Q4_1:
         case quant::Type::Q5_1:
@@ -90,6 +91,7 @@ size_t act_bytes(quant::Type t, int64_t n) {
         case quant::Type::Q4_K:
         case quant::Type::Q5_K:
         case quant::Type::Q6_K:
+        case quant::Type::IQ4_XS:
             return un / 256 * sizeof(ActQ8_K);
         default:
             return un * sizeof(float);  // F32 / F16 / BF16: rounded floats
@@ -106,6 +108,7 @@ void quantize_act_generic(quant::Type t, const float *x, void *dst, int64_t n) {
         case quant::Type::Q4_0:
         case quant::Type::Q5_0:
         case quant::Type::Q8_0:
+        case quant::Type::IQ4_NL:
             return quantize_q8_0(x, static_cast<ActQ8_0 *>(dst), n / 32);
         case quant::Type::Q4_1:
         case quant::Type::Q5_1:
@@ -115,6 +118,7 @@ void quantize_act_generic(quant::Type t, const float *x, void *dst, int64_t n) {
         case quant::Type::Q4_K:
         case quant::Type::Q5_K:
         case quant::Type::Q6_K:
+        case quant::Type::IQ4_XS:
             return quantize_q8_k(x, static_cast<ActQ8_K *>(dst), n / 256);
         case quant::Type::F16: {
             auto *y = static_cast<float *>(dst);

@@ -375,6 +375,7 @@ bool quantize(quant::Type t, const float *x, void *dst, int64_t n) {
         case quant::Type::Q4_0:
         case quant::Type::Q5_0:
         case quant::Type::Q8_0:
+        case quant::Type::IQ4_NL:
             quantize_q8_0(x, static_cast<ActQ8_0 *>(dst), n / 32);
             return true;
         case quant::Type::Q2_K:
@@ -382,6 +383,7 @@ bool quantize(quant::Type t, const float *x, void *dst, int64_t n) {
         case quant::Type::Q4_K:
         case quant::Type::Q5_K:
         case quant::Type::Q6_K:
+        case quant::Type::IQ4_XS:
             quantize_q8_k(x, static_cast<ActQ8_K *>(dst), n / 256);
             return true;
         default:

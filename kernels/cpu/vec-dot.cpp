@@ -100,6 +100,20 @@ void unpack(const quant::BlockQ6_K &b, KBlock &k) {
     k.dmin = 0;
 }
 
+// IQ4_XS: 8 sub-blocks of 32, no mins; the 4-bit indices pick kIQ4Values.
+void unpack(const quant::BlockIQ4_XS &b, KBlock &k) {
+    for (int ib = 0; ib < 8; ++ib) {
+        for (int l = 0; l < 16; ++l) {
+            k.q[32 * ib + l] = quant::kIQ4Values[b.qs[16 * ib + l] & 15];
+            k.q[32 * ib + l + 16] = quant::kIQ4Values[b.qs[16 * ib + l] >> 4];
+        }
+        k.sc[ib] = quant::iq4_xs_scale(b.scales_h, b.scales_l, ib) - 32;
+        k.m[ib] = 0;
+    }
+    k.d = fp16_to_fp32(b.d);
+    k.dmin = 0;
+}
+
 // Sub-block size (16 or 32) and whether the type has mins, per K type.
 template <class B>
 constexpr int kSub = 16;
@@ -107,6 +121,8 @@ template <>
 constexpr int kSub<quant::BlockQ4_K> = 32;
 template <>
 constexpr int kSub<quant::BlockQ5_K> = 32;
+template <>
+constexpr int kSub<quant::BlockIQ4_XS> = 32;
 
 template <class B>
 MOERUN_MULTIVERSION float row_dot_k(const void *w, const void *act, int64_t n) {
@@ -169,6 +185,14 @@ void unpack(const quant::BlockQ5_0 &b, LBlock &k) {
 void unpack(const quant::BlockQ5_1 &b, LBlock &k) {
     unpack5(b, k, 0);
     k.m = fp16_to_fp32(b.m);
+}
+void unpack(const quant::BlockIQ4_NL &b, LBlock &k) {
+    for (int j = 0; j < 16; ++j) {
+        k.q[j] = quant::kIQ4Values[b.qs[j] & 15];
+        k.q[j + 16] = quant::kIQ4Values[b.qs[j] >> 4];
+    }
+    k.d = fp16_to_fp32(b.d);
+    k.m = 0;
 }
 void unpack(const quant::BlockQ8_0 &b, LBlock &k) {
     std::memcpy(k.q, b.qs, 32);
@@ -336,6 +360,10 @@ float vec_dot_generic(quant::Type t, const void *w, const void *act, int64_t n) 
             return row_dot_k<quant::BlockQ5_K>(w, act, n);
         case T::Q6_K:
             return row_dot_k<quant::BlockQ6_K>(w, act, n);
+        case T::IQ4_NL:
+            return row_dot_legacy<quant::BlockIQ4_NL, ActQ8_0>(w, act, n);
+        case T::IQ4_XS:
+            return row_dot_k<quant::BlockIQ4_XS>(w, act, n);
         default:
             throw std::invalid_argument("vec_dot: no kernel for " + std::string(quant::type_name(t)));
     }

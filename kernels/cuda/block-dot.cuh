@@ -16,6 +16,8 @@
 //   Q5_0 [22]:  d | qh[4] (u32) | qs[16]                     x = d * (q4 | 16 * bit l of qh - 16)
 //   Q5_1 [24]:  d | m | qh[4] (u32) | qs[16]                 x = d * (q4 | 16 * bit l of qh) + m
 //   BF16 [2]:   the high half of an IEEE float
+//   IQ4_NL [18]:  d | qs[16]                                 x = d * v(q4), v: 16 fixed values (iq4_value)
+//   IQ4_XS [136]: d | scales_h (u16) | scales_l[4] | qs[128] x = d * (ls_j - 32) * v(q4), 6-bit ls per chunk
 //   Q4_K [144]: d | dmin | scales[12] | qs[128]              x = d * sc_j * q - dmin * m_j (6-bit sc/m, chunk j)
 //   Q5_K [176]: d | dmin | scales[12] | qh[32] | qs[128]     as Q4_K, q += 16 * ((qh[l] >> j) & 1)
 //   Q6_K [210]: ql[128] | qh[64] | scales[16] (int8) | d     x = d * sc * (q6 - 32)
@@ -193,6 +195,31 @@ MOERUN_HD float dot_chunk_q5_1(const uint8_t *b, int, const float *x) {
     return scale_plus_min(load_f16(b), sq, load_f16(b + 2), sum_x8<32>(x));
 }
 
+// Value i (0..15) of IQ4_NL / IQ4_XS (quant::kIQ4Values) from two packed constants, so the
+// device needs no table in memory.
+MOERUN_HD int iq4_value(int i) {
+    const uint64_t packed = i < 8 ? 0xf6eaddcfbfad9881ull : 0x7159453526190d01ull;
+    return static_cast<int8_t>(static_cast<uint8_t>(packed >> (8 * (i & 7))));
+}
+
+MOERUN_HD float dot_chunk_iq4_nl(const uint8_t *b, int, const float *x) {
+    const uint8_t *q = b + 2;
+    return mul_rn(load_f16(b),
+                  dot8<32>([q](int l) { return static_cast<float>(iq4_value(nibble32(q, l))); }, x));
+}
+
+// The 6-bit scale of chunk (sub-block) j of an IQ4_XS block, as stored.
+MOERUN_HD int iq4_xs_scale_of(const uint8_t *b, int j) {
+    const int h = b[2] | (b[3] << 8);
+    return ((b[4 + j / 2] >> (4 * (j % 2))) & 15) | (((h >> (2 * j)) & 3) << 4);
+}
+
+MOERUN_HD float dot_chunk_iq4_xs(const uint8_t *b, int j, const float *x) {
+    const uint8_t *q = b + 8 + 16 * j;
+    const float dl = mul_rn(load_f16(b), static_cast<float>(iq4_xs_scale_of(b, j) - 32));
+    return mul_rn(dl, dot8<32>([q](int l) { return static_cast<float>(iq4_value(nibble32(q, l))); }, x));
+}
+
 // d * sc * sq - dmin * m * sx, the K-quants' chunk with a minimum.
 MOERUN_HD float scale_min(float d, int sc, float sq, float dmin, int m, float sx) {
     return sub_rn(mul_rn(mul_rn(d, static_cast<float>(sc)), sq),
@@ -295,6 +322,10 @@ MOERUN_HD float chunk_dot(const uint8_t *b, int j, const float *x) {
         return dot_chunk_q6_k(b, j, x);
     else if constexpr (T == quant::Type::Q2_K)
         return dot_chunk_q2_k(b, j, x);
+    else if constexpr (T == quant::Type::IQ4_NL)
+        return dot_chunk_iq4_nl(b, j, x);
+    else if constexpr (T == quant::Type::IQ4_XS)
+        return dot_chunk_iq4_xs(b, j, x);
     else {
         static_assert(T == quant::Type::Q3_K, "chunk_dot: not a device weight type");
         return dot_chunk_q3_k(b, j, x);
@@ -342,6 +373,10 @@ bool visit_block_type(quant::Type t, F &&f) {
             return f(BlockType<T::Q2_K, 256, 84>{}), true;
         case T::Q3_K:
             return f(BlockType<T::Q3_K, 256, 110>{}), true;
+        case T::IQ4_NL:
+            return f(BlockType<T::IQ4_NL, 32, 18>{}), true;
+        case T::IQ4_XS:
+            return f(BlockType<T::IQ4_XS, 256, 136>{}), true;
         default:
             return false;
     }
@@ -382,6 +417,12 @@ MOERUN_HD void dequant_chunk_q2_k(const uint8_t *b, int j, float *y) {
         y[l] = d * static_cast<float>(s & 15) * static_cast<float>((q[l] >> shift) & 3) -
                dmin * static_cast<float>(s >> 4);
     }
+}
+
+MOERUN_HD void dequant_chunk_iq4_xs(const uint8_t *b, int j, float *y) {
+    const uint8_t *q = b + 8 + 16 * j;
+    const float dl = load_f16(b) * static_cast<float>(iq4_xs_scale_of(b, j) - 32);
+    for (int l = 0; l < 32; ++l) y[l] = dl * static_cast<float>(iq4_value(nibble32(q, l)));
 }
 
 MOERUN_HD void dequant_chunk_q3_k(const uint8_t *b, int j, float *y) {

@@ -1,5 +1,6 @@
-// Dequantization kernels: one thread per element for F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1
-// and Q4_K, one per 32-element chunk for Q5_K, Q6_K, Q2_K and Q3_K (block-dot.cuh's formulas).
+// Dequantization kernels: one thread per element for F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+// IQ4_NL and Q4_K, one per 32-element chunk for Q5_K, Q6_K, Q2_K, Q3_K and IQ4_XS (block-dot.cuh's
+// formulas).
 // Block layouts (bytes, little-endian; f16 = IEEE half), see quant/include/moerun/quant/blocks.h:
 //   Q8_0 [34]:  f16 d | i8 qs[32]                     x = d * q
 //   Q4_0 [18]:  f16 d | u8 qs[16]                     x[j] = d * ((qs[j] & 15) - 8),
@@ -69,6 +70,13 @@ __global__ void dequant_q32(const uint8_t *src, float *dst, int64_t n) {
     dst[i] = MIN ? v + load_half(b + 2) : v;
 }
 
+__global__ void dequant_iq4_nl(const uint8_t *src, float *dst, int64_t n) {
+    int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+    if (i >= n) return;
+    const uint8_t *b = src + (i / 32) * 18;
+    dst[i] = load_half(b) * static_cast<float>(iq4_value(nibble32(b + 2, static_cast<int>(i % 32))));
+}
+
 __device__ __forceinline__ void q4k_scale_min(int j, const uint8_t *s, int *sc, int *m) {
     if (j < 4) {
         *sc = s[j] & 63;
@@ -96,7 +104,7 @@ __global__ void dequant_q4_k(const uint8_t *src, float *dst, int64_t n) {
     dst[i] = d * static_cast<float>(v) - mn;
 }
 
-// One thread per 32-element chunk (block-dot.cuh's dequant_chunk_*): Q5_K, Q6_K, Q2_K, Q3_K.
+// One thread per 32-element chunk (block-dot.cuh's dequant_chunk_*): Q5_K, Q6_K, Q2_K, Q3_K, IQ4_XS.
 template <void (*Chunk)(const uint8_t *, int, float *), int BS, int BB>
 __global__ void dequant_chunks(const uint8_t *src, float *dst, int64_t n_chunks) {
     const int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
@@ -130,6 +138,8 @@ bool has_device_dequantize(quant::Type t) {
         case quant::Type::Q4_1:
         case quant::Type::Q5_0:
         case quant::Type::Q5_1:
+        case quant::Type::IQ4_NL:
+        case quant::Type::IQ4_XS:
         case quant::Type::Q4_K:
         case quant::Type::Q5_K:
         case quant::Type::Q6_K:
@@ -182,6 +192,11 @@ cudaError_t launch_dequantize(quant::Type t, const void *src, float *dst, int64_
             return launch_chunks<dequant_chunk_q2_k, 84>(s, dst, n, stream);
         case quant::Type::Q3_K:
             return launch_chunks<dequant_chunk_q3_k, 110>(s, dst, n, stream);
+        case quant::Type::IQ4_NL:
+            dequant_iq4_nl<<<blocks, kThreads, 0, stream>>>(s, dst, n);
+            break;
+        case quant::Type::IQ4_XS:
+            return launch_chunks<dequant_chunk_iq4_xs, 136>(s, dst, n, stream);
         default:
             return cudaErrorInvalidValue;
     }

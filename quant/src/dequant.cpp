@@ -34,6 +34,10 @@ void dequantize_row(Type t, const void *src, float *dst, int64_t n) {
             return dequantize_row_q5_k(src, dst, n);
         case Type::Q6_K:
             return dequantize_row_q6_k(src, dst, n);
+        case Type::IQ4_NL:
+            return dequantize_row_iq4_nl(src, dst, n);
+        case Type::IQ4_XS:
+            return dequantize_row_iq4_xs(src, dst, n);
         default:
             break;
     }

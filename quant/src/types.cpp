@@ -28,10 +28,10 @@ constexpr std::array kTable = {
     TypeTraits{Type::IQ2_XS, "IQ2_XS", 256, 74, false},
     TypeTraits{Type::IQ3_XXS, "IQ3_XXS", 256, 98, false},
     TypeTraits{Type::IQ1_S, "IQ1_S", 256, 50, false},
-    TypeTraits{Type::IQ4_NL, "IQ4_NL", 32, 18, false},
+    TypeTraits{Type::IQ4_NL, "IQ4_NL", 32, 18, true},
     TypeTraits{Type::IQ3_S, "IQ3_S", 256, 110, false},
     TypeTraits{Type::IQ2_S, "IQ2_S", 256, 82, false},
-    TypeTraits{Type::IQ4_XS, "IQ4_XS", 256, 136, false},
+    TypeTraits{Type::IQ4_XS, "IQ4_XS", 256, 136, true},
     TypeTraits{Type::I8, "I8", 1, 1, false},
     TypeTraits{Type::I16, "I16", 1, 2, false},
     TypeTraits{Type::I32, "I32", 1, 4, false},
@@ -52,6 +52,8 @@ constexpr bool table_agrees(Type t, size_t block_bytes, int elements) {
 }
 static_assert(table_agrees(Type::Q4_0, sizeof(BlockQ4_0), QK4_0));
 static_assert(table_agrees(Type::Q4_1, sizeof(BlockQ4_1), QK4_1));
+static_assert(table_agrees(Type::IQ4_NL, sizeof(BlockIQ4_NL), 32));
+static_assert(table_agrees(Type::IQ4_XS, sizeof(BlockIQ4_XS), QK_K));
 static_assert(table_agrees(Type::Q5_0, sizeof(BlockQ5_0), QK5_0));
 static_assert(table_agrees(Type::Q5_1, sizeof(BlockQ5_1), QK5_1));
 static_assert(table_agrees(Type::Q8_0, sizeof(BlockQ8_0), QK8_0));

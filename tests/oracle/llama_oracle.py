@@ -5,6 +5,7 @@ Modes
   logits    evaluate a token sequence, dump the logits at every position
   greedy    evaluate a prompt, append N greedy (argmax) tokens, dump tokens + logits at every position
   tokenize  tokenize text with the model's vocabulary, write the ids
+  quantize  write -o: the model quantized by llama.cpp's quantizer to --ftype (e.g. Q5_K_M, MXFP4_MOE)
   probe     one forward pass over a token sequence; save llama.cpp's per-layer hidden states
             (l_out-N), selected experts (ffn_moe_topk-N) and router probabilities (ffn_moe_probs-N)
             to an .npz (numpy order: [n_tokens, ...]; see Oracle.probe)
@@ -15,6 +16,7 @@ Modes
   llama_oracle.py tokenize -m vocab.gguf --text "Hello" [--add-special] [--parse-special] [-o ids.txt]
   llama_oracle.py tokenize -m vocab.gguf --vectors ggml-vocab-x.gguf.inp -o x.out
   llama_oracle.py probe    -m model.gguf --prompt "Hello world" -o route.npz
+  llama_oracle.py quantize -m model-F32.gguf --ftype Q4_K_M -o model-Q4_K_M.gguf
 
 Logits file format (little-endian; read by tests/oracle/oracle_file.h):
   offset 0   char     magic[8] = "MOELOGIT"
@@ -92,6 +94,7 @@ def quantize(src, dst, ftype: str, n_threads: int = 2) -> None:
     p = llama_cpp.llama_model_quantize_default_params()
     p.ftype = getattr(llama_cpp, name)
     p.nthread = n_threads
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
     rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(p))
     if rc != 0:
         Path(dst).unlink(missing_ok=True)
@@ -239,7 +242,7 @@ def read_ids(text: str) -> list[int]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("mode", choices=["logits", "greedy", "tokenize", "probe"])
+    ap.add_argument("mode", choices=["logits", "greedy", "tokenize", "probe", "quantize"])
     ap.add_argument("-m", "--model", required=True)
     src = ap.add_mutually_exclusive_group()
     src.add_argument("--tokens", help="token ids, space separated")
@@ -257,8 +260,15 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=None, help="n_batch/n_ubatch (default: n_ctx)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--kv-type", choices=sorted(KV_TYPES), default="f16", help="KV cache type (default: llama.cpp's f16)")
+    ap.add_argument("--ftype", help="quantize: llama.cpp file type (LLAMA_FTYPE_MOSTLY_<FTYPE>)")
     ap.add_argument("-v", "--verbose", action="store_true", help="llama.cpp log on stderr")
     a = ap.parse_args(argv)
+
+    if a.mode == "quantize":
+        if not a.ftype or not a.out:
+            ap.error("quantize needs --ftype and -o")
+        quantize(a.model, a.out, a.ftype)
+        return 0
 
     if a.mode == "tokenize":
         o = Oracle(a.model, n_ctx=64, vocab_only=True, verbose=a.verbose, seed=a.seed)

@@ -132,9 +132,10 @@ endforeach()
 #    tensor has the type llama.cpp picks for it, as in the files users download (Q6_K output,
 #    Q4_K / Q5_K mixes, F16 / Q8_0 where a row does not fit the type's blocks). One layer, rows of
 #    256, the strict criteria of section 2. Every architecture x the legacy 32-element types, the
-#    low K-quant mixes and BF16; one architecture per file type also on the backend interface (CPU
-#    backend here; CUDA, label gpu, with the criteria of section 5).
-set(_llamaq_types Q4_1 Q5_0 Q5_1 Q2_K Q3_K_S Q3_K_M Q5_K_M BF16)
+#    low K-quant mixes, BF16 and the non-linear IQ4_NL / IQ4_XS; one architecture per file type
+#    also on the backend interface (CPU backend here; CUDA, label gpu, with the criteria of
+#    section 5).
+set(_llamaq_types Q4_1 Q5_0 Q5_1 Q2_K Q3_K_S Q3_K_M Q5_K_M BF16 IQ4_NL IQ4_XS)
 set(_llamaq_crit --tol 2e-2 --first-tol 1e-4 --min-top1 1.0 --greedy require)
 foreach(arch qwen3moe qwen2moe olmoe mixtral)
   foreach(ftype ${_llamaq_types})
@@ -143,7 +144,7 @@ foreach(arch qwen3moe qwen2moe olmoe mixtral)
                        LLAMA_QUANTIZE ${ftype} CRITERIA ${_llamaq_crit})
   endforeach()
 endforeach()
-set(_llamaq_arch qwen3moe qwen2moe olmoe mixtral qwen3moe qwen2moe olmoe mixtral)
+set(_llamaq_arch qwen3moe qwen2moe olmoe mixtral qwen3moe qwen2moe olmoe mixtral olmoe mixtral)
 foreach(ftype ${_llamaq_types})
   list(POP_FRONT _llamaq_arch arch)
   set(_model ${CMAKE_BINARY_DIR}/test-models-llamaq-backend/${arch}-${ftype}.gguf)

@@ -43,6 +43,7 @@ KIND_DEQUANT, KIND_QUANT = 0, 1
 FP16_FIELDS: dict[T, list[int]] = {
     T.Q4_0: [0], T.Q4_1: [0, 2], T.Q5_0: [0], T.Q5_1: [0, 2], T.Q8_0: [0],
     T.Q2_K: [80, 82], T.Q3_K: [108], T.Q4_K: [0, 2], T.Q5_K: [0, 2], T.Q6_K: [208],
+    T.IQ4_NL: [0], T.IQ4_XS: [0],
 }
 DEQUANT_TYPES = [T.F32, T.F16, T.BF16, *FP16_FIELDS]
 QUANT_TYPES = [T.F32, T.F16, T.BF16, T.Q8_0, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1]

@@ -15,3 +15,15 @@ moerun_cli_test(run-one-token-prompt ARGS "run|-m|${_run_model}|-p|a|--no-specia
 foreach(_name run-prompt-too-long run-empty-prompt run-zero-context run-one-token-prompt)
   set_tests_properties(cli-${_name} PROPERTIES LABELS oracle FIXTURES_REQUIRED test_models)
 endforeach()
+
+# A file with a tensor type moerun has no kernels for (MXFP4 experts, written by llama.cpp's own
+# quantizer) is refused at load, naming the file, the tensor's offset, the tensor and its type.
+set(_mxfp4_model ${CMAKE_BINARY_DIR}/test-models-llamaq/olmoe-MXFP4_MOE.gguf)
+add_test(NAME oracle-llamaq-mxfp4-gen
+         COMMAND ${MOERUN_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/llama_oracle.py quantize -m ${MOERUN_TEST_MODELS_DIR}/olmoe-F32.gguf
+                 --ftype MXFP4_MOE -o ${_mxfp4_model})
+set_tests_properties(oracle-llamaq-mxfp4-gen PROPERTIES LABELS oracle FIXTURES_REQUIRED test_models
+                     FIXTURES_SETUP mxfp4_model ENVIRONMENT "${_moerun_py_env}")
+moerun_cli_test(run-unsupported-tensor-type ARGS "run|-m|${_mxfp4_model}|-p|hi" RC 1
+                STDERR "olmoe-MXFP4_MOE.gguf: offset [0-9]+: blk.0.ffn_[a-z]+_exps.weight: tensor type MXFP4 is not supported yet")
+set_tests_properties(cli-run-unsupported-tensor-type PROPERTIES LABELS oracle FIXTURES_REQUIRED mxfp4_model)

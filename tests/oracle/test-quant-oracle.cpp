@@ -168,13 +168,13 @@ void check_quant(mq::Type t) {
 TEST_CASE("dequantize_row is bit-exact against gguf-py") {
     using T = mq::Type;
     for (T t : {T::F32, T::F16, T::BF16, T::Q4_0, T::Q4_1, T::Q5_0, T::Q5_1, T::Q8_0, T::Q2_K, T::Q3_K,
-                T::Q4_K, T::Q5_K, T::Q6_K}) {
+                T::Q4_K, T::Q5_K, T::Q6_K, T::IQ4_NL, T::IQ4_XS}) {
         CAPTURE(mq::type_name(t));
         check_dequant(t);
     }
     std::printf("dequant: %d types, %llu blocks bit-exact against gguf-py\n", g_dequant.types,
                 static_cast<unsigned long long>(g_dequant.blocks));
-    CHECK(g_dequant.types == 13);
+    CHECK(g_dequant.types == 15);
 }
 
 TEST_CASE("quantize_row is bit-exact against gguf-py") {

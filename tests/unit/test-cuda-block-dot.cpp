@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "block-dot.cuh"
+#include "moerun/quant/blocks.h"
 #include "moerun/quant/dequant.h"
 #include "moerun/quant/half.h"
 #include "moerun/quant/types.h"
@@ -55,6 +56,8 @@ TEST_CASE("CUDA chunk dot products equal the reference dequantization for every 
         {quant::Type::Q6_K, cuda::dot_chunk_q6_k, {208}},
         {quant::Type::Q2_K, cuda::dot_chunk_q2_k, {80, 82}},
         {quant::Type::Q3_K, cuda::dot_chunk_q3_k, {108}},
+        {quant::Type::IQ4_NL, cuda::dot_chunk_iq4_nl, {0}},
+        {quant::Type::IQ4_XS, cuda::dot_chunk_iq4_xs, {0}},
     };
     std::mt19937 rng(99);
     std::normal_distribution<float> nd(0, 1);
@@ -142,7 +145,11 @@ TEST_CASE("the partial last chunk of F32 / F16 / BF16 rows reads n elements, in 
     }
 }
 
-TEST_CASE("CUDA chunk dequantization equals the reference for Q5_K, Q6_K, Q2_K and Q3_K") {
+TEST_CASE("iq4_value holds the 16 values of IQ4_NL / IQ4_XS") {
+    for (int i = 0; i < 16; ++i) CHECK(cuda::iq4_value(i) == quant::kIQ4Values[i]);
+}
+
+TEST_CASE("CUDA chunk dequantization equals the reference for Q5_K, Q6_K, Q2_K, Q3_K and IQ4_XS") {
     using ChunkDequant = void (*)(const uint8_t *, int, float *);
     const struct {
         quant::Type t;
@@ -151,7 +158,8 @@ TEST_CASE("CUDA chunk dequantization equals the reference for Q5_K, Q6_K, Q2_K a
     } cases[] = {{quant::Type::Q5_K, cuda::dequant_chunk_q5_k, {0, 2}},
                  {quant::Type::Q6_K, cuda::dequant_chunk_q6_k, {208}},
                  {quant::Type::Q2_K, cuda::dequant_chunk_q2_k, {80, 82}},
-                 {quant::Type::Q3_K, cuda::dequant_chunk_q3_k, {108}}};
+                 {quant::Type::Q3_K, cuda::dequant_chunk_q3_k, {108}},
+                 {quant::Type::IQ4_XS, cuda::dequant_chunk_iq4_xs, {0}}};
     std::mt19937 rng(5);
     std::normal_distribution<float> nd(0, 1);
     for (const auto &c : cases) {

@@ -28,7 +28,7 @@ std::vector<uint8_t> random_matrix(T t, int64_t rows, int64_t cols, std::mt19937
     std::normal_distribution<float> nd(0.0f, 0.5f);
     const uint64_t rb = *quant::row_bytes(t, cols);
     std::vector<uint8_t> w(rb * static_cast<uint64_t>(rows));
-    if (fill_random_blocks(t, w, rng)) return w;  // Q2_K, Q3_K: no quantizer in quant/
+    if (fill_random_blocks(t, w, rng)) return w;  // Q2_K, Q3_K, IQ4_*: no quantizer in quant/
     std::vector<float> src(static_cast<size_t>(cols));
     for (int64_t r = 0; r < rows; ++r) {
         for (auto &v : src) v = nd(rng);
@@ -55,7 +55,7 @@ TEST_CASE("device-order products: the SIMD rows equal the device code's, near th
     std::mt19937 rng(7);
     std::normal_distribution<float> nd(0.0f, 1.0f);
     for (const T t : {T::F32, T::F16, T::BF16, T::Q8_0, T::Q4_0, T::Q4_1, T::Q5_0, T::Q5_1, T::Q4_K, T::Q5_K,
-                      T::Q6_K, T::Q2_K, T::Q3_K}) {
+                      T::Q6_K, T::Q2_K, T::Q3_K, T::IQ4_NL, T::IQ4_XS}) {
         REQUIRE(cpu::device_order_supported(t));
         // 256 columns: 8 chunks (lanes 8..31 stay zero); 2304: 72 chunks, lanes wrap twice
         // F32 / F16 / BF16 rows of any length: 48 (one partial chunk), 1000 (31 chunks and a part)

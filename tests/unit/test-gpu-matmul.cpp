@@ -131,10 +131,10 @@ TEST_CASE("cuda matmul matches the CPU backend for every expert weight type") {
     REQUIRE(gpu);
     auto cpu = kernels::make_backend("cpu");
     MESSAGE("device: " << gpu->device_info().name);
-    const quant::Type types[] = {quant::Type::F32,  quant::Type::F16,  quant::Type::BF16, quant::Type::Q8_0,
-                                 quant::Type::Q4_0, quant::Type::Q4_1, quant::Type::Q5_0, quant::Type::Q5_1,
-                                 quant::Type::Q4_K, quant::Type::Q5_K, quant::Type::Q6_K, quant::Type::Q2_K,
-                                 quant::Type::Q3_K};
+    const quant::Type types[] = {
+        quant::Type::F32,  quant::Type::F16,  quant::Type::BF16, quant::Type::Q8_0,   quant::Type::Q4_0,
+        quant::Type::Q4_1, quant::Type::Q5_0, quant::Type::Q5_1, quant::Type::Q4_K,   quant::Type::Q5_K,
+        quant::Type::Q6_K, quant::Type::Q2_K, quant::Type::Q3_K, quant::Type::IQ4_NL, quant::Type::IQ4_XS};
     uint32_t seed = 1;
     for (const auto t : types) {
         // decode (1 token), a few tokens (one pass), more than one pass (13), odd row counts,

@@ -296,14 +296,14 @@ TEST_CASE("expert_ffn rows equal the host's rows for this backend bit for bit (C
     for (const Mix mix :
          {Mix{T::Q4_K, T::Q4_K, T::Q6_K, 2048, 768}, Mix{T::Q5_K, T::Q5_K, T::Q8_0, 512, 1280},
           Mix{T::Q2_K, T::Q3_K, T::Q4_0, 768, 512}, Mix{T::F16, T::F32, T::Q6_K, 256, 512},
-          Mix{T::Q5_0, T::Q5_1, T::Q4_1, 512, 256},
+          Mix{T::Q5_0, T::Q5_1, T::Q4_1, 512, 256}, Mix{T::IQ4_XS, T::IQ4_XS, T::IQ4_NL, 512, 256},
           Mix{T::BF16, T::F16, T::F32, 200, 72}}) {  // rows of F32 / F16 / BF16 may have any length
         CAPTURE(quant::type_name(mix.g));
         const int64_t E = mix.E, F = mix.F;
         const auto make = [&](T t, int64_t rows, int64_t cols) {
             const uint64_t rb = *quant::row_bytes(t, cols);
             std::vector<uint8_t> w(rb * rows);
-            if (fill_random_blocks(t, w, rng)) return w;  // Q2_K, Q3_K: no quantizer in quant/
+            if (fill_random_blocks(t, w, rng)) return w;  // Q2_K, Q3_K, IQ4_*: no quantizer in quant/
             std::vector<float> src(cols);
             for (int64_t r = 0; r < rows; ++r) {
                 for (auto &v : src) v = nd(rng);

@@ -26,7 +26,8 @@ std::vector<float> act_values(quant::Type t, const std::vector<uint8_t> &act, in
     switch (t) {
         case quant::Type::Q4_0:
         case quant::Type::Q5_0:
-        case quant::Type::Q8_0: {
+        case quant::Type::Q8_0:
+        case quant::Type::IQ4_NL: {
             const auto *b = reinterpret_cast<const cpu::ActQ8_0 *>(act.data());
             for (int64_t i = 0; i < n; ++i) v[i] = b[i / 32].d * b[i / 32].qs[i % 32];
             break;
@@ -71,10 +72,11 @@ TEST_CASE("vec_dot equals the dequantized reference for every type") {
     for (const cpu::Isa isa : isas()) {
         cpu::set_isa(isa);
         CAPTURE(cpu::isa_name(isa));
-        const quant::Type types[] = {
-            quant::Type::F32,  quant::Type::F16,  quant::Type::BF16, quant::Type::Q4_0, quant::Type::Q4_1,
-            quant::Type::Q5_0, quant::Type::Q5_1, quant::Type::Q8_0, quant::Type::Q2_K, quant::Type::Q3_K,
-            quant::Type::Q4_K, quant::Type::Q5_K, quant::Type::Q6_K};
+        const quant::Type types[] = {quant::Type::F32,  quant::Type::F16,    quant::Type::BF16,
+                                     quant::Type::Q4_0, quant::Type::Q4_1,   quant::Type::Q5_0,
+                                     quant::Type::Q5_1, quant::Type::Q8_0,   quant::Type::Q2_K,
+                                     quant::Type::Q3_K, quant::Type::Q4_K,   quant::Type::Q5_K,
+                                     quant::Type::Q6_K, quant::Type::IQ4_NL, quant::Type::IQ4_XS};
         std::mt19937 rng(11);
         const int64_t n = 1024;
         for (auto t : types) {
@@ -82,7 +84,7 @@ TEST_CASE("vec_dot equals the dequantized reference for every type") {
             const uint64_t rb = *quant::row_bytes(t, n);
             std::vector<uint8_t> w(rb);
             // Weights: quantized from Gaussian data where quant/ has a quantizer; otherwise (Q2_K,
-            // Q3_K) random payload bytes with the fp16 super-scales set to modest values.
+            // Q3_K, IQ4_NL, IQ4_XS) random payload bytes with the fp16 scales set to modest values.
             std::normal_distribution<float> wd(0, 0.5f);
             std::vector<float> src(static_cast<size_t>(n));
             for (auto &v : src) v = wd(rng);
@@ -96,8 +98,10 @@ TEST_CASE("vec_dot equals the dequantized reference for every type") {
                     if (t == quant::Type::Q2_K) {
                         std::memcpy(&w[off + 80], &d, 2);
                         std::memcpy(&w[off + 82], &dmin, 2);
-                    } else {  // Q3_K
+                    } else if (t == quant::Type::Q3_K) {
                         std::memcpy(&w[off + 108], &d, 2);
+                    } else {  // IQ4_NL, IQ4_XS: d first
+                        std::memcpy(&w[off], &d, 2);
                     }
                 }
             }

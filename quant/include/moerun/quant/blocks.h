@@ -113,6 +113,31 @@ struct BlockQ6_K {
     uint16_t d;                // fp16 super-scale
 };
 
+// The 16 values of a 4-bit index in the non-linear types IQ4_NL and IQ4_XS (ggml's kvalues_iq4nl).
+inline constexpr int8_t kIQ4Values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                          1,    13,   25,  38,  53,  69,  89,  113};
+
+// x[j] = d * kIQ4Values[q[j]], q in [0, 15] packed as in Q4_0.
+struct BlockIQ4_NL {
+    uint16_t d;      // fp16 scale
+    uint8_t qs[16];  // [16] nibbles: q[j] | q[j + 16] << 4
+};
+
+// 8 sub-blocks of 32 with a 6-bit scale ls (stored + 32): x = d * (ls - 32) * kIQ4Values[q]. Sub-block
+// ib: ls = ((scales_l[ib / 2] >> 4 * (ib % 2)) & 15) | (((scales_h >> 2 * ib) & 3) << 4); its quants
+// are qs[16 ib .. 16 ib + 16), packed as in Q4_0.
+struct BlockIQ4_XS {
+    uint16_t d;            // fp16 super-scale
+    uint16_t scales_h;     // high 2 bits of the 8 scales
+    uint8_t scales_l[4];   // low 4 bits of the 8 scales
+    uint8_t qs[QK_K / 2];  // [256] nibbles
+};
+
+// Sub-block scale ib in [0, 8) of an IQ4_XS block as stored (6 bits; the value used is - 32).
+inline int iq4_xs_scale(uint16_t scales_h, const uint8_t (&scales_l)[4], int ib) {
+    return ((scales_l[ib / 2] >> (4 * (ib % 2))) & 15) | (((scales_h >> (2 * ib)) & 3) << 4);
+}
+
 // Sub-block scale i in [0, 16) of a Q3_K block, as stored (6 bits, 0..63; the value used is - 32).
 inline int q3_k_scale(const uint8_t (&scales)[12], int i) {
     const int lo = (scales[i % 8] >> (4 * (i / 8))) & 0x0f;
@@ -132,6 +157,8 @@ inline void q4_k_scale_min(const uint8_t (&scales)[K_SCALE_SIZE], int j, int &sc
 }
 
 static_assert(sizeof(BlockQ4_0) == 18);
+static_assert(sizeof(BlockIQ4_NL) == 18);
+static_assert(sizeof(BlockIQ4_XS) == 136);
 static_assert(sizeof(BlockQ4_1) == 20);
 static_assert(sizeof(BlockQ5_0) == 22);
 static_assert(sizeof(BlockQ5_1) == 24);

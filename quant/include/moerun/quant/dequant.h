@@ -17,7 +17,8 @@
 
 namespace moerun::quant {
 
-// Dispatches on t: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K.
+// Dispatches on t: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
+// IQ4_NL, IQ4_XS.
 void dequantize_row(Type t, const void *src, float *dst, int64_t n);
 
 // Per type, same contract as dequantize_row.
@@ -34,17 +35,21 @@ void dequantize_row_q3_k(const void *src, float *dst, int64_t n);
 void dequantize_row_q4_k(const void *src, float *dst, int64_t n);
 void dequantize_row_q5_k(const void *src, float *dst, int64_t n);
 void dequantize_row_q6_k(const void *src, float *dst, int64_t n);
+void dequantize_row_iq4_nl(const void *src, float *dst, int64_t n);
+void dequantize_row_iq4_xs(const void *src, float *dst, int64_t n);
 
 // One block -> y[0 .. block elements).
-void dequantize_block(const BlockQ4_0 &b, float *y);  // y[32]
-void dequantize_block(const BlockQ4_1 &b, float *y);  // y[32]
-void dequantize_block(const BlockQ5_0 &b, float *y);  // y[32]
-void dequantize_block(const BlockQ5_1 &b, float *y);  // y[32]
-void dequantize_block(const BlockQ8_0 &b, float *y);  // y[32]
-void dequantize_block(const BlockQ2_K &b, float *y);  // y[256]
-void dequantize_block(const BlockQ3_K &b, float *y);  // y[256]
-void dequantize_block(const BlockQ4_K &b, float *y);  // y[256]
-void dequantize_block(const BlockQ5_K &b, float *y);  // y[256]
-void dequantize_block(const BlockQ6_K &b, float *y);  // y[256]
+void dequantize_block(const BlockQ4_0 &b, float *y);    // y[32]
+void dequantize_block(const BlockQ4_1 &b, float *y);    // y[32]
+void dequantize_block(const BlockQ5_0 &b, float *y);    // y[32]
+void dequantize_block(const BlockQ5_1 &b, float *y);    // y[32]
+void dequantize_block(const BlockQ8_0 &b, float *y);    // y[32]
+void dequantize_block(const BlockQ2_K &b, float *y);    // y[256]
+void dequantize_block(const BlockQ3_K &b, float *y);    // y[256]
+void dequantize_block(const BlockQ4_K &b, float *y);    // y[256]
+void dequantize_block(const BlockQ5_K &b, float *y);    // y[256]
+void dequantize_block(const BlockQ6_K &b, float *y);    // y[256]
+void dequantize_block(const BlockIQ4_NL &b, float *y);  // y[32]
+void dequantize_block(const BlockIQ4_XS &b, float *y);  // y[256]
 
 }  // namespace moerun::quant

@@ -1,7 +1,7 @@
 // Dot products of quantized weight rows with activations, the way llama.cpp's CPU backend
 // defines them: the activation row is first converted to the weight type's "vec-dot type"
-// (Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants, fp16 for F16, bf16
-// for BF16, F32 for F32), then each weight block is multiplied with integer arithmetic.
+// (Q8_0 for Q4_0/Q5_0/Q8_0/IQ4_NL, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants and IQ4_XS, fp16
+// for F16, bf16 for BF16, F32 for F32), then each weight block is multiplied with integer arithmetic.
 // Matching that definition keeps moerun's logits within float-rounding of llama.cpp's, and the
 // integer inner loops are what make quantized products fast.
 #pragma once
