@@ -148,17 +148,15 @@ MOERUN_HD float dot_chunk_q8_0(const uint8_t *b, int, const float *x) {
     return mul_rn(load_f16(b), dot8<32>([q](int l) { return static_cast<float>(q[l]); }, x));
 }
 
-MOERUN_HD float dot_chunk_q4_0(const uint8_t *b, int, const float *x) {
-    const uint8_t *q = b + 2;  // element l < 16: low nibble of q[l]; l >= 16: high nibble of q[l - 16]
-    return mul_rn(
-        load_f16(b),
-        dot8<32>([q](int l) { return static_cast<float>(((q[l & 15] >> (l & 16 ? 4 : 0)) & 15) - 8); }, x));
-}
-
 // Element l (0..31) of a 32-element block's 4-bit quants qs[16]: the low nibble of qs[l] for
-// l < 16, the high nibble of qs[l - 16] otherwise (Q4_0, Q4_1, Q5_0, Q5_1).
+// l < 16, the high nibble of qs[l - 16] otherwise (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS).
 MOERUN_HD int nibble32(const uint8_t *qs, int l) {
     return (qs[l & 15] >> (l & 16 ? 4 : 0)) & 15;
+}
+
+MOERUN_HD float dot_chunk_q4_0(const uint8_t *b, int, const float *x) {
+    const uint8_t *q = b + 2;
+    return mul_rn(load_f16(b), dot8<32>([q](int l) { return static_cast<float>(nibble32(q, l) - 8); }, x));
 }
 
 MOERUN_HD uint32_t load_u32(const uint8_t *p) {

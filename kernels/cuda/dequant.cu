@@ -5,7 +5,7 @@
 //   Q8_0 [34]:  f16 d | i8 qs[32]                     x = d * q
 //   Q4_0 [18]:  f16 d | u8 qs[16]                     x[j] = d * ((qs[j] & 15) - 8),
 //                                                     x[j+16] = d * ((qs[j] >> 4) - 8)
-//   Q4_1 [20], Q5_0 [22], Q5_1 [24]: see block-dot.cuh
+//   Q4_1 [20], Q5_0 [22], Q5_1 [24], IQ4_NL [18], IQ4_XS [136]: see block-dot.cuh
 //   Q4_K [144]: f16 d | f16 dmin | u8 scales[12] | u8 qs[128]
 //               8 sub-blocks of 32 with 6-bit scale sc and min m; x = d*sc*q - dmin*m, where sub-block
 //               pairs (2i, 2i+1) take the low / high nibbles of qs[32i .. 32i+32).
@@ -46,18 +46,9 @@ __global__ void dequant_q8_0(const uint8_t *src, float *dst, int64_t n) {
     dst[i] = load_half(b) * static_cast<float>(static_cast<int8_t>(b[2 + i % 32]));
 }
 
-__global__ void dequant_q4_0(const uint8_t *src, float *dst, int64_t n) {
-    int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-    if (i >= n) return;
-    const uint8_t *b = src + (i / 32) * 18;
-    const int j = static_cast<int>(i % 32);
-    const uint8_t q = b[2 + (j % 16)];
-    const int v = (j < 16 ? (q & 15) : (q >> 4)) - 8;
-    dst[i] = load_half(b) * static_cast<float>(v);
-}
-
-// Q4_1 / Q5_0 / Q5_1: element j of a 32-element block with 4-bit quants at b + QS, the fifth bits in
-// the u32 at b + QH (Q5_*; QH < 0 for Q4_1), the minimum at b + 2 (MIN: Q4_1, Q5_1).
+// Q4_0 / Q4_1 / Q5_0 / Q5_1: element j of a 32-element block of BB bytes with 4-bit quants at
+// b + QS, the fifth bits in the u32 at b + QH (Q5_*; QH < 0 for the others), the minimum at b + 2
+// (MIN: Q4_1, Q5_1), and OFFSET subtracted from the quant (Q4_0: 8, Q5_0: 16).
 template <int BB, int QS, int QH, bool MIN, int OFFSET>
 __global__ void dequant_q32(const uint8_t *src, float *dst, int64_t n) {
     int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
@@ -77,16 +68,6 @@ __global__ void dequant_iq4_nl(const uint8_t *src, float *dst, int64_t n) {
     dst[i] = load_half(b) * static_cast<float>(iq4_value(nibble32(b + 2, static_cast<int>(i % 32))));
 }
 
-__device__ __forceinline__ void q4k_scale_min(int j, const uint8_t *s, int *sc, int *m) {
-    if (j < 4) {
-        *sc = s[j] & 63;
-        *m = s[j + 4] & 63;
-    } else {
-        *sc = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
-        *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-    }
-}
-
 __global__ void dequant_q4_k(const uint8_t *src, float *dst, int64_t n) {
     int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
     if (i >= n) return;
@@ -98,7 +79,7 @@ __global__ void dequant_q4_k(const uint8_t *src, float *dst, int64_t n) {
     const uint8_t q = b[16 + 32 * pair + l];
     const int v = (sub % 2 == 0) ? (q & 15) : (q >> 4);
     int sc, m;
-    q4k_scale_min(sub, b + 4, &sc, &m);
+    k4_scale_min(sub, b + 4, sc, m);
     const float d = load_half(b) * static_cast<float>(sc);
     const float mn = load_half(b + 2) * static_cast<float>(m);
     dst[i] = d * static_cast<float>(v) - mn;
@@ -169,8 +150,8 @@ cudaError_t launch_dequantize(quant::Type t, const void *src, float *dst, int64_
         case quant::Type::Q8_0:
             dequant_q8_0<<<blocks, kThreads, 0, stream>>>(s, dst, n);
             break;
-        case quant::Type::Q4_0:
-            dequant_q4_0<<<blocks, kThreads, 0, stream>>>(s, dst, n);
+        case quant::Type::Q4_0:  // d | qs[16]
+            dequant_q32<18, 2, -1, false, 8><<<blocks, kThreads, 0, stream>>>(s, dst, n);
             break;
         case quant::Type::Q4_1:  // d | m | qs[16]
             dequant_q32<20, 4, -1, true, 0><<<blocks, kThreads, 0, stream>>>(s, dst, n);

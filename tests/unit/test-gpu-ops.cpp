@@ -103,6 +103,31 @@ TEST_CASE("cuda rms_norm and swiglu match the CPU backend") {
     }
 }
 
+namespace {
+
+// router_topk of the same logits [n_tok, n_expert] on the CPU backend and on gpu: each one's
+// expert ids and weights [n_tok, k].
+struct TopK {
+    std::vector<int32_t> ids, gpu_ids;
+    std::vector<float> w, gpu_w;
+};
+TopK both_topk(kernels::Backend &gpu, kernels::Backend &cpu, const std::vector<float> &logits, int64_t n_tok,
+               int n_expert, int k, bool renorm) {
+    const size_t no = static_cast<size_t>(n_tok * k);
+    TopK r{std::vector<int32_t>(no), {}, std::vector<float>(no), {}};
+    REQUIRE(cpu.router_topk(logits.data(), n_tok, n_expert, k, renorm, r.ids.data(), r.w.data()) ==
+            kernels::Status::ok);
+    float *dl = to_device(gpu, logits), *dw = to_device(gpu, std::vector<float>(no));
+    int32_t *di = to_device(gpu, std::vector<int32_t>(no));
+    REQUIRE(gpu.router_topk(dl, n_tok, n_expert, k, renorm, di, dw) == kernels::Status::ok);
+    r.gpu_ids = from_device(gpu, di, no);
+    r.gpu_w = from_device(gpu, dw, no);
+    from_device(gpu, dl, logits.size());
+    return r;
+}
+
+}  // namespace
+
 TEST_CASE("cuda router_topk picks the CPU backend's experts with its weights") {
     auto gpu = gpu_backend();
     auto cpu = kernels::make_backend("cpu");
@@ -116,17 +141,9 @@ TEST_CASE("cuda router_topk picks the CPU backend's experts with its weights") {
                 const int64_t n_tok = 7;
                 auto logits = normal(static_cast<size_t>(n_tok * n_expert), rng, 2.0f);
                 logits.at(1) = logits.at(2);  // a tie: the lower id first
-                const size_t no = static_cast<size_t>(n_tok * k);
-                std::vector<int32_t> ids(no);
-                std::vector<float> w(no);
-                REQUIRE(cpu->router_topk(logits.data(), n_tok, n_expert, k, renorm, ids.data(), w.data()) ==
-                        kernels::Status::ok);
-                float *dl = to_device(*gpu, logits), *dw = to_device(*gpu, std::vector<float>(no));
-                int32_t *di = to_device(*gpu, std::vector<int32_t>(no));
-                REQUIRE(gpu->router_topk(dl, n_tok, n_expert, k, renorm, di, dw) == kernels::Status::ok);
-                CHECK(from_device(*gpu, di, no) == ids);
-                CHECK(nmse(from_device(*gpu, dw, no), w) < 1e-10);
-                from_device(*gpu, dl, logits.size());
+                const TopK r = both_topk(*gpu, *cpu, logits, n_tok, n_expert, k, renorm);
+                CHECK(r.gpu_ids == r.ids);
+                CHECK(nmse(r.gpu_w, r.w) < 1e-10);
             }
         }
     }
@@ -146,17 +163,11 @@ TEST_CASE("cuda router_topk on NaN logits picks the CPU backend's experts, all i
         auto logits = normal(static_cast<size_t>(n_tok * n_expert), rng, 2.0f);
         for (int e = 0; e < n_expert; ++e) logits[static_cast<size_t>(e)] = nan;  // token 0: all NaN
         logits[static_cast<size_t>(n_expert + 5)] = nan;                          // token 1: one NaN
-        const size_t no = static_cast<size_t>(n_tok * k);
-        std::vector<int32_t> ids(no);
-        std::vector<float> w(no);
-        REQUIRE(cpu->router_topk(logits.data(), n_tok, n_expert, k, true, ids.data(), w.data()) ==
-                kernels::Status::ok);
-        float *dl = to_device(*gpu, logits), *dw = to_device(*gpu, std::vector<float>(no));
-        int32_t *di = to_device(*gpu, std::vector<int32_t>(no));
-        REQUIRE(gpu->router_topk(dl, n_tok, n_expert, k, true, di, dw) == kernels::Status::ok);
-        const std::vector<int32_t> got = from_device(*gpu, di, no);
-        const std::vector<float> gw = from_device(*gpu, dw, no);
-        CHECK(got == ids);
+        const TopK r = both_topk(*gpu, *cpu, logits, n_tok, n_expert, k, true);
+        const std::vector<int32_t> &got = r.gpu_ids;
+        const std::vector<float> &gw = r.gpu_w, &w = r.w;
+        const size_t no = w.size();
+        CHECK(got == r.ids);
         for (int64_t t = 0; t < n_tok; ++t) {
             std::vector<int32_t> row(got.begin() + t * k, got.begin() + (t + 1) * k);
             for (const int32_t e : row) CHECK((e >= 0 && e < n_expert));
@@ -165,7 +176,6 @@ TEST_CASE("cuda router_topk on NaN logits picks the CPU backend's experts, all i
         }
         for (size_t i = 0; i < no; ++i) CHECK(std::isnan(gw[i]) == std::isnan(w[i]));
         CHECK(std::isnan(gw[0]));  // the all-NaN token's weights stay NaN
-        from_device(*gpu, dl, logits.size());
     }
 }
 
