@@ -1,4 +1,5 @@
-// AVX2 versions of the hottest vec-dot kernels (Q4_K, Q6_K, Q8_0, Q4_0 against int8 activations).
+// AVX2 versions of the vec-dot kernels of the common types (Q4_K, Q6_K, Q8_0, Q4_0, IQ4_NL, IQ4_XS
+// against int8 activations).
 // Same definition as the generic kernels in vec-dot.cpp (exact integer sums per block, float
 // scaling per block); selected at run time when the CPU has AVX2 and FMA.
 #include "vec-dot-impl.h"
@@ -28,11 +29,16 @@ MOERUN_AVX2 inline float half(uint16_t h) {
     return _cvtsh_ss(h);
 }
 
-// Sum of products of signed int8 pairs, as 8 int32 lanes (pairwise within groups of 4 bytes).
-MOERUN_AVX2 inline __m256i dot_i8(__m256i x, __m256i y) {
+// Sum of products of signed int8 pairs times `scale`, as 8 int32 lanes (pairwise within groups
+// of 4 bytes; exact: |pair| <= 2 * 127 * 127 as int16, then int16 x int16 pairs to int32).
+MOERUN_AVX2 inline __m256i dot_i8_scaled(__m256i x, __m256i y, int16_t scale) {
     const __m256i ax = _mm256_sign_epi8(x, x);
     const __m256i sy = _mm256_sign_epi8(y, x);
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(scale));
+}
+
+MOERUN_AVX2 inline __m256i dot_i8(__m256i x, __m256i y) {
+    return dot_i8_scaled(x, y, 1);
 }
 
 }  // namespace
@@ -203,6 +209,89 @@ MOERUN_AVX2 float dot_q4_0(const void *w, const void *act, int64_t n) {
     return hsum(acc);
 }
 
+// kIQ4Values in both 128-bit lanes (vpshufb looks up within lanes).
+MOERUN_AVX2 inline __m256i iq4_table() {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i *>(quant::kIQ4Values)));
+}
+
+// IQ4_NL, N activation rows: as dot_q4_0 with the nibbles looking up kIQ4Values.
+template <int N>
+MOERUN_AVX2 void iq4_nl_rows(const void *w, const void *const *act, int64_t n, float *out) {
+    const auto *x = static_cast<const quant::BlockIQ4_NL *>(w);
+    const ActQ8_0 *y[N];
+    for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_0 *>(act[t]);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), table = iq4_table();
+    __m256 acc[N];
+    for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; ++i) {
+        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i *>(x[i].qs));
+        const __m256i both = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
+        const __m256i xv = _mm256_shuffle_epi8(table, _mm256_and_si256(both, m4));
+        const float dx = half(x[i].d);
+        for (int t = 0; t < N; ++t) {
+            const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[t][i].qs));
+            acc[t] =
+                _mm256_fmadd_ps(_mm256_set1_ps(dx * y[t][i].d), _mm256_cvtepi32_ps(dot_i8(xv, yv)), acc[t]);
+        }
+    }
+    for (int t = 0; t < N; ++t) out[t] = hsum(acc[t]);
+}
+
+// IQ4_XS, N activation rows: per sub-block of 32 (qs[16 ib..]: low nibbles, then high nibbles)
+// the looked-up quants times y, pairs times the sub-block's scale ls - 32 as int32 lanes (exact),
+// summed per block.
+template <int N>
+MOERUN_AVX2 void iq4_xs_rows(const void *w, const void *const *act, int64_t n, float *out) {
+    const auto *x = static_cast<const quant::BlockIQ4_XS *>(w);
+    const ActQ8_K *y[N];
+    for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), table = iq4_table();
+    __m256 acc[N];
+    for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 256; ++i) {
+        alignas(16) int16_t sc[8];
+        _mm_store_si128(reinterpret_cast<__m128i *>(sc),
+                        _mm_sub_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(
+                                          iq4_xs_scale_bytes(x[i].scales_l, x[i].scales_h)))),
+                                      _mm_set1_epi16(32)));
+        __m256i v[8];  // sub-block ib's 32 quants
+        for (int c = 0; c < 4; ++c) {
+            const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qs + 32 * c));
+            const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            v[2 * c] = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x20));
+            v[2 * c + 1] = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x31));
+        }
+        const float dx = half(x[i].d);
+        for (int t = 0; t < N; ++t) {
+            const ActQ8_K &yb = y[t][i];
+            __m256i isum = _mm256_setzero_si256();
+            for (int ib = 0; ib < 8; ++ib) {
+                const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.qs + 32 * ib));
+                isum = _mm256_add_epi32(isum, dot_i8_scaled(v[ib], yv, sc[ib]));
+            }
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(yb.d * dx), _mm256_cvtepi32_ps(isum), acc[t]);
+        }
+    }
+    for (int t = 0; t < N; ++t) out[t] = hsum(acc[t]);
+}
+
+MOERUN_AVX2 float dot_iq4_nl(const void *w, const void *act, int64_t n) {
+    float out;
+    iq4_nl_rows<1>(w, &act, n, &out);
+    return out;
+}
+MOERUN_AVX2 void dot_iq4_nl_x4(const void *w, const void *const act[4], int64_t n, float out[4]) {
+    iq4_nl_rows<4>(w, act, n, out);
+}
+MOERUN_AVX2 float dot_iq4_xs(const void *w, const void *act, int64_t n) {
+    float out;
+    iq4_xs_rows<1>(w, &act, n, &out);
+    return out;
+}
+MOERUN_AVX2 void dot_iq4_xs_x4(const void *w, const void *const act[4], int64_t n, float out[4]) {
+    iq4_xs_rows<4>(w, act, n, out);
+}
+
 bool supported() {
     // clang has no "f16c" for __builtin_cpu_supports: read CPUID leaf 1, ECX bit 29, directly.
     unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
@@ -229,5 +318,13 @@ float dot_q8_0(const void *, const void *, int64_t) {
 float dot_q4_0(const void *, const void *, int64_t) {
     return 0;
 }
+float dot_iq4_nl(const void *, const void *, int64_t) {
+    return 0;
+}
+float dot_iq4_xs(const void *, const void *, int64_t) {
+    return 0;
+}
+void dot_iq4_nl_x4(const void *, const void *const[4], int64_t, float[4]) {}
+void dot_iq4_xs_x4(const void *, const void *const[4], int64_t, float[4]) {}
 }  // namespace moerun::kernels::cpu::avx2
 #endif

@@ -1,7 +1,7 @@
-// AVX-512 (F, BW, VL, VNNI) versions of the hottest vec-dot kernels and of the activation
-// conversion. Same definition as the generic kernels in vec-dot.cpp: exact integer sums per
-// (sub-)block, float scaling per block; only the float accumulation order differs (16 lanes).
-// Every kernel takes 1..kMaxTok activation rows against one weight row; a weight block is
+// AVX-512 (F, BW, VL, VNNI) versions of the vec-dot kernels of the common types (Q4_K, Q6_K, Q8_0,
+// Q4_0, Q5_0, IQ4_NL, IQ4_XS) and of the activation conversion. Same definition as the generic kernels in
+// vec-dot.cpp: exact integer sums per (sub-)block, float scaling per block; only the float accumulation order
+// differs (16 lanes). Every kernel takes 1..kMaxTok activation rows against one weight row; a weight block is
 // unpacked once and used for every row, and each row's result is bit-identical to the
 // one-row call (the same operations in the same order per row).
 #include "vec-dot-impl.h"
@@ -113,10 +113,51 @@ MOERUN_AVX512 void q4_k_rows(const void *w, const void *const *act, int64_t n, f
     for (int t = 0; t < N; ++t) out[t] = hsum512(acc[t]) - hsum256(acc_m[t]);
 }
 
-// Q8_0: signed x signed via |w| (u8) x sign(y, w) (s8), 32 elements per ymm (vpdpbusd).
-template <int N>
-MOERUN_AVX512 void q8_0_rows(const void *w, const void *const *act, int64_t n, float *out) {
-    const auto *x = static_cast<const quant::BlockQ8_0 *>(w);
+// The 32 quants 0..15 of a Q4_0-packed block: elements 0..15 the low nibbles, 16..31 the high.
+MOERUN_AVX512 inline __m256i nibbles32(const uint8_t *qs) {
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i *>(qs));
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
+}
+
+// kIQ4Values in every 128-bit lane (vpshufb looks up within lanes).
+MOERUN_AVX512 inline __m512i iq4_table() {
+    return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i *>(quant::kIQ4Values)));
+}
+
+// The signed quants of one 32-element weight block against Q8_0 activations, per type.
+struct DecQ8_0 {
+    using Block = quant::BlockQ8_0;
+    MOERUN_AVX512 static __m256i quants(const Block &b) {
+        return _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.qs));
+    }
+};
+struct DecQ4_0 {
+    using Block = quant::BlockQ4_0;
+    MOERUN_AVX512 static __m256i quants(const Block &b) {
+        return _mm256_sub_epi8(nibbles32(b.qs), _mm256_set1_epi8(8));
+    }
+};
+struct DecQ5_0 {  // bit j of qh is bit 4 of quant j
+    using Block = quant::BlockQ5_0;
+    MOERUN_AVX512 static __m256i quants(const Block &b) {
+        uint32_t qh;
+        std::memcpy(&qh, b.qh, 4);
+        const __m256i hi = _mm256_and_si256(_mm256_movm_epi8(qh), _mm256_set1_epi8(0x10));
+        return _mm256_sub_epi8(_mm256_or_si256(nibbles32(b.qs), hi), _mm256_set1_epi8(16));
+    }
+};
+struct DecIQ4_NL {
+    using Block = quant::BlockIQ4_NL;
+    MOERUN_AVX512 static __m256i quants(const Block &b) {
+        return _mm256_shuffle_epi8(_mm512_castsi512_si256(iq4_table()), nibbles32(b.qs));
+    }
+};
+
+// 32-element blocks x Q8_0 activations: signed x signed via |w| (u8) x sign(y, w) (s8), 32
+// elements per ymm (vpdpbusd, exact).
+template <class D, int N>
+MOERUN_AVX512 void legacy_rows(const void *w, const void *const *act, int64_t n, float *out) {
+    const auto *x = static_cast<const typename D::Block *>(w);
     const ActQ8_0 *y[N];
     for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_0 *>(act[t]);
     __m256 acc[N];
@@ -124,7 +165,7 @@ MOERUN_AVX512 void q8_0_rows(const void *w, const void *const *act, int64_t n, f
     for (int64_t i = 0; i < n / 32; ++i) {
         if constexpr (N <= 2)
             _mm_prefetch(reinterpret_cast<const char *>(x + i) + kPrefetchAhead, _MM_HINT_T0);
-        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qs));
+        const __m256i xv = D::quants(x[i]);
         const __m256i ax = _mm256_abs_epi8(xv);
         const float dx = half(x[i].d);
         for (int t = 0; t < N; ++t) {
@@ -134,6 +175,77 @@ MOERUN_AVX512 void q8_0_rows(const void *w, const void *const *act, int64_t n, f
         }
     }
     for (int t = 0; t < N; ++t) out[t] = hsum256(acc[t]);
+}
+template <int N>
+MOERUN_AVX512 void q8_0_rows(const void *w, const void *const *act, int64_t n, float *out) {
+    legacy_rows<DecQ8_0, N>(w, act, n, out);
+}
+template <int N>
+MOERUN_AVX512 void q4_0_rows(const void *w, const void *const *act, int64_t n, float *out) {
+    legacy_rows<DecQ4_0, N>(w, act, n, out);
+}
+template <int N>
+MOERUN_AVX512 void q5_0_rows(const void *w, const void *const *act, int64_t n, float *out) {
+    legacy_rows<DecQ5_0, N>(w, act, n, out);
+}
+template <int N>
+MOERUN_AVX512 void iq4_nl_rows(const void *w, const void *const *act, int64_t n, float *out) {
+    legacy_rows<DecIQ4_NL, N>(w, act, n, out);
+}
+
+// IQ4_XS: zmm c holds sub-blocks 2c and 2c+1 (elements 64c..64c+63): its 128-bit lanes are the
+// low nibbles of qs[32c..32c+16), their high nibbles, then the same for qs[32c+16..32c+32); the
+// nibbles pick kIQ4Values (vpshufb). Signed x signed as |w| (u8) x y negated where w < 0 (s8),
+// pairs summed to int16 (maddubs; |sum| <= 2 * 127 * 127, exact), then int16 x sub-block scale
+// (ls - 32) pairs accumulated to int32 (vpdpwssd, exact).
+template <int N>
+MOERUN_AVX512 void iq4_xs_rows(const void *w, const void *const *act, int64_t n, float *out) {
+    const auto *x = static_cast<const quant::BlockIQ4_XS *>(w);
+    const ActQ8_K *y[N];
+    for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
+    const __m512i table = iq4_table(), m4 = _mm512_set1_epi8(0x0F), zero = _mm512_setzero_si512();
+    const int64_t four = 0x0004000400040004;  // shift the 2nd and 4th 128-bit lanes by 4
+    const __m512i shift = _mm512_set_epi64(four, four, 0, 0, four, four, 0, 0);
+    __m512i sidx[4];
+    for (int c = 0; c < 4; ++c)
+        sidx[c] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<short>(2 * c))),
+                                     _mm256_set1_epi16(static_cast<short>(2 * c + 1)), 1);
+    __m512 acc[N];
+    for (int t = 0; t < N; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / 256; ++i) {
+        if constexpr (N <= 2) {
+            const char *ahead = reinterpret_cast<const char *>(x + i) + kPrefetchAhead;
+            _mm_prefetch(ahead, _MM_HINT_T0);
+            _mm_prefetch(ahead + 64, _MM_HINT_T0);
+        }
+        const __m128i sc16 = _mm_sub_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(
+                                               iq4_xs_scale_bytes(x[i].scales_l, x[i].scales_h)))),
+                                           _mm_set1_epi16(32));
+        __m512i ax[4], s[4];
+        __mmask64 neg[4];
+        for (int c = 0; c < 4; ++c) {
+            const __m512i b = _mm512_castsi256_si512(
+                _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qs + 32 * c)));
+            const __m512i idx =
+                _mm512_and_si512(_mm512_srlv_epi16(_mm512_shuffle_i64x2(b, b, 0x50), shift), m4);
+            const __m512i v = _mm512_shuffle_epi8(table, idx);
+            ax[c] = _mm512_abs_epi8(v);
+            neg[c] = _mm512_movepi8_mask(v);
+            s[c] = _mm512_permutexvar_epi16(sidx[c], _mm512_castsi128_si512(sc16));
+        }
+        const float dx = half(x[i].d);
+        for (int t = 0; t < N; ++t) {
+            const ActQ8_K &yb = y[t][i];
+            __m512i isum = _mm512_setzero_si512();
+            for (int c = 0; c < 4; ++c) {
+                const __m512i yv = _mm512_loadu_si512(yb.qs + 64 * c);
+                const __m512i sy = _mm512_mask_sub_epi8(yv, neg[c], zero, yv);
+                isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(ax[c], sy), s[c]);
+            }
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(yb.d * dx), _mm512_cvtepi32_ps(isum), acc[t]);
+        }
+    }
+    for (int t = 0; t < N; ++t) out[t] = hsum512(acc[t]);
 }
 
 // Q6_K: 6-bit quants 0..63 (u8) x s8, 32 elements per ymm half; the -32 offset of every quant is
@@ -224,6 +336,14 @@ bool dot_rows(quant::Type t, const void *w, const void *const *act, int n_act, i
             MOERUN_ROWS_SWITCH(q6_k_rows)
         case quant::Type::Q8_0:
             MOERUN_ROWS_SWITCH(q8_0_rows)
+        case quant::Type::Q4_0:
+            MOERUN_ROWS_SWITCH(q4_0_rows)
+        case quant::Type::Q5_0:
+            MOERUN_ROWS_SWITCH(q5_0_rows)
+        case quant::Type::IQ4_NL:
+            MOERUN_ROWS_SWITCH(iq4_nl_rows)
+        case quant::Type::IQ4_XS:
+            MOERUN_ROWS_SWITCH(iq4_xs_rows)
         default:
             return false;
     }
@@ -287,10 +407,19 @@ struct Q6K {
         q6_k_rows<N>(w, a, n, o);
     }
 };
+template <class D>
+struct Legacy {
+    template <int N>
+    struct K {
+        MOERUN_AVX512 static void run(const void *w, const void *const *a, int64_t n, float *o) {
+            legacy_rows<D, N>(w, a, n, o);
+        }
+    };
+};
 template <int N>
-struct Q80 {
+struct IQ4XS {
     MOERUN_AVX512 static void run(const void *w, const void *const *a, int64_t n, float *o) {
-        q8_0_rows<N>(w, a, n, o);
+        iq4_xs_rows<N>(w, a, n, o);
     }
 };
 
@@ -308,7 +437,19 @@ bool dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const voi
             tile<Q6K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q8_0:
-            tile<Q80>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            tile<Legacy<DecQ8_0>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            return true;
+        case quant::Type::Q4_0:
+            tile<Legacy<DecQ4_0>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            return true;
+        case quant::Type::Q5_0:
+            tile<Legacy<DecQ5_0>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            return true;
+        case quant::Type::IQ4_NL:
+            tile<Legacy<DecIQ4_NL>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            return true;
+        case quant::Type::IQ4_XS:
+            tile<IQ4XS>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         default:
             return false;

@@ -22,6 +22,22 @@ inline K4ScaleWords k4_scale_words(const uint8_t *scales) {
             ((w[2] >> 4) & 0x0f0f0f0fu) | ((w[1] >> 2) & 0x30303030u)};
 }
 
+// The 8 six-bit scales ls of an IQ4_XS block (stored + 32), one per byte (byte ib = sub-block ib):
+// the nibbles of scales_l and the 2-bit fields of scales_h spread to bytes by shifts and masks.
+inline uint64_t iq4_xs_scale_bytes(const uint8_t scales_l[4], uint16_t scales_h) {
+    uint32_t l32;
+    std::memcpy(&l32, scales_l, 4);
+    uint64_t l = l32;  // nibble k -> byte k
+    l = (l | (l << 16)) & 0x0000FFFF0000FFFFull;
+    l = (l | (l << 8)) & 0x00FF00FF00FF00FFull;
+    l = (l | (l << 4)) & 0x0F0F0F0F0F0F0F0Full;
+    uint64_t h = scales_h;  // 2-bit field k -> byte k
+    h = (h | (h << 24)) & 0x000000FF000000FFull;
+    h = (h | (h << 12)) & 0x000F000F000F000Full;
+    h = (h | (h << 6)) & 0x0303030303030303ull;
+    return l | (h << 4);
+}
+
 }  // namespace moerun::kernels::cpu
 
 namespace moerun::kernels::cpu::avx2 {
@@ -30,8 +46,12 @@ float dot_q4_k(const void *w, const void *act, int64_t n);
 float dot_q6_k(const void *w, const void *act, int64_t n);
 float dot_q8_0(const void *w, const void *act, int64_t n);
 float dot_q4_0(const void *w, const void *act, int64_t n);
+float dot_iq4_nl(const void *w, const void *act, int64_t n);
+float dot_iq4_xs(const void *w, const void *act, int64_t n);
 void dot_q4_k_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
 void dot_q8_0_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
+void dot_iq4_nl_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
+void dot_iq4_xs_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
 // ops::attention_head for head sizes that are multiples of 8; false for the others.
 bool attention_head(const float *q, const void *k, quant::Type type_k, const void *v, quant::Type type_v,
                     int64_t n_pos, int64_t hd, float scale, float *scores, float *out);
@@ -42,7 +62,7 @@ bool store_f16(const float *src, uint16_t *dst, int64_t n);
 namespace moerun::kernels::cpu::avx512 {
 bool supported();  // AVX2 + FMA + F16C and AVX-512 F, BW, VL, DQ, VNNI
 // out[k] = vec_dot(t, w, act[k], n) for k < n_act (1..kMaxRows), bit-identical to n_act == 1;
-// false where t has no AVX-512 kernel (Q4_K, Q6_K, Q8_0 have one).
+// false where t has no AVX-512 kernel (Q4_K, Q6_K, Q8_0, Q4_0, Q5_0, IQ4_NL, IQ4_XS have one).
 bool dot_rows(quant::Type t, const void *w, const void *const *act, int n_act, int64_t n, float *out);
 // vec_dot_tile for the types dot_rows has; false for the others.
 bool dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,

@@ -291,6 +291,10 @@ float vec_dot(quant::Type t, const void *w, const void *act, int64_t n) {
                 return avx2::dot_q8_0(w, act, n);
             case quant::Type::Q4_0:
                 return avx2::dot_q4_0(w, act, n);
+            case quant::Type::IQ4_NL:
+                return avx2::dot_iq4_nl(w, act, n);
+            case quant::Type::IQ4_XS:
+                return avx2::dot_iq4_xs(w, act, n);
             default:
                 break;
         }
@@ -304,9 +308,15 @@ void vec_dot_rows(quant::Type t, const void *w, const void *const *act, int n_ac
     if (isa == Isa::avx512) {
         for (; k < n_act; k += kMaxDotRows)
             if (!avx512::dot_rows(t, w, act + k, std::min(kMaxDotRows, n_act - k), n, out + k)) break;
-    } else if (isa == Isa::avx2 && (t == quant::Type::Q4_K || t == quant::Type::Q8_0)) {
-        for (; k + 4 <= n_act; k += 4)
-            (t == quant::Type::Q4_K ? avx2::dot_q4_k_x4 : avx2::dot_q8_0_x4)(w, act + k, n, out + k);
+    } else if (isa == Isa::avx2) {
+        using X4 = void (*)(const void *, const void *const[4], int64_t, float[4]);
+        const X4 x4 = t == quant::Type::Q4_K     ? avx2::dot_q4_k_x4
+                      : t == quant::Type::Q8_0   ? avx2::dot_q8_0_x4
+                      : t == quant::Type::IQ4_NL ? avx2::dot_iq4_nl_x4
+                      : t == quant::Type::IQ4_XS ? avx2::dot_iq4_xs_x4
+                                                 : nullptr;
+        if (x4 != nullptr)
+            for (; k + 4 <= n_act; k += 4) x4(w, act + k, n, out + k);
     }
     for (; k < n_act; ++k) out[k] = vec_dot(t, w, act[k], n);
 }

@@ -135,7 +135,7 @@ endforeach()
 #    low K-quant mixes, BF16 and the non-linear IQ4_NL / IQ4_XS; one architecture per file type
 #    also on the backend interface (CPU backend here; CUDA, label gpu, with the criteria of
 #    section 5).
-set(_llamaq_types Q4_1 Q5_0 Q5_1 Q2_K Q3_K_S Q3_K_M Q5_K_M BF16 IQ4_NL IQ4_XS)
+set(_llamaq_types Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_S Q3_K_M Q5_K_M BF16 IQ4_NL IQ4_XS)
 set(_llamaq_crit --tol 2e-2 --first-tol 1e-4 --min-top1 1.0 --greedy require)
 foreach(arch qwen3moe qwen2moe olmoe mixtral)
   foreach(ftype ${_llamaq_types})
@@ -144,7 +144,7 @@ foreach(arch qwen3moe qwen2moe olmoe mixtral)
                        LLAMA_QUANTIZE ${ftype} CRITERIA ${_llamaq_crit})
   endforeach()
 endforeach()
-set(_llamaq_arch qwen3moe qwen2moe olmoe mixtral qwen3moe qwen2moe olmoe mixtral olmoe mixtral)
+set(_llamaq_arch olmoe qwen3moe qwen2moe olmoe mixtral qwen3moe qwen2moe olmoe mixtral olmoe mixtral)
 foreach(ftype ${_llamaq_types})
   list(POP_FRONT _llamaq_arch arch)
   set(_model ${CMAKE_BINARY_DIR}/test-models-llamaq-backend/${arch}-${ftype}.gguf)

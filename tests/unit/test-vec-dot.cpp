@@ -51,6 +51,35 @@ std::vector<float> act_values(quant::Type t, const std::vector<uint8_t> &act, in
     return v;
 }
 
+// A weight row of n values of type t: quantized from Gaussian data (std 0.5) where quant/ has a
+// quantizer; otherwise (Q2_K, Q3_K, IQ4_NL, IQ4_XS) random payload bytes (every quant and
+// sub-block scale, negative scales included) with the fp16 scales set to modest values.
+std::vector<uint8_t> weight_row(quant::Type t, int64_t n, std::mt19937 &rng) {
+    const uint64_t rb = *quant::row_bytes(t, static_cast<uint64_t>(n));
+    std::vector<uint8_t> w(rb);
+    if (quant::can_quantize(t)) {
+        std::normal_distribution<float> wd(0, 0.5f);
+        std::vector<float> src(static_cast<size_t>(n));
+        for (auto &v : src) v = wd(rng);
+        quant::quantize_row(t, src.data(), w.data(), n);
+        return w;
+    }
+    std::uniform_int_distribution<int> byte(0, 255);
+    for (auto &b : w) b = static_cast<uint8_t>(byte(rng));
+    const uint16_t d = quant::fp32_to_fp16(0.01f), dmin = quant::fp32_to_fp16(0.02f);
+    for (uint64_t off = 0; off < rb; off += quant::type_size(t)) {
+        if (t == quant::Type::Q2_K) {
+            std::memcpy(&w[off + 80], &d, 2);
+            std::memcpy(&w[off + 82], &dmin, 2);
+        } else if (t == quant::Type::Q3_K) {
+            std::memcpy(&w[off + 108], &d, 2);
+        } else {  // IQ4_NL, IQ4_XS: d first
+            std::memcpy(&w[off], &d, 2);
+        }
+    }
+    return w;
+}
+
 // Every instruction set this CPU has (the generic one always).
 std::vector<cpu::Isa> isas() {
     std::vector<cpu::Isa> v = {cpu::Isa::generic};
@@ -81,30 +110,7 @@ TEST_CASE("vec_dot equals the dequantized reference for every type") {
         const int64_t n = 1024;
         for (auto t : types) {
             CAPTURE(quant::type_name(t));
-            const uint64_t rb = *quant::row_bytes(t, n);
-            std::vector<uint8_t> w(rb);
-            // Weights: quantized from Gaussian data where quant/ has a quantizer; otherwise (Q2_K,
-            // Q3_K, IQ4_NL, IQ4_XS) random payload bytes with the fp16 scales set to modest values.
-            std::normal_distribution<float> wd(0, 0.5f);
-            std::vector<float> src(static_cast<size_t>(n));
-            for (auto &v : src) v = wd(rng);
-            if (quant::can_quantize(t)) {
-                quant::quantize_row(t, src.data(), w.data(), n);
-            } else {
-                std::uniform_int_distribution<int> byte(0, 255);
-                for (auto &b : w) b = static_cast<uint8_t>(byte(rng));
-                const uint16_t d = quant::fp32_to_fp16(0.01f), dmin = quant::fp32_to_fp16(0.02f);
-                for (uint64_t off = 0; off < rb; off += quant::type_size(t)) {
-                    if (t == quant::Type::Q2_K) {
-                        std::memcpy(&w[off + 80], &d, 2);
-                        std::memcpy(&w[off + 82], &dmin, 2);
-                    } else if (t == quant::Type::Q3_K) {
-                        std::memcpy(&w[off + 108], &d, 2);
-                    } else {  // IQ4_NL, IQ4_XS: d first
-                        std::memcpy(&w[off], &d, 2);
-                    }
-                }
-            }
+            const std::vector<uint8_t> w = weight_row(t, n, rng);
             std::vector<float> wf(static_cast<size_t>(n));
             quant::dequantize_row(t, w.data(), wf.data(), n);
             std::normal_distribution<float> nd(0, 1);
@@ -164,13 +170,11 @@ TEST_CASE("vec_dot_rows is bit-identical to vec_dot for every row count") {
         std::mt19937 rng(7);
         std::normal_distribution<float> nd(0, 1);
         const int64_t n = 1536;
-        for (auto t :
-             {quant::Type::Q4_K, quant::Type::Q8_0, quant::Type::Q6_K, quant::Type::Q4_0, quant::Type::F32}) {
+        for (auto t : {quant::Type::Q4_K, quant::Type::Q8_0, quant::Type::Q6_K, quant::Type::Q4_0,
+                       quant::Type::Q5_0, quant::Type::IQ4_NL, quant::Type::IQ4_XS, quant::Type::F32}) {
             CAPTURE(quant::type_name(t));
+            const std::vector<uint8_t> w = weight_row(t, n, rng);
             std::vector<float> src(static_cast<size_t>(n));
-            for (auto &v : src) v = nd(rng);
-            std::vector<uint8_t> w(*quant::row_bytes(t, n));
-            quant::quantize_row(t, src.data(), w.data(), n);
             const int max_rows = 2 * cpu::kMaxDotRows + 3;
             std::vector<std::vector<uint8_t>> acts(max_rows, std::vector<uint8_t>(cpu::act_bytes(t, n)));
             std::vector<const void *> ptrs(max_rows);
@@ -197,14 +201,16 @@ TEST_CASE("vec_dot_tile equals vec_dot on every instruction set") {
     std::normal_distribution<float> nd(0, 1);
     const int64_t n = 512, n_rows = 5, n_act = 19;
     for (auto t :
-         {quant::Type::Q4_K, quant::Type::Q8_0, quant::Type::Q6_K, quant::Type::Q5_K, quant::Type::F32}) {
+         {quant::Type::Q4_K, quant::Type::Q8_0, quant::Type::Q6_K, quant::Type::Q5_K, quant::Type::Q4_0,
+          quant::Type::Q5_0, quant::Type::IQ4_NL, quant::Type::IQ4_XS, quant::Type::F32}) {
         CAPTURE(quant::type_name(t));
         const size_t rb = *quant::row_bytes(t, n), ab = cpu::act_bytes(t, n);
         std::vector<float> src(static_cast<size_t>(n));
         std::vector<uint8_t> w(rb * n_rows), act(ab * n_act);
         for (int64_t r = 0; r < n_rows; ++r) {
-            for (auto &v : src) v = nd(rng);
-            quant::quantize_row(t, src.data(), w.data() + static_cast<size_t>(r) * rb, n);
+            const std::vector<uint8_t> row = weight_row(t, n, rng);
+            std::copy(row.begin(), row.end(),
+                      w.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(r) * rb));
         }
         for (auto isa : isas()) {
             CAPTURE(cpu::isa_name(isa));

@@ -6,7 +6,8 @@ Two ways to get bytes for a tensor of a given GGML type:
   * random_blocks(n, type, std) random *already quantized* blocks whose dequantized values are
                                 zero-mean with roughly the requested std. No float tensor is ever
                                 materialised, so a multi-GiB model streams to disk quickly.
-                                Supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K.
+                                Supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, IQ4_NL,
+                                IQ4_XS.
 
 Block layouts (little-endian, one block = QK elements; facts from ggml's block format):
   Q8_0  (32, 34 B):  f16 d | i8 qs[32]                       y = d*q
@@ -28,11 +29,13 @@ TYPE_BY_NAME = {
     "F32": QT.F32, "F16": QT.F16, "BF16": QT.BF16,
     "Q8_0": QT.Q8_0, "Q4_0": QT.Q4_0,
     "Q4_K": QT.Q4_K, "Q5_K": QT.Q5_K, "Q6_K": QT.Q6_K,
+    "IQ4_NL": QT.IQ4_NL, "IQ4_XS": QT.IQ4_XS,
 }
 
 # Types whose blocks we can produce from float values in Python (others go through llama.cpp).
 PY_ENCODABLE = {QT.F32, QT.F16, QT.BF16, QT.Q8_0, QT.Q4_0}
-RANDOM_BLOCK_TYPES = {QT.F32, QT.F16, QT.BF16, QT.Q8_0, QT.Q4_0, QT.Q4_K, QT.Q5_K, QT.Q6_K}
+RANDOM_BLOCK_TYPES = {QT.F32, QT.F16, QT.BF16, QT.Q8_0, QT.Q4_0, QT.Q4_K, QT.Q5_K, QT.Q6_K, QT.IQ4_NL,
+                      QT.IQ4_XS}
 
 
 def block_size(qtype: QT) -> int:
@@ -130,6 +133,20 @@ def random_blocks(n_elements: int, qtype: QT, std: float, rng: np.random.Generat
         d = jitter * (std / (_ustd(64) * 47.5))
         buf[:, 192:208] = scales.view(np.uint8)
         buf[:, 208:210] = _f16(d)
+    elif qtype in (QT.IQ4_NL, QT.IQ4_XS):
+        # uniform indices into the non-linear table kIQ4Values (std ~68.6, mean -0.6: d's random
+        # sign makes the values zero-mean)
+        jitter *= rng.choice(np.array([-1, 1], dtype=np.float32), size=nb)
+        if qtype == QT.IQ4_NL:
+            buf[:, 0:2] = _f16(jitter * (std / 68.6))
+        else:
+            ls = rng.integers(40, 64, size=(nb, 8))                 # 6-bit scales, ls - 32 in 8..31
+            d = jitter * (std / (68.6 * 19.5))                      # 19.5 = mean of ls - 32
+            buf[:, 0:2] = _f16(d)
+            hi = (ls >> 4).astype(np.uint16)
+            buf[:, 2:4] = (hi << (2 * np.arange(8, dtype=np.uint16))).sum(axis=1, dtype=np.uint16)[:, None].view(np.uint8)
+            lo = (ls & 15).astype(np.uint8)
+            buf[:, 4:8] = lo[:, 0::2] | (lo[:, 1::2] << 4)
     else:
         raise ValueError(f"random_blocks: unsupported type {qtype.name}")
     return buf.reshape(-1)
