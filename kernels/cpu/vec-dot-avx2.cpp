@@ -1,4 +1,4 @@
-// AVX2 versions of the vec-dot kernels of the common types (Q4_K, Q6_K, Q8_0, Q4_0, IQ4_NL, IQ4_XS
+// AVX2 versions of the vec-dot kernels of the common types (Q4_K, Q5_K, Q6_K, Q8_0, Q4_0, IQ4_NL, IQ4_XS
 // against int8 activations).
 // Same definition as the generic kernels in vec-dot.cpp (exact integer sums per block, float
 // scaling per block); selected at run time when the CPU has AVX2 and FMA.
@@ -9,6 +9,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "moerun/quant/blocks.h"
 #include "q6k-unpack.h"
@@ -50,67 +51,52 @@ MOERUN_AVX2 inline void k4_scales_mins(const uint8_t *scales, __m128i &sc, __m12
     mn = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(k.m_hi), static_cast<int>(k.m_lo)));
 }
 
-MOERUN_AVX2 float dot_q4_k(const void *w, const void *act, int64_t n) {
-    const auto *x = static_cast<const quant::BlockQ4_K *>(w);
-    const auto *y = static_cast<const ActQ8_K *>(act);
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc = _mm256_setzero_ps();
-    __m128 acc_m = _mm_setzero_ps();
-    alignas(16) int16_t sc[8];
-    for (int64_t i = 0; i < n / 256; ++i) {
-        __m128i sc16, mn16;
-        k4_scales_mins(x[i].scales, sc16, mn16);
-        _mm_store_si128(reinterpret_cast<__m128i *>(sc), sc16);
-        // sum of mins * (sums of y over each 32-element sub-block)
-        const __m128i b0 = _mm_loadu_si128(reinterpret_cast<const __m128i *>(y[i].bsums));
-        const __m128i b1 = _mm_loadu_si128(reinterpret_cast<const __m128i *>(y[i].bsums + 8));
-        const __m128i msum = _mm_madd_epi16(mn16, _mm_hadd_epi16(b0, b1));  // 4 int32
-        __m256i isum = _mm256_setzero_si256();
-        for (int c = 0; c < 4; ++c) {
-            const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qs + 32 * c));
-            const __m256i lo = _mm256_and_si256(q, m4);
-            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            const __m256i y0 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[i].qs + 64 * c));
-            const __m256i y1 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[i].qs + 64 * c + 32));
-            const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), _mm256_set1_epi16(sc[2 * c]));
-            const __m256i p1 =
-                _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), _mm256_set1_epi16(sc[2 * c + 1]));
-            isum = _mm256_add_epi32(isum, _mm256_add_epi32(p0, p1));
-        }
-        const float d = y[i].d * half(x[i].d);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
-        acc_m = _mm_fmadd_ps(_mm_set1_ps(y[i].d * half(x[i].dmin)), _mm_cvtepi32_ps(msum), acc_m);
+// Q4_K / Q5_K, N activation rows: chunk c of 64 elements is the low nibbles of qs[32c..32c+32)
+// (sub-block 2c) and their high nibbles (2c+1); Q5_K adds bit 2c / 2c+1 of qh[l] as bit 4. u8 x
+// s8 pairs summed to int16 (exact), times the sub-block scale to int32 (exact); the mins through
+// the activation's sub-block sums. Each block is unpacked once for all rows, and per row the
+// operations are the same whatever N is.
+template <class B, int N>
+MOERUN_AVX2 void k4_rows(const void *w, const void *const *act, int64_t n, float *out) {
+    constexpr bool five = std::is_same_v<B, quant::BlockQ5_K>;
+    const auto *x = static_cast<const B *>(w);
+    const ActQ8_K *y[N];
+    for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
+    __m256 acc[N];
+    __m128 acc_m[N];
+    for (int t = 0; t < N; ++t) {
+        acc[t] = _mm256_setzero_ps();
+        acc_m[t] = _mm_setzero_ps();
     }
-    const __m128 m2 = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
-    return hsum(acc) - _mm_cvtss_f32(_mm_add_ss(m2, _mm_movehdup_ps(m2)));
-}
-
-// Four activation rows against one weight row: each block is unpacked once and used four times.
-// Per row the operations and their order are those of dot_q4_k, so results are bit-identical.
-MOERUN_AVX2 void dot_q4_k_x4(const void *w, const void *const act[4], int64_t n, float out[4]) {
-    const auto *x = static_cast<const quant::BlockQ4_K *>(w);
-    const ActQ8_K *y[4];
-    for (int t = 0; t < 4; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    __m128 acc_m[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
     alignas(16) int16_t sc[8];
     for (int64_t i = 0; i < n / 256; ++i) {
         __m128i sc16, mn16;
         k4_scales_mins(x[i].scales, sc16, mn16);
         _mm_store_si128(reinterpret_cast<__m128i *>(sc), sc16);
+        [[maybe_unused]] __m256i qh = _mm256_setzero_si256();
+        if constexpr (five) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qh));
         __m256i lo[4], hi[4];
         for (int c = 0; c < 4; ++c) {
             const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qs + 32 * c));
             lo[c] = _mm256_and_si256(q, m4);
             hi[c] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            if constexpr (five) {
+                const __m256i bit_lo = _mm256_set1_epi8(static_cast<char>(1 << (2 * c)));
+                const __m256i bit_hi = _mm256_set1_epi8(static_cast<char>(1 << (2 * c + 1)));
+                lo[c] = _mm256_or_si256(
+                    lo[c], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_lo), bit_lo), b4));
+                hi[c] = _mm256_or_si256(
+                    hi[c], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_hi), bit_hi), b4));
+            }
         }
         const float dx = half(x[i].d), dmx = half(x[i].dmin);
-        for (int t = 0; t < 4; ++t) {
+        for (int t = 0; t < N; ++t) {
             const ActQ8_K &yb = y[t][i];
+            // sum of mins * (sums of y over each 32-element sub-block)
             const __m128i b0 = _mm_loadu_si128(reinterpret_cast<const __m128i *>(yb.bsums));
             const __m128i b1 = _mm_loadu_si128(reinterpret_cast<const __m128i *>(yb.bsums + 8));
-            const __m128i msum = _mm_madd_epi16(mn16, _mm_hadd_epi16(b0, b1));
+            const __m128i msum = _mm_madd_epi16(mn16, _mm_hadd_epi16(b0, b1));  // 4 int32
             __m256i isum = _mm256_setzero_si256();
             for (int c = 0; c < 4; ++c) {
                 const __m256i y0 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.qs + 64 * c));
@@ -125,10 +111,27 @@ MOERUN_AVX2 void dot_q4_k_x4(const void *w, const void *const act[4], int64_t n,
             acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(yb.d * dmx), _mm_cvtepi32_ps(msum), acc_m[t]);
         }
     }
-    for (int t = 0; t < 4; ++t) {
+    for (int t = 0; t < N; ++t) {
         const __m128 m2 = _mm_add_ps(acc_m[t], _mm_movehl_ps(acc_m[t], acc_m[t]));
         out[t] = hsum(acc[t]) - _mm_cvtss_f32(_mm_add_ss(m2, _mm_movehdup_ps(m2)));
     }
+}
+
+MOERUN_AVX2 float dot_q4_k(const void *w, const void *act, int64_t n) {
+    float out;
+    k4_rows<quant::BlockQ4_K, 1>(w, &act, n, &out);
+    return out;
+}
+MOERUN_AVX2 void dot_q4_k_x4(const void *w, const void *const act[4], int64_t n, float out[4]) {
+    k4_rows<quant::BlockQ4_K, 4>(w, act, n, out);
+}
+MOERUN_AVX2 float dot_q5_k(const void *w, const void *act, int64_t n) {
+    float out;
+    k4_rows<quant::BlockQ5_K, 1>(w, &act, n, &out);
+    return out;
+}
+MOERUN_AVX2 void dot_q5_k_x4(const void *w, const void *const act[4], int64_t n, float out[4]) {
+    k4_rows<quant::BlockQ5_K, 4>(w, act, n, out);
 }
 
 // Four activation rows against one Q8_0 weight row (per row as dot_q8_0).
@@ -318,6 +321,10 @@ float dot_q8_0(const void *, const void *, int64_t) {
 float dot_q4_0(const void *, const void *, int64_t) {
     return 0;
 }
+float dot_q5_k(const void *, const void *, int64_t) {
+    return 0;
+}
+void dot_q5_k_x4(const void *, const void *const[4], int64_t, float[4]) {}
 float dot_iq4_nl(const void *, const void *, int64_t) {
     return 0;
 }

@@ -1,9 +1,9 @@
-// AVX-512 (F, BW, VL, VNNI) versions of the vec-dot kernels of the common types (Q4_K, Q6_K, Q8_0,
-// Q4_0, Q5_0, IQ4_NL, IQ4_XS) and of the activation conversion. Same definition as the generic kernels in
-// vec-dot.cpp: exact integer sums per (sub-)block, float scaling per block; only the float accumulation order
-// differs (16 lanes). Every kernel takes 1..kMaxTok activation rows against one weight row; a weight block is
-// unpacked once and used for every row, and each row's result is bit-identical to the
-// one-row call (the same operations in the same order per row).
+// AVX-512 (F, BW, VL, VNNI) versions of the vec-dot kernels of the common types (Q4_K, Q5_K, Q6_K,
+// Q8_0, Q4_0, Q5_0, IQ4_NL, IQ4_XS) and of the activation conversion. Same definition as the generic kernels
+// in vec-dot.cpp: exact integer sums per (sub-)block, float scaling per block; only the float accumulation
+// order differs (16 lanes). Every kernel takes 1..kMaxTok activation rows against one weight row; a weight
+// block is unpacked once and used for every row, and each row's result is bit-identical to the one-row call
+// (the same operations in the same order per row).
 #include "vec-dot-impl.h"
 
 #if defined(__x86_64__)
@@ -11,6 +11,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "moerun/quant/blocks.h"
 #include "q6k-unpack.h"
@@ -58,20 +59,26 @@ MOERUN_AVX512 inline void k4_scales_mins(const uint8_t *scales, __m128i &sc, __m
     mn = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(k.m_hi), static_cast<int>(k.m_lo)));
 }
 
-// Q4_K: 64 elements per zmm (chunk c: low nibbles of qs[32c..] = sub-block 2c, high nibbles =
-// sub-block 2c+1), u8 x s8 pairs summed to int16 (maddubs; |sum| <= 2 * 15 * 128, exact), then
-// int16 x sub-block scale pairs accumulated to int32 (vpdpwssd, exact).
-template <int N>
-MOERUN_AVX512 void q4_k_rows(const void *w, const void *const *act, int64_t n, float *out) {
-    const auto *x = static_cast<const quant::BlockQ4_K *>(w);
+// Q4_K / Q5_K: 64 elements per zmm (chunk c: low nibbles of qs[32c..] = sub-block 2c, high
+// nibbles = sub-block 2c+1; Q5_K adds bit 2c / 2c+1 of qh[l] as bit 4), u8 x s8 pairs summed to
+// int16 (maddubs; |sum| <= 2 * 31 * 128, exact), then int16 x sub-block scale pairs accumulated
+// to int32 (vpdpwssd, exact).
+template <class B, int N>
+MOERUN_AVX512 void k4_rows(const void *w, const void *const *act, int64_t n, float *out) {
+    constexpr bool five = std::is_same_v<B, quant::BlockQ5_K>;
+    const auto *x = static_cast<const B *>(w);
     const ActQ8_K *y[N];
     for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
-    __m512i sidx[4];
-    for (int c = 0; c < 4; ++c)
+    __m512i sidx[4], hbit[4];  // hbit: Q5_K's qh bit of chunk c, low and high half
+    for (int c = 0; c < 4; ++c) {
         sidx[c] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<short>(2 * c))),
                                      _mm256_set1_epi16(static_cast<short>(2 * c + 1)), 1);
+        hbit[c] =
+            _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8(static_cast<char>(1 << (2 * c)))),
+                               _mm256_set1_epi8(static_cast<char>(1 << (2 * c + 1))), 1);
+    }
     __m512 acc[N];
     __m256 acc_m[N];
     for (int t = 0; t < N; ++t) {
@@ -87,11 +94,17 @@ MOERUN_AVX512 void q4_k_rows(const void *w, const void *const *act, int64_t n, f
         }
         __m128i sc16, mn16;
         k4_scales_mins(x[i].scales, sc16, mn16);
+        [[maybe_unused]] __m512i qh = _mm512_setzero_si512();
+        if constexpr (five)
+            qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qh)));
         __m512i q[4], s[4];
         for (int c = 0; c < 4; ++c) {
             const __m512i b = _mm512_broadcast_i64x4(
                 _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qs + 32 * c)));
             q[c] = _mm512_and_si512(_mm512_srlv_epi16(b, shift), m4);
+            if constexpr (five)
+                q[c] = _mm512_mask_add_epi8(q[c], _mm512_test_epi8_mask(qh, hbit[c]), q[c],
+                                            _mm512_set1_epi8(16));
             s[c] = _mm512_permutexvar_epi16(sidx[c], _mm512_castsi128_si512(sc16));
         }
         // mins, each twice: lane j of madd(mn2, bsums) = m[j] * (bsums[2j] + bsums[2j+1]) (exact).
@@ -179,6 +192,14 @@ MOERUN_AVX512 void legacy_rows(const void *w, const void *const *act, int64_t n,
 template <int N>
 MOERUN_AVX512 void q8_0_rows(const void *w, const void *const *act, int64_t n, float *out) {
     legacy_rows<DecQ8_0, N>(w, act, n, out);
+}
+template <int N>
+MOERUN_AVX512 void q4_k_rows(const void *w, const void *const *act, int64_t n, float *out) {
+    k4_rows<quant::BlockQ4_K, N>(w, act, n, out);
+}
+template <int N>
+MOERUN_AVX512 void q5_k_rows(const void *w, const void *const *act, int64_t n, float *out) {
+    k4_rows<quant::BlockQ5_K, N>(w, act, n, out);
 }
 template <int N>
 MOERUN_AVX512 void q4_0_rows(const void *w, const void *const *act, int64_t n, float *out) {
@@ -332,6 +353,8 @@ bool dot_rows(quant::Type t, const void *w, const void *const *act, int n_act, i
     switch (t) {
         case quant::Type::Q4_K:
             MOERUN_ROWS_SWITCH(q4_k_rows)
+        case quant::Type::Q5_K:
+            MOERUN_ROWS_SWITCH(q5_k_rows)
         case quant::Type::Q6_K:
             MOERUN_ROWS_SWITCH(q6_k_rows)
         case quant::Type::Q8_0:
@@ -395,11 +418,14 @@ MOERUN_AVX512 void tile(const uint8_t *w, size_t rb, int64_t n_rows, const uint8
     }
 }
 
-template <int N>
-struct Q4K {
-    MOERUN_AVX512 static void run(const void *w, const void *const *a, int64_t n, float *o) {
-        q4_k_rows<N>(w, a, n, o);
-    }
+template <class B>
+struct K4 {
+    template <int N>
+    struct K {
+        MOERUN_AVX512 static void run(const void *w, const void *const *a, int64_t n, float *o) {
+            k4_rows<B, N>(w, a, n, o);
+        }
+    };
 };
 template <int N>
 struct Q6K {
@@ -431,7 +457,10 @@ bool dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const voi
     const auto *a = static_cast<const uint8_t *>(act);
     switch (t) {
         case quant::Type::Q4_K:
-            tile<Q4K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            tile<K4<quant::BlockQ4_K>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            return true;
+        case quant::Type::Q5_K:
+            tile<K4<quant::BlockQ5_K>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q6_K:
             tile<Q6K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);

@@ -46,6 +46,8 @@ float dot_q4_k(const void *w, const void *act, int64_t n);
 float dot_q6_k(const void *w, const void *act, int64_t n);
 float dot_q8_0(const void *w, const void *act, int64_t n);
 float dot_q4_0(const void *w, const void *act, int64_t n);
+float dot_q5_k(const void *w, const void *act, int64_t n);
+void dot_q5_k_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
 float dot_iq4_nl(const void *w, const void *act, int64_t n);
 float dot_iq4_xs(const void *w, const void *act, int64_t n);
 void dot_q4_k_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
@@ -62,7 +64,7 @@ bool store_f16(const float *src, uint16_t *dst, int64_t n);
 namespace moerun::kernels::cpu::avx512 {
 bool supported();  // AVX2 + FMA + F16C and AVX-512 F, BW, VL, DQ, VNNI
 // out[k] = vec_dot(t, w, act[k], n) for k < n_act (1..kMaxRows), bit-identical to n_act == 1;
-// false where t has no AVX-512 kernel (Q4_K, Q6_K, Q8_0, Q4_0, Q5_0, IQ4_NL, IQ4_XS have one).
+// false where t has no AVX-512 kernel (Q4_K, Q5_K, Q6_K, Q8_0, Q4_0, Q5_0, IQ4_NL, IQ4_XS have one).
 bool dot_rows(quant::Type t, const void *w, const void *const *act, int n_act, int64_t n, float *out);
 // vec_dot_tile for the types dot_rows has; false for the others.
 bool dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,

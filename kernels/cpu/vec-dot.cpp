@@ -124,26 +124,30 @@ constexpr int kSub<quant::BlockQ5_K> = 32;
 template <>
 constexpr int kSub<quant::BlockIQ4_XS> = 32;
 
+// n_act (1..kMaxDotRows) activation rows against one weight row: each block is unpacked once;
+// per row the same operations in the same order whatever n_act is.
 template <class B>
-MOERUN_MULTIVERSION float row_dot_k(const void *w, const void *act, int64_t n) {
+MOERUN_MULTIVERSION void rows_dot_k(const void *w, const void *const *act, int n_act, int64_t n, float *out) {
     const auto *x = static_cast<const B *>(w);
-    const auto *y = static_cast<const ActQ8_K *>(act);
     constexpr int sub = kSub<B>, nsub = 256 / sub;
-    float sum = 0;
+    float sum[kMaxDotRows] = {};
     KBlock k;
     for (int64_t i = 0; i < n / 256; ++i) {
         unpack(x[i], k);
-        int32_t isum = 0, msum = 0;
-        for (int s = 0; s < nsub; ++s) {
-            int32_t si = 0;
-            for (int l = 0; l < sub; ++l) si += int32_t{k.q[s * sub + l]} * int32_t{y[i].qs[s * sub + l]};
-            isum += k.sc[s] * si;
-            const int32_t bs = sub == 16 ? y[i].bsums[s] : y[i].bsums[2 * s] + y[i].bsums[2 * s + 1];
-            msum += k.m[s] * bs;
+        for (int t = 0; t < n_act; ++t) {
+            const ActQ8_K &y = static_cast<const ActQ8_K *>(act[t])[i];
+            int32_t isum = 0, msum = 0;
+            for (int s = 0; s < nsub; ++s) {
+                int32_t si = 0;
+                for (int l = 0; l < sub; ++l) si += int32_t{k.q[s * sub + l]} * int32_t{y.qs[s * sub + l]};
+                isum += k.sc[s] * si;
+                const int32_t bs = sub == 16 ? y.bsums[s] : y.bsums[2 * s] + y.bsums[2 * s + 1];
+                msum += k.m[s] * bs;
+            }
+            sum[t] += (y.d * k.d) * static_cast<float>(isum) - (y.d * k.dmin) * static_cast<float>(msum);
         }
-        sum += (y[i].d * k.d) * static_cast<float>(isum) - (y[i].d * k.dmin) * static_cast<float>(msum);
     }
-    return sum;
+    for (int t = 0; t < n_act; ++t) out[t] = sum[t];
 }
 
 // Legacy 32-element blocks: value = d * q (+ m).
@@ -201,19 +205,22 @@ void unpack(const quant::BlockQ8_0 &b, LBlock &k) {
 }
 
 template <class B, class A>
-MOERUN_MULTIVERSION float row_dot_legacy(const void *w, const void *act, int64_t n) {
+MOERUN_MULTIVERSION void rows_dot_legacy(const void *w, const void *const *act, int n_act, int64_t n,
+                                         float *out) {
     const auto *x = static_cast<const B *>(w);
-    const auto *y = static_cast<const A *>(act);
-    float sum = 0;
+    float sum[kMaxDotRows] = {};
     LBlock k;
     for (int64_t i = 0; i < n / 32; ++i) {
         unpack(x[i], k);
-        int32_t si = 0;
-        for (int l = 0; l < 32; ++l) si += int32_t{k.q[l]} * int32_t{y[i].qs[l]};
-        sum += (k.d * y[i].d) * static_cast<float>(si);
-        if constexpr (std::is_same_v<A, ActQ8_1>) sum += k.m * y[i].s;
+        for (int t = 0; t < n_act; ++t) {
+            const A &y = static_cast<const A *>(act[t])[i];
+            int32_t si = 0;
+            for (int l = 0; l < 32; ++l) si += int32_t{k.q[l]} * int32_t{y.qs[l]};
+            sum[t] += (k.d * y.d) * static_cast<float>(si);
+            if constexpr (std::is_same_v<A, ActQ8_1>) sum[t] += k.m * y.s;
+        }
     }
-    return sum;
+    for (int t = 0; t < n_act; ++t) out[t] = sum[t];
 }
 
 MOERUN_MULTIVERSION float row_dot_f32(const void *w, const void *act, int64_t n) {
@@ -275,50 +282,77 @@ void set_isa(Isa isa) {
     g_isa.store(std::min(isa, best_isa()));
 }
 
+namespace {
+// The AVX2 single-row kernel of t, or null (the generic kernel then).
+using RowDot = float (*)(const void *, const void *, int64_t);
+RowDot avx2_row(quant::Type t) {
+    switch (t) {
+        case quant::Type::Q4_K:
+            return avx2::dot_q4_k;
+        case quant::Type::Q5_K:
+            return avx2::dot_q5_k;
+        case quant::Type::Q6_K:
+            return avx2::dot_q6_k;
+        case quant::Type::Q8_0:
+            return avx2::dot_q8_0;
+        case quant::Type::Q4_0:
+            return avx2::dot_q4_0;
+        case quant::Type::IQ4_NL:
+            return avx2::dot_iq4_nl;
+        case quant::Type::IQ4_XS:
+            return avx2::dot_iq4_xs;
+        default:
+            return nullptr;
+    }
+}
+// The AVX2 four-row kernel of t, or null.
+using RowDotX4 = void (*)(const void *, const void *const[4], int64_t, float[4]);
+RowDotX4 avx2_x4(quant::Type t) {
+    switch (t) {
+        case quant::Type::Q4_K:
+            return avx2::dot_q4_k_x4;
+        case quant::Type::Q5_K:
+            return avx2::dot_q5_k_x4;
+        case quant::Type::Q8_0:
+            return avx2::dot_q8_0_x4;
+        case quant::Type::IQ4_NL:
+            return avx2::dot_iq4_nl_x4;
+        case quant::Type::IQ4_XS:
+            return avx2::dot_iq4_xs_x4;
+        default:
+            return nullptr;
+    }
+}
+}  // namespace
+
 float vec_dot(quant::Type t, const void *w, const void *act, int64_t n) {
-    const Isa isa = active_isa();
-    if (isa == Isa::avx512) {
-        float out;
-        if (avx512::dot_rows(t, w, &act, 1, n, &out)) return out;
-    }
-    if (isa >= Isa::avx2) {
-        switch (t) {
-            case quant::Type::Q4_K:
-                return avx2::dot_q4_k(w, act, n);
-            case quant::Type::Q6_K:
-                return avx2::dot_q6_k(w, act, n);
-            case quant::Type::Q8_0:
-                return avx2::dot_q8_0(w, act, n);
-            case quant::Type::Q4_0:
-                return avx2::dot_q4_0(w, act, n);
-            case quant::Type::IQ4_NL:
-                return avx2::dot_iq4_nl(w, act, n);
-            case quant::Type::IQ4_XS:
-                return avx2::dot_iq4_xs(w, act, n);
-            default:
-                break;
-        }
-    }
-    return vec_dot_generic(t, w, act, n);
+    float out;
+    vec_dot_rows(t, w, &act, 1, n, &out);
+    return out;
 }
 
+// Per chunk of up to kMaxDotRows activation rows, the kernel vec_dot picks for one row: the
+// AVX-512 one, else the AVX2 one (four rows per pass where there is one), else the generic one
+// (all rows of the chunk per pass).
 void vec_dot_rows(quant::Type t, const void *w, const void *const *act, int n_act, int64_t n, float *out) {
     const Isa isa = active_isa();
-    int k = 0;
-    if (isa == Isa::avx512) {
-        for (; k < n_act; k += kMaxDotRows)
-            if (!avx512::dot_rows(t, w, act + k, std::min(kMaxDotRows, n_act - k), n, out + k)) break;
-    } else if (isa == Isa::avx2) {
-        using X4 = void (*)(const void *, const void *const[4], int64_t, float[4]);
-        const X4 x4 = t == quant::Type::Q4_K     ? avx2::dot_q4_k_x4
-                      : t == quant::Type::Q8_0   ? avx2::dot_q8_0_x4
-                      : t == quant::Type::IQ4_NL ? avx2::dot_iq4_nl_x4
-                      : t == quant::Type::IQ4_XS ? avx2::dot_iq4_xs_x4
-                                                 : nullptr;
-        if (x4 != nullptr)
-            for (; k + 4 <= n_act; k += 4) x4(w, act + k, n, out + k);
+    const RowDot row = isa >= Isa::avx2 ? avx2_row(t) : nullptr;
+    const RowDotX4 x4 = isa == Isa::avx2 ? avx2_x4(t) : nullptr;
+    for (int k = 0; k < n_act;) {
+        const int m = std::min(kMaxDotRows, n_act - k);
+        if (isa == Isa::avx512 && avx512::dot_rows(t, w, act + k, m, n, out + k)) {
+            k += m;
+        } else if (row == nullptr) {
+            vec_dot_generic_rows(t, w, act + k, m, n, out + k);
+            k += m;
+        } else if (x4 != nullptr && m >= 4) {
+            x4(w, act + k, n, out + k);
+            k += 4;
+        } else {
+            out[k] = row(w, act[k], n);
+            ++k;
+        }
     }
-    for (; k < n_act; ++k) out[k] = vec_dot(t, w, act[k], n);
 }
 
 void vec_dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,
@@ -342,38 +376,50 @@ void vec_dot_x4(quant::Type t, const void *w, const void *const act[4], int64_t 
 }
 
 float vec_dot_generic(quant::Type t, const void *w, const void *act, int64_t n) {
+    float out;
+    vec_dot_generic_rows(t, w, &act, 1, n, &out);
+    return out;
+}
+
+void vec_dot_generic_rows(quant::Type t, const void *w, const void *const *act, int n_act, int64_t n,
+                          float *out) {
     using T = quant::Type;
+    for (; n_act > kMaxDotRows; n_act -= kMaxDotRows, act += kMaxDotRows, out += kMaxDotRows)
+        vec_dot_generic_rows(t, w, act, kMaxDotRows, n, out);
     switch (t) {
         case T::F32:
-            return row_dot_f32(w, act, n);
+            for (int k = 0; k < n_act; ++k) out[k] = row_dot_f32(w, act[k], n);
+            return;
         case T::F16:
-            return row_dot_half<quant::fp16_to_fp32>(w, act, n);
+            for (int k = 0; k < n_act; ++k) out[k] = row_dot_half<quant::fp16_to_fp32>(w, act[k], n);
+            return;
         case T::BF16:
-            return row_dot_half<quant::bf16_to_fp32>(w, act, n);
+            for (int k = 0; k < n_act; ++k) out[k] = row_dot_half<quant::bf16_to_fp32>(w, act[k], n);
+            return;
         case T::Q4_0:
-            return row_dot_legacy<quant::BlockQ4_0, ActQ8_0>(w, act, n);
+            return rows_dot_legacy<quant::BlockQ4_0, ActQ8_0>(w, act, n_act, n, out);
         case T::Q4_1:
-            return row_dot_legacy<quant::BlockQ4_1, ActQ8_1>(w, act, n);
+            return rows_dot_legacy<quant::BlockQ4_1, ActQ8_1>(w, act, n_act, n, out);
         case T::Q5_0:
-            return row_dot_legacy<quant::BlockQ5_0, ActQ8_0>(w, act, n);
+            return rows_dot_legacy<quant::BlockQ5_0, ActQ8_0>(w, act, n_act, n, out);
         case T::Q5_1:
-            return row_dot_legacy<quant::BlockQ5_1, ActQ8_1>(w, act, n);
+            return rows_dot_legacy<quant::BlockQ5_1, ActQ8_1>(w, act, n_act, n, out);
         case T::Q8_0:
-            return row_dot_legacy<quant::BlockQ8_0, ActQ8_0>(w, act, n);
+            return rows_dot_legacy<quant::BlockQ8_0, ActQ8_0>(w, act, n_act, n, out);
         case T::Q2_K:
-            return row_dot_k<quant::BlockQ2_K>(w, act, n);
+            return rows_dot_k<quant::BlockQ2_K>(w, act, n_act, n, out);
         case T::Q3_K:
-            return row_dot_k<quant::BlockQ3_K>(w, act, n);
+            return rows_dot_k<quant::BlockQ3_K>(w, act, n_act, n, out);
         case T::Q4_K:
-            return row_dot_k<quant::BlockQ4_K>(w, act, n);
+            return rows_dot_k<quant::BlockQ4_K>(w, act, n_act, n, out);
         case T::Q5_K:
-            return row_dot_k<quant::BlockQ5_K>(w, act, n);
+            return rows_dot_k<quant::BlockQ5_K>(w, act, n_act, n, out);
         case T::Q6_K:
-            return row_dot_k<quant::BlockQ6_K>(w, act, n);
+            return rows_dot_k<quant::BlockQ6_K>(w, act, n_act, n, out);
         case T::IQ4_NL:
-            return row_dot_legacy<quant::BlockIQ4_NL, ActQ8_0>(w, act, n);
+            return rows_dot_legacy<quant::BlockIQ4_NL, ActQ8_0>(w, act, n_act, n, out);
         case T::IQ4_XS:
-            return row_dot_k<quant::BlockIQ4_XS>(w, act, n);
+            return rows_dot_k<quant::BlockIQ4_XS>(w, act, n_act, n, out);
         default:
             throw std::invalid_argument("vec_dot: no kernel for " + std::string(quant::type_name(t)));
     }

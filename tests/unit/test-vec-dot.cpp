@@ -80,6 +80,12 @@ std::vector<uint8_t> weight_row(quant::Type t, int64_t n, std::mt19937 &rng) {
     return w;
 }
 
+// Every weight type the CPU kernels take.
+const quant::Type kAllTypes[] = {
+    quant::Type::F32,  quant::Type::F16,  quant::Type::BF16, quant::Type::Q4_0,   quant::Type::Q4_1,
+    quant::Type::Q5_0, quant::Type::Q5_1, quant::Type::Q8_0, quant::Type::Q2_K,   quant::Type::Q3_K,
+    quant::Type::Q4_K, quant::Type::Q5_K, quant::Type::Q6_K, quant::Type::IQ4_NL, quant::Type::IQ4_XS};
+
 // Every instruction set this CPU has (the generic one always).
 std::vector<cpu::Isa> isas() {
     std::vector<cpu::Isa> v = {cpu::Isa::generic};
@@ -101,11 +107,7 @@ TEST_CASE("vec_dot equals the dequantized reference for every type") {
     for (const cpu::Isa isa : isas()) {
         cpu::set_isa(isa);
         CAPTURE(cpu::isa_name(isa));
-        const quant::Type types[] = {quant::Type::F32,  quant::Type::F16,    quant::Type::BF16,
-                                     quant::Type::Q4_0, quant::Type::Q4_1,   quant::Type::Q5_0,
-                                     quant::Type::Q5_1, quant::Type::Q8_0,   quant::Type::Q2_K,
-                                     quant::Type::Q3_K, quant::Type::Q4_K,   quant::Type::Q5_K,
-                                     quant::Type::Q6_K, quant::Type::IQ4_NL, quant::Type::IQ4_XS};
+        const auto &types = kAllTypes;
         std::mt19937 rng(11);
         const int64_t n = 1024;
         for (auto t : types) {
@@ -170,8 +172,7 @@ TEST_CASE("vec_dot_rows is bit-identical to vec_dot for every row count") {
         std::mt19937 rng(7);
         std::normal_distribution<float> nd(0, 1);
         const int64_t n = 1536;
-        for (auto t : {quant::Type::Q4_K, quant::Type::Q8_0, quant::Type::Q6_K, quant::Type::Q4_0,
-                       quant::Type::Q5_0, quant::Type::IQ4_NL, quant::Type::IQ4_XS, quant::Type::F32}) {
+        for (auto t : kAllTypes) {
             CAPTURE(quant::type_name(t));
             const std::vector<uint8_t> w = weight_row(t, n, rng);
             std::vector<float> src(static_cast<size_t>(n));

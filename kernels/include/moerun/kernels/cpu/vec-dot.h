@@ -37,12 +37,12 @@ void quantize_act(quant::Type t, const float *x, void *dst, int64_t n);
 // Dot of one weight row (n elements of type t, GGUF blocks) with a converted activation row.
 float vec_dot(quant::Type t, const void *w_row, const void *act, int64_t n);
 // out[t] = vec_dot(t, w_row, act[t], n) for four activation rows, bit-identical to four calls;
-// faster where a kernel reuses each unpacked weight block (Q4_K, Q8_0 with AVX2).
+// faster where a kernel reuses each unpacked weight block (see vec_dot_rows).
 void vec_dot_x4(quant::Type t, const void *w_row, const void *const act[4], int64_t n, float out[4]);
 // The most activation rows vec_dot_rows takes at once.
 inline constexpr int kMaxDotRows = 8;
-// out[k] = vec_dot(t, w_row, act[k], n) for k < n_act (1..kMaxDotRows), bit-identical to n_act
-// separate calls; each weight block is unpacked once for all rows where a kernel allows it.
+// out[k] = vec_dot(t, w_row, act[k], n) for k < n_act, bit-identical to n_act separate calls;
+// each weight block is unpacked once for up to kMaxDotRows rows where a kernel allows it.
 void vec_dot_rows(quant::Type t, const void *w_row, const void *const *act, int n_act, int64_t n, float *out);
 // y[k * ldy + r] = vec_dot(t, w + r * rb, act + k * ab, n) for rows r < n_rows and activation
 // rows k < n_act (consecutive, ab bytes apart), with the results of vec_dot_rows.
@@ -57,5 +57,9 @@ void set_isa(Isa isa);
 const char *isa_name(Isa isa);
 // The portable version of vec_dot (the reference for the ISA-specific kernels).
 float vec_dot_generic(quant::Type t, const void *w_row, const void *act, int64_t n);
+// vec_dot_generic for n_act activation rows, bit-identical to n_act calls; each weight block is
+// unpacked once for up to kMaxDotRows rows.
+void vec_dot_generic_rows(quant::Type t, const void *w_row, const void *const *act, int n_act, int64_t n,
+                          float *out);
 
 }  // namespace moerun::kernels::cpu
