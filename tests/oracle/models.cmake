@@ -7,6 +7,8 @@
 #                              stamp (hash of generator sources + arguments + vocab + llama.cpp version)
 #                              is unchanged are not rebuilt, so a second run takes seconds
 #   oracle-llama-loads-models  llama.cpp loads and runs every test model (check_models_load.py)
+#   oracle-gen-random-blocks   the generator's random quantized blocks (presets) decode, with gguf-py, to
+#                              zero-mean values of the requested std, for every type it draws
 #   oracle-qwen2-vocab         qwen2 vocab built from qwen3_tokenizer.json reproduces llama.cpp's test
 #                              vectors; shipped llama-spm / gpt-neox (and other) vocabs (check_vocab.py)
 #
@@ -27,6 +29,10 @@ add_test(NAME oracle-test-models
          COMMAND ${MOERUN_PYTHON} ${_moerun_gen_model} --matrix --out-dir ${MOERUN_TEST_MODELS_DIR} --threads 2)
 set_tests_properties(oracle-test-models PROPERTIES
     FIXTURES_SETUP test_models LABELS oracle TIMEOUT 1200 PROCESSORS 2 ENVIRONMENT "${_moerun_py_env}")
+
+add_test(NAME oracle-gen-random-blocks
+         COMMAND ${MOERUN_PYTHON} ${_moerun_oracle_dir}/check_random_blocks.py)
+set_tests_properties(oracle-gen-random-blocks PROPERTIES LABELS oracle TIMEOUT 300 ENVIRONMENT "${_moerun_py_env}")
 
 add_test(NAME oracle-llama-loads-models
          COMMAND ${MOERUN_PYTHON} ${_moerun_oracle_dir}/check_models_load.py

@@ -6,8 +6,8 @@ Two ways to get bytes for a tensor of a given GGML type:
   * random_blocks(n, type, std) random *already quantized* blocks whose dequantized values are
                                 zero-mean with roughly the requested std. No float tensor is ever
                                 materialised, so a multi-GiB model streams to disk quickly.
-                                Supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, IQ4_NL,
-                                IQ4_XS.
+                                Supported: F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K,
+                                Q6_K, IQ4_NL, IQ4_XS.
 
 Block layouts (little-endian, one block = QK elements; facts from ggml's block format):
   Q8_0  (32, 34 B):  f16 d | i8 qs[32]                       y = d*q
@@ -29,13 +29,13 @@ TYPE_BY_NAME = {
     "F32": QT.F32, "F16": QT.F16, "BF16": QT.BF16,
     "Q8_0": QT.Q8_0, "Q4_0": QT.Q4_0,
     "Q4_K": QT.Q4_K, "Q5_K": QT.Q5_K, "Q6_K": QT.Q6_K,
-    "IQ4_NL": QT.IQ4_NL, "IQ4_XS": QT.IQ4_XS,
+    "Q2_K": QT.Q2_K, "Q3_K": QT.Q3_K, "IQ4_NL": QT.IQ4_NL, "IQ4_XS": QT.IQ4_XS,
 }
 
 # Types whose blocks we can produce from float values in Python (others go through llama.cpp).
 PY_ENCODABLE = {QT.F32, QT.F16, QT.BF16, QT.Q8_0, QT.Q4_0}
-RANDOM_BLOCK_TYPES = {QT.F32, QT.F16, QT.BF16, QT.Q8_0, QT.Q4_0, QT.Q4_K, QT.Q5_K, QT.Q6_K, QT.IQ4_NL,
-                      QT.IQ4_XS}
+RANDOM_BLOCK_TYPES = {QT.F32, QT.F16, QT.BF16, QT.Q8_0, QT.Q4_0, QT.Q2_K, QT.Q3_K, QT.Q4_K, QT.Q5_K,
+                      QT.Q6_K, QT.IQ4_NL, QT.IQ4_XS}
 
 
 def block_size(qtype: QT) -> int:
@@ -110,7 +110,8 @@ def random_blocks(n_elements: int, qtype: QT, std: float, rng: np.random.Generat
     buf = rng.integers(0, 256, size=(nb, size), dtype=np.uint8)  # uniform quants everywhere
     jitter = rng.uniform(0.75, 1.25, size=nb).astype(np.float32)
     if qtype == QT.Q8_0:
-        # uniform int8 in [-128, 127]: std ~73.9
+        # uniform int8 in [-128, 127]: std ~73.9, mean -0.5 (d's random sign makes it zero-mean)
+        jitter *= rng.choice(np.array([-1, 1], dtype=np.float32), size=nb)
         buf[:, 0:2] = _f16(jitter * (std / _ustd(256)))
     elif qtype == QT.Q4_0:
         # nibbles uniform on 1..15 so that q-8 is symmetric (zero-mean)
@@ -129,10 +130,25 @@ def random_blocks(n_elements: int, qtype: QT, std: float, rng: np.random.Generat
         buf[:, 2:4] = _f16(dmin)
         buf[:, 4:16] = _pack_k_scales(sc, m)
     elif qtype == QT.Q6_K:
+        # q - 32 with q uniform on 0..63 has mean -0.5: d's random sign makes the values zero-mean
         scales = rng.integers(32, 64, size=(nb, 16)).astype(np.int8)
+        jitter *= rng.choice(np.array([-1, 1], dtype=np.float32), size=nb)
         d = jitter * (std / (_ustd(64) * 47.5))
         buf[:, 192:208] = scales.view(np.uint8)
         buf[:, 208:210] = _f16(d)
+    elif qtype == QT.Q2_K:
+        # scales[16]: low nibble sc in 1..15, high nibble m = sc; dmin = 1.5 d, so x = d*sc*(q - 1.5)
+        # with q uniform on 0..3 (zero-mean; E[sc^2] = 82.67, var(q - 1.5) = 1.25)
+        sc = rng.integers(1, 16, size=(nb, 16), dtype=np.uint8)
+        d = jitter * (std / np.sqrt(82.67 * 1.25))
+        buf[:, 0:16] = sc | (sc << 4)
+        buf[:, 80:82] = _f16(d)
+        buf[:, 82:84] = _f16(d * 1.5)
+    elif qtype == QT.Q3_K:
+        # uniform hmask / qs / 6-bit scales: x = d * (sc - 32) * q, q on -4..3 (E[q^2] = 5.5),
+        # sc - 32 on -32..31 (E[(sc - 32)^2] = 341.5); d's random sign makes the values zero-mean
+        jitter *= rng.choice(np.array([-1, 1], dtype=np.float32), size=nb)
+        buf[:, 108:110] = _f16(jitter * (std / np.sqrt(341.5 * 5.5)))
     elif qtype in (QT.IQ4_NL, QT.IQ4_XS):
         # uniform indices into the non-linear table kIQ4Values (std ~68.6, mean -0.6: d's random
         # sign makes the values zero-mean)
