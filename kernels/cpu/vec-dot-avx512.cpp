@@ -1,9 +1,9 @@
-// AVX-512 (F, BW, VL, VNNI) versions of the vec-dot kernels of the common types (Q4_K, Q5_K, Q6_K,
-// Q8_0, Q4_0, Q5_0, IQ4_NL, IQ4_XS) and of the activation conversion. Same definition as the generic kernels
-// in vec-dot.cpp: exact integer sums per (sub-)block, float scaling per block; only the float accumulation
-// order differs (16 lanes). Every kernel takes 1..kMaxTok activation rows against one weight row; a weight
-// block is unpacked once and used for every row, and each row's result is bit-identical to the one-row call
-// (the same operations in the same order per row).
+// AVX-512 (F, BW, VL, VNNI) versions of the vec-dot kernels of the common types (Q2_K, Q3_K, Q4_K,
+// Q5_K, Q6_K, Q8_0, Q4_0, Q5_0, IQ4_NL, IQ4_XS) and of the activation conversion. Same definition as the
+// generic kernels in vec-dot.cpp: exact integer sums per (sub-)block, float scaling per block; only the float
+// accumulation order differs (16 lanes). Every kernel takes 1..kMaxTok activation rows against one weight
+// row; a weight block is unpacked once and used for every row, and each row's result is bit-identical to the
+// one-row call (the same operations in the same order per row).
 #include "vec-dot-impl.h"
 
 #if defined(__x86_64__)
@@ -295,7 +295,7 @@ MOERUN_AVX512 void q6_k_rows(const void *w, const void *const *act, int64_t n, f
         // zmm j holds sub-blocks 4j..4j+3 (16 elements = 8 int16 lanes each after maddubs).
         for (int j = 0; j < 4; ++j) {
             const __m512i idx = _mm512_load_si512(sidx[j]);
-            s[j] = _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(sc16));
+            s[j] = _mm512_permutexvar_epi16(idx, _mm512_zextsi256_si512(sc16));
         }
         const float dx = half(x[i].d);
         for (int t = 0; t < N; ++t) {
@@ -309,11 +309,109 @@ MOERUN_AVX512 void q6_k_rows(const void *w, const void *const *act, int64_t n, f
                 isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q[j], yv), s[j]);
             }
             // subtract 32 * offset lane-wise (exact int32: each lane gets its own part).
-            isum = _mm512_sub_epi32(isum, _mm512_castsi256_si512(_mm256_slli_epi32(off, 5)));
+            isum = _mm512_sub_epi32(isum, _mm512_zextsi256_si512(_mm256_slli_epi32(off, 5)));
             acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(yb.d * dx), _mm512_cvtepi32_ps(isum), acc[t]);
         }
     }
     for (int t = 0; t < N; ++t) out[t] = hsum512(acc[t]);
+}
+
+// Q2_K / Q3_K: 16 sub-blocks of 16; element 128h + 32s + l is bits 2s..2s+1 of qs[32h + l]
+// (Q3_K: plus bit 4h + s of hmask[l] as bit 2, and the quant is that 3-bit value - 4). zmm j
+// holds elements 64j..64j+63 (h = j / 2, s = 2 (j % 2) and 2 (j % 2) + 1), unsigned (0..3, or
+// 0..7), u8 x s8 pairs summed to int16 (maddubs; |sum| <= 2 * 7 * 128), times the sub-block
+// scale to int32 (vpdpwssd, exact). Q2_K's mins and Q3_K's -4 go through the activation's
+// 16-element sums.
+template <class B, int N>
+MOERUN_AVX512 void k2_rows(const void *w, const void *const *act, int64_t n, float *out) {
+    constexpr bool three = std::is_same_v<B, quant::BlockQ3_K>;
+    const auto *x = static_cast<const B *>(w);
+    const ActQ8_K *y[N];
+    for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
+    const __m512i m2 = _mm512_set1_epi8(3);
+    __m512i shift[2], sidx[4], hbit[4];
+    for (int p = 0; p < 2; ++p)  // zmm j: shift 4 (j % 2) in the low half, 4 (j % 2) + 2 in the high
+        shift[p] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<short>(4 * p))),
+                                      _mm256_set1_epi16(static_cast<short>(4 * p + 2)), 1);
+    for (int j = 0; j < 4; ++j) {
+        alignas(64) int16_t idx[32];  // int16 lane l of zmm j belongs to sub-block 4j + l / 8
+        for (int l = 0; l < 32; ++l) idx[l] = static_cast<int16_t>(4 * j + l / 8);
+        sidx[j] = _mm512_load_si512(idx);
+        const int b0 = 4 * (j / 2) + 2 * (j % 2);  // hmask bit of the low half; b0 + 1: high half
+        hbit[j] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8(static_cast<char>(1 << b0))),
+                                     _mm256_set1_epi8(static_cast<char>(1 << (b0 + 1))), 1);
+    }
+    __m512 acc[N];
+    [[maybe_unused]] __m256 acc_m[N];
+    for (int t = 0; t < N; ++t) {
+        acc[t] = _mm512_setzero_ps();
+        acc_m[t] = _mm256_setzero_ps();
+    }
+    for (int64_t i = 0; i < n / 256; ++i) {
+        if constexpr (N <= 2)
+            _mm_prefetch(reinterpret_cast<const char *>(x + i) + kPrefetchAhead, _MM_HINT_T0);
+        __m256i sc16;  // 16 int16 scales
+        [[maybe_unused]] __m256i mn16;
+        if constexpr (three) {
+            alignas(16) uint32_t words[4];
+            q3_k_scale_words(x[i].scales, words);
+            sc16 = _mm256_sub_epi16(
+                _mm256_cvtepu8_epi16(_mm_load_si128(reinterpret_cast<const __m128i *>(words))),
+                _mm256_set1_epi16(32));
+        } else {
+            const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i *>(x[i].scales));
+            sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(b, _mm_set1_epi8(0x0F)));
+            mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0x0F)));
+        }
+        [[maybe_unused]] __m512i hm = _mm512_setzero_si512();
+        if constexpr (three)
+            hm = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].hmask)));
+        __m512i q[4], s[4];
+        for (int j = 0; j < 4; ++j) {
+            const __m512i b = _mm512_broadcast_i64x4(
+                _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qs + 32 * (j / 2))));
+            q[j] = _mm512_and_si512(_mm512_srlv_epi16(b, shift[j % 2]), m2);
+            if constexpr (three)
+                q[j] =
+                    _mm512_mask_add_epi8(q[j], _mm512_test_epi8_mask(hm, hbit[j]), q[j], _mm512_set1_epi8(4));
+            s[j] = _mm512_permutexvar_epi16(sidx[j], _mm512_zextsi256_si512(sc16));
+        }
+        const float dx = half(x[i].d);
+        [[maybe_unused]] float dmx = 0;
+        if constexpr (!three) dmx = half(x[i].dmin);
+        for (int t = 0; t < N; ++t) {
+            const ActQ8_K &yb = y[t][i];
+            const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.bsums));
+            __m512i isum = _mm512_setzero_si512();
+            for (int j = 0; j < 4; ++j) {
+                const __m512i yv = _mm512_loadu_si512(yb.qs + 64 * j);
+                isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q[j], yv), s[j]);
+            }
+            if constexpr (three) {  // the -4 of every quant: 4 * sum_j sc[j] * bsums[j], lane-wise
+                const __m256i off = _mm256_madd_epi16(sc16, bs);
+                isum = _mm512_sub_epi32(isum, _mm512_zextsi256_si512(_mm256_slli_epi32(off, 2)));
+            } else {
+                const __m256i msum = _mm256_madd_epi16(mn16, bs);
+                acc_m[t] = _mm256_fmadd_ps(_mm256_set1_ps(yb.d * dmx), _mm256_cvtepi32_ps(msum), acc_m[t]);
+            }
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(yb.d * dx), _mm512_cvtepi32_ps(isum), acc[t]);
+        }
+    }
+    for (int t = 0; t < N; ++t) {
+        if constexpr (three)
+            out[t] = hsum512(acc[t]);
+        else
+            out[t] = hsum512(acc[t]) - hsum256(acc_m[t]);
+    }
+}
+
+template <int N>
+MOERUN_AVX512 void q2_k_rows(const void *w, const void *const *act, int64_t n, float *out) {
+    k2_rows<quant::BlockQ2_K, N>(w, act, n, out);
+}
+template <int N>
+MOERUN_AVX512 void q3_k_rows(const void *w, const void *const *act, int64_t n, float *out) {
+    k2_rows<quant::BlockQ3_K, N>(w, act, n, out);
 }
 
 // fn<n_act>(...) for n_act in 1..kMaxDotRows.
@@ -357,6 +455,10 @@ bool dot_rows(quant::Type t, const void *w, const void *const *act, int n_act, i
             MOERUN_ROWS_SWITCH(q5_k_rows)
         case quant::Type::Q6_K:
             MOERUN_ROWS_SWITCH(q6_k_rows)
+        case quant::Type::Q2_K:
+            MOERUN_ROWS_SWITCH(q2_k_rows)
+        case quant::Type::Q3_K:
+            MOERUN_ROWS_SWITCH(q3_k_rows)
         case quant::Type::Q8_0:
             MOERUN_ROWS_SWITCH(q8_0_rows)
         case quant::Type::Q4_0:
@@ -427,6 +529,15 @@ struct K4 {
         }
     };
 };
+template <class B>
+struct K2 {
+    template <int N>
+    struct K {
+        MOERUN_AVX512 static void run(const void *w, const void *const *a, int64_t n, float *o) {
+            k2_rows<B, N>(w, a, n, o);
+        }
+    };
+};
 template <int N>
 struct Q6K {
     MOERUN_AVX512 static void run(const void *w, const void *const *a, int64_t n, float *o) {
@@ -464,6 +575,12 @@ bool dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const voi
             return true;
         case quant::Type::Q6_K:
             tile<Q6K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            return true;
+        case quant::Type::Q2_K:
+            tile<K2<quant::BlockQ2_K>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            return true;
+        case quant::Type::Q3_K:
+            tile<K2<quant::BlockQ3_K>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q8_0:
             tile<Legacy<DecQ8_0>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);

@@ -22,6 +22,21 @@ inline K4ScaleWords k4_scale_words(const uint8_t *scales) {
             ((w[2] >> 4) & 0x0f0f0f0fu) | ((w[1] >> 2) & 0x30303030u)};
 }
 
+// The 16 six-bit scales of a Q3_K block (12 bytes; before the -32), one byte each, as four words
+// (scale j = byte j % 4 of word j / 4). Low 4 bits: the nibbles of bytes 0..7 (low nibbles are
+// scales 0..7, high nibbles 8..15); high 2 bits: the 2-bit fields of bytes 8..11 (field k of byte
+// 8 + j % 4 is scale 4k + j % 4). With w0, w1, w2 the little-endian words of `scales`, word k is
+// (nibbles of w0 or w1) | (((w2 >> 2k) & 0x03..) << 4).
+inline void q3_k_scale_words(const uint8_t *scales, uint32_t out[4]) {
+    uint32_t w[3];
+    std::memcpy(w, scales, 12);
+    const uint32_t m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
+    out[0] = (w[0] & m4) | ((w[2] & m2) << 4);
+    out[1] = (w[1] & m4) | (((w[2] >> 2) & m2) << 4);
+    out[2] = ((w[0] >> 4) & m4) | (((w[2] >> 4) & m2) << 4);
+    out[3] = ((w[1] >> 4) & m4) | (((w[2] >> 6) & m2) << 4);
+}
+
 // The 8 six-bit scales ls of an IQ4_XS block (stored + 32), one per byte (byte ib = sub-block ib):
 // the nibbles of scales_l and the 2-bit fields of scales_h spread to bytes by shifts and masks.
 inline uint64_t iq4_xs_scale_bytes(const uint8_t scales_l[4], uint16_t scales_h) {
@@ -54,6 +69,10 @@ void dot_q4_k_x4(const void *w, const void *const act[4], int64_t n, float out[4
 void dot_q8_0_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
 void dot_iq4_nl_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
 void dot_iq4_xs_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
+float dot_q2_k(const void *w, const void *act, int64_t n);
+void dot_q2_k_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
+float dot_q3_k(const void *w, const void *act, int64_t n);
+void dot_q3_k_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
 // ops::attention_head for head sizes that are multiples of 8; false for the others.
 bool attention_head(const float *q, const void *k, quant::Type type_k, const void *v, quant::Type type_v,
                     int64_t n_pos, int64_t hd, float scale, float *scores, float *out);
@@ -64,7 +83,8 @@ bool store_f16(const float *src, uint16_t *dst, int64_t n);
 namespace moerun::kernels::cpu::avx512 {
 bool supported();  // AVX2 + FMA + F16C and AVX-512 F, BW, VL, DQ, VNNI
 // out[k] = vec_dot(t, w, act[k], n) for k < n_act (1..kMaxRows), bit-identical to n_act == 1;
-// false where t has no AVX-512 kernel (Q4_K, Q5_K, Q6_K, Q8_0, Q4_0, Q5_0, IQ4_NL, IQ4_XS have one).
+// false where t has no AVX-512 kernel (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_0, Q4_0, Q5_0, IQ4_NL, IQ4_XS
+// have one).
 bool dot_rows(quant::Type t, const void *w, const void *const *act, int n_act, int64_t n, float *out);
 // vec_dot_tile for the types dot_rows has; false for the others.
 bool dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,

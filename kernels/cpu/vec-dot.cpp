@@ -287,6 +287,10 @@ namespace {
 using RowDot = float (*)(const void *, const void *, int64_t);
 RowDot avx2_row(quant::Type t) {
     switch (t) {
+        case quant::Type::Q2_K:
+            return avx2::dot_q2_k;
+        case quant::Type::Q3_K:
+            return avx2::dot_q3_k;
         case quant::Type::Q4_K:
             return avx2::dot_q4_k;
         case quant::Type::Q5_K:
@@ -309,6 +313,10 @@ RowDot avx2_row(quant::Type t) {
 using RowDotX4 = void (*)(const void *, const void *const[4], int64_t, float[4]);
 RowDotX4 avx2_x4(quant::Type t) {
     switch (t) {
+        case quant::Type::Q2_K:
+            return avx2::dot_q2_k_x4;
+        case quant::Type::Q3_K:
+            return avx2::dot_q3_k_x4;
         case quant::Type::Q4_K:
             return avx2::dot_q4_k_x4;
         case quant::Type::Q5_K:
