@@ -1,5 +1,6 @@
 // AVX2 versions of the vec-dot kernels of the common types (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_0, Q4_0,
-// IQ4_NL, IQ4_XS against int8 activations).
+// Q5_0, IQ4_NL, IQ4_XS against int8 activations), each for 1 and 4 activation rows per pass over a
+// weight row (a block unpacked once for the 4; per row the same operations either way).
 // Same definition as the generic kernels in vec-dot.cpp (exact integer sums per block, float
 // scaling per block); selected at run time when the CPU has AVX2 and FMA.
 #include "vec-dot-impl.h"
@@ -134,82 +135,49 @@ MOERUN_AVX2 void dot_q5_k_x4(const void *w, const void *const act[4], int64_t n,
     k4_rows<quant::BlockQ5_K, 4>(w, act, n, out);
 }
 
-// Four activation rows against one Q8_0 weight row (per row as dot_q8_0).
-MOERUN_AVX2 void dot_q8_0_x4(const void *w, const void *const act[4], int64_t n, float out[4]) {
-    const auto *x = static_cast<const quant::BlockQ8_0 *>(w);
-    const ActQ8_0 *y[4];
-    for (int t = 0; t < 4; ++t) y[t] = static_cast<const ActQ8_0 *>(act[t]);
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int64_t i = 0; i < n / 32; ++i) {
-        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qs));
-        const __m256i ax = _mm256_sign_epi8(xv, xv);
-        const float dx = half(x[i].d);
-        for (int t = 0; t < 4; ++t) {
-            const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[t][i].qs));
-            const __m256i dot =
-                _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(yv, xv)), _mm256_set1_epi16(1));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dx * y[t][i].d), _mm256_cvtepi32_ps(dot), acc[t]);
-        }
-    }
-    for (int t = 0; t < 4; ++t) out[t] = hsum(acc[t]);
-}
-
-MOERUN_AVX2 float dot_q6_k(const void *w, const void *act, int64_t n) {
+// Q6_K, N activation rows: register (h, s) holds the 6-bit quants 0..63 (u8) of elements 128h + 32s
+// .. + 31 (its low 128-bit lane is sub-block 8h + 2s, the high lane the next) x s8 to int16, times
+// the sub-block scale to int32 (exact); the -32 of every quant goes through the activation's
+// 16-element sums, lane-wise.
+template <int N>
+MOERUN_AVX2 void q6_k_rows(const void *w, const void *const *act, int64_t n, float *out) {
     const auto *x = static_cast<const quant::BlockQ6_K *>(w);
-    const auto *y = static_cast<const ActQ8_K *>(act);
-    __m256 acc = _mm256_setzero_ps();
+    const ActQ8_K *y[N];
+    for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
+    __m256 acc[N];
+    for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / 256; ++i) {
-        int32_t offset = 0;  // sum of sc * bsum: the -32 of every quant, applied once
-        for (int j = 0; j < 16; ++j) offset += x[i].scales[j] * y[i].bsums[j];
-        __m256i isum = _mm256_setzero_si256();
+        const __m256i sc16 =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(x[i].scales)));
+        __m256i q[8], s[8];  // register 4h + s
         for (int h = 0; h < 2; ++h) {
-            __m256i q6[4];
-            q6_k_unpack_half(x[i], h, q6);
-            for (int s = 0; s < 4; ++s) {
-                const __m256i q = q6[s];
-                const __m256i yv =
-                    _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[i].qs + 128 * h + 32 * s));
-                const int b = 8 * h + 2 * s;
-                const __m256i scale =
+            q6_k_unpack_half(x[i], h, q + 4 * h);
+            for (int k = 0; k < 4; ++k) {
+                const int b = 8 * h + 2 * k;
+                s[4 * h + k] =
                     _mm256_set_m128i(_mm_set1_epi16(x[i].scales[b + 1]), _mm_set1_epi16(x[i].scales[b]));
-                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(q, yv), scale));
             }
         }
-        const float d = y[i].d * half(x[i].d);
-        isum = _mm256_sub_epi32(isum, _mm256_setr_epi32(32 * offset, 0, 0, 0, 0, 0, 0, 0));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
+        const float dx = half(x[i].d);
+        for (int t = 0; t < N; ++t) {
+            const ActQ8_K &yb = y[t][i];
+            const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.bsums));
+            __m256i isum = _mm256_setzero_si256();
+            for (int r = 0; r < 8; ++r) {
+                const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.qs + 32 * r));
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], yv), s[r]));
+            }
+            isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(yb.d * dx), _mm256_cvtepi32_ps(isum), acc[t]);
+        }
     }
-    return hsum(acc);
+    for (int t = 0; t < N; ++t) out[t] = hsum(acc[t]);
 }
 
-MOERUN_AVX2 float dot_q8_0(const void *w, const void *act, int64_t n) {
-    const auto *x = static_cast<const quant::BlockQ8_0 *>(w);
-    const auto *y = static_cast<const ActQ8_0 *>(act);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 32; ++i) {
-        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qs));
-        const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[i].qs));
-        const float d = half(x[i].d) * y[i].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot_i8(xv, yv)), acc);
-    }
-    return hsum(acc);
-}
-
-MOERUN_AVX2 float dot_q4_0(const void *w, const void *act, int64_t n) {
-    const auto *x = static_cast<const quant::BlockQ4_0 *>(w);
-    const auto *y = static_cast<const ActQ8_0 *>(act);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), off = _mm256_set1_epi8(8);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 32; ++i) {
-        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i *>(x[i].qs));
-        // elements 0..15: low nibbles, 16..31: high nibbles
-        const __m256i both = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
-        const __m256i xv = _mm256_sub_epi8(_mm256_and_si256(both, m4), off);
-        const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[i].qs));
-        const float d = half(x[i].d) * y[i].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot_i8(xv, yv)), acc);
-    }
-    return hsum(acc);
+// The 32 quants 0..15 of a Q4_0-packed block: elements 0..15 the low nibbles, 16..31 the high.
+MOERUN_AVX2 inline __m256i nibbles32(const uint8_t *qs) {
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i *>(qs));
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
 }
 
 // kIQ4Values in both 128-bit lanes (vpshufb looks up within lanes).
@@ -217,19 +185,52 @@ MOERUN_AVX2 inline __m256i iq4_table() {
     return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i *>(quant::kIQ4Values)));
 }
 
-// IQ4_NL, N activation rows: as dot_q4_0 with the nibbles looking up kIQ4Values.
-template <int N>
-MOERUN_AVX2 void iq4_nl_rows(const void *w, const void *const *act, int64_t n, float *out) {
-    const auto *x = static_cast<const quant::BlockIQ4_NL *>(w);
+// The signed quants of one 32-element weight block against Q8_0 activations, per type.
+struct DecQ8_0 {
+    using Block = quant::BlockQ8_0;
+    MOERUN_AVX2 static __m256i quants(const Block &b) {
+        return _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.qs));
+    }
+};
+struct DecQ4_0 {
+    using Block = quant::BlockQ4_0;
+    MOERUN_AVX2 static __m256i quants(const Block &b) {
+        return _mm256_sub_epi8(nibbles32(b.qs), _mm256_set1_epi8(8));
+    }
+};
+struct DecQ5_0 {  // bit j of qh is bit 4 of quant j
+    using Block = quant::BlockQ5_0;
+    MOERUN_AVX2 static __m256i quants(const Block &b) {
+        uint32_t qh;
+        std::memcpy(&qh, b.qh, 4);
+        // byte j <- byte j / 8 of qh, then keep bit j % 8 of it
+        const __m256i spread = _mm256_shuffle_epi8(
+            _mm256_set1_epi32(static_cast<int>(qh)),
+            _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
+        const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
+        const __m256i hi =
+            _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
+        return _mm256_sub_epi8(_mm256_or_si256(nibbles32(b.qs), hi), _mm256_set1_epi8(16));
+    }
+};
+struct DecIQ4_NL {
+    using Block = quant::BlockIQ4_NL;
+    MOERUN_AVX2 static __m256i quants(const Block &b) {
+        return _mm256_shuffle_epi8(iq4_table(), nibbles32(b.qs));
+    }
+};
+
+// 32-element blocks x Q8_0 activations, N activation rows: signed x signed pairs to int32 lanes
+// (exact), times the two block scales.
+template <class D, int N>
+MOERUN_AVX2 void legacy_rows(const void *w, const void *const *act, int64_t n, float *out) {
+    const auto *x = static_cast<const typename D::Block *>(w);
     const ActQ8_0 *y[N];
     for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_0 *>(act[t]);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), table = iq4_table();
     __m256 acc[N];
     for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / 32; ++i) {
-        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i *>(x[i].qs));
-        const __m256i both = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
-        const __m256i xv = _mm256_shuffle_epi8(table, _mm256_and_si256(both, m4));
+        const __m256i xv = D::quants(x[i]);
         const float dx = half(x[i].d);
         for (int t = 0; t < N; ++t) {
             const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[t][i].qs));
@@ -238,6 +239,47 @@ MOERUN_AVX2 void iq4_nl_rows(const void *w, const void *const *act, int64_t n, f
         }
     }
     for (int t = 0; t < N; ++t) out[t] = hsum(acc[t]);
+}
+
+MOERUN_AVX2 float dot_q6_k(const void *w, const void *act, int64_t n) {
+    float out;
+    q6_k_rows<1>(w, &act, n, &out);
+    return out;
+}
+MOERUN_AVX2 void dot_q6_k_x4(const void *w, const void *const act[4], int64_t n, float out[4]) {
+    q6_k_rows<4>(w, act, n, out);
+}
+MOERUN_AVX2 float dot_q8_0(const void *w, const void *act, int64_t n) {
+    float out;
+    legacy_rows<DecQ8_0, 1>(w, &act, n, &out);
+    return out;
+}
+MOERUN_AVX2 void dot_q8_0_x4(const void *w, const void *const act[4], int64_t n, float out[4]) {
+    legacy_rows<DecQ8_0, 4>(w, act, n, out);
+}
+MOERUN_AVX2 float dot_q4_0(const void *w, const void *act, int64_t n) {
+    float out;
+    legacy_rows<DecQ4_0, 1>(w, &act, n, &out);
+    return out;
+}
+MOERUN_AVX2 void dot_q4_0_x4(const void *w, const void *const act[4], int64_t n, float out[4]) {
+    legacy_rows<DecQ4_0, 4>(w, act, n, out);
+}
+MOERUN_AVX2 float dot_q5_0(const void *w, const void *act, int64_t n) {
+    float out;
+    legacy_rows<DecQ5_0, 1>(w, &act, n, &out);
+    return out;
+}
+MOERUN_AVX2 void dot_q5_0_x4(const void *w, const void *const act[4], int64_t n, float out[4]) {
+    legacy_rows<DecQ5_0, 4>(w, act, n, out);
+}
+MOERUN_AVX2 float dot_iq4_nl(const void *w, const void *act, int64_t n) {
+    float out;
+    legacy_rows<DecIQ4_NL, 1>(w, &act, n, &out);
+    return out;
+}
+MOERUN_AVX2 void dot_iq4_nl_x4(const void *w, const void *const act[4], int64_t n, float out[4]) {
+    legacy_rows<DecIQ4_NL, 4>(w, act, n, out);
 }
 
 // IQ4_XS, N activation rows: per sub-block of 32 (qs[16 ib..]: low nibbles, then high nibbles)
@@ -278,14 +320,6 @@ MOERUN_AVX2 void iq4_xs_rows(const void *w, const void *const *act, int64_t n, f
     for (int t = 0; t < N; ++t) out[t] = hsum(acc[t]);
 }
 
-MOERUN_AVX2 float dot_iq4_nl(const void *w, const void *act, int64_t n) {
-    float out;
-    iq4_nl_rows<1>(w, &act, n, &out);
-    return out;
-}
-MOERUN_AVX2 void dot_iq4_nl_x4(const void *w, const void *const act[4], int64_t n, float out[4]) {
-    iq4_nl_rows<4>(w, act, n, out);
-}
 MOERUN_AVX2 float dot_iq4_xs(const void *w, const void *act, int64_t n) {
     float out;
     iq4_xs_rows<1>(w, &act, n, &out);
@@ -436,5 +470,11 @@ float dot_q3_k(const void *, const void *, int64_t) {
     return 0;
 }
 void dot_q3_k_x4(const void *, const void *const[4], int64_t, float[4]) {}
+void dot_q6_k_x4(const void *, const void *const[4], int64_t, float[4]) {}
+void dot_q4_0_x4(const void *, const void *const[4], int64_t, float[4]) {}
+float dot_q5_0(const void *, const void *, int64_t) {
+    return 0;
+}
+void dot_q5_0_x4(const void *, const void *const[4], int64_t, float[4]) {}
 }  // namespace moerun::kernels::cpu::avx2
 #endif

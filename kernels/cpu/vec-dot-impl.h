@@ -73,6 +73,10 @@ float dot_q2_k(const void *w, const void *act, int64_t n);
 void dot_q2_k_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
 float dot_q3_k(const void *w, const void *act, int64_t n);
 void dot_q3_k_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
+void dot_q6_k_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
+void dot_q4_0_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
+float dot_q5_0(const void *w, const void *act, int64_t n);
+void dot_q5_0_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
 // ops::attention_head for head sizes that are multiples of 8; false for the others.
 bool attention_head(const float *q, const void *k, quant::Type type_k, const void *v, quant::Type type_v,
                     int64_t n_pos, int64_t hd, float scale, float *scores, float *out);

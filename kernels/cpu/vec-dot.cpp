@@ -301,6 +301,8 @@ RowDot avx2_row(quant::Type t) {
             return avx2::dot_q8_0;
         case quant::Type::Q4_0:
             return avx2::dot_q4_0;
+        case quant::Type::Q5_0:
+            return avx2::dot_q5_0;
         case quant::Type::IQ4_NL:
             return avx2::dot_iq4_nl;
         case quant::Type::IQ4_XS:
@@ -321,8 +323,14 @@ RowDotX4 avx2_x4(quant::Type t) {
             return avx2::dot_q4_k_x4;
         case quant::Type::Q5_K:
             return avx2::dot_q5_k_x4;
+        case quant::Type::Q6_K:
+            return avx2::dot_q6_k_x4;
         case quant::Type::Q8_0:
             return avx2::dot_q8_0_x4;
+        case quant::Type::Q4_0:
+            return avx2::dot_q4_0_x4;
+        case quant::Type::Q5_0:
+            return avx2::dot_q5_0_x4;
         case quant::Type::IQ4_NL:
             return avx2::dot_iq4_nl_x4;
         case quant::Type::IQ4_XS:
