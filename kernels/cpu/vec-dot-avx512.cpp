@@ -353,11 +353,11 @@ MOERUN_AVX512 void k2_rows(const void *w, const void *const *act, int64_t n, flo
         __m256i sc16;  // 16 int16 scales
         [[maybe_unused]] __m256i mn16;
         if constexpr (three) {
-            alignas(16) uint32_t words[4];
-            q3_k_scale_words(x[i].scales, words);
-            sc16 = _mm256_sub_epi16(
-                _mm256_cvtepu8_epi16(_mm_load_si128(reinterpret_cast<const __m128i *>(words))),
-                _mm256_set1_epi16(32));
+            uint32_t wd[4];  // in registers: a 16-byte load of 4-byte stores would stall forwarding
+            q3_k_scale_words(x[i].scales, wd);
+            const __m128i b = _mm_set_epi32(static_cast<int>(wd[3]), static_cast<int>(wd[2]),
+                                            static_cast<int>(wd[1]), static_cast<int>(wd[0]));
+            sc16 = _mm256_sub_epi16(_mm256_cvtepu8_epi16(b), _mm256_set1_epi16(32));
         } else {
             const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i *>(x[i].scales));
             sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(b, _mm_set1_epi8(0x0F)));
