@@ -118,23 +118,6 @@ MOERUN_AVX2 void k4_rows(const void *w, const void *const *act, int64_t n, float
     }
 }
 
-MOERUN_AVX2 float dot_q4_k(const void *w, const void *act, int64_t n) {
-    float out;
-    k4_rows<quant::BlockQ4_K, 1>(w, &act, n, &out);
-    return out;
-}
-MOERUN_AVX2 void dot_q4_k_x4(const void *w, const void *const act[4], int64_t n, float out[4]) {
-    k4_rows<quant::BlockQ4_K, 4>(w, act, n, out);
-}
-MOERUN_AVX2 float dot_q5_k(const void *w, const void *act, int64_t n) {
-    float out;
-    k4_rows<quant::BlockQ5_K, 1>(w, &act, n, &out);
-    return out;
-}
-MOERUN_AVX2 void dot_q5_k_x4(const void *w, const void *const act[4], int64_t n, float out[4]) {
-    k4_rows<quant::BlockQ5_K, 4>(w, act, n, out);
-}
-
 // Q6_K, N activation rows: register (h, s) holds the 6-bit quants 0..63 (u8) of elements 128h + 32s
 // .. + 31 (its low 128-bit lane is sub-block 8h + 2s, the high lane the next) x s8 to int16, times
 // the sub-block scale to int32 (exact); the -32 of every quant goes through the activation's
@@ -241,47 +224,6 @@ MOERUN_AVX2 void legacy_rows(const void *w, const void *const *act, int64_t n, f
     for (int t = 0; t < N; ++t) out[t] = hsum(acc[t]);
 }
 
-MOERUN_AVX2 float dot_q6_k(const void *w, const void *act, int64_t n) {
-    float out;
-    q6_k_rows<1>(w, &act, n, &out);
-    return out;
-}
-MOERUN_AVX2 void dot_q6_k_x4(const void *w, const void *const act[4], int64_t n, float out[4]) {
-    q6_k_rows<4>(w, act, n, out);
-}
-MOERUN_AVX2 float dot_q8_0(const void *w, const void *act, int64_t n) {
-    float out;
-    legacy_rows<DecQ8_0, 1>(w, &act, n, &out);
-    return out;
-}
-MOERUN_AVX2 void dot_q8_0_x4(const void *w, const void *const act[4], int64_t n, float out[4]) {
-    legacy_rows<DecQ8_0, 4>(w, act, n, out);
-}
-MOERUN_AVX2 float dot_q4_0(const void *w, const void *act, int64_t n) {
-    float out;
-    legacy_rows<DecQ4_0, 1>(w, &act, n, &out);
-    return out;
-}
-MOERUN_AVX2 void dot_q4_0_x4(const void *w, const void *const act[4], int64_t n, float out[4]) {
-    legacy_rows<DecQ4_0, 4>(w, act, n, out);
-}
-MOERUN_AVX2 float dot_q5_0(const void *w, const void *act, int64_t n) {
-    float out;
-    legacy_rows<DecQ5_0, 1>(w, &act, n, &out);
-    return out;
-}
-MOERUN_AVX2 void dot_q5_0_x4(const void *w, const void *const act[4], int64_t n, float out[4]) {
-    legacy_rows<DecQ5_0, 4>(w, act, n, out);
-}
-MOERUN_AVX2 float dot_iq4_nl(const void *w, const void *act, int64_t n) {
-    float out;
-    legacy_rows<DecIQ4_NL, 1>(w, &act, n, &out);
-    return out;
-}
-MOERUN_AVX2 void dot_iq4_nl_x4(const void *w, const void *const act[4], int64_t n, float out[4]) {
-    legacy_rows<DecIQ4_NL, 4>(w, act, n, out);
-}
-
 // IQ4_XS, N activation rows: per sub-block of 32 (qs[16 ib..]: low nibbles, then high nibbles)
 // the looked-up quants times y, pairs times the sub-block's scale ls - 32 as int32 lanes (exact),
 // summed per block.
@@ -318,15 +260,6 @@ MOERUN_AVX2 void iq4_xs_rows(const void *w, const void *const *act, int64_t n, f
         }
     }
     for (int t = 0; t < N; ++t) out[t] = hsum(acc[t]);
-}
-
-MOERUN_AVX2 float dot_iq4_xs(const void *w, const void *act, int64_t n) {
-    float out;
-    iq4_xs_rows<1>(w, &act, n, &out);
-    return out;
-}
-MOERUN_AVX2 void dot_iq4_xs_x4(const void *w, const void *const act[4], int64_t n, float out[4]) {
-    iq4_xs_rows<4>(w, act, n, out);
 }
 
 // Q2_K / Q3_K, N activation rows: 16 sub-blocks of 16; register (h, s) holds elements 128h + 32s
@@ -407,22 +340,28 @@ MOERUN_AVX2 void k2_rows(const void *w, const void *const *act, int64_t n, float
     }
 }
 
-MOERUN_AVX2 float dot_q2_k(const void *w, const void *act, int64_t n) {
-    float out;
-    k2_rows<quant::BlockQ2_K, 1>(w, &act, n, &out);
-    return out;
-}
-MOERUN_AVX2 void dot_q2_k_x4(const void *w, const void *const act[4], int64_t n, float out[4]) {
-    k2_rows<quant::BlockQ2_K, 4>(w, act, n, out);
-}
-MOERUN_AVX2 float dot_q3_k(const void *w, const void *act, int64_t n) {
-    float out;
-    k2_rows<quant::BlockQ3_K, 1>(w, &act, n, &out);
-    return out;
-}
-MOERUN_AVX2 void dot_q3_k_x4(const void *w, const void *const act[4], int64_t n, float out[4]) {
-    k2_rows<quant::BlockQ3_K, 4>(w, act, n, out);
-}
+// dot_<name> (one activation row) and dot_<name>_x4 (four rows) from the N-row kernel
+// kernel<targs..., N>.
+#define MOERUN_AVX2_ENTRIES(name, kernel, ...)                                                           \
+    MOERUN_AVX2 float dot_##name(const void *w, const void *act, int64_t n) {                            \
+        float out;                                                                                       \
+        kernel<__VA_ARGS__ 1>(w, &act, n, &out);                                                         \
+        return out;                                                                                      \
+    }                                                                                                    \
+    MOERUN_AVX2 void dot_##name##_x4(const void *w, const void *const act[4], int64_t n, float out[4]) { \
+        kernel<__VA_ARGS__ 4>(w, act, n, out);                                                           \
+    }
+MOERUN_AVX2_ENTRIES(q4_k, k4_rows, quant::BlockQ4_K, )
+MOERUN_AVX2_ENTRIES(q5_k, k4_rows, quant::BlockQ5_K, )
+MOERUN_AVX2_ENTRIES(q6_k, q6_k_rows)
+MOERUN_AVX2_ENTRIES(q8_0, legacy_rows, DecQ8_0, )
+MOERUN_AVX2_ENTRIES(q4_0, legacy_rows, DecQ4_0, )
+MOERUN_AVX2_ENTRIES(q5_0, legacy_rows, DecQ5_0, )
+MOERUN_AVX2_ENTRIES(iq4_nl, legacy_rows, DecIQ4_NL, )
+MOERUN_AVX2_ENTRIES(iq4_xs, iq4_xs_rows)
+MOERUN_AVX2_ENTRIES(q2_k, k2_rows, quant::BlockQ2_K, )
+MOERUN_AVX2_ENTRIES(q3_k, k2_rows, quant::BlockQ3_K, )
+#undef MOERUN_AVX2_ENTRIES
 
 bool supported() {
     // clang has no "f16c" for __builtin_cpu_supports: read CPUID leaf 1, ECX bit 29, directly.
