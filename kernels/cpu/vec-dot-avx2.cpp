@@ -12,6 +12,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "block32-decode.h"
 #include "moerun/quant/blocks.h"
 #include "q6k-unpack.h"
 
@@ -157,51 +158,10 @@ MOERUN_AVX2 void q6_k_rows(const void *w, const void *const *act, int64_t n, flo
     for (int t = 0; t < N; ++t) out[t] = hsum(acc[t]);
 }
 
-// The 32 quants 0..15 of a Q4_0-packed block: elements 0..15 the low nibbles, 16..31 the high.
-MOERUN_AVX2 inline __m256i nibbles32(const uint8_t *qs) {
-    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i *>(qs));
-    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
-}
-
-// kIQ4Values in both 128-bit lanes (vpshufb looks up within lanes).
-MOERUN_AVX2 inline __m256i iq4_table() {
-    return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i *>(quant::kIQ4Values)));
-}
-
-// The signed quants of one 32-element weight block against Q8_0 activations, per type.
-struct DecQ8_0 {
-    using Block = quant::BlockQ8_0;
-    MOERUN_AVX2 static __m256i quants(const Block &b) {
-        return _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.qs));
-    }
-};
-struct DecQ4_0 {
-    using Block = quant::BlockQ4_0;
-    MOERUN_AVX2 static __m256i quants(const Block &b) {
-        return _mm256_sub_epi8(nibbles32(b.qs), _mm256_set1_epi8(8));
-    }
-};
-struct DecQ5_0 {  // bit j of qh is bit 4 of quant j
-    using Block = quant::BlockQ5_0;
-    MOERUN_AVX2 static __m256i quants(const Block &b) {
-        uint32_t qh;
-        std::memcpy(&qh, b.qh, 4);
-        // byte j <- byte j / 8 of qh, then keep bit j % 8 of it
-        const __m256i spread = _mm256_shuffle_epi8(
-            _mm256_set1_epi32(static_cast<int>(qh)),
-            _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
-        const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
-        const __m256i hi =
-            _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
-        return _mm256_sub_epi8(_mm256_or_si256(nibbles32(b.qs), hi), _mm256_set1_epi8(16));
-    }
-};
-struct DecIQ4_NL {
-    using Block = quant::BlockIQ4_NL;
-    MOERUN_AVX2 static __m256i quants(const Block &b) {
-        return _mm256_shuffle_epi8(iq4_table(), nibbles32(b.qs));
-    }
-};
+using block32::DecIQ4_NL;
+using block32::DecQ4_0;
+using block32::DecQ5_0;
+using block32::DecQ8_0;
 
 // 32-element blocks x Q8_0 activations, N activation rows: signed x signed pairs to int32 lanes
 // (exact), times the two block scales.
@@ -232,7 +192,7 @@ MOERUN_AVX2 void iq4_xs_rows(const void *w, const void *const *act, int64_t n, f
     const auto *x = static_cast<const quant::BlockIQ4_XS *>(w);
     const ActQ8_K *y[N];
     for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), table = iq4_table();
+    const __m256i m4 = _mm256_set1_epi8(0x0F), table = block32::iq4_table();
     __m256 acc[N];
     for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / 256; ++i) {

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "block32-decode.h"
 #include "moerun/quant/blocks.h"
 #include "q6k-unpack.h"
 
@@ -126,45 +127,15 @@ MOERUN_AVX512 void k4_rows(const void *w, const void *const *act, int64_t n, flo
     for (int t = 0; t < N; ++t) out[t] = hsum512(acc[t]) - hsum256(acc_m[t]);
 }
 
-// The 32 quants 0..15 of a Q4_0-packed block: elements 0..15 the low nibbles, 16..31 the high.
-MOERUN_AVX512 inline __m256i nibbles32(const uint8_t *qs) {
-    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i *>(qs));
-    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
-}
-
 // kIQ4Values in every 128-bit lane (vpshufb looks up within lanes).
 MOERUN_AVX512 inline __m512i iq4_table() {
     return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i *>(quant::kIQ4Values)));
 }
 
-// The signed quants of one 32-element weight block against Q8_0 activations, per type.
-struct DecQ8_0 {
-    using Block = quant::BlockQ8_0;
-    MOERUN_AVX512 static __m256i quants(const Block &b) {
-        return _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.qs));
-    }
-};
-struct DecQ4_0 {
-    using Block = quant::BlockQ4_0;
-    MOERUN_AVX512 static __m256i quants(const Block &b) {
-        return _mm256_sub_epi8(nibbles32(b.qs), _mm256_set1_epi8(8));
-    }
-};
-struct DecQ5_0 {  // bit j of qh is bit 4 of quant j
-    using Block = quant::BlockQ5_0;
-    MOERUN_AVX512 static __m256i quants(const Block &b) {
-        uint32_t qh;
-        std::memcpy(&qh, b.qh, 4);
-        const __m256i hi = _mm256_and_si256(_mm256_movm_epi8(qh), _mm256_set1_epi8(0x10));
-        return _mm256_sub_epi8(_mm256_or_si256(nibbles32(b.qs), hi), _mm256_set1_epi8(16));
-    }
-};
-struct DecIQ4_NL {
-    using Block = quant::BlockIQ4_NL;
-    MOERUN_AVX512 static __m256i quants(const Block &b) {
-        return _mm256_shuffle_epi8(_mm512_castsi512_si256(iq4_table()), nibbles32(b.qs));
-    }
-};
+using block32::DecIQ4_NL;
+using block32::DecQ4_0;
+using block32::DecQ5_0;
+using block32::DecQ8_0;
 
 // 32-element blocks x Q8_0 activations: signed x signed via |w| (u8) x sign(y, w) (s8), 32
 // elements per ymm (vpdpbusd, exact).
