@@ -26,7 +26,12 @@ void quantize_q8_0(const float *x, ActQ8_0 *y, int64_t nb) {
         for (int j = 0; j < 32; ++j) amax = std::fmax(amax, std::fabs(x[j]));
         const float d = amax / 127.f, id = amax != 0 ? 127.f / amax : 0.f;
         y[i].d = fp16_round(d);
-        for (int j = 0; j < 32; ++j) y[i].qs[j] = static_cast<int8_t>(nearest_even(x[j] * id));
+        int sum = 0;
+        for (int j = 0; j < 32; ++j) {
+            y[i].qs[j] = static_cast<int8_t>(nearest_even(x[j] * id));
+            sum += y[i].qs[j];
+        }
+        y[i].s128 = 128 * sum;
     }
 }
 

@@ -1,5 +1,6 @@
 // AVX-512 (F, BW, VL, VNNI) versions of the vec-dot kernels of the common types (Q2_K, Q3_K, Q4_K,
-// Q5_K, Q6_K, Q8_0, Q4_0, Q5_0, IQ4_NL, IQ4_XS) and of the activation conversion. Same definition as the
+// Q5_K, Q6_K, IQ4_XS; the 32-element types Q8_0, Q4_0, Q5_0, IQ4_NL are in lanes-avx512.cpp) and of
+// the activation conversion. Same definition as the
 // generic kernels in vec-dot.cpp: exact integer sums per (sub-)block, float scaling per block; only the float
 // accumulation order differs (16 lanes). Every kernel takes 1..kMaxTok activation rows against one weight
 // row; a weight block is unpacked once and used for every row, and each row's result is bit-identical to the
@@ -13,7 +14,6 @@
 #include <cstring>
 #include <type_traits>
 
-#include "block32-decode.h"
 #include "moerun/quant/blocks.h"
 #include "q6k-unpack.h"
 
@@ -132,38 +132,6 @@ MOERUN_AVX512 inline __m512i iq4_table() {
     return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i *>(quant::kIQ4Values)));
 }
 
-using block32::DecIQ4_NL;
-using block32::DecQ4_0;
-using block32::DecQ5_0;
-using block32::DecQ8_0;
-
-// 32-element blocks x Q8_0 activations: signed x signed via |w| (u8) x sign(y, w) (s8), 32
-// elements per ymm (vpdpbusd, exact).
-template <class D, int N>
-MOERUN_AVX512 void legacy_rows(const void *w, const void *const *act, int64_t n, float *out) {
-    const auto *x = static_cast<const typename D::Block *>(w);
-    const ActQ8_0 *y[N];
-    for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_0 *>(act[t]);
-    __m256 acc[N];
-    for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 32; ++i) {
-        if constexpr (N <= 2)
-            _mm_prefetch(reinterpret_cast<const char *>(x + i) + kPrefetchAhead, _MM_HINT_T0);
-        const __m256i xv = D::quants(x[i]);
-        const __m256i ax = _mm256_abs_epi8(xv);
-        const float dx = half(x[i].d);
-        for (int t = 0; t < N; ++t) {
-            const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[t][i].qs));
-            const __m256i dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, _mm256_sign_epi8(yv, xv));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dx * y[t][i].d), _mm256_cvtepi32_ps(dot), acc[t]);
-        }
-    }
-    for (int t = 0; t < N; ++t) out[t] = hsum256(acc[t]);
-}
-template <int N>
-MOERUN_AVX512 void q8_0_rows(const void *w, const void *const *act, int64_t n, float *out) {
-    legacy_rows<DecQ8_0, N>(w, act, n, out);
-}
 template <int N>
 MOERUN_AVX512 void q4_k_rows(const void *w, const void *const *act, int64_t n, float *out) {
     k4_rows<quant::BlockQ4_K, N>(w, act, n, out);
@@ -171,18 +139,6 @@ MOERUN_AVX512 void q4_k_rows(const void *w, const void *const *act, int64_t n, f
 template <int N>
 MOERUN_AVX512 void q5_k_rows(const void *w, const void *const *act, int64_t n, float *out) {
     k4_rows<quant::BlockQ5_K, N>(w, act, n, out);
-}
-template <int N>
-MOERUN_AVX512 void q4_0_rows(const void *w, const void *const *act, int64_t n, float *out) {
-    legacy_rows<DecQ4_0, N>(w, act, n, out);
-}
-template <int N>
-MOERUN_AVX512 void q5_0_rows(const void *w, const void *const *act, int64_t n, float *out) {
-    legacy_rows<DecQ5_0, N>(w, act, n, out);
-}
-template <int N>
-MOERUN_AVX512 void iq4_nl_rows(const void *w, const void *const *act, int64_t n, float *out) {
-    legacy_rows<DecIQ4_NL, N>(w, act, n, out);
 }
 
 // IQ4_XS: zmm c holds sub-blocks 2c and 2c+1 (elements 64c..64c+63): its 128-bit lanes are the
@@ -431,13 +387,10 @@ bool dot_rows(quant::Type t, const void *w, const void *const *act, int n_act, i
         case quant::Type::Q3_K:
             MOERUN_ROWS_SWITCH(q3_k_rows)
         case quant::Type::Q8_0:
-            MOERUN_ROWS_SWITCH(q8_0_rows)
         case quant::Type::Q4_0:
-            MOERUN_ROWS_SWITCH(q4_0_rows)
         case quant::Type::Q5_0:
-            MOERUN_ROWS_SWITCH(q5_0_rows)
         case quant::Type::IQ4_NL:
-            MOERUN_ROWS_SWITCH(iq4_nl_rows)
+            return lanes_rows(t, w, act, n_act, n, out);
         case quant::Type::IQ4_XS:
             MOERUN_ROWS_SWITCH(iq4_xs_rows)
         default:
@@ -515,15 +468,6 @@ struct Q6K {
         q6_k_rows<N>(w, a, n, o);
     }
 };
-template <class D>
-struct Legacy {
-    template <int N>
-    struct K {
-        MOERUN_AVX512 static void run(const void *w, const void *const *a, int64_t n, float *o) {
-            legacy_rows<D, N>(w, a, n, o);
-        }
-    };
-};
 template <int N>
 struct IQ4XS {
     MOERUN_AVX512 static void run(const void *w, const void *const *a, int64_t n, float *o) {
@@ -554,17 +498,10 @@ bool dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const voi
             tile<K2<quant::BlockQ3_K>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q8_0:
-            tile<Legacy<DecQ8_0>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
-            return true;
         case quant::Type::Q4_0:
-            tile<Legacy<DecQ4_0>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
-            return true;
         case quant::Type::Q5_0:
-            tile<Legacy<DecQ5_0>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
-            return true;
         case quant::Type::IQ4_NL:
-            tile<Legacy<DecIQ4_NL>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
-            return true;
+            return lanes_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy);
         case quant::Type::IQ4_XS:
             tile<IQ4XS>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
@@ -621,10 +558,11 @@ MOERUN_AVX512 void quantize_q8_0(const float *x, ActQ8_0 *y, int64_t nb) {
         const float d = amax / 127.f, id = amax != 0 ? 127.f / amax : 0.f;
         y[i].d = quant::fp16_to_fp32(quant::fp32_to_fp16(d));
         const __m512 vid = _mm512_set1_ps(id);
-        _mm_storeu_si128(reinterpret_cast<__m128i *>(y[i].qs),
-                         _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(a, vid))));
-        _mm_storeu_si128(reinterpret_cast<__m128i *>(y[i].qs + 16),
-                         _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(b, vid))));
+        const __m512i qa = _mm512_cvtps_epi32(_mm512_mul_ps(a, vid)),
+                      qb = _mm512_cvtps_epi32(_mm512_mul_ps(b, vid));
+        _mm_storeu_si128(reinterpret_cast<__m128i *>(y[i].qs), _mm512_cvtsepi32_epi8(qa));
+        _mm_storeu_si128(reinterpret_cast<__m128i *>(y[i].qs + 16), _mm512_cvtsepi32_epi8(qb));
+        y[i].s128 = 128 * _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
     }
 }
 

@@ -93,6 +93,11 @@ bool dot_rows(quant::Type t, const void *w, const void *const *act, int n_act, i
 // vec_dot_tile for the types dot_rows has; false for the others.
 bool dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,
               int64_t n_act, int64_t n, float *y, int64_t ldy);
+// vec_dot_tile and dot_rows for the 32-element types against Q8_0 activations (Q8_0, Q4_0, Q5_0,
+// IQ4_NL), 16 weight rows per pass in the lanes of a zmm (lanes-avx512.cpp); false for the others.
+bool lanes_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,
+                int64_t n_act, int64_t n, float *y, int64_t ldy);
+bool lanes_rows(quant::Type t, const void *w, const void *const *act, int n_act, int64_t n, float *out);
 // quantize_act for the Q8_0 / Q8_K activation types; false for the others.
 bool quantize(quant::Type t, const float *x, void *dst, int64_t n);
 // ops::attention_head for head sizes that are multiples of 16 up to 256; false for the others.

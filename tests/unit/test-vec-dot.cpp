@@ -200,7 +200,7 @@ TEST_CASE("vec_dot_tile equals vec_dot on every instruction set") {
     IsaGuard guard;
     std::mt19937 rng(17);
     std::normal_distribution<float> nd(0, 1);
-    const int64_t n = 512, n_rows = 5, n_act = 19;
+    const int64_t n = 512, n_rows = 37, n_act = 19;  // 16-row panels (lanes-avx512.cpp): two and a part
     for (auto t :
          {quant::Type::Q4_K, quant::Type::Q8_0, quant::Type::Q6_K, quant::Type::Q5_K, quant::Type::Q4_0,
           quant::Type::Q5_0, quant::Type::IQ4_NL, quant::Type::IQ4_XS, quant::Type::F32}) {
@@ -221,15 +221,20 @@ TEST_CASE("vec_dot_tile equals vec_dot on every instruction set") {
                 cpu::quantize_act(t, src.data(), act.data() + static_cast<size_t>(k) * ab, n);
             }
             const int64_t ldy = n_rows + 2;
-            std::vector<float> y(static_cast<size_t>(ldy * n_act), -1.0f);
-            cpu::vec_dot_tile(t, w.data(), rb, n_rows, act.data(), ab, n_act, n, y.data(), ldy);
-            for (int64_t k = 0; k < n_act; ++k)
-                for (int64_t r = 0; r < ldy; ++r) {
-                    const float want = r < n_rows ? cpu::vec_dot(t, w.data() + static_cast<size_t>(r) * rb,
-                                                                 act.data() + static_cast<size_t>(k) * ab, n)
-                                                  : -1.0f;
-                    CHECK(y[static_cast<size_t>(k * ldy + r)] == want);
-                }
+            // 1 and 2 activation rows: decode kernels (8 rows per pass in lanes-avx512.cpp).
+            for (const int64_t m : {int64_t{1}, int64_t{2}, int64_t{3}, n_act}) {
+                CAPTURE(m);
+                std::vector<float> y(static_cast<size_t>(ldy * m), -1.0f);
+                cpu::vec_dot_tile(t, w.data(), rb, n_rows, act.data(), ab, m, n, y.data(), ldy);
+                for (int64_t k = 0; k < m; ++k)
+                    for (int64_t r = 0; r < ldy; ++r) {
+                        const float want = r < n_rows
+                                               ? cpu::vec_dot(t, w.data() + static_cast<size_t>(r) * rb,
+                                                              act.data() + static_cast<size_t>(k) * ab, n)
+                                               : -1.0f;
+                        CHECK(y[static_cast<size_t>(k * ldy + r)] == want);
+                    }
+            }
         }
     }
 }

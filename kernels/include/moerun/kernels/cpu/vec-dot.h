@@ -17,6 +17,7 @@ namespace moerun::kernels::cpu {
 // Activation blocks (our own in-memory layout; never stored in files).
 struct ActQ8_0 {
     float d;        // scale, rounded to fp16 precision (as ggml stores it)
+    int32_t s128;   // 128 * sum(qs): takes out the +128 of kernels that make the weights unsigned
     int8_t qs[32];  // [32]
 };
 struct ActQ8_1 {
