@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "block32-decode.h"
+#include "lanes-avx512.h"
 #include "moerun/quant/blocks.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -32,9 +33,9 @@
 namespace moerun::kernels::cpu::avx512 {
 namespace {
 
-constexpr int kLanes = 16;       // weight rows per panel
-constexpr int kTok = 8;          // activation rows per pass over the panels
-constexpr int kMinPanelTok = 3;  // fewer activation rows go through rows8 (a panel costs more than it saves)
+constexpr int kLanes = lanes::kRows;
+constexpr int kTok = 8;  // activation rows per pass over the panels
+using lanes::kMinPanelTok;
 
 // One block of 16 weight rows.
 struct alignas(64) Panel {
@@ -48,30 +49,10 @@ MOERUN_AVX512 inline void make_panel(const uint8_t *const *rows, __m512i off, in
     using B = typename D::Block;
     __m256i q[kLanes];  // [16] the rows' quants (s8)
     for (int r = 0; r < kLanes; ++r) q[r] = D::quants(reinterpret_cast<const B *>(rows[r])[i]);
-    // z[j] = rows j | j + 4, z[j + 4] = rows j + 8 | j + 12 (j < 4), as two 256-bit halves.
-    __m512i z[8];
-    for (int j = 0; j < 4; ++j) {
-        z[j] = _mm512_inserti64x4(_mm512_castsi256_si512(q[j]), q[j + 4], 1);
-        z[j + 4] = _mm512_inserti64x4(_mm512_castsi256_si512(q[j + 8]), q[j + 12], 1);
-    }
-    // Within each 128-bit lane: 4 x 4 transposes of dwords (lane 0 of b[c]: dword c of rows 0..3;
-    // lane 1: dword c + 4 of rows 0..3; lanes 2, 3: the same for rows 4..7; b[c + 4]: rows 8..15).
-    __m512i b[8];
-    for (int h = 0; h < 2; ++h) {
-        const __m512i *s = z + 4 * h;
-        const __m512i a0 = _mm512_unpacklo_epi32(s[0], s[1]), a1 = _mm512_unpackhi_epi32(s[0], s[1]);
-        const __m512i a2 = _mm512_unpacklo_epi32(s[2], s[3]), a3 = _mm512_unpackhi_epi32(s[2], s[3]);
-        b[4 * h + 0] = _mm512_unpacklo_epi64(a0, a2);
-        b[4 * h + 1] = _mm512_unpackhi_epi64(a0, a2);
-        b[4 * h + 2] = _mm512_unpacklo_epi64(a1, a3);
-        b[4 * h + 3] = _mm512_unpackhi_epi64(a1, a3);
-    }
+    __m512i t[8];
+    lanes::transpose16x8(q, t);
     const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-    for (int c = 0; c < 4; ++c) {
-        p.q[c] =
-            _mm512_xor_si512(_mm512_shuffle_i32x4(b[c], b[c + 4], 0x88), flip);  // 128-bit lanes 0, 2 | 0, 2
-        p.q[c + 4] = _mm512_xor_si512(_mm512_shuffle_i32x4(b[c], b[c + 4], 0xDD), flip);  // lanes 1, 3 | 1, 3
-    }
+    for (int k = 0; k < 8; ++k) p.q[k] = _mm512_xor_si512(t[k], flip);
     // Each block starts with its fp16 scale: gather the 4 bytes there, keep the low half.
     const __m512i dw = _mm512_i32gather_epi32(off, rows[0] + i * static_cast<int64_t>(sizeof(B)), 1);
     p.d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dw));
@@ -171,18 +152,12 @@ MOERUN_AVX512 void rows8(const uint8_t *const *rows, const uint8_t *next, __m256
     for (int t = 0; t < T; ++t) out[t] = acc[t];
 }
 
-// Activation row k: ptrs[k], or base + k * ab when ptrs is null.
-struct Acts {
-    const uint8_t *const *ptrs;
-    const uint8_t *base;
-    size_t ab;
-    const uint8_t *operator[](int64_t k) const { return ptrs ? ptrs[k] : base + static_cast<size_t>(k) * ab; }
-};
+using lanes::Acts;
 
 // y[k * ldy + r] for rows r < n_rows (row r at w + r * rb) and activation rows k < n_act.
 template <class D>
-MOERUN_AVX512 bool lanes(const uint8_t *w, size_t rb, int64_t n_rows, const Acts &act, int64_t n_act,
-                         int64_t n, float *y, int64_t ldy) {
+MOERUN_AVX512 bool tile32(const uint8_t *w, size_t rb, int64_t n_rows, const Acts &act, int64_t n_act,
+                          int64_t n, float *y, int64_t ldy) {
     if (rb > static_cast<size_t>(std::numeric_limits<int32_t>::max() / kLanes))
         return false;  // gather offsets
     const int64_t nb = n / 32;
@@ -242,13 +217,13 @@ MOERUN_AVX512 bool lanes_any(quant::Type t, const uint8_t *w, size_t rb, int64_t
                              int64_t n_act, int64_t n, float *y, int64_t ldy) {
     switch (t) {
         case quant::Type::Q8_0:
-            return lanes<block32::DecQ8_0>(w, rb, n_rows, act, n_act, n, y, ldy);
+            return tile32<block32::DecQ8_0>(w, rb, n_rows, act, n_act, n, y, ldy);
         case quant::Type::Q4_0:
-            return lanes<block32::DecQ4_0>(w, rb, n_rows, act, n_act, n, y, ldy);
+            return tile32<block32::DecQ4_0>(w, rb, n_rows, act, n_act, n, y, ldy);
         case quant::Type::Q5_0:
-            return lanes<block32::DecQ5_0>(w, rb, n_rows, act, n_act, n, y, ldy);
+            return tile32<block32::DecQ5_0>(w, rb, n_rows, act, n_act, n, y, ldy);
         case quant::Type::IQ4_NL:
-            return lanes<block32::DecIQ4_NL>(w, rb, n_rows, act, n_act, n, y, ldy);
+            return tile32<block32::DecIQ4_NL>(w, rb, n_rows, act, n_act, n, y, ldy);
         default:
             return false;
     }

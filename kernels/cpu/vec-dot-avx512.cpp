@@ -63,29 +63,84 @@ MOERUN_AVX512 inline void k4_scales_mins(const uint8_t *scales, __m128i &sc, __m
 // Q4_K / Q5_K: 64 elements per zmm (chunk c: low nibbles of qs[32c..] = sub-block 2c, high
 // nibbles = sub-block 2c+1; Q5_K adds bit 2c / 2c+1 of qh[l] as bit 4), u8 x s8 pairs summed to
 // int16 (maddubs; |sum| <= 2 * 31 * 128, exact), then int16 x sub-block scale pairs accumulated
-// to int32 (vpdpwssd, exact).
+// to int32 (vpdpwssd, exact). Per super-block the exact integer sums I (scales) and M (mins), then
+// the float steps of the 16-row prefill kernel (lanes-k-avx512.cpp), which give the same bits.
+template <class B>
+struct K4Unpacked {
+    __m512i q[4], s[4];  // quants (u8) and sub-block scales (int16) of chunk c
+    __m256i mn2;         // mins, each twice (int16)
+};
+
+template <class B>
+struct K4Consts {
+    __m512i m4, shift, sidx[4], hbit[4];  // hbit: Q5_K's qh bit of chunk c, low and high half
+    MOERUN_AVX512 K4Consts() {
+        m4 = _mm512_set1_epi8(0x0F);
+        shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+        for (int c = 0; c < 4; ++c) {
+            sidx[c] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<short>(2 * c))),
+                                         _mm256_set1_epi16(static_cast<short>(2 * c + 1)), 1);
+            hbit[c] =
+                _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8(static_cast<char>(1 << (2 * c)))),
+                                   _mm256_set1_epi8(static_cast<char>(1 << (2 * c + 1))), 1);
+        }
+    }
+};
+
+template <class B>
+MOERUN_AVX512 inline void k4_unpack(const B &x, const K4Consts<B> &k, K4Unpacked<B> &u) {
+    constexpr bool five = std::is_same_v<B, quant::BlockQ5_K>;
+    __m128i sc16, mn16;
+    k4_scales_mins(x.scales, sc16, mn16);
+    [[maybe_unused]] __m512i qh = _mm512_setzero_si512();
+    if constexpr (five)
+        qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(x.qh)));
+    for (int c = 0; c < 4; ++c) {
+        const __m512i b =
+            _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(x.qs + 32 * c)));
+        u.q[c] = _mm512_and_si512(_mm512_srlv_epi16(b, k.shift), k.m4);
+        if constexpr (five)
+            u.q[c] = _mm512_mask_add_epi8(u.q[c], _mm512_test_epi8_mask(qh, k.hbit[c]), u.q[c],
+                                          _mm512_set1_epi8(16));
+        u.s[c] = _mm512_permutexvar_epi16(k.sidx[c], _mm512_castsi128_si512(sc16));
+    }
+    // lane j of madd(mn2, bsums) = m[j] * (bsums[2j] + bsums[2j+1]) (exact)
+    u.mn2 = _mm256_set_m128i(_mm_unpackhi_epi16(mn16, mn16), _mm_unpacklo_epi16(mn16, mn16));
+}
+
+// The integer sums of one super-block against one activation block: isum (16 lanes) adds up to I,
+// msum (8 lanes) to M.
+template <class B>
+MOERUN_AVX512 inline void k4_sums(const K4Unpacked<B> &u, const ActQ8_K &yb, __m512i &isum, __m256i &msum) {
+    msum = _mm256_madd_epi16(u.mn2, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.bsums)));
+    isum = _mm512_setzero_si512();
+    for (int c = 0; c < 4; ++c)
+        isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(u.q[c], _mm512_loadu_si512(yb.qs + 64 * c)),
+                                   u.s[c]);
+}
+
+// Super-block x of one weight row against N activation rows' block i.
+template <class B, int N>
+MOERUN_AVX512 inline void k4_block_sums(const B *x, const K4Consts<B> &k, const ActQ8_K *const *y, int64_t i,
+                                        __m512i *isum, __m256i *msum) {
+    K4Unpacked<B> u;
+    k4_unpack(*x, k, u);
+    for (int t = 0; t < N; ++t) k4_sums(u, y[t][i], isum[t], msum[t]);
+}
+
+MOERUN_AVX512 inline __m256i add_halves(__m512i v) {
+    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
+
+// One weight row against N activation rows; acc[t] lanes 0, 1: acc, acc_m.
 template <class B, int N>
 MOERUN_AVX512 void k4_rows(const void *w, const void *const *act, int64_t n, float *out) {
-    constexpr bool five = std::is_same_v<B, quant::BlockQ5_K>;
     const auto *x = static_cast<const B *>(w);
     const ActQ8_K *y[N];
     for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
-    __m512i sidx[4], hbit[4];  // hbit: Q5_K's qh bit of chunk c, low and high half
-    for (int c = 0; c < 4; ++c) {
-        sidx[c] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<short>(2 * c))),
-                                     _mm256_set1_epi16(static_cast<short>(2 * c + 1)), 1);
-        hbit[c] =
-            _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8(static_cast<char>(1 << (2 * c)))),
-                               _mm256_set1_epi8(static_cast<char>(1 << (2 * c + 1))), 1);
-    }
-    __m512 acc[N];
-    __m256 acc_m[N];
-    for (int t = 0; t < N; ++t) {
-        acc[t] = _mm512_setzero_ps();
-        acc_m[t] = _mm256_setzero_ps();
-    }
+    const K4Consts<B> k;
+    __m128 acc[N];
+    for (int t = 0; t < N; ++t) acc[t] = _mm_setzero_ps();
     for (int64_t i = 0; i < n / 256; ++i) {
         if constexpr (N <= 2) {  // decode streams weights from memory: fetch ~2 KiB ahead
             const char *ahead = reinterpret_cast<const char *>(x + i) + kPrefetchAhead;
@@ -93,38 +148,92 @@ MOERUN_AVX512 void k4_rows(const void *w, const void *const *act, int64_t n, flo
             _mm_prefetch(ahead + 64, _MM_HINT_T0);
             _mm_prefetch(ahead + 128, _MM_HINT_T0);
         }
-        __m128i sc16, mn16;
-        k4_scales_mins(x[i].scales, sc16, mn16);
-        [[maybe_unused]] __m512i qh = _mm512_setzero_si512();
-        if constexpr (five)
-            qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qh)));
-        __m512i q[4], s[4];
-        for (int c = 0; c < 4; ++c) {
-            const __m512i b = _mm512_broadcast_i64x4(
-                _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qs + 32 * c)));
-            q[c] = _mm512_and_si512(_mm512_srlv_epi16(b, shift), m4);
-            if constexpr (five)
-                q[c] = _mm512_mask_add_epi8(q[c], _mm512_test_epi8_mask(qh, hbit[c]), q[c],
-                                            _mm512_set1_epi8(16));
-            s[c] = _mm512_permutexvar_epi16(sidx[c], _mm512_castsi128_si512(sc16));
-        }
-        // mins, each twice: lane j of madd(mn2, bsums) = m[j] * (bsums[2j] + bsums[2j+1]) (exact).
-        const __m256i mn2 = _mm256_set_m128i(_mm_unpackhi_epi16(mn16, mn16), _mm_unpacklo_epi16(mn16, mn16));
-        const float dx = half(x[i].d), dmx = half(x[i].dmin);
+        K4Unpacked<B> u;
+        k4_unpack(x[i], k, u);
+        const __m128 dxm = _mm_cvtph_ps(
+            _mm_cvtsi32_si128(static_cast<int>(x[i].d | static_cast<uint32_t>(x[i].dmin) << 16)));
         for (int t = 0; t < N; ++t) {
-            const ActQ8_K &yb = y[t][i];
-            const __m256i msum =
-                _mm256_madd_epi16(mn2, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.bsums)));
-            __m512i isum = _mm512_setzero_si512();
-            for (int c = 0; c < 4; ++c) {
-                const __m512i yv = _mm512_loadu_si512(yb.qs + 64 * c);
-                isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q[c], yv), s[c]);
-            }
-            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(yb.d * dx), _mm512_cvtepi32_ps(isum), acc[t]);
-            acc_m[t] = _mm256_fmadd_ps(_mm256_set1_ps(yb.d * dmx), _mm256_cvtepi32_ps(msum), acc_m[t]);
+            __m512i isum;
+            __m256i msum;
+            k4_sums(u, y[t][i], isum, msum);
+            // lanes 0, 1: I, M (integer adds: any order is exact)
+            const __m256i h8 = _mm256_hadd_epi32(add_halves(isum), msum);
+            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(h8), _mm256_extracti128_si256(h8, 1));
+            h = _mm_hadd_epi32(h, h);
+            acc[t] = _mm_fmadd_ps(_mm_mul_ps(dxm, _mm_set1_ps(y[t][i].d)), _mm_cvtepi32_ps(h), acc[t]);
         }
     }
-    for (int t = 0; t < N; ++t) out[t] = hsum512(acc[t]) - hsum256(acc_m[t]);
+    for (int t = 0; t < N; ++t) out[t] = _mm_cvtss_f32(acc[t]) - _mm_cvtss_f32(_mm_movehdup_ps(acc[t]));
+}
+
+// Two weight rows (decode: twice the independent work per pass, one reduction for both) against N
+// activation rows; acc[t] lanes 0..3: acc of row 0, of row 1, acc_m of row 0, of row 1.
+template <class B, int N>
+MOERUN_AVX512 void k4_rows2(const void *w0, const void *w1, const void *const *act, int64_t n, float *out0,
+                            float *out1) {
+    const B *x[2] = {static_cast<const B *>(w0), static_cast<const B *>(w1)};
+    const ActQ8_K *y[N];
+    for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
+    const K4Consts<B> k;
+    __m128 acc[N];
+    for (int t = 0; t < N; ++t) acc[t] = _mm_setzero_ps();
+    // The two rows are one contiguous stream in memory: prefetch the next pair in that order (two
+    // streams, one per row, read half as fast from this VM's memory).
+    const char *next =
+        static_cast<const char *>(w1) + (static_cast<const char *>(w1) - static_cast<const char *>(w0));
+    for (int64_t i = 0; i < n / 256; ++i) {
+        for (int j = 0; j < 2 * static_cast<int>(sizeof(B)); j += 64)
+            _mm_prefetch(next + 2 * i * static_cast<int64_t>(sizeof(B)) + j, _MM_HINT_T0);
+        __m512i isum[2][N];
+        __m256i msum[2][N];
+        k4_block_sums<B, N>(x[0] + i, k, y, i, isum[0], msum[0]);  // one row unpacked at a time (registers)
+        k4_block_sums<B, N>(x[1] + i, k, y, i, isum[1], msum[1]);
+        const uint64_t h4 = x[0][i].d | static_cast<uint64_t>(x[1][i].d) << 16 |
+                            static_cast<uint64_t>(x[0][i].dmin) << 32 |
+                            static_cast<uint64_t>(x[1][i].dmin) << 48;
+        const __m128 dxm = _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(h4)));
+        for (int t = 0; t < N; ++t) {
+            // lanes 0..3: I of row 0, I of row 1, M of row 0, M of row 1
+            const __m256i h8 =
+                _mm256_hadd_epi32(_mm256_hadd_epi32(add_halves(isum[0][t]), add_halves(isum[1][t])),
+                                  _mm256_hadd_epi32(msum[0][t], msum[1][t]));
+            const __m128i h = _mm_add_epi32(_mm256_castsi256_si128(h8), _mm256_extracti128_si256(h8, 1));
+            acc[t] = _mm_fmadd_ps(_mm_mul_ps(dxm, _mm_set1_ps(y[t][i].d)), _mm_cvtepi32_ps(h), acc[t]);
+        }
+    }
+    for (int t = 0; t < N; ++t) {
+        const __m128 hi = _mm_movehl_ps(acc[t], acc[t]);  // acc_m of rows 0, 1
+        out0[t] = _mm_cvtss_f32(acc[t]) - _mm_cvtss_f32(hi);
+        out1[t] = _mm_cvtss_f32(_mm_movehdup_ps(acc[t])) - _mm_cvtss_f32(_mm_movehdup_ps(hi));
+    }
+}
+
+// Decode tiles (one or two activation rows): weight rows in pairs.
+template <class B>
+MOERUN_AVX512 void k4_decode_tile(const uint8_t *w, size_t rb, int64_t n_rows, const uint8_t *act, size_t ab,
+                                  int64_t n_act, int64_t n, float *y, int64_t ldy) {
+    const void *a[2] = {act, act + (n_act > 1 ? ab : 0)};
+    float o0[2], o1[2];
+    int64_t r = 0;
+    for (; r + 1 < n_rows; r += 2) {
+        const uint8_t *row = w + static_cast<size_t>(r) * rb;
+        if (n_act == 2)
+            k4_rows2<B, 2>(row, row + rb, a, n, o0, o1);
+        else
+            k4_rows2<B, 1>(row, row + rb, a, n, o0, o1);
+        for (int t = 0; t < n_act; ++t) {
+            y[t * ldy + r] = o0[t];
+            y[t * ldy + r + 1] = o1[t];
+        }
+    }
+    if (r < n_rows) {
+        const uint8_t *row = w + static_cast<size_t>(r) * rb;
+        if (n_act == 2)
+            k4_rows<B, 2>(row, a, n, o0);
+        else
+            k4_rows<B, 1>(row, a, n, o0);
+        for (int t = 0; t < n_act; ++t) y[t * ldy + r] = o0[t];
+    }
 }
 
 // kIQ4Values in every 128-bit lane (vpshufb looks up within lanes).
@@ -483,10 +592,16 @@ bool dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const voi
     const auto *a = static_cast<const uint8_t *>(act);
     switch (t) {
         case quant::Type::Q4_K:
-            tile<K4<quant::BlockQ4_K>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            if (n_act < 3)
+                k4_decode_tile<quant::BlockQ4_K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            else if (!lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy))
+                tile<K4<quant::BlockQ4_K>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q5_K:
-            tile<K4<quant::BlockQ5_K>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            if (n_act < 3)
+                k4_decode_tile<quant::BlockQ5_K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            else if (!lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy))
+                tile<K4<quant::BlockQ5_K>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q6_K:
             tile<Q6K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);

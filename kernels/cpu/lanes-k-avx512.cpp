@@ -1,0 +1,188 @@
+// AVX-512 VNNI prefill products of Q4_K / Q5_K weights with Q8_K activations, 16 weight rows per pass,
+// one row per 32-bit lane (as lanes-avx512.cpp for the 32-element types). A super-block of 16 rows is
+// unpacked and transposed once into a panel: for each 32-element sub-block j, 8 zmm whose lane r holds
+// quants 4k..4k+3 of row r (u8: 0..15, or 0..31 with Q5_K's fifth bit), and the rows' sub-block
+// scales and mins as int32 lanes. vpdpbusd with the activation's dword broadcast from memory then adds
+// 4 products to all 16 rows per instruction.
+//
+// Per row and activation the result is, super-block after super-block in order,
+//   I = sum_j sc_j * sum(q * y over sub-block j),  M = sum_j m_j * (sum of y over sub-block j)  (exact)
+//   acc = fma(fl(d * dy), float(I), acc),  acc_m = fma(fl(dmin * dy), float(M), acc_m),
+//   result = acc - acc_m,
+// the steps of the one-row kernel k4_rows (vec-dot-avx512.cpp), so both give the same bits.
+#include "vec-dot-impl.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "lanes-avx512.h"
+#include "moerun/quant/blocks.h"
+#include "moerun/quant/half.h"
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#define MOERUN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+
+namespace moerun::kernels::cpu::avx512 {
+namespace {
+
+using lanes::Acts;
+using lanes::kRows;
+constexpr int kTok = 4;  // activation rows per pass over the panels
+
+// One super-block of 16 weight rows.
+struct alignas(64) PanelK4 {
+    __m512i q[8][8];       // [sub-block j][dword k][16 lanes] quants 4k..4k+3 of sub-block j (u8)
+    int32_t sc[8][kRows];  // [j][lane] 6-bit scale of sub-block j
+    int32_t mn[8][kRows];  // [j][lane] 6-bit min of sub-block j in both int16 halves
+    float d[kRows];        // [lane] super-block scale of sc
+    float dmin[kRows];     // [lane] super-block scale of m
+};
+
+template <class B>
+MOERUN_AVX512 void make_panel(const uint8_t *const *rows, int64_t i, PanelK4 &p) {
+    constexpr bool five = std::is_same_v<B, quant::BlockQ5_K>;
+    const B *blk[kRows];
+    for (int r = 0; r < kRows; ++r) blk[r] = reinterpret_cast<const B *>(rows[r]) + i;
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    // Chunk c of 32 packed bytes: its low nibbles are sub-block 2c, its high nibbles 2c + 1.
+    for (int c = 0; c < 4; ++c) {
+        __m256i q[kRows];
+        __m512i t[8];
+        for (int r = 0; r < kRows; ++r)
+            q[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(blk[r]->qs + 32 * c));
+        lanes::transpose16x8(q, t);
+        for (int k = 0; k < 8; ++k) {
+            p.q[2 * c][k] = _mm512_and_si512(t[k], m4);
+            p.q[2 * c + 1][k] = _mm512_and_si512(_mm512_srli_epi16(t[k], 4), m4);
+        }
+    }
+    if constexpr (five) {  // bit j of qh[l] is bit 4 of element l of sub-block j
+        __m256i h[kRows];
+        __m512i t[8];
+        for (int r = 0; r < kRows; ++r)
+            h[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(blk[r]->qh));
+        lanes::transpose16x8(h, t);
+        const __m512i sixteen = _mm512_set1_epi8(16);
+        for (int j = 0; j < 8; ++j) {
+            const __m512i bit = _mm512_set1_epi8(static_cast<char>(1 << j));
+            for (int k = 0; k < 8; ++k)
+                p.q[j][k] =
+                    _mm512_mask_add_epi8(p.q[j][k], _mm512_test_epi8_mask(t[k], bit), p.q[j][k], sixteen);
+        }
+    }
+    for (int r = 0; r < kRows; ++r) {
+        const K4ScaleWords k = k4_scale_words(blk[r]->scales);
+        for (int j = 0; j < 4; ++j) {
+            p.sc[j][r] = static_cast<int32_t>((k.sc_lo >> (8 * j)) & 0xFF);
+            p.sc[j + 4][r] = static_cast<int32_t>((k.sc_hi >> (8 * j)) & 0xFF);
+            const uint32_t m_lo = (k.m_lo >> (8 * j)) & 0xFF, m_hi = (k.m_hi >> (8 * j)) & 0xFF;
+            p.mn[j][r] = static_cast<int32_t>(m_lo | m_lo << 16);
+            p.mn[j + 4][r] = static_cast<int32_t>(m_hi | m_hi << 16);
+        }
+        p.d[r] = quant::fp16_to_fp32(blk[r]->d);
+        p.dmin[r] = quant::fp16_to_fp32(blk[r]->dmin);
+    }
+}
+
+MOERUN_AVX512 inline __m512i bcst32(const void *p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+// out[t] (lane r: row r) over the nsb panels for T activation rows.
+template <int T>
+MOERUN_AVX512 void run_panels(const PanelK4 *panels, int64_t nsb, const uint8_t *const *act, __m512 *out) {
+    const ActQ8_K *y[T];
+    for (int t = 0; t < T; ++t) y[t] = reinterpret_cast<const ActQ8_K *>(act[t]);
+    __m512 acc[T], acc_m[T];
+    for (int t = 0; t < T; ++t) acc[t] = acc_m[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nsb; ++i) {
+        const PanelK4 &p = panels[i];
+        __m512i isum[T], msum[T];
+        for (int t = 0; t < T; ++t) isum[t] = msum[t] = _mm512_setzero_si512();
+        for (int j = 0; j < 8; ++j) {
+            const __m512i sc = _mm512_load_si512(p.sc[j]), mn = _mm512_load_si512(p.mn[j]);
+            for (int t = 0; t < T; ++t) {
+                const ActQ8_K &yb = y[t][i];
+                __m512i s = _mm512_setzero_si512();
+                for (int k = 0; k < 8; ++k)
+                    s = _mm512_dpbusd_epi32(s, p.q[j][k], bcst32(yb.qs + 32 * j + 4 * k));
+                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(s, sc));
+                msum[t] = _mm512_dpwssd_epi32(msum[t], mn, bcst32(yb.bsums + 2 * j));
+            }
+        }
+        const __m512 d = _mm512_load_ps(p.d), dmin = _mm512_load_ps(p.dmin);
+        for (int t = 0; t < T; ++t) {
+            const __m512 dy = _mm512_set1_ps(y[t][i].d);
+            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(isum[t]), acc[t]);
+            acc_m[t] = _mm512_fmadd_ps(_mm512_mul_ps(dmin, dy), _mm512_cvtepi32_ps(msum[t]), acc_m[t]);
+        }
+    }
+    for (int t = 0; t < T; ++t) out[t] = _mm512_sub_ps(acc[t], acc_m[t]);
+}
+
+template <class B>
+MOERUN_AVX512 void tile_k4(const uint8_t *w, size_t rb, int64_t n_rows, const Acts &act, int64_t n_act,
+                           int64_t n, float *y, int64_t ldy) {
+    const int64_t nsb = n / 256;
+    thread_local std::vector<PanelK4> panels_tls;
+    std::vector<PanelK4> &panels = panels_tls;
+    if (static_cast<int64_t>(panels.size()) < nsb) panels.resize(static_cast<size_t>(nsb));
+    __m512 out[kTok];
+    const uint8_t *a[kTok];
+    for (int64_t r0 = 0; r0 < n_rows; r0 += kRows) {
+        const lanes::PanelRows pr(w, rb, r0, n_rows);
+        for (int64_t i = 0; i < nsb; ++i) make_panel<B>(pr.rows, i, panels[static_cast<size_t>(i)]);
+        for (int64_t t0 = 0; t0 < n_act; t0 += kTok) {
+            const int m = static_cast<int>(n_act - t0 < kTok ? n_act - t0 : kTok);
+            for (int t = 0; t < m; ++t) a[t] = act[t0 + t];
+            switch (m) {
+                case 4:
+                    run_panels<4>(panels.data(), nsb, a, out);
+                    break;
+                case 3:
+                    run_panels<3>(panels.data(), nsb, a, out);
+                    break;
+                case 2:
+                    run_panels<2>(panels.data(), nsb, a, out);
+                    break;
+                default:
+                    run_panels<1>(panels.data(), nsb, a, out);
+                    break;
+            }
+            for (int t = 0; t < m; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, pr.keep, out[t]);
+        }
+    }
+}
+
+}  // namespace
+
+bool lanes_k_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,
+                  int64_t n_act, int64_t n, float *y, int64_t ldy) {
+    if (n_act < lanes::kMinPanelTok) return false;
+    const Acts a{nullptr, static_cast<const uint8_t *>(act), ab};
+    const auto *wb = static_cast<const uint8_t *>(w);
+    switch (t) {
+        case quant::Type::Q4_K:
+            tile_k4<quant::BlockQ4_K>(wb, rb, n_rows, a, n_act, n, y, ldy);
+            return true;
+        case quant::Type::Q5_K:
+            tile_k4<quant::BlockQ5_K>(wb, rb, n_rows, a, n_act, n, y, ldy);
+            return true;
+        default:
+            return false;
+    }
+}
+
+}  // namespace moerun::kernels::cpu::avx512
+
+#endif  // __x86_64__
