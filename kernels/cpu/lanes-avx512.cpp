@@ -16,7 +16,6 @@
 #include <immintrin.h>
 
 #include <cstring>
-#include <limits>
 #include <vector>
 
 #include "block32-decode.h"
@@ -158,8 +157,7 @@ using lanes::Acts;
 template <class D>
 MOERUN_AVX512 bool tile32(const uint8_t *w, size_t rb, int64_t n_rows, const Acts &act, int64_t n_act,
                           int64_t n, float *y, int64_t ldy) {
-    if (rb > static_cast<size_t>(std::numeric_limits<int32_t>::max() / kLanes))
-        return false;  // gather offsets
+    if (!lanes::gather_ok(rb)) return false;
     const int64_t nb = n / 32;
     if (n_rows <= 0 || n_act <= 0) return true;
     if (n_act < kMinPanelTok) {
@@ -191,23 +189,13 @@ MOERUN_AVX512 bool tile32(const uint8_t *w, size_t rb, int64_t n_rows, const Act
     __m512 out[kTok];
     const uint8_t *a[kTok];
     for (int64_t r0 = 0; r0 < n_rows; r0 += kLanes) {
-        const int valid = static_cast<int>(n_rows - r0 < kLanes ? n_rows - r0 : kLanes);
-        // Lanes past the last row repeat it (their results are not stored).
-        const uint8_t *rows[kLanes];
-        alignas(64) int32_t off[kLanes];
-        for (int r = 0; r < kLanes; ++r) {
-            const int rr = r < valid ? r : valid - 1;
-            rows[r] = w + static_cast<size_t>(r0 + rr) * rb;
-            off[r] = static_cast<int32_t>(static_cast<size_t>(rr) * rb);
-        }
-        const __m512i voff = _mm512_load_si512(off);
-        for (int64_t i = 0; i < nb; ++i) make_panel<D>(rows, voff, i, panels[static_cast<size_t>(i)]);
-        const __mmask16 keep = static_cast<__mmask16>((1u << valid) - 1);
+        const lanes::PanelRows pr(w, rb, r0, n_rows);
+        for (int64_t i = 0; i < nb; ++i) make_panel<D>(pr.rows, pr.off, i, panels[static_cast<size_t>(i)]);
         for (int64_t t0 = 0; t0 < n_act; t0 += kTok) {
             const int m = static_cast<int>(n_act - t0 < kTok ? n_act - t0 : kTok);
             for (int t = 0; t < m; ++t) a[t] = act[t0 + t];
             run_tokens(panels.data(), nb, a, m, out);
-            for (int t = 0; t < m; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, keep, out[t]);
+            for (int t = 0; t < m; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, pr.keep, out[t]);
         }
     }
     return true;

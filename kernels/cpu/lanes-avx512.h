@@ -3,6 +3,7 @@
 #pragma once
 #include <immintrin.h>
 
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 
@@ -49,15 +50,27 @@ struct Acts {
     const uint8_t *operator[](int64_t k) const { return ptrs ? ptrs[k] : base + static_cast<size_t>(k) * ab; }
 };
 
+// Whether rows rb bytes apart can be gathered with 32-bit offsets from a panel's first row.
+inline bool gather_ok(size_t rb) {
+    return rb <= static_cast<size_t>(INT32_MAX / kRows);
+}
+
 // The rows of one panel: rows[r] = w + (r0 + min(r, valid - 1)) * rb (lanes past the last row repeat
-// it; their results are not stored), keep = the lanes to store.
+// it; their results are not stored), off = rows[r] - rows[0] (needs gather_ok(rb)), keep = the lanes
+// to store.
 struct PanelRows {
     const uint8_t *rows[kRows];
+    __m512i off;
     __mmask16 keep;
-    PanelRows(const uint8_t *w, size_t rb, int64_t r0, int64_t n_rows) {
+    MOERUN_LANES_INLINE PanelRows(const uint8_t *w, size_t rb, int64_t r0, int64_t n_rows) {
         const int valid = static_cast<int>(n_rows - r0 < kRows ? n_rows - r0 : kRows);
-        for (int r = 0; r < kRows; ++r)
-            rows[r] = w + static_cast<size_t>(r0 + (r < valid ? r : valid - 1)) * rb;
+        alignas(64) int32_t o[kRows];
+        for (int r = 0; r < kRows; ++r) {
+            const int rr = r < valid ? r : valid - 1;
+            rows[r] = w + static_cast<size_t>(r0 + rr) * rb;
+            o[r] = static_cast<int32_t>(static_cast<size_t>(rr) * rb);
+        }
+        off = _mm512_load_si512(o);
         keep = static_cast<__mmask16>((1u << valid) - 1);
     }
 };

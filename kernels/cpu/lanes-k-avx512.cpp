@@ -21,7 +21,6 @@
 
 #include "lanes-avx512.h"
 #include "moerun/quant/blocks.h"
-#include "moerun/quant/half.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -47,7 +46,7 @@ struct alignas(64) PanelK4 {
 };
 
 template <class B>
-MOERUN_AVX512 void make_panel(const uint8_t *const *rows, int64_t i, PanelK4 &p) {
+MOERUN_AVX512 void make_panel(const uint8_t *const *rows, __m512i off, int64_t i, PanelK4 &p) {
     constexpr bool five = std::is_same_v<B, quant::BlockQ5_K>;
     const B *blk[kRows];
     for (int r = 0; r < kRows; ++r) blk[r] = reinterpret_cast<const B *>(rows[r]) + i;
@@ -78,18 +77,29 @@ MOERUN_AVX512 void make_panel(const uint8_t *const *rows, int64_t i, PanelK4 &p)
                     _mm512_mask_add_epi8(p.q[j][k], _mm512_test_epi8_mask(t[k], bit), p.q[j][k], sixteen);
         }
     }
-    for (int r = 0; r < kRows; ++r) {
-        const K4ScaleWords k = k4_scale_words(blk[r]->scales);
-        for (int j = 0; j < 4; ++j) {
-            p.sc[j][r] = static_cast<int32_t>((k.sc_lo >> (8 * j)) & 0xFF);
-            p.sc[j + 4][r] = static_cast<int32_t>((k.sc_hi >> (8 * j)) & 0xFF);
-            const uint32_t m_lo = (k.m_lo >> (8 * j)) & 0xFF, m_hi = (k.m_hi >> (8 * j)) & 0xFF;
-            p.mn[j][r] = static_cast<int32_t>(m_lo | m_lo << 16);
-            p.mn[j + 4][r] = static_cast<int32_t>(m_hi | m_hi << 16);
-        }
-        p.d[r] = quant::fp16_to_fp32(blk[r]->d);
-        p.dmin[r] = quant::fp16_to_fp32(blk[r]->dmin);
+    // Scales and mins: the block's first 16 bytes of every row, gathered as 4 dwords per lane:
+    // d | dmin << 16, then the three scale words (k4_scale_words, lane-wise).
+    const char *base = reinterpret_cast<const char *>(blk[0]);
+    const __m512i w0 = _mm512_i32gather_epi32(off, base + 4, 1),
+                  w1 = _mm512_i32gather_epi32(off, base + 8, 1),
+                  w2 = _mm512_i32gather_epi32(off, base + 12, 1), dd = _mm512_i32gather_epi32(off, base, 1);
+    const __m512i c3f = _mm512_set1_epi32(0x3f3f3f3f), c0f = _mm512_set1_epi32(0x0f0f0f0f),
+                  c30 = _mm512_set1_epi32(0x30303030), ff = _mm512_set1_epi32(0xFF);
+    const __m512i sc_lo = _mm512_and_si512(w0, c3f), m_lo = _mm512_and_si512(w1, c3f);
+    const __m512i sc_hi =
+        _mm512_or_si512(_mm512_and_si512(w2, c0f), _mm512_and_si512(_mm512_srli_epi32(w0, 2), c30));
+    const __m512i m_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), c0f),
+                                         _mm512_and_si512(_mm512_srli_epi32(w1, 2), c30));
+    for (int j = 0; j < 4; ++j) {
+        _mm512_store_si512(p.sc[j], _mm512_and_si512(_mm512_srli_epi32(sc_lo, 8 * j), ff));
+        _mm512_store_si512(p.sc[j + 4], _mm512_and_si512(_mm512_srli_epi32(sc_hi, 8 * j), ff));
+        const __m512i a = _mm512_and_si512(_mm512_srli_epi32(m_lo, 8 * j), ff),
+                      b = _mm512_and_si512(_mm512_srli_epi32(m_hi, 8 * j), ff);
+        _mm512_store_si512(p.mn[j], _mm512_or_si512(a, _mm512_slli_epi32(a, 16)));
+        _mm512_store_si512(p.mn[j + 4], _mm512_or_si512(b, _mm512_slli_epi32(b, 16)));
     }
+    _mm512_store_ps(p.d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd)));
+    _mm512_store_ps(p.dmin, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16))));
 }
 
 MOERUN_AVX512 inline __m512i bcst32(const void *p) {
@@ -141,7 +151,7 @@ MOERUN_AVX512 void tile_k4(const uint8_t *w, size_t rb, int64_t n_rows, const Ac
     const uint8_t *a[kTok];
     for (int64_t r0 = 0; r0 < n_rows; r0 += kRows) {
         const lanes::PanelRows pr(w, rb, r0, n_rows);
-        for (int64_t i = 0; i < nsb; ++i) make_panel<B>(pr.rows, i, panels[static_cast<size_t>(i)]);
+        for (int64_t i = 0; i < nsb; ++i) make_panel<B>(pr.rows, pr.off, i, panels[static_cast<size_t>(i)]);
         for (int64_t t0 = 0; t0 < n_act; t0 += kTok) {
             const int m = static_cast<int>(n_act - t0 < kTok ? n_act - t0 : kTok);
             for (int t = 0; t < m; ++t) a[t] = act[t0 + t];
@@ -168,7 +178,7 @@ MOERUN_AVX512 void tile_k4(const uint8_t *w, size_t rb, int64_t n_rows, const Ac
 
 bool lanes_k_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,
                   int64_t n_act, int64_t n, float *y, int64_t ldy) {
-    if (n_act < lanes::kMinPanelTok) return false;
+    if (n_act < lanes::kMinPanelTok || !lanes::gather_ok(rb)) return false;
     const Acts a{nullptr, static_cast<const uint8_t *>(act), ab};
     const auto *wb = static_cast<const uint8_t *>(w);
     switch (t) {
