@@ -15,6 +15,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include <cstddef>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -140,33 +141,148 @@ MOERUN_AVX512 void run_panels(const PanelK4 *panels, int64_t nsb, const uint8_t 
     for (int t = 0; t < T; ++t) out[t] = _mm512_sub_ps(acc[t], acc_m[t]);
 }
 
+// Q6_K: one super-block of 16 weight rows. Chunk c (elements 32c..32c+31) is sub-blocks 2c (dwords
+// 0..3) and 2c + 1 (dwords 4..7).
+struct alignas(64) PanelQ6 {
+    __m512i q[8][8];        // [chunk c][dword k][16 lanes] quants 4k..4k+3 of chunk c (u8, 0..63)
+    int32_t sc[16][kRows];  // [sub-block][lane] scale (int8, sign-extended)
+    int32_t sc2[8][kRows];  // [c][lane] the scales of sub-blocks 2c, 2c + 1 as two int16
+    float d[kRows];         // [lane] super-block scale
+};
+
+// The transposed packed bytes unpack lane-wise, as q6_k_unpack_half does per row: half h, part s:
+// low 4 bits from ql[64h + 32(s & 1) ..] (low nibbles for s < 2, high for s >= 2), high 2 bits from
+// bits 2s..2s+1 of qh[32h ..].
+MOERUN_AVX512 void make_panel_q6(const uint8_t *const *rows, __m512i off, int64_t i, PanelQ6 &p) {
+    using B = quant::BlockQ6_K;
+    const B *blk[kRows];
+    for (int r = 0; r < kRows; ++r) blk[r] = reinterpret_cast<const B *>(rows[r]) + i;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(0x03);
+    for (int h = 0; h < 2; ++h) {
+        __m512i ql[2][8], qh[8];
+        __m256i v[kRows];
+        for (int part = 0; part < 2; ++part) {
+            for (int r = 0; r < kRows; ++r)
+                v[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(blk[r]->ql + 64 * h + 32 * part));
+            lanes::transpose16x8(v, ql[part]);
+        }
+        for (int r = 0; r < kRows; ++r)
+            v[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(blk[r]->qh + 32 * h));
+        lanes::transpose16x8(v, qh);
+        for (int k = 0; k < 8; ++k) {
+            const __m512i lo[4] = {_mm512_and_si512(ql[0][k], m4), _mm512_and_si512(ql[1][k], m4),
+                                   _mm512_and_si512(_mm512_srli_epi16(ql[0][k], 4), m4),
+                                   _mm512_and_si512(_mm512_srli_epi16(ql[1][k], 4), m4)};
+            for (int s = 0; s < 4; ++s) {
+                const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(qh[k], 2 * s), m2);
+                p.q[4 * h + s][k] = _mm512_or_si512(lo[s], _mm512_slli_epi16(hi, 4));
+            }
+        }
+    }
+    // scales[16] at byte 192 (4 dwords per lane), d in the upper half of the dword at byte 206
+    const char *base = reinterpret_cast<const char *>(blk[0]);
+    for (int g = 0; g < 4; ++g) {
+        const __m512i wsc = _mm512_i32gather_epi32(off, base + offsetof(B, scales) + 4 * g, 1);
+        __m512i sc[4];
+        for (int b = 0; b < 4; ++b) {
+            sc[b] = _mm512_srai_epi32(_mm512_slli_epi32(wsc, 24 - 8 * b), 24);
+            _mm512_store_si512(p.sc[4 * g + b], sc[b]);
+        }
+        for (int b = 0; b < 4; b += 2)
+            _mm512_store_si512(p.sc2[2 * g + b / 2],
+                               _mm512_or_si512(_mm512_and_si512(sc[b], _mm512_set1_epi32(0xFFFF)),
+                                               _mm512_slli_epi32(sc[b + 1], 16)));
+    }
+    const __m512i dd = _mm512_i32gather_epi32(off, base + offsetof(B, d) - 2, 1);
+    _mm512_store_ps(p.d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16))));
+}
+
+template <int T>
+MOERUN_AVX512 void run_panels_q6(const PanelQ6 *panels, int64_t nsb, const uint8_t *const *act, __m512 *out) {
+    const ActQ8_K *y[T];
+    for (int t = 0; t < T; ++t) y[t] = reinterpret_cast<const ActQ8_K *>(act[t]);
+    __m512 acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nsb; ++i) {
+        const PanelQ6 &p = panels[i];
+        __m512i isum[T], osum[T];
+        for (int t = 0; t < T; ++t) isum[t] = osum[t] = _mm512_setzero_si512();
+        for (int c = 0; c < 8; ++c) {
+            const __m512i sa = _mm512_load_si512(p.sc[2 * c]), sb = _mm512_load_si512(p.sc[2 * c + 1]),
+                          s2 = _mm512_load_si512(p.sc2[c]);
+            for (int t = 0; t < T; ++t) {
+                const ActQ8_K &yb = y[t][i];
+                __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
+                for (int k = 0; k < 4; ++k) {
+                    a = _mm512_dpbusd_epi32(a, p.q[c][k], bcst32(yb.qs + 32 * c + 4 * k));
+                    b = _mm512_dpbusd_epi32(b, p.q[c][k + 4], bcst32(yb.qs + 32 * c + 16 + 4 * k));
+                }
+                isum[t] = _mm512_add_epi32(
+                    isum[t], _mm512_add_epi32(_mm512_mullo_epi32(a, sa), _mm512_mullo_epi32(b, sb)));
+                osum[t] = _mm512_dpwssd_epi32(osum[t], s2, bcst32(yb.bsums + 2 * c));
+            }
+        }
+        const __m512 d = _mm512_load_ps(p.d);
+        for (int t = 0; t < T; ++t) {
+            const __m512i it = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(osum[t], 5));
+            acc[t] =
+                _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(y[t][i].d)), _mm512_cvtepi32_ps(it), acc[t]);
+        }
+    }
+    for (int t = 0; t < T; ++t) out[t] = acc[t];
+}
+
+// The K-quant panel kinds: make (one super-block of 16 rows) and run (T activation rows).
 template <class B>
-MOERUN_AVX512 void tile_k4(const uint8_t *w, size_t rb, int64_t n_rows, const Acts &act, int64_t n_act,
-                           int64_t n, float *y, int64_t ldy) {
+struct KindK4 {
+    using Panel = PanelK4;
+    MOERUN_AVX512 static void make(const uint8_t *const *rows, __m512i off, int64_t i, Panel &p) {
+        make_panel<B>(rows, off, i, p);
+    }
+    template <int T>
+    MOERUN_AVX512 static void run(const Panel *p, int64_t nsb, const uint8_t *const *act, __m512 *out) {
+        run_panels<T>(p, nsb, act, out);
+    }
+};
+struct KindQ6 {
+    using Panel = PanelQ6;
+    MOERUN_AVX512 static void make(const uint8_t *const *rows, __m512i off, int64_t i, Panel &p) {
+        make_panel_q6(rows, off, i, p);
+    }
+    template <int T>
+    MOERUN_AVX512 static void run(const Panel *p, int64_t nsb, const uint8_t *const *act, __m512 *out) {
+        run_panels_q6<T>(p, nsb, act, out);
+    }
+};
+
+template <class Kind>
+MOERUN_AVX512 void tile_k(const uint8_t *w, size_t rb, int64_t n_rows, const Acts &act, int64_t n_act,
+                          int64_t n, float *y, int64_t ldy) {
+    using Panel = typename Kind::Panel;
     const int64_t nsb = n / 256;
-    thread_local std::vector<PanelK4> panels_tls;
-    std::vector<PanelK4> &panels = panels_tls;
+    thread_local std::vector<Panel> panels_tls;
+    std::vector<Panel> &panels = panels_tls;
     if (static_cast<int64_t>(panels.size()) < nsb) panels.resize(static_cast<size_t>(nsb));
     __m512 out[kTok];
     const uint8_t *a[kTok];
     for (int64_t r0 = 0; r0 < n_rows; r0 += kRows) {
         const lanes::PanelRows pr(w, rb, r0, n_rows);
-        for (int64_t i = 0; i < nsb; ++i) make_panel<B>(pr.rows, pr.off, i, panels[static_cast<size_t>(i)]);
+        for (int64_t i = 0; i < nsb; ++i) Kind::make(pr.rows, pr.off, i, panels[static_cast<size_t>(i)]);
         for (int64_t t0 = 0; t0 < n_act; t0 += kTok) {
             const int m = static_cast<int>(n_act - t0 < kTok ? n_act - t0 : kTok);
             for (int t = 0; t < m; ++t) a[t] = act[t0 + t];
             switch (m) {
                 case 4:
-                    run_panels<4>(panels.data(), nsb, a, out);
+                    Kind::template run<4>(panels.data(), nsb, a, out);
                     break;
                 case 3:
-                    run_panels<3>(panels.data(), nsb, a, out);
+                    Kind::template run<3>(panels.data(), nsb, a, out);
                     break;
                 case 2:
-                    run_panels<2>(panels.data(), nsb, a, out);
+                    Kind::template run<2>(panels.data(), nsb, a, out);
                     break;
                 default:
-                    run_panels<1>(panels.data(), nsb, a, out);
+                    Kind::template run<1>(panels.data(), nsb, a, out);
                     break;
             }
             for (int t = 0; t < m; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, pr.keep, out[t]);
@@ -183,10 +299,13 @@ bool lanes_k_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const
     const auto *wb = static_cast<const uint8_t *>(w);
     switch (t) {
         case quant::Type::Q4_K:
-            tile_k4<quant::BlockQ4_K>(wb, rb, n_rows, a, n_act, n, y, ldy);
+            tile_k<KindK4<quant::BlockQ4_K>>(wb, rb, n_rows, a, n_act, n, y, ldy);
             return true;
         case quant::Type::Q5_K:
-            tile_k4<quant::BlockQ5_K>(wb, rb, n_rows, a, n_act, n, y, ldy);
+            tile_k<KindK4<quant::BlockQ5_K>>(wb, rb, n_rows, a, n_act, n, y, ldy);
+            return true;
+        case quant::Type::Q6_K:
+            tile_k<KindQ6>(wb, rb, n_rows, a, n_act, n, y, ldy);
             return true;
         default:
             return false;

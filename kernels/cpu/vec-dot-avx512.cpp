@@ -208,34 +208,6 @@ MOERUN_AVX512 void k4_rows2(const void *w0, const void *w1, const void *const *a
     }
 }
 
-// Decode tiles (one or two activation rows): weight rows in pairs.
-template <class B>
-MOERUN_AVX512 void k4_decode_tile(const uint8_t *w, size_t rb, int64_t n_rows, const uint8_t *act, size_t ab,
-                                  int64_t n_act, int64_t n, float *y, int64_t ldy) {
-    const void *a[2] = {act, act + (n_act > 1 ? ab : 0)};
-    float o0[2], o1[2];
-    int64_t r = 0;
-    for (; r + 1 < n_rows; r += 2) {
-        const uint8_t *row = w + static_cast<size_t>(r) * rb;
-        if (n_act == 2)
-            k4_rows2<B, 2>(row, row + rb, a, n, o0, o1);
-        else
-            k4_rows2<B, 1>(row, row + rb, a, n, o0, o1);
-        for (int t = 0; t < n_act; ++t) {
-            y[t * ldy + r] = o0[t];
-            y[t * ldy + r + 1] = o1[t];
-        }
-    }
-    if (r < n_rows) {
-        const uint8_t *row = w + static_cast<size_t>(r) * rb;
-        if (n_act == 2)
-            k4_rows<B, 2>(row, a, n, o0);
-        else
-            k4_rows<B, 1>(row, a, n, o0);
-        for (int t = 0; t < n_act; ++t) y[t * ldy + r] = o0[t];
-    }
-}
-
 // kIQ4Values in every 128-bit lane (vpshufb looks up within lanes).
 MOERUN_AVX512 inline __m512i iq4_table() {
     return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i *>(quant::kIQ4Values)));
@@ -306,50 +278,100 @@ MOERUN_AVX512 void iq4_xs_rows(const void *w, const void *const *act, int64_t n,
 }
 
 // Q6_K: 6-bit quants 0..63 (u8) x s8, 32 elements per ymm half; the -32 offset of every quant is
-// applied once per block through the activation's 16-element sums.
+// applied once per block through the activation's 16-element sums. Per super-block the exact sum
+// I = sum_j sc_j * sum(q * y) - 32 * sum_j sc_j * bsum_j, then acc = fma(fl(d * dy), float(I), acc):
+// the steps of the 16-row prefill kernel (lanes-k-avx512.cpp), which give the same bits.
+struct Q6Unpacked {
+    __m512i q[4], s[4];  // zmm j: elements 64j..64j+63 (u8) and their sub-block scales (int16)
+    __m256i sc16;        // the 16 scales (int16)
+};
+
+MOERUN_AVX512 inline void q6_unpack(const quant::BlockQ6_K &x, Q6Unpacked &u) {
+    u.sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(x.scales)));
+    for (int h = 0; h < 2; ++h) {
+        __m256i v[4];
+        q6_k_unpack_half(x, h, v);
+        u.q[2 * h] = _mm512_inserti64x4(_mm512_castsi256_si512(v[0]), v[1], 1);
+        u.q[2 * h + 1] = _mm512_inserti64x4(_mm512_castsi256_si512(v[2]), v[3], 1);
+    }
+    // zmm j holds sub-blocks 4j..4j+3 (16 elements = 8 int16 lanes each after maddubs)
+    const __m512i sc = _mm512_zextsi256_si512(u.sc16);
+    for (int j = 0; j < 4; ++j) {
+        const __m512i idx = _mm512_add_epi16(
+            _mm512_set1_epi16(static_cast<short>(4 * j)),
+            _mm512_srli_epi16(_mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16,
+                                               15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                              3));
+        u.s[j] = _mm512_permutexvar_epi16(idx, sc);
+    }
+}
+
+// isum (16 lanes) adds up to I for one activation block.
+MOERUN_AVX512 inline __m512i q6_sums(const Q6Unpacked &u, const ActQ8_K &yb) {
+    const __m256i off =
+        _mm256_madd_epi16(u.sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.bsums)));
+    __m512i isum = _mm512_setzero_si512();
+    for (int j = 0; j < 4; ++j)
+        isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(u.q[j], _mm512_loadu_si512(yb.qs + 64 * j)),
+                                   u.s[j]);
+    // - 32 * offset lane-wise (exact int32: each lane gets its own part)
+    return _mm512_sub_epi32(isum, _mm512_zextsi256_si512(_mm256_slli_epi32(off, 5)));
+}
+
 template <int N>
 MOERUN_AVX512 void q6_k_rows(const void *w, const void *const *act, int64_t n, float *out) {
     const auto *x = static_cast<const quant::BlockQ6_K *>(w);
     const ActQ8_K *y[N];
     for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
-    alignas(64) int16_t sidx[4][32];  // zmm j: int16 lane l belongs to sub-block 4j + l / 8
-    for (int j = 0; j < 4; ++j)
-        for (int l = 0; l < 32; ++l) sidx[j][l] = static_cast<int16_t>(4 * j + l / 8);
-    __m512 acc[N];
-    for (int t = 0; t < N; ++t) acc[t] = _mm512_setzero_ps();
+    __m128 acc[N];
+    for (int t = 0; t < N; ++t) acc[t] = _mm_setzero_ps();
     for (int64_t i = 0; i < n / 256; ++i) {
-        // 4 zmm of 64 quants: zmm j = elements 32 * (2j) .. 32 * (2j + 2); scales per 16 int16.
-        __m512i q[4], s[4];
-        const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i *>(x[i].scales));
-        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);  // 16 int16
-        for (int h = 0; h < 2; ++h) {
-            __m256i v[4];
-            q6_k_unpack_half(x[i], h, v);
-            q[2 * h] = _mm512_inserti64x4(_mm512_castsi256_si512(v[0]), v[1], 1);
-            q[2 * h + 1] = _mm512_inserti64x4(_mm512_castsi256_si512(v[2]), v[3], 1);
-        }
-        // zmm j holds sub-blocks 4j..4j+3 (16 elements = 8 int16 lanes each after maddubs).
-        for (int j = 0; j < 4; ++j) {
-            const __m512i idx = _mm512_load_si512(sidx[j]);
-            s[j] = _mm512_permutexvar_epi16(idx, _mm512_zextsi256_si512(sc16));
-        }
+        Q6Unpacked u;
+        q6_unpack(x[i], u);
         const float dx = half(x[i].d);
+        for (int t = 0; t < N; ++t)
+            acc[t] = _mm_fmadd_ss(
+                _mm_set_ss(y[t][i].d * dx),
+                _mm_cvtsi32_ss(_mm_setzero_ps(), _mm512_reduce_add_epi32(q6_sums(u, y[t][i]))), acc[t]);
+    }
+    for (int t = 0; t < N; ++t) out[t] = _mm_cvtss_f32(acc[t]);
+}
+
+// Two weight rows (decode), the next pair prefetched as one stream; acc[t] lanes 0, 1: rows 0, 1.
+template <int N>
+MOERUN_AVX512 void q6_k_rows2(const void *w0, const void *w1, const void *const *act, int64_t n, float *out0,
+                              float *out1) {
+    using B = quant::BlockQ6_K;
+    const B *x[2] = {static_cast<const B *>(w0), static_cast<const B *>(w1)};
+    const ActQ8_K *y[N];
+    for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
+    __m128 acc[N];
+    for (int t = 0; t < N; ++t) acc[t] = _mm_setzero_ps();
+    const char *next =
+        static_cast<const char *>(w1) + (static_cast<const char *>(w1) - static_cast<const char *>(w0));
+    for (int64_t i = 0; i < n / 256; ++i) {
+        for (int j = 0; j < 2 * static_cast<int>(sizeof(B)); j += 64)
+            _mm_prefetch(next + 2 * i * static_cast<int64_t>(sizeof(B)) + j, _MM_HINT_T0);
+        __m512i isum[2][N];
+        for (int r = 0; r < 2; ++r) {
+            Q6Unpacked u;
+            q6_unpack(x[r][i], u);
+            for (int t = 0; t < N; ++t) isum[r][t] = q6_sums(u, y[t][i]);
+        }
+        const __m128 dx = _mm_cvtph_ps(
+            _mm_cvtsi32_si128(static_cast<int>(x[0][i].d | static_cast<uint32_t>(x[1][i].d) << 16)));
         for (int t = 0; t < N; ++t) {
-            const ActQ8_K &yb = y[t][i];
-            // offset = sum_j sc[j] * bsums[j]
-            const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.bsums));
-            const __m256i off = _mm256_madd_epi16(sc16, bs);  // 8 int32
-            __m512i isum = _mm512_setzero_si512();
-            for (int j = 0; j < 4; ++j) {
-                const __m512i yv = _mm512_loadu_si512(yb.qs + 64 * j);
-                isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q[j], yv), s[j]);
-            }
-            // subtract 32 * offset lane-wise (exact int32: each lane gets its own part).
-            isum = _mm512_sub_epi32(isum, _mm512_zextsi256_si512(_mm256_slli_epi32(off, 5)));
-            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(yb.d * dx), _mm512_cvtepi32_ps(isum), acc[t]);
+            // lanes 0, 1: I of rows 0, 1
+            const __m256i h8 = _mm256_hadd_epi32(add_halves(isum[0][t]), add_halves(isum[1][t]));
+            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(h8), _mm256_extracti128_si256(h8, 1));
+            h = _mm_hadd_epi32(h, h);
+            acc[t] = _mm_fmadd_ps(_mm_mul_ps(dx, _mm_set1_ps(y[t][i].d)), _mm_cvtepi32_ps(h), acc[t]);
         }
     }
-    for (int t = 0; t < N; ++t) out[t] = hsum512(acc[t]);
+    for (int t = 0; t < N; ++t) {
+        out0[t] = _mm_cvtss_f32(acc[t]);
+        out1[t] = _mm_cvtss_f32(_mm_movehdup_ps(acc[t]));
+    }
 }
 
 // Q2_K / Q3_K: 16 sub-blocks of 16; element 128h + 32s + l is bits 2s..2s+1 of qs[32h + l]
@@ -584,6 +606,53 @@ struct IQ4XS {
     }
 };
 
+// Decode tiles (one or two activation rows): weight rows in pairs through Pair<N>::run, a last odd
+// row through Row<N>::run.
+template <template <int> class Pair, template <int> class Row>
+MOERUN_AVX512 void decode_tile(const uint8_t *w, size_t rb, int64_t n_rows, const uint8_t *act, size_t ab,
+                               int64_t n_act, int64_t n, float *y, int64_t ldy) {
+    const void *a[2] = {act, act + (n_act > 1 ? ab : 0)};
+    float o0[2], o1[2];
+    int64_t r = 0;
+    for (; r + 1 < n_rows; r += 2) {
+        const uint8_t *row = w + static_cast<size_t>(r) * rb;
+        if (n_act == 2)
+            Pair<2>::run(row, row + rb, a, n, o0, o1);
+        else
+            Pair<1>::run(row, row + rb, a, n, o0, o1);
+        for (int t = 0; t < n_act; ++t) {
+            y[t * ldy + r] = o0[t];
+            y[t * ldy + r + 1] = o1[t];
+        }
+    }
+    if (r < n_rows) {
+        const uint8_t *row = w + static_cast<size_t>(r) * rb;
+        if (n_act == 2)
+            Row<2>::run(row, a, n, o0);
+        else
+            Row<1>::run(row, a, n, o0);
+        for (int t = 0; t < n_act; ++t) y[t * ldy + r] = o0[t];
+    }
+}
+
+template <class B>
+struct K4Pair {
+    template <int N>
+    struct K {
+        MOERUN_AVX512 static void run(const void *w0, const void *w1, const void *const *a, int64_t n,
+                                      float *o0, float *o1) {
+            k4_rows2<B, N>(w0, w1, a, n, o0, o1);
+        }
+    };
+};
+template <int N>
+struct Q6Pair {
+    MOERUN_AVX512 static void run(const void *w0, const void *w1, const void *const *a, int64_t n, float *o0,
+                                  float *o1) {
+        q6_k_rows2<N>(w0, w1, a, n, o0, o1);
+    }
+};
+
 }  // namespace
 
 bool dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,
@@ -593,18 +662,23 @@ bool dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const voi
     switch (t) {
         case quant::Type::Q4_K:
             if (n_act < 3)
-                k4_decode_tile<quant::BlockQ4_K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+                decode_tile<K4Pair<quant::BlockQ4_K>::K, K4<quant::BlockQ4_K>::K>(wb, rb, n_rows, a, ab,
+                                                                                  n_act, n, y, ldy);
             else if (!lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy))
                 tile<K4<quant::BlockQ4_K>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q5_K:
             if (n_act < 3)
-                k4_decode_tile<quant::BlockQ5_K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+                decode_tile<K4Pair<quant::BlockQ5_K>::K, K4<quant::BlockQ5_K>::K>(wb, rb, n_rows, a, ab,
+                                                                                  n_act, n, y, ldy);
             else if (!lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy))
                 tile<K4<quant::BlockQ5_K>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q6_K:
-            tile<Q6K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            if (n_act < 3)
+                decode_tile<Q6Pair, Q6K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            else if (!lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy))
+                tile<Q6K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q2_K:
             tile<K2<quant::BlockQ2_K>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
