@@ -232,6 +232,88 @@ MOERUN_AVX512 void run_panels_q6(const PanelQ6 *panels, int64_t nsb, const uint8
     for (int t = 0; t < T; ++t) out[t] = acc[t];
 }
 
+// IQ4_XS: one super-block of 16 weight rows. The 4-bit indices pick kIQ4Values + 128 (u8, 1..241);
+// the +128 comes back out through the activation's sums: I = sum_j sc_j * sum((v + 128) * y)
+// - 128 * sum_j sc_j * (sum of y over sub-block j), with sc_j = ls_j - 32.
+struct alignas(64) PanelIQ4XS {
+    __m512i q[8][8];        // [sub-block j][dword k][16 lanes] values 4k..4k+3 of sub-block j, + 128 (u8)
+    int32_t sc[8][kRows];   // [j][lane] ls_j - 32
+    int32_t sc2[8][kRows];  // [j][lane] ls_j - 32 in both int16 halves
+    float d[kRows];         // [lane]
+};
+
+// Sub-block j of chunk c = j / 2: qs[32c + 16(j % 2) .. + 16), low nibbles are its elements 0..15,
+// high nibbles 16..31; transposed chunk dword 4(j % 2) + k holds bytes 4k..4k+3 of those 16.
+MOERUN_AVX512 void make_panel_iq4xs(const uint8_t *const *rows, __m512i off, int64_t i, PanelIQ4XS &p) {
+    using B = quant::BlockIQ4_XS;
+    const B *blk[kRows];
+    for (int r = 0; r < kRows; ++r) blk[r] = reinterpret_cast<const B *>(rows[r]) + i;
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m512i table = _mm512_xor_si512(
+        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i *>(quant::kIQ4Values))),
+        _mm512_set1_epi8(static_cast<char>(0x80)));
+    for (int c = 0; c < 4; ++c) {
+        __m256i v[kRows];
+        __m512i t[8];
+        for (int r = 0; r < kRows; ++r)
+            v[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(blk[r]->qs + 32 * c));
+        lanes::transpose16x8(v, t);
+        for (int h = 0; h < 2; ++h)
+            for (int k = 0; k < 4; ++k) {
+                const __m512i b = t[4 * h + k];
+                p.q[2 * c + h][k] = _mm512_shuffle_epi8(table, _mm512_and_si512(b, m4));
+                p.q[2 * c + h][k + 4] =
+                    _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(b, 4), m4));
+            }
+    }
+    // d | scales_h << 16 at byte 0, scales_l at byte 4
+    const char *base = reinterpret_cast<const char *>(blk[0]);
+    const __m512i w0 = _mm512_i32gather_epi32(off, base, 1), sl = _mm512_i32gather_epi32(off, base + 4, 1);
+    const __m512i sh = _mm512_srli_epi32(w0, 16);
+    for (int j = 0; j < 8; ++j) {
+        const __m512i lo = _mm512_and_si512(_mm512_srli_epi32(sl, 4 * j), _mm512_set1_epi32(0xF));
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi32(sh, 2 * j), _mm512_set1_epi32(3));
+        const __m512i sc =
+            _mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)), _mm512_set1_epi32(32));
+        _mm512_store_si512(p.sc[j], sc);
+        _mm512_store_si512(p.sc2[j], _mm512_or_si512(_mm512_and_si512(sc, _mm512_set1_epi32(0xFFFF)),
+                                                     _mm512_slli_epi32(sc, 16)));
+    }
+    _mm512_store_ps(p.d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(w0)));
+}
+
+template <int T>
+MOERUN_AVX512 void run_panels_iq4xs(const PanelIQ4XS *panels, int64_t nsb, const uint8_t *const *act,
+                                    __m512 *out) {
+    const ActQ8_K *y[T];
+    for (int t = 0; t < T; ++t) y[t] = reinterpret_cast<const ActQ8_K *>(act[t]);
+    __m512 acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nsb; ++i) {
+        const PanelIQ4XS &p = panels[i];
+        __m512i isum[T], osum[T];
+        for (int t = 0; t < T; ++t) isum[t] = osum[t] = _mm512_setzero_si512();
+        for (int j = 0; j < 8; ++j) {
+            const __m512i sc = _mm512_load_si512(p.sc[j]), s2 = _mm512_load_si512(p.sc2[j]);
+            for (int t = 0; t < T; ++t) {
+                const ActQ8_K &yb = y[t][i];
+                __m512i s = _mm512_setzero_si512();
+                for (int k = 0; k < 8; ++k)
+                    s = _mm512_dpbusd_epi32(s, p.q[j][k], bcst32(yb.qs + 32 * j + 4 * k));
+                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(s, sc));
+                osum[t] = _mm512_dpwssd_epi32(osum[t], s2, bcst32(yb.bsums + 2 * j));
+            }
+        }
+        const __m512 d = _mm512_load_ps(p.d);
+        for (int t = 0; t < T; ++t) {
+            const __m512i it = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(osum[t], 7));
+            acc[t] =
+                _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(y[t][i].d)), _mm512_cvtepi32_ps(it), acc[t]);
+        }
+    }
+    for (int t = 0; t < T; ++t) out[t] = acc[t];
+}
+
 // The K-quant panel kinds: make (one super-block of 16 rows) and run (T activation rows).
 template <class B>
 struct KindK4 {
@@ -242,6 +324,16 @@ struct KindK4 {
     template <int T>
     MOERUN_AVX512 static void run(const Panel *p, int64_t nsb, const uint8_t *const *act, __m512 *out) {
         run_panels<T>(p, nsb, act, out);
+    }
+};
+struct KindIQ4XS {
+    using Panel = PanelIQ4XS;
+    MOERUN_AVX512 static void make(const uint8_t *const *rows, __m512i off, int64_t i, Panel &p) {
+        make_panel_iq4xs(rows, off, i, p);
+    }
+    template <int T>
+    MOERUN_AVX512 static void run(const Panel *p, int64_t nsb, const uint8_t *const *act, __m512 *out) {
+        run_panels_iq4xs<T>(p, nsb, act, out);
     }
 };
 struct KindQ6 {
@@ -306,6 +398,9 @@ bool lanes_k_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const
             return true;
         case quant::Type::Q6_K:
             tile_k<KindQ6>(wb, rb, n_rows, a, n_act, n, y, ldy);
+            return true;
+        case quant::Type::IQ4_XS:
+            tile_k<KindIQ4XS>(wb, rb, n_rows, a, n_act, n, y, ldy);
             return true;
         default:
             return false;

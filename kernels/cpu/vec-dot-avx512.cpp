@@ -222,129 +222,39 @@ MOERUN_AVX512 void q5_k_rows(const void *w, const void *const *act, int64_t n, f
     k4_rows<quant::BlockQ5_K, N>(w, act, n, out);
 }
 
-// IQ4_XS: zmm c holds sub-blocks 2c and 2c+1 (elements 64c..64c+63): its 128-bit lanes are the
-// low nibbles of qs[32c..32c+16), their high nibbles, then the same for qs[32c+16..32c+32); the
-// nibbles pick kIQ4Values (vpshufb). Signed x signed as |w| (u8) x y negated where w < 0 (s8),
-// pairs summed to int16 (maddubs; |sum| <= 2 * 127 * 127, exact), then int16 x sub-block scale
-// (ls - 32) pairs accumulated to int32 (vpdpwssd, exact).
-template <int N>
-MOERUN_AVX512 void iq4_xs_rows(const void *w, const void *const *act, int64_t n, float *out) {
-    const auto *x = static_cast<const quant::BlockIQ4_XS *>(w);
+// Super-block types whose per-activation sums reduce to one exact int32 I per super-block (IQ4_XS,
+// Q6_K): U::unpack unpacks a weight super-block once, U::sums(u, yb) gives 16 int32 lanes adding up
+// to I for one activation block; then acc = fma(fl(d * dy), float(I), acc), the steps of the 16-row
+// prefill kernels (lanes-k-avx512.cpp), which give the same bits.
+template <class U, int N>
+MOERUN_AVX512 void sum_rows(const void *w, const void *const *act, int64_t n, float *out) {
+    const auto *x = static_cast<const typename U::Block *>(w);
     const ActQ8_K *y[N];
     for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
-    const __m512i table = iq4_table(), m4 = _mm512_set1_epi8(0x0F), zero = _mm512_setzero_si512();
-    const int64_t four = 0x0004000400040004;  // shift the 2nd and 4th 128-bit lanes by 4
-    const __m512i shift = _mm512_set_epi64(four, four, 0, 0, four, four, 0, 0);
-    __m512i sidx[4];
-    for (int c = 0; c < 4; ++c)
-        sidx[c] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<short>(2 * c))),
-                                     _mm256_set1_epi16(static_cast<short>(2 * c + 1)), 1);
-    __m512 acc[N];
-    for (int t = 0; t < N; ++t) acc[t] = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n / 256; ++i) {
-        if constexpr (N <= 2) {
-            const char *ahead = reinterpret_cast<const char *>(x + i) + kPrefetchAhead;
-            _mm_prefetch(ahead, _MM_HINT_T0);
-            _mm_prefetch(ahead + 64, _MM_HINT_T0);
-        }
-        const __m128i sc16 = _mm_sub_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(
-                                               iq4_xs_scale_bytes(x[i].scales_l, x[i].scales_h)))),
-                                           _mm_set1_epi16(32));
-        __m512i ax[4], s[4];
-        __mmask64 neg[4];
-        for (int c = 0; c < 4; ++c) {
-            const __m512i b = _mm512_castsi256_si512(
-                _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qs + 32 * c)));
-            const __m512i idx =
-                _mm512_and_si512(_mm512_srlv_epi16(_mm512_shuffle_i64x2(b, b, 0x50), shift), m4);
-            const __m512i v = _mm512_shuffle_epi8(table, idx);
-            ax[c] = _mm512_abs_epi8(v);
-            neg[c] = _mm512_movepi8_mask(v);
-            s[c] = _mm512_permutexvar_epi16(sidx[c], _mm512_castsi128_si512(sc16));
-        }
-        const float dx = half(x[i].d);
-        for (int t = 0; t < N; ++t) {
-            const ActQ8_K &yb = y[t][i];
-            __m512i isum = _mm512_setzero_si512();
-            for (int c = 0; c < 4; ++c) {
-                const __m512i yv = _mm512_loadu_si512(yb.qs + 64 * c);
-                const __m512i sy = _mm512_mask_sub_epi8(yv, neg[c], zero, yv);
-                isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(ax[c], sy), s[c]);
-            }
-            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(yb.d * dx), _mm512_cvtepi32_ps(isum), acc[t]);
-        }
-    }
-    for (int t = 0; t < N; ++t) out[t] = hsum512(acc[t]);
-}
-
-// Q6_K: 6-bit quants 0..63 (u8) x s8, 32 elements per ymm half; the -32 offset of every quant is
-// applied once per block through the activation's 16-element sums. Per super-block the exact sum
-// I = sum_j sc_j * sum(q * y) - 32 * sum_j sc_j * bsum_j, then acc = fma(fl(d * dy), float(I), acc):
-// the steps of the 16-row prefill kernel (lanes-k-avx512.cpp), which give the same bits.
-struct Q6Unpacked {
-    __m512i q[4], s[4];  // zmm j: elements 64j..64j+63 (u8) and their sub-block scales (int16)
-    __m256i sc16;        // the 16 scales (int16)
-};
-
-MOERUN_AVX512 inline void q6_unpack(const quant::BlockQ6_K &x, Q6Unpacked &u) {
-    u.sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(x.scales)));
-    for (int h = 0; h < 2; ++h) {
-        __m256i v[4];
-        q6_k_unpack_half(x, h, v);
-        u.q[2 * h] = _mm512_inserti64x4(_mm512_castsi256_si512(v[0]), v[1], 1);
-        u.q[2 * h + 1] = _mm512_inserti64x4(_mm512_castsi256_si512(v[2]), v[3], 1);
-    }
-    // zmm j holds sub-blocks 4j..4j+3 (16 elements = 8 int16 lanes each after maddubs)
-    const __m512i sc = _mm512_zextsi256_si512(u.sc16);
-    for (int j = 0; j < 4; ++j) {
-        const __m512i idx = _mm512_add_epi16(
-            _mm512_set1_epi16(static_cast<short>(4 * j)),
-            _mm512_srli_epi16(_mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16,
-                                               15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                              3));
-        u.s[j] = _mm512_permutexvar_epi16(idx, sc);
-    }
-}
-
-// isum (16 lanes) adds up to I for one activation block.
-MOERUN_AVX512 inline __m512i q6_sums(const Q6Unpacked &u, const ActQ8_K &yb) {
-    const __m256i off =
-        _mm256_madd_epi16(u.sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.bsums)));
-    __m512i isum = _mm512_setzero_si512();
-    for (int j = 0; j < 4; ++j)
-        isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(u.q[j], _mm512_loadu_si512(yb.qs + 64 * j)),
-                                   u.s[j]);
-    // - 32 * offset lane-wise (exact int32: each lane gets its own part)
-    return _mm512_sub_epi32(isum, _mm512_zextsi256_si512(_mm256_slli_epi32(off, 5)));
-}
-
-template <int N>
-MOERUN_AVX512 void q6_k_rows(const void *w, const void *const *act, int64_t n, float *out) {
-    const auto *x = static_cast<const quant::BlockQ6_K *>(w);
-    const ActQ8_K *y[N];
-    for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
+    const U k;
     __m128 acc[N];
     for (int t = 0; t < N; ++t) acc[t] = _mm_setzero_ps();
     for (int64_t i = 0; i < n / 256; ++i) {
-        Q6Unpacked u;
-        q6_unpack(x[i], u);
+        typename U::Unpacked u;
+        k.unpack(x[i], u);
         const float dx = half(x[i].d);
         for (int t = 0; t < N; ++t)
             acc[t] = _mm_fmadd_ss(
                 _mm_set_ss(y[t][i].d * dx),
-                _mm_cvtsi32_ss(_mm_setzero_ps(), _mm512_reduce_add_epi32(q6_sums(u, y[t][i]))), acc[t]);
+                _mm_cvtsi32_ss(_mm_setzero_ps(), _mm512_reduce_add_epi32(k.sums(u, y[t][i]))), acc[t]);
     }
     for (int t = 0; t < N; ++t) out[t] = _mm_cvtss_f32(acc[t]);
 }
 
 // Two weight rows (decode), the next pair prefetched as one stream; acc[t] lanes 0, 1: rows 0, 1.
-template <int N>
-MOERUN_AVX512 void q6_k_rows2(const void *w0, const void *w1, const void *const *act, int64_t n, float *out0,
-                              float *out1) {
-    using B = quant::BlockQ6_K;
+template <class U, int N>
+MOERUN_AVX512 void sum_rows2(const void *w0, const void *w1, const void *const *act, int64_t n, float *out0,
+                             float *out1) {
+    using B = typename U::Block;
     const B *x[2] = {static_cast<const B *>(w0), static_cast<const B *>(w1)};
     const ActQ8_K *y[N];
     for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
+    const U k;
     __m128 acc[N];
     for (int t = 0; t < N; ++t) acc[t] = _mm_setzero_ps();
     const char *next =
@@ -354,9 +264,9 @@ MOERUN_AVX512 void q6_k_rows2(const void *w0, const void *w1, const void *const 
             _mm_prefetch(next + 2 * i * static_cast<int64_t>(sizeof(B)) + j, _MM_HINT_T0);
         __m512i isum[2][N];
         for (int r = 0; r < 2; ++r) {
-            Q6Unpacked u;
-            q6_unpack(x[r][i], u);
-            for (int t = 0; t < N; ++t) isum[r][t] = q6_sums(u, y[t][i]);
+            typename U::Unpacked u;
+            k.unpack(x[r][i], u);
+            for (int t = 0; t < N; ++t) isum[r][t] = k.sums(u, y[t][i]);
         }
         const __m128 dx = _mm_cvtph_ps(
             _mm_cvtsi32_si128(static_cast<int>(x[0][i].d | static_cast<uint32_t>(x[1][i].d) << 16)));
@@ -372,6 +282,102 @@ MOERUN_AVX512 void q6_k_rows2(const void *w0, const void *w1, const void *const 
         out0[t] = _mm_cvtss_f32(acc[t]);
         out1[t] = _mm_cvtss_f32(_mm_movehdup_ps(acc[t]));
     }
+}
+
+// IQ4_XS: zmm c holds sub-blocks 2c and 2c+1 (elements 64c..64c+63): its 128-bit lanes are the
+// low nibbles of qs[32c..32c+16), their high nibbles, then the same for qs[32c+16..32c+32); the
+// nibbles pick kIQ4Values (vpshufb). Signed x signed as |w| (u8) x y negated where w < 0 (s8),
+// pairs summed to int16 (maddubs; |sum| <= 2 * 127 * 127, exact), then int16 x sub-block scale
+// (ls - 32) pairs accumulated to int32 (vpdpwssd, exact).
+struct UnitIQ4XS {
+    using Block = quant::BlockIQ4_XS;
+    struct Unpacked {
+        __m512i ax[4], s[4];
+        __mmask64 neg[4];
+    };
+    __m512i table, m4, shift, sidx[4];
+    MOERUN_AVX512 UnitIQ4XS() {
+        table = iq4_table();
+        m4 = _mm512_set1_epi8(0x0F);
+        const int64_t four = 0x0004000400040004;  // shift the 2nd and 4th 128-bit lanes by 4
+        shift = _mm512_set_epi64(four, four, 0, 0, four, four, 0, 0);
+        for (int c = 0; c < 4; ++c)
+            sidx[c] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<short>(2 * c))),
+                                         _mm256_set1_epi16(static_cast<short>(2 * c + 1)), 1);
+    }
+    MOERUN_AVX512 void unpack(const Block &x, Unpacked &u) const {
+        const __m128i sc16 = _mm_sub_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(
+                                               iq4_xs_scale_bytes(x.scales_l, x.scales_h)))),
+                                           _mm_set1_epi16(32));
+        for (int c = 0; c < 4; ++c) {
+            const __m512i b =
+                _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(x.qs + 32 * c)));
+            const __m512i idx =
+                _mm512_and_si512(_mm512_srlv_epi16(_mm512_shuffle_i64x2(b, b, 0x50), shift), m4);
+            const __m512i v = _mm512_shuffle_epi8(table, idx);
+            u.ax[c] = _mm512_abs_epi8(v);
+            u.neg[c] = _mm512_movepi8_mask(v);
+            u.s[c] = _mm512_permutexvar_epi16(sidx[c], _mm512_castsi128_si512(sc16));
+        }
+    }
+    MOERUN_AVX512 __m512i sums(const Unpacked &u, const ActQ8_K &yb) const {
+        __m512i isum = _mm512_setzero_si512();
+        for (int c = 0; c < 4; ++c) {
+            const __m512i yv = _mm512_loadu_si512(yb.qs + 64 * c);
+            const __m512i sy = _mm512_mask_sub_epi8(yv, u.neg[c], _mm512_setzero_si512(), yv);
+            isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(u.ax[c], sy), u.s[c]);
+        }
+        return isum;
+    }
+};
+
+// Q6_K: 6-bit quants 0..63 (u8) x s8, 32 elements per ymm half; the -32 offset of every quant is
+// applied once per block through the activation's 16-element sums:
+// I = sum_j sc_j * sum(q * y) - 32 * sum_j sc_j * bsum_j.
+struct UnitQ6K {
+    using Block = quant::BlockQ6_K;
+    struct Unpacked {
+        __m512i q[4], s[4];  // zmm j: elements 64j..64j+63 (u8) and their sub-block scales (int16)
+        __m256i sc16;        // the 16 scales (int16)
+    };
+    __m512i sidx[4];  // zmm j: int16 lane l belongs to sub-block 4j + l / 8
+    MOERUN_AVX512 UnitQ6K() {
+        const __m512i lane = _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16,
+                                              15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+        for (int j = 0; j < 4; ++j)
+            sidx[j] =
+                _mm512_add_epi16(_mm512_set1_epi16(static_cast<short>(4 * j)), _mm512_srli_epi16(lane, 3));
+    }
+    MOERUN_AVX512 void unpack(const Block &x, Unpacked &u) const {
+        u.sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(x.scales)));
+        for (int h = 0; h < 2; ++h) {
+            __m256i v[4];
+            q6_k_unpack_half(x, h, v);
+            u.q[2 * h] = _mm512_inserti64x4(_mm512_castsi256_si512(v[0]), v[1], 1);
+            u.q[2 * h + 1] = _mm512_inserti64x4(_mm512_castsi256_si512(v[2]), v[3], 1);
+        }
+        const __m512i sc = _mm512_zextsi256_si512(u.sc16);
+        for (int j = 0; j < 4; ++j) u.s[j] = _mm512_permutexvar_epi16(sidx[j], sc);
+    }
+    MOERUN_AVX512 __m512i sums(const Unpacked &u, const ActQ8_K &yb) const {
+        const __m256i off =
+            _mm256_madd_epi16(u.sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.bsums)));
+        __m512i isum = _mm512_setzero_si512();
+        for (int j = 0; j < 4; ++j)
+            isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(u.q[j], _mm512_loadu_si512(yb.qs + 64 * j)),
+                                       u.s[j]);
+        // - 32 * offset lane-wise (exact int32: each lane gets its own part)
+        return _mm512_sub_epi32(isum, _mm512_zextsi256_si512(_mm256_slli_epi32(off, 5)));
+    }
+};
+
+template <int N>
+MOERUN_AVX512 void iq4_xs_rows(const void *w, const void *const *act, int64_t n, float *out) {
+    sum_rows<UnitIQ4XS, N>(w, act, n, out);
+}
+template <int N>
+MOERUN_AVX512 void q6_k_rows(const void *w, const void *const *act, int64_t n, float *out) {
+    sum_rows<UnitQ6K, N>(w, act, n, out);
 }
 
 // Q2_K / Q3_K: 16 sub-blocks of 16; element 128h + 32s + l is bits 2s..2s+1 of qs[32h + l]
@@ -645,12 +651,15 @@ struct K4Pair {
         }
     };
 };
-template <int N>
-struct Q6Pair {
-    MOERUN_AVX512 static void run(const void *w0, const void *w1, const void *const *a, int64_t n, float *o0,
-                                  float *o1) {
-        q6_k_rows2<N>(w0, w1, a, n, o0, o1);
-    }
+template <class U>
+struct SumPair {
+    template <int N>
+    struct K {
+        MOERUN_AVX512 static void run(const void *w0, const void *w1, const void *const *a, int64_t n,
+                                      float *o0, float *o1) {
+            sum_rows2<U, N>(w0, w1, a, n, o0, o1);
+        }
+    };
 };
 
 }  // namespace
@@ -676,7 +685,7 @@ bool dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const voi
             return true;
         case quant::Type::Q6_K:
             if (n_act < 3)
-                decode_tile<Q6Pair, Q6K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+                decode_tile<SumPair<UnitQ6K>::K, Q6K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             else if (!lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy))
                 tile<Q6K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
@@ -692,7 +701,10 @@ bool dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const voi
         case quant::Type::IQ4_NL:
             return lanes_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy);
         case quant::Type::IQ4_XS:
-            tile<IQ4XS>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            if (n_act < 3)
+                decode_tile<SumPair<UnitIQ4XS>::K, IQ4XS>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            else if (!lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy))
+                tile<IQ4XS>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         default:
             return false;
