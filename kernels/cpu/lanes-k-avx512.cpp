@@ -141,19 +141,27 @@ MOERUN_AVX512 void run_panels(const PanelK4 *panels, int64_t nsb, const uint8_t 
     for (int t = 0; t < T; ++t) out[t] = _mm512_sub_ps(acc[t], acc_m[t]);
 }
 
-// Q6_K: one super-block of 16 weight rows. Chunk c (elements 32c..32c+31) is sub-blocks 2c (dwords
-// 0..3) and 2c + 1 (dwords 4..7).
-struct alignas(64) PanelQ6 {
-    __m512i q[8][8];        // [chunk c][dword k][16 lanes] quants 4k..4k+3 of chunk c (u8, 0..63)
-    int32_t sc[16][kRows];  // [sub-block][lane] scale (int8, sign-extended)
-    int32_t sc2[8][kRows];  // [c][lane] the scales of sub-blocks 2c, 2c + 1 as two int16
+// Types with 16 sub-blocks of 16 (Q6_K, Q3_K, Q2_K): one super-block of 16 weight rows. Chunk c
+// (elements 32c..32c+31) is sub-blocks 2c (dwords 0..3) and 2c + 1 (dwords 4..7). pr[c] pairs the
+// coefficients of the activation's 16-element sums bsums[2c], bsums[2c + 1]: the scales for Q6_K's
+// -32 and Q3_K's -4 offsets, the mins for Q2_K.
+struct alignas(64) PanelK16 {
+    __m512i q[8][8];        // [chunk c][dword k][16 lanes] quants 4k..4k+3 of chunk c (u8)
+    int32_t sc[16][kRows];  // [sub-block][lane] scale
+    int32_t pr[8][kRows];   // [c][lane] two int16: coefficients of bsums[2c], bsums[2c + 1]
     float d[kRows];         // [lane] super-block scale
+    float dmin[kRows];      // [lane] Q2_K: super-block scale of the mins
 };
 
-// The transposed packed bytes unpack lane-wise, as q6_k_unpack_half does per row: half h, part s:
-// low 4 bits from ql[64h + 32(s & 1) ..] (low nibbles for s < 2, high for s >= 2), high 2 bits from
-// bits 2s..2s+1 of qh[32h ..].
-MOERUN_AVX512 void make_panel_q6(const uint8_t *const *rows, __m512i off, int64_t i, PanelQ6 &p) {
+// pr[c] from two int32 lanes' low halves.
+MOERUN_AVX512 inline __m512i int16_pair(__m512i lo, __m512i hi) {
+    return _mm512_or_si512(_mm512_and_si512(lo, _mm512_set1_epi32(0xFFFF)), _mm512_slli_epi32(hi, 16));
+}
+
+// Q6_K: the transposed packed bytes unpack lane-wise, as q6_k_unpack_half does per row: half h,
+// part s: low 4 bits from ql[64h + 32(s & 1) ..] (low nibbles for s < 2, high for s >= 2), high 2
+// bits from bits 2s..2s+1 of qh[32h ..]. Scales int8.
+MOERUN_AVX512 void make_panel_q6(const uint8_t *const *rows, __m512i off, int64_t i, PanelK16 &p) {
     using B = quant::BlockQ6_K;
     const B *blk[kRows];
     for (int r = 0; r < kRows; ++r) blk[r] = reinterpret_cast<const B *>(rows[r]) + i;
@@ -188,28 +196,102 @@ MOERUN_AVX512 void make_panel_q6(const uint8_t *const *rows, __m512i off, int64_
             sc[b] = _mm512_srai_epi32(_mm512_slli_epi32(wsc, 24 - 8 * b), 24);
             _mm512_store_si512(p.sc[4 * g + b], sc[b]);
         }
-        for (int b = 0; b < 4; b += 2)
-            _mm512_store_si512(p.sc2[2 * g + b / 2],
-                               _mm512_or_si512(_mm512_and_si512(sc[b], _mm512_set1_epi32(0xFFFF)),
-                                               _mm512_slli_epi32(sc[b + 1], 16)));
+        for (int b = 0; b < 4; b += 2) _mm512_store_si512(p.pr[2 * g + b / 2], int16_pair(sc[b], sc[b + 1]));
     }
     const __m512i dd = _mm512_i32gather_epi32(off, base + offsetof(B, d) - 2, 1);
     _mm512_store_ps(p.d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16))));
 }
 
-template <int T>
-MOERUN_AVX512 void run_panels_q6(const PanelQ6 *panels, int64_t nsb, const uint8_t *const *act, __m512 *out) {
+// Q2_K / Q3_K: element 128h + 32s + l is bits 2s..2s+1 of qs[32h + l] (Q3_K: plus bit 4h + s of
+// hmask[l] as bit 2): chunk 4h + s of the transposed qs[32h ..] shifted by 2s.
+template <class B>
+MOERUN_AVX512 void make_panel_k2(const uint8_t *const *rows, __m512i off, int64_t i, PanelK16 &p) {
+    constexpr bool three = std::is_same_v<B, quant::BlockQ3_K>;
+    const B *blk[kRows];
+    for (int r = 0; r < kRows; ++r) blk[r] = reinterpret_cast<const B *>(rows[r]) + i;
+    const __m512i m2 = _mm512_set1_epi8(0x03);
+    __m256i v[kRows];
+    [[maybe_unused]] __m512i hm[8];
+    if constexpr (three) {
+        for (int r = 0; r < kRows; ++r)
+            v[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(blk[r]->hmask));
+        lanes::transpose16x8(v, hm);
+    }
+    for (int h = 0; h < 2; ++h) {
+        __m512i qs[8];
+        for (int r = 0; r < kRows; ++r)
+            v[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(blk[r]->qs + 32 * h));
+        lanes::transpose16x8(v, qs);
+        for (int s = 0; s < 4; ++s)
+            for (int k = 0; k < 8; ++k) {
+                __m512i q = _mm512_and_si512(_mm512_srli_epi16(qs[k], 2 * s), m2);
+                if constexpr (three)
+                    q = _mm512_mask_add_epi8(
+                        q,
+                        _mm512_test_epi8_mask(hm[k], _mm512_set1_epi8(static_cast<char>(1 << (4 * h + s)))),
+                        q, _mm512_set1_epi8(4));
+                p.q[4 * h + s][k] = q;
+            }
+    }
+    const char *base = reinterpret_cast<const char *>(blk[0]);
+    if constexpr (three) {  // q3_k_scale_words lane-wise; scale j = byte j % 4 of word j / 4, - 32
+        const __m512i w0 = _mm512_i32gather_epi32(off, base + offsetof(B, scales), 1),
+                      w1 = _mm512_i32gather_epi32(off, base + offsetof(B, scales) + 4, 1),
+                      w2 = _mm512_i32gather_epi32(off, base + offsetof(B, scales) + 8, 1);
+        const __m512i m4w = _mm512_set1_epi32(0x0f0f0f0f), m2w = _mm512_set1_epi32(0x03030303);
+        const __m512i word[4] = {
+            _mm512_or_si512(_mm512_and_si512(w0, m4w), _mm512_slli_epi32(_mm512_and_si512(w2, m2w), 4)),
+            _mm512_or_si512(_mm512_and_si512(w1, m4w),
+                            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w2, 2), m2w), 4)),
+            _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w0, 4), m4w),
+                            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w2, 4), m2w), 4)),
+            _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w1, 4), m4w),
+                            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w2, 6), m2w), 4))};
+        __m512i sc[16];
+        for (int j = 0; j < 16; ++j) {
+            sc[j] = _mm512_sub_epi32(
+                _mm512_and_si512(_mm512_srli_epi32(word[j / 4], 8 * (j % 4)), _mm512_set1_epi32(0xFF)),
+                _mm512_set1_epi32(32));
+            _mm512_store_si512(p.sc[j], sc[j]);
+        }
+        for (int c = 0; c < 8; ++c) _mm512_store_si512(p.pr[c], int16_pair(sc[2 * c], sc[2 * c + 1]));
+        const __m512i dd = _mm512_i32gather_epi32(off, base + offsetof(B, d) - 2, 1);
+        _mm512_store_ps(p.d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16))));
+    } else {  // scales[j] = sc | m << 4
+        for (int g = 0; g < 4; ++g) {
+            const __m512i wsc = _mm512_i32gather_epi32(off, base + offsetof(B, scales) + 4 * g, 1);
+            __m512i m[4];
+            for (int b = 0; b < 4; ++b) {
+                const __m512i byte = _mm512_and_si512(_mm512_srli_epi32(wsc, 8 * b), _mm512_set1_epi32(0xFF));
+                _mm512_store_si512(p.sc[4 * g + b], _mm512_and_si512(byte, _mm512_set1_epi32(0x0F)));
+                m[b] = _mm512_srli_epi32(byte, 4);
+            }
+            for (int b = 0; b < 4; b += 2)
+                _mm512_store_si512(p.pr[2 * g + b / 2], int16_pair(m[b], m[b + 1]));
+        }
+        const __m512i dd = _mm512_i32gather_epi32(off, base + offsetof(B, d), 1);  // d | dmin << 16
+        _mm512_store_ps(p.d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd)));
+        _mm512_store_ps(p.dmin, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16))));
+    }
+}
+
+// kShift >= 0: I - (O << kShift) with one scale (Q6_K: 5, Q3_K: 2); kShift < 0: I and O (the mins)
+// each with their own scale, acc - acc_m (Q2_K).
+template <int T, int kShift>
+MOERUN_AVX512 void run_panels_k16(const PanelK16 *panels, int64_t nsb, const uint8_t *const *act,
+                                  __m512 *out) {
     const ActQ8_K *y[T];
     for (int t = 0; t < T; ++t) y[t] = reinterpret_cast<const ActQ8_K *>(act[t]);
     __m512 acc[T];
-    for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+    [[maybe_unused]] __m512 acc_m[T];
+    for (int t = 0; t < T; ++t) acc[t] = acc_m[t] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nsb; ++i) {
-        const PanelQ6 &p = panels[i];
+        const PanelK16 &p = panels[i];
         __m512i isum[T], osum[T];
         for (int t = 0; t < T; ++t) isum[t] = osum[t] = _mm512_setzero_si512();
         for (int c = 0; c < 8; ++c) {
             const __m512i sa = _mm512_load_si512(p.sc[2 * c]), sb = _mm512_load_si512(p.sc[2 * c + 1]),
-                          s2 = _mm512_load_si512(p.sc2[c]);
+                          s2 = _mm512_load_si512(p.pr[c]);
             for (int t = 0; t < T; ++t) {
                 const ActQ8_K &yb = y[t][i];
                 __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
@@ -224,12 +306,18 @@ MOERUN_AVX512 void run_panels_q6(const PanelQ6 *panels, int64_t nsb, const uint8
         }
         const __m512 d = _mm512_load_ps(p.d);
         for (int t = 0; t < T; ++t) {
-            const __m512i it = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(osum[t], 5));
-            acc[t] =
-                _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(y[t][i].d)), _mm512_cvtepi32_ps(it), acc[t]);
+            const __m512 dy = _mm512_set1_ps(y[t][i].d);
+            if constexpr (kShift >= 0) {
+                const __m512i it = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(osum[t], kShift));
+                acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(it), acc[t]);
+            } else {
+                acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(isum[t]), acc[t]);
+                acc_m[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_load_ps(p.dmin), dy),
+                                           _mm512_cvtepi32_ps(osum[t]), acc_m[t]);
+            }
         }
     }
-    for (int t = 0; t < T; ++t) out[t] = acc[t];
+    for (int t = 0; t < T; ++t) out[t] = kShift >= 0 ? acc[t] : _mm512_sub_ps(acc[t], acc_m[t]);
 }
 
 // IQ4_XS: one super-block of 16 weight rows. The 4-bit indices pick kIQ4Values + 128 (u8, 1..241);
@@ -337,13 +425,24 @@ struct KindIQ4XS {
     }
 };
 struct KindQ6 {
-    using Panel = PanelQ6;
+    using Panel = PanelK16;
     MOERUN_AVX512 static void make(const uint8_t *const *rows, __m512i off, int64_t i, Panel &p) {
         make_panel_q6(rows, off, i, p);
     }
     template <int T>
     MOERUN_AVX512 static void run(const Panel *p, int64_t nsb, const uint8_t *const *act, __m512 *out) {
-        run_panels_q6<T>(p, nsb, act, out);
+        run_panels_k16<T, 5>(p, nsb, act, out);
+    }
+};
+template <class B>
+struct KindK2 {
+    using Panel = PanelK16;
+    MOERUN_AVX512 static void make(const uint8_t *const *rows, __m512i off, int64_t i, Panel &p) {
+        make_panel_k2<B>(rows, off, i, p);
+    }
+    template <int T>
+    MOERUN_AVX512 static void run(const Panel *p, int64_t nsb, const uint8_t *const *act, __m512 *out) {
+        run_panels_k16<T, std::is_same_v<B, quant::BlockQ3_K> ? 2 : -1>(p, nsb, act, out);
     }
 };
 
@@ -401,6 +500,12 @@ bool lanes_k_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const
             return true;
         case quant::Type::IQ4_XS:
             tile_k<KindIQ4XS>(wb, rb, n_rows, a, n_act, n, y, ldy);
+            return true;
+        case quant::Type::Q2_K:
+            tile_k<KindK2<quant::BlockQ2_K>>(wb, rb, n_rows, a, n_act, n, y, ldy);
+            return true;
+        case quant::Type::Q3_K:
+            tile_k<KindK2<quant::BlockQ3_K>>(wb, rb, n_rows, a, n_act, n, y, ldy);
             return true;
         default:
             return false;

@@ -119,26 +119,41 @@ MOERUN_AVX512 inline void k4_sums(const K4Unpacked<B> &u, const ActQ8_K &yb, __m
                                    u.s[c]);
 }
 
-// Super-block x of one weight row against N activation rows' block i.
-template <class B, int N>
-MOERUN_AVX512 inline void k4_block_sums(const B *x, const K4Consts<B> &k, const ActQ8_K *const *y, int64_t i,
-                                        __m512i *isum, __m256i *msum) {
-    K4Unpacked<B> u;
-    k4_unpack(*x, k, u);
-    for (int t = 0; t < N; ++t) k4_sums(u, y[t][i], isum[t], msum[t]);
+template <class B>
+struct UnitK4 {
+    using Block = B;
+    using Unpacked = K4Unpacked<B>;
+    K4Consts<B> k;
+    MOERUN_AVX512 void unpack(const B &x, Unpacked &u) const { k4_unpack(x, k, u); }
+    MOERUN_AVX512 void sums(const Unpacked &u, const ActQ8_K &yb, __m512i &isum, __m256i &msum) const {
+        k4_sums(u, yb, isum, msum);
+    }
+};
+
+// Super-block x of one weight row against N activation rows' block i (a unit with mins: unpack,
+// sums(u, yb, isum, msum)).
+template <class U, int N>
+MOERUN_AVX512 inline void min_block_sums(const typename U::Block *x, const U &k, const ActQ8_K *const *y,
+                                         int64_t i, __m512i *isum, __m256i *msum) {
+    typename U::Unpacked u;
+    k.unpack(*x, u);
+    for (int t = 0; t < N; ++t) k.sums(u, y[t][i], isum[t], msum[t]);
 }
 
 MOERUN_AVX512 inline __m256i add_halves(__m512i v) {
     return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
 }
 
+// Super-block types with mins (Q4_K, Q5_K, Q2_K): per super-block the exact sums I (scales) and M
+// (mins), then acc = fma(fl(d * dy), float(I), acc), acc_m = fma(fl(dmin * dy), float(M), acc_m),
+// result acc - acc_m: the float steps of the 16-row prefill kernels (lanes-k-avx512.cpp).
 // One weight row against N activation rows; acc[t] lanes 0, 1: acc, acc_m.
-template <class B, int N>
-MOERUN_AVX512 void k4_rows(const void *w, const void *const *act, int64_t n, float *out) {
-    const auto *x = static_cast<const B *>(w);
+template <class U, int N>
+MOERUN_AVX512 void min_rows(const void *w, const void *const *act, int64_t n, float *out) {
+    const auto *x = static_cast<const typename U::Block *>(w);
     const ActQ8_K *y[N];
     for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
-    const K4Consts<B> k;
+    const U k;
     __m128 acc[N];
     for (int t = 0; t < N; ++t) acc[t] = _mm_setzero_ps();
     for (int64_t i = 0; i < n / 256; ++i) {
@@ -148,14 +163,14 @@ MOERUN_AVX512 void k4_rows(const void *w, const void *const *act, int64_t n, flo
             _mm_prefetch(ahead + 64, _MM_HINT_T0);
             _mm_prefetch(ahead + 128, _MM_HINT_T0);
         }
-        K4Unpacked<B> u;
-        k4_unpack(x[i], k, u);
+        typename U::Unpacked u;
+        k.unpack(x[i], u);
         const __m128 dxm = _mm_cvtph_ps(
             _mm_cvtsi32_si128(static_cast<int>(x[i].d | static_cast<uint32_t>(x[i].dmin) << 16)));
         for (int t = 0; t < N; ++t) {
             __m512i isum;
             __m256i msum;
-            k4_sums(u, y[t][i], isum, msum);
+            k.sums(u, y[t][i], isum, msum);
             // lanes 0, 1: I, M (integer adds: any order is exact)
             const __m256i h8 = _mm256_hadd_epi32(add_halves(isum), msum);
             __m128i h = _mm_add_epi32(_mm256_castsi256_si128(h8), _mm256_extracti128_si256(h8, 1));
@@ -168,13 +183,14 @@ MOERUN_AVX512 void k4_rows(const void *w, const void *const *act, int64_t n, flo
 
 // Two weight rows (decode: twice the independent work per pass, one reduction for both) against N
 // activation rows; acc[t] lanes 0..3: acc of row 0, of row 1, acc_m of row 0, of row 1.
-template <class B, int N>
-MOERUN_AVX512 void k4_rows2(const void *w0, const void *w1, const void *const *act, int64_t n, float *out0,
-                            float *out1) {
+template <class U, int N>
+MOERUN_AVX512 void min_rows2(const void *w0, const void *w1, const void *const *act, int64_t n, float *out0,
+                             float *out1) {
+    using B = typename U::Block;
     const B *x[2] = {static_cast<const B *>(w0), static_cast<const B *>(w1)};
     const ActQ8_K *y[N];
     for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
-    const K4Consts<B> k;
+    const U k;
     __m128 acc[N];
     for (int t = 0; t < N; ++t) acc[t] = _mm_setzero_ps();
     // The two rows are one contiguous stream in memory: prefetch the next pair in that order (two
@@ -186,8 +202,8 @@ MOERUN_AVX512 void k4_rows2(const void *w0, const void *w1, const void *const *a
             _mm_prefetch(next + 2 * i * static_cast<int64_t>(sizeof(B)) + j, _MM_HINT_T0);
         __m512i isum[2][N];
         __m256i msum[2][N];
-        k4_block_sums<B, N>(x[0] + i, k, y, i, isum[0], msum[0]);  // one row unpacked at a time (registers)
-        k4_block_sums<B, N>(x[1] + i, k, y, i, isum[1], msum[1]);
+        min_block_sums<U, N>(x[0] + i, k, y, i, isum[0], msum[0]);  // one row unpacked at a time (registers)
+        min_block_sums<U, N>(x[1] + i, k, y, i, isum[1], msum[1]);
         const uint64_t h4 = x[0][i].d | static_cast<uint64_t>(x[1][i].d) << 16 |
                             static_cast<uint64_t>(x[0][i].dmin) << 32 |
                             static_cast<uint64_t>(x[1][i].dmin) << 48;
@@ -215,15 +231,15 @@ MOERUN_AVX512 inline __m512i iq4_table() {
 
 template <int N>
 MOERUN_AVX512 void q4_k_rows(const void *w, const void *const *act, int64_t n, float *out) {
-    k4_rows<quant::BlockQ4_K, N>(w, act, n, out);
+    min_rows<UnitK4<quant::BlockQ4_K>, N>(w, act, n, out);
 }
 template <int N>
 MOERUN_AVX512 void q5_k_rows(const void *w, const void *const *act, int64_t n, float *out) {
-    k4_rows<quant::BlockQ5_K, N>(w, act, n, out);
+    min_rows<UnitK4<quant::BlockQ5_K>, N>(w, act, n, out);
 }
 
 // Super-block types whose per-activation sums reduce to one exact int32 I per super-block (IQ4_XS,
-// Q6_K): U::unpack unpacks a weight super-block once, U::sums(u, yb) gives 16 int32 lanes adding up
+// Q6_K, Q3_K): U::unpack unpacks a weight super-block once, U::sums(u, yb) gives 16 int32 lanes adding up
 // to I for one activation block; then acc = fma(fl(d * dy), float(I), acc), the steps of the 16-row
 // prefill kernels (lanes-k-avx512.cpp), which give the same bits.
 template <class U, int N>
@@ -246,6 +262,15 @@ MOERUN_AVX512 void sum_rows(const void *w, const void *const *act, int64_t n, fl
     for (int t = 0; t < N; ++t) out[t] = _mm_cvtss_f32(acc[t]);
 }
 
+// Super-block x of one weight row against N activation rows' block i.
+template <class U, int N>
+MOERUN_AVX512 inline void sum_block_sums(const typename U::Block *x, const U &k, const ActQ8_K *const *y,
+                                         int64_t i, __m512i *isum) {
+    typename U::Unpacked u;
+    k.unpack(*x, u);
+    for (int t = 0; t < N; ++t) isum[t] = k.sums(u, y[t][i]);
+}
+
 // Two weight rows (decode), the next pair prefetched as one stream; acc[t] lanes 0, 1: rows 0, 1.
 template <class U, int N>
 MOERUN_AVX512 void sum_rows2(const void *w0, const void *w1, const void *const *act, int64_t n, float *out0,
@@ -263,11 +288,8 @@ MOERUN_AVX512 void sum_rows2(const void *w0, const void *w1, const void *const *
         for (int j = 0; j < 2 * static_cast<int>(sizeof(B)); j += 64)
             _mm_prefetch(next + 2 * i * static_cast<int64_t>(sizeof(B)) + j, _MM_HINT_T0);
         __m512i isum[2][N];
-        for (int r = 0; r < 2; ++r) {
-            typename U::Unpacked u;
-            k.unpack(x[r][i], u);
-            for (int t = 0; t < N; ++t) isum[r][t] = k.sums(u, y[t][i]);
-        }
+        sum_block_sums<U, N>(x[0] + i, k, y, i, isum[0]);  // one row unpacked at a time (registers)
+        sum_block_sums<U, N>(x[1] + i, k, y, i, isum[1]);
         const __m128 dx = _mm_cvtph_ps(
             _mm_cvtsi32_si128(static_cast<int>(x[0][i].d | static_cast<uint32_t>(x[1][i].d) << 16)));
         for (int t = 0; t < N; ++t) {
@@ -386,87 +408,82 @@ MOERUN_AVX512 void q6_k_rows(const void *w, const void *const *act, int64_t n, f
 // 0..7), u8 x s8 pairs summed to int16 (maddubs; |sum| <= 2 * 7 * 128), times the sub-block
 // scale to int32 (vpdpwssd, exact). Q2_K's mins and Q3_K's -4 go through the activation's
 // 16-element sums.
-template <class B, int N>
-MOERUN_AVX512 void k2_rows(const void *w, const void *const *act, int64_t n, float *out) {
-    constexpr bool three = std::is_same_v<B, quant::BlockQ3_K>;
-    const auto *x = static_cast<const B *>(w);
-    const ActQ8_K *y[N];
-    for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
-    const __m512i m2 = _mm512_set1_epi8(3);
-    __m512i shift[2], sidx[4], hbit[4];
-    for (int p = 0; p < 2; ++p)  // zmm j: shift 4 (j % 2) in the low half, 4 (j % 2) + 2 in the high
-        shift[p] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<short>(4 * p))),
-                                      _mm256_set1_epi16(static_cast<short>(4 * p + 2)), 1);
-    for (int j = 0; j < 4; ++j) {
-        alignas(64) int16_t idx[32];  // int16 lane l of zmm j belongs to sub-block 4j + l / 8
-        for (int l = 0; l < 32; ++l) idx[l] = static_cast<int16_t>(4 * j + l / 8);
-        sidx[j] = _mm512_load_si512(idx);
-        const int b0 = 4 * (j / 2) + 2 * (j % 2);  // hmask bit of the low half; b0 + 1: high half
-        hbit[j] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8(static_cast<char>(1 << b0))),
-                                     _mm256_set1_epi8(static_cast<char>(1 << (b0 + 1))), 1);
+template <class B>
+struct UnitK2 {
+    static constexpr bool three = std::is_same_v<B, quant::BlockQ3_K>;
+    using Block = B;
+    struct Unpacked {
+        __m512i q[4], s[4];
+        __m256i sc16, mn16;  // 16 int16 scales (Q3_K: - 32) and Q2_K's 16 mins
+    };
+    __m512i m2, shift[2], sidx[4], hbit[4];
+    MOERUN_AVX512 UnitK2() {
+        m2 = _mm512_set1_epi8(3);
+        for (int p = 0; p < 2; ++p)  // zmm j: shift 4 (j % 2) in the low half, 4 (j % 2) + 2 in the high
+            shift[p] =
+                _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<short>(4 * p))),
+                                   _mm256_set1_epi16(static_cast<short>(4 * p + 2)), 1);
+        const __m512i lane = _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16,
+                                              15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+        for (int j = 0; j < 4; ++j) {  // int16 lane l of zmm j belongs to sub-block 4j + l / 8
+            sidx[j] =
+                _mm512_add_epi16(_mm512_set1_epi16(static_cast<short>(4 * j)), _mm512_srli_epi16(lane, 3));
+            const int b0 = 4 * (j / 2) + 2 * (j % 2);  // hmask bit of the low half; b0 + 1: high half
+            hbit[j] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8(static_cast<char>(1 << b0))),
+                                         _mm256_set1_epi8(static_cast<char>(1 << (b0 + 1))), 1);
+        }
     }
-    __m512 acc[N];
-    [[maybe_unused]] __m256 acc_m[N];
-    for (int t = 0; t < N; ++t) {
-        acc[t] = _mm512_setzero_ps();
-        acc_m[t] = _mm256_setzero_ps();
-    }
-    for (int64_t i = 0; i < n / 256; ++i) {
-        if constexpr (N <= 2)
-            _mm_prefetch(reinterpret_cast<const char *>(x + i) + kPrefetchAhead, _MM_HINT_T0);
-        __m256i sc16;  // 16 int16 scales
-        [[maybe_unused]] __m256i mn16;
+    MOERUN_AVX512 void unpack(const B &x, Unpacked &u) const {
         if constexpr (three) {
             uint32_t wd[4];  // in registers: a 16-byte load of 4-byte stores would stall forwarding
-            q3_k_scale_words(x[i].scales, wd);
+            q3_k_scale_words(x.scales, wd);
             const __m128i b = _mm_set_epi32(static_cast<int>(wd[3]), static_cast<int>(wd[2]),
                                             static_cast<int>(wd[1]), static_cast<int>(wd[0]));
-            sc16 = _mm256_sub_epi16(_mm256_cvtepu8_epi16(b), _mm256_set1_epi16(32));
+            u.sc16 = _mm256_sub_epi16(_mm256_cvtepu8_epi16(b), _mm256_set1_epi16(32));
         } else {
-            const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i *>(x[i].scales));
-            sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(b, _mm_set1_epi8(0x0F)));
-            mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0x0F)));
+            const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i *>(x.scales));
+            u.sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(b, _mm_set1_epi8(0x0F)));
+            u.mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0x0F)));
         }
         [[maybe_unused]] __m512i hm = _mm512_setzero_si512();
         if constexpr (three)
-            hm = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].hmask)));
-        __m512i q[4], s[4];
+            hm = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(x.hmask)));
         for (int j = 0; j < 4; ++j) {
             const __m512i b = _mm512_broadcast_i64x4(
-                _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qs + 32 * (j / 2))));
-            q[j] = _mm512_and_si512(_mm512_srlv_epi16(b, shift[j % 2]), m2);
+                _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x.qs + 32 * (j / 2))));
+            u.q[j] = _mm512_and_si512(_mm512_srlv_epi16(b, shift[j % 2]), m2);
             if constexpr (three)
-                q[j] =
-                    _mm512_mask_add_epi8(q[j], _mm512_test_epi8_mask(hm, hbit[j]), q[j], _mm512_set1_epi8(4));
-            s[j] = _mm512_permutexvar_epi16(sidx[j], _mm512_zextsi256_si512(sc16));
-        }
-        const float dx = half(x[i].d);
-        [[maybe_unused]] float dmx = 0;
-        if constexpr (!three) dmx = half(x[i].dmin);
-        for (int t = 0; t < N; ++t) {
-            const ActQ8_K &yb = y[t][i];
-            const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.bsums));
-            __m512i isum = _mm512_setzero_si512();
-            for (int j = 0; j < 4; ++j) {
-                const __m512i yv = _mm512_loadu_si512(yb.qs + 64 * j);
-                isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q[j], yv), s[j]);
-            }
-            if constexpr (three) {  // the -4 of every quant: 4 * sum_j sc[j] * bsums[j], lane-wise
-                const __m256i off = _mm256_madd_epi16(sc16, bs);
-                isum = _mm512_sub_epi32(isum, _mm512_zextsi256_si512(_mm256_slli_epi32(off, 2)));
-            } else {
-                const __m256i msum = _mm256_madd_epi16(mn16, bs);
-                acc_m[t] = _mm256_fmadd_ps(_mm256_set1_ps(yb.d * dmx), _mm256_cvtepi32_ps(msum), acc_m[t]);
-            }
-            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(yb.d * dx), _mm512_cvtepi32_ps(isum), acc[t]);
+                u.q[j] = _mm512_mask_add_epi8(u.q[j], _mm512_test_epi8_mask(hm, hbit[j]), u.q[j],
+                                              _mm512_set1_epi8(4));
+            u.s[j] = _mm512_permutexvar_epi16(sidx[j], _mm512_zextsi256_si512(u.sc16));
         }
     }
-    for (int t = 0; t < N; ++t) {
-        if constexpr (three)
-            out[t] = hsum512(acc[t]);
-        else
-            out[t] = hsum512(acc[t]) - hsum256(acc_m[t]);
+    MOERUN_AVX512 __m512i scale_sums(const Unpacked &u, const ActQ8_K &yb) const {
+        __m512i isum = _mm512_setzero_si512();
+        for (int j = 0; j < 4; ++j)
+            isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(u.q[j], _mm512_loadu_si512(yb.qs + 64 * j)),
+                                       u.s[j]);
+        return isum;
     }
+    // Q3_K (one sum): the -4 of every quant as 4 * sum_j sc[j] * bsums[j], lane-wise.
+    MOERUN_AVX512 __m512i sums(const Unpacked &u, const ActQ8_K &yb) const {
+        const __m256i off =
+            _mm256_madd_epi16(u.sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.bsums)));
+        return _mm512_sub_epi32(scale_sums(u, yb), _mm512_zextsi256_si512(_mm256_slli_epi32(off, 2)));
+    }
+    // Q2_K (scales and mins): lane j of msum = m[2j] bsums[2j] + m[2j+1] bsums[2j+1].
+    MOERUN_AVX512 void sums(const Unpacked &u, const ActQ8_K &yb, __m512i &isum, __m256i &msum) const {
+        msum = _mm256_madd_epi16(u.mn16, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.bsums)));
+        isum = scale_sums(u, yb);
+    }
+};
+
+template <class B, int N>
+MOERUN_AVX512 void k2_rows(const void *w, const void *const *act, int64_t n, float *out) {
+    if constexpr (UnitK2<B>::three)
+        sum_rows<UnitK2<B>, N>(w, act, n, out);
+    else
+        min_rows<UnitK2<B>, N>(w, act, n, out);
 }
 
 template <int N>
@@ -586,7 +603,7 @@ struct K4 {
     template <int N>
     struct K {
         MOERUN_AVX512 static void run(const void *w, const void *const *a, int64_t n, float *o) {
-            k4_rows<B, N>(w, a, n, o);
+            min_rows<UnitK4<B>, N>(w, a, n, o);
         }
     };
 };
@@ -641,13 +658,13 @@ MOERUN_AVX512 void decode_tile(const uint8_t *w, size_t rb, int64_t n_rows, cons
     }
 }
 
-template <class B>
-struct K4Pair {
+template <class U>
+struct MinPair {
     template <int N>
     struct K {
         MOERUN_AVX512 static void run(const void *w0, const void *w1, const void *const *a, int64_t n,
                                       float *o0, float *o1) {
-            k4_rows2<B, N>(w0, w1, a, n, o0, o1);
+            min_rows2<U, N>(w0, w1, a, n, o0, o1);
         }
     };
 };
@@ -671,15 +688,15 @@ bool dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const voi
     switch (t) {
         case quant::Type::Q4_K:
             if (n_act < 3)
-                decode_tile<K4Pair<quant::BlockQ4_K>::K, K4<quant::BlockQ4_K>::K>(wb, rb, n_rows, a, ab,
-                                                                                  n_act, n, y, ldy);
+                decode_tile<MinPair<UnitK4<quant::BlockQ4_K>>::K, K4<quant::BlockQ4_K>::K>(
+                    wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             else if (!lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy))
                 tile<K4<quant::BlockQ4_K>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q5_K:
             if (n_act < 3)
-                decode_tile<K4Pair<quant::BlockQ5_K>::K, K4<quant::BlockQ5_K>::K>(wb, rb, n_rows, a, ab,
-                                                                                  n_act, n, y, ldy);
+                decode_tile<MinPair<UnitK4<quant::BlockQ5_K>>::K, K4<quant::BlockQ5_K>::K>(
+                    wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             else if (!lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy))
                 tile<K4<quant::BlockQ5_K>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
@@ -690,10 +707,18 @@ bool dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const voi
                 tile<Q6K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q2_K:
-            tile<K2<quant::BlockQ2_K>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            if (n_act < 3)
+                decode_tile<MinPair<UnitK2<quant::BlockQ2_K>>::K, K2<quant::BlockQ2_K>::K>(
+                    wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            else if (!lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy))
+                tile<K2<quant::BlockQ2_K>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q3_K:
-            tile<K2<quant::BlockQ3_K>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            if (n_act < 3)
+                decode_tile<SumPair<UnitK2<quant::BlockQ3_K>>::K, K2<quant::BlockQ3_K>::K>(
+                    wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            else if (!lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy))
+                tile<K2<quant::BlockQ3_K>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q8_0:
         case quant::Type::Q4_0:

@@ -201,9 +201,9 @@ TEST_CASE("vec_dot_tile equals vec_dot on every instruction set") {
     std::mt19937 rng(17);
     std::normal_distribution<float> nd(0, 1);
     const int64_t n = 512, n_rows = 37, n_act = 19;  // 16-row panels (lanes-avx512.cpp): two and a part
-    for (auto t :
-         {quant::Type::Q4_K, quant::Type::Q8_0, quant::Type::Q6_K, quant::Type::Q5_K, quant::Type::Q4_0,
-          quant::Type::Q5_0, quant::Type::IQ4_NL, quant::Type::IQ4_XS, quant::Type::F32}) {
+    for (auto t : {quant::Type::Q4_K, quant::Type::Q8_0, quant::Type::Q6_K, quant::Type::Q5_K,
+                   quant::Type::Q4_0, quant::Type::Q5_0, quant::Type::IQ4_NL, quant::Type::IQ4_XS,
+                   quant::Type::Q2_K, quant::Type::Q3_K, quant::Type::F32}) {
         CAPTURE(quant::type_name(t));
         const size_t rb = *quant::row_bytes(t, n), ab = cpu::act_bytes(t, n);
         std::vector<float> src(static_cast<size_t>(n));
