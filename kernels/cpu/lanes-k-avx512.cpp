@@ -1,15 +1,20 @@
-// AVX-512 VNNI prefill products of Q4_K / Q5_K weights with Q8_K activations, 16 weight rows per pass,
-// one row per 32-bit lane (as lanes-avx512.cpp for the 32-element types). A super-block of 16 rows is
-// unpacked and transposed once into a panel: for each 32-element sub-block j, 8 zmm whose lane r holds
-// quants 4k..4k+3 of row r (u8: 0..15, or 0..31 with Q5_K's fifth bit), and the rows' sub-block
-// scales and mins as int32 lanes. vpdpbusd with the activation's dword broadcast from memory then adds
-// 4 products to all 16 rows per instruction.
+// AVX-512 VNNI prefill products of the super-block types (Q4_K, Q5_K, Q6_K, Q3_K, Q2_K, IQ4_XS) with
+// Q8_K activations, 16 weight rows per pass, one row per 32-bit lane (as lanes-avx512.cpp for the
+// 32-element types). A super-block of 16 rows is transposed (packed bytes, 16 rows x 8 dwords at a
+// time) and unpacked lane-wise once into a panel: for each 32 elements, 8 zmm whose lane r holds
+// quants 4k..4k+3 of row r as u8, and the rows' sub-block scales as int32 lanes. vpdpbusd with the
+// activation's dword broadcast from memory then adds 4 products to all 16 rows per instruction;
+// vpmulld applies the sub-block scales, vpdpwssd the coefficients of the activation's 16-element
+// sums (mins, or the offsets that made the quants unsigned).
 //
-// Per row and activation the result is, super-block after super-block in order,
-//   I = sum_j sc_j * sum(q * y over sub-block j),  M = sum_j m_j * (sum of y over sub-block j)  (exact)
-//   acc = fma(fl(d * dy), float(I), acc),  acc_m = fma(fl(dmin * dy), float(M), acc_m),
-//   result = acc - acc_m,
-// the steps of the one-row kernel k4_rows (vec-dot-avx512.cpp), so both give the same bits.
+// Per row and activation the result is, super-block after super-block in order (exact int32 sums):
+//   Q4_K, Q5_K, Q2_K:  I = sum_j sc_j * sum(q * y over j),  M = sum_j m_j * (sum of y over j),
+//                      acc = fma(fl(d * dy), float(I), acc),  acc_m = fma(fl(dmin * dy), float(M), acc_m),
+//                      result = acc - acc_m;
+//   Q6_K, Q3_K, IQ4_XS: I = sum_j sc_j * sum(q * y over j) - offset * sum_j sc_j * (sum of y over j),
+//                      acc = fma(fl(d * dy), float(I), acc), result = acc;
+// the steps of the one- and two-row kernels (min_rows, sum_rows in vec-dot-avx512.cpp), so all give
+// the same bits.
 #include "vec-dot-impl.h"
 
 #if defined(__x86_64__)

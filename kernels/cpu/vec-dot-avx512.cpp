@@ -1,10 +1,11 @@
-// AVX-512 (F, BW, VL, VNNI) versions of the vec-dot kernels of the common types (Q2_K, Q3_K, Q4_K,
-// Q5_K, Q6_K, IQ4_XS; the 32-element types Q8_0, Q4_0, Q5_0, IQ4_NL are in lanes-avx512.cpp) and of
-// the activation conversion. Same definition as the
-// generic kernels in vec-dot.cpp: exact integer sums per (sub-)block, float scaling per block; only the float
-// accumulation order differs (16 lanes). Every kernel takes 1..kMaxTok activation rows against one weight
-// row; a weight block is unpacked once and used for every row, and each row's result is bit-identical to the
-// one-row call (the same operations in the same order per row).
+// AVX-512 (F, BW, VL, VNNI) versions of the vec-dot kernels of the super-block types (Q2_K, Q3_K,
+// Q4_K, Q5_K, Q6_K, IQ4_XS) for one weight row (vec_dot, and decode: two rows per pass) and of the
+// activation conversion; the 16-row prefill kernels are in lanes-k-avx512.cpp, the 32-element types
+// (Q8_0, Q4_0, Q5_0, IQ4_NL) in lanes-avx512.cpp. Same definition as the generic kernels in
+// vec-dot.cpp: exact integer sums per (sub-)block, float scaling per block. Per super-block each
+// kernel first reduces its integer sums to exact int32 totals, then takes the same float steps as
+// the 16-row kernels, so a row's result is the same bits whichever kernel computes it (one row,
+// two rows, a tile; any number of activation rows).
 #include "vec-dot-impl.h"
 
 #if defined(__x86_64__)

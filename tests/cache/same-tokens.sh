@@ -157,6 +157,13 @@ if [ "$device_only" != 1 ]; then
         { echo "FAIL: moerun bench --expert-cpu"; cat "$work/expert-cpu.md"; exit 1; }
     [ "$(grep -cE "^\| .* \| 2 \| (CPU kernels|CUDA's order) .*\| [0-9.]+ \| [0-9.]+ \|$" "$work/expert-cpu.md")" = 2 ] ||
         { echo "FAIL: moerun bench --expert-cpu printed no two rows"; cat "$work/expert-cpu.md"; exit 1; }
+    # The matrix kernels alone: 1, 8 and 64 tokens for each weight type of the model.
+    "$moerun" bench -m "$model" --kernels -r 1 >"$work/kernels.md" 2>&1 ||
+        { echo "FAIL: moerun bench --kernels"; cat "$work/kernels.md"; exit 1; }
+    for n_tok in 1 8 64; do
+        grep -qE "^\| [a-z_]+.* \| [A-Z0-9_]+ \| [0-9]+ x [0-9]+ \| $n_tok \| [0-9.]+ \| [0-9.]+ \|$" "$work/kernels.md" ||
+            { echo "FAIL: moerun bench --kernels printed no $n_tok-token row"; cat "$work/kernels.md"; exit 1; }
+    done
 fi
 [ "$device_only" = 1 ] || fails fallback-no-backend "\-\-cpu-fallback needs a device backend" --cpu-fallback always
 fails device-belady "belady is not available for device slots" --backend "$backend" --cache-policy belady \

@@ -14,6 +14,7 @@
 #include "cli-common.h"
 #include "model-setup.h"
 #include "moerun/kernels/cpu/device-order.h"
+#include "moerun/kernels/cpu/vec-dot.h"
 #include "moerun/runtime/context.h"
 #include "moerun/runtime/gguf.h"
 #include "process-stats.h"
@@ -28,7 +29,7 @@ struct BenchOptions {
     int n_prompt = 512, n_gen = 128, reps = 3, threads = 0;
     bool json = false, io = false;
     double io_seconds = 3;
-    bool expert_cpu = false;
+    bool expert_cpu = false, kernels = false;
     MemoryFlags mem;
 };
 
@@ -89,6 +90,73 @@ int bench_expert_cpu(const BenchOptions &o, int threads) {
                 format_bytes(bytes).c_str(), std::string(quant::type_name(L.gate_exps.type)).c_str(),
                 std::string(quant::type_name(L.up_exps.type)).c_str(),
                 std::string(quant::type_name(L.down_exps.type)).c_str(), o.reps);
+    return 0;
+}
+
+// --kernels: the CPU matrix kernels alone, on one thread, on the model's own weights: layer 0's
+// attention query matrix, first expert's gate and down matrices, and the first 2048 rows of the
+// output matrix (one row per weight type met). Each product y[tokens, rows] = act x W^T runs through
+// vec_dot_tile (the kernels matmul uses) until at least 0.2 s have passed; the best of -r runs in
+// multiply-adds per second. The matrices are small enough to stay in the caches, so this is the
+// arithmetic speed: 1 token is decode's kernel, 8 and 64 tokens the prompt's.
+int bench_kernels(const BenchOptions &o) {
+    auto file = gguf::GgufFile::open(o.model);
+    const Model model = Model::load(file);
+    const LayerWeights &L = model.layer(0);
+    struct Mat {
+        const char *name;
+        const Weight *w;
+        int64_t rows;
+    };
+    std::vector<Mat> mats;
+    const auto add = [&](const char *name, const Weight &w, int64_t rows) {
+        if (!w.present()) return;
+        for (const Mat &m : mats)
+            if (m.w->type == w.type) return;
+        mats.push_back({name, &w, rows});
+    };
+    add("attn_q", L.wq, L.wq.ne[1]);
+    add("ffn_gate_exps[0]", L.gate_exps, L.gate_exps.ne[1]);
+    add("ffn_down_exps[0]", L.down_exps, L.down_exps.ne[1]);
+    add("output", model.output(), std::min<int64_t>(model.output().ne[1], 2048));
+    std::printf(
+        "| matrix | type | rows x cols | tokens | GMAC/s | GB/s of weights |\n|---|---|---|---|---|---|\n");
+    std::mt19937 rng(7);
+    std::normal_distribution<float> nd(0, 1);
+    for (const Mat &m : mats) {
+        const int64_t cols = m.w->ne[0];
+        const quant::Type t = m.w->type;
+        const size_t ab = kernels::cpu::act_bytes(t, cols);
+        for (const int64_t n_tok : {int64_t{1}, int64_t{8}, int64_t{64}}) {
+            std::vector<float> x(static_cast<size_t>(cols));
+            std::vector<uint8_t> act(ab * static_cast<size_t>(n_tok));
+            for (int64_t k = 0; k < n_tok; ++k) {
+                for (float &v : x) v = nd(rng);
+                kernels::cpu::quantize_act(t, x.data(), act.data() + static_cast<size_t>(k) * ab, cols);
+            }
+            std::vector<float> y(static_cast<size_t>(m.rows * n_tok));
+            double best = 0;
+            for (int r = 0; r < o.reps; ++r) {
+                const auto t0 = std::chrono::steady_clock::now();
+                int64_t calls = 0;
+                double sec = 0;
+                do {
+                    kernels::cpu::vec_dot_tile(t, m.w->data, m.w->row_bytes, m.rows, act.data(), ab, n_tok,
+                                               cols, y.data(), m.rows);
+                    ++calls;
+                    sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                } while (sec < 0.2);
+                best = std::max(best, double(calls) / sec);
+            }
+            const double macs = double(m.rows) * double(cols) * double(n_tok);
+            std::printf("| %s | %s | %lld x %lld | %lld | %.1f | %.1f |\n", m.name,
+                        std::string(quant::type_name(t)).c_str(), static_cast<long long>(m.rows),
+                        static_cast<long long>(cols), static_cast<long long>(n_tok), best * macs / 1e9,
+                        best * double(m.w->row_bytes) * double(m.rows) / 1e9);
+        }
+    }
+    std::printf("\none thread, %s kernels, best of %d runs of >= 0.2 s each\n",
+                kernels::cpu::isa_name(kernels::cpu::active_isa()), o.reps);
     return 0;
 }
 
@@ -169,6 +237,7 @@ MeanStd stats(const std::vector<double> &v) {
 
 int bench(const BenchOptions &o) {
     if (o.io) return bench_io(o);
+    if (o.kernels) return bench_kernels(o);
     const int threads = resolve_threads(o.threads);
     if (o.expert_cpu) return bench_expert_cpu(o, threads);
     const auto session =
@@ -314,6 +383,10 @@ Subcommand add_bench(CLI::App &parent) {
         "--io", o->io,
         "measure the NVMe tier instead: O_DIRECT reads of random experts (--io-depth reads in flight)");
     app->add_option("--io-seconds", o->io_seconds, "duration of --io")->capture_default_str();
+    app->add_flag(
+        "--kernels", o->kernels,
+        "measure the CPU matrix kernels instead: one thread, the model's own matrices (one per weight "
+        "type), 1, 8 and 64 tokens");
     app->add_flag(
         "--expert-cpu", o->expert_cpu,
         "measure the CPU fallback's expert speed instead: layer 0's experts on the host cores, with the CPU "
