@@ -18,16 +18,10 @@
 #include <cstring>
 #include <vector>
 
+#include "avx512-target.h"
 #include "block32-decode.h"
 #include "lanes-avx512.h"
 #include "moerun/quant/blocks.h"
-
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
-#define MOERUN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 
 namespace moerun::kernels::cpu::avx512 {
 namespace {

@@ -25,15 +25,9 @@
 #include <type_traits>
 #include <vector>
 
+#include "avx512-target.h"
 #include "lanes-avx512.h"
 #include "moerun/quant/blocks.h"
-
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
-#define MOERUN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 
 namespace moerun::kernels::cpu::avx512 {
 namespace {
@@ -42,17 +36,22 @@ using lanes::Acts;
 using lanes::kRows;
 constexpr int kTok = 4;  // activation rows per pass over the panels
 
-// One super-block of 16 weight rows.
-struct alignas(64) PanelK4 {
-    __m512i q[8][8];       // [sub-block j][dword k][16 lanes] quants 4k..4k+3 of sub-block j (u8)
-    int32_t sc[8][kRows];  // [j][lane] 6-bit scale of sub-block j
-    int32_t mn[8][kRows];  // [j][lane] 6-bit min of sub-block j in both int16 halves
-    float d[kRows];        // [lane] super-block scale of sc
-    float dmin[kRows];     // [lane] super-block scale of m
+// One super-block of 16 weight rows: 8 chunks of 32 elements. With sub-blocks of 32 (Q4_K, Q5_K,
+// IQ4_XS) chunk c is sub-block c (scale sc[c]); with sub-blocks of 16 (Q6_K, Q3_K, Q2_K) it is
+// sub-blocks 2c (dwords 0..3, scale sc[2c]) and 2c + 1 (dwords 4..7, sc[2c + 1]). pr[c] holds the
+// coefficients of the activation's 16-element sums bsums[2c], bsums[2c + 1] as two int16: the mins
+// (Q4_K, Q5_K, Q2_K), or the scales of an offset that made the quants unsigned (IQ4_XS +128, Q6_K
+// -32, Q3_K -4).
+struct alignas(64) Panel {
+    __m512i q[8][8];        // [chunk c][dword k][16 lanes] quants 4k..4k+3 of chunk c (u8)
+    int32_t sc[16][kRows];  // [sub-block][lane] scale
+    int32_t pr[8][kRows];   // [c][lane] two int16: coefficients of bsums[2c], bsums[2c + 1]
+    float d[kRows];         // [lane] super-block scale of sc
+    float dmin[kRows];      // [lane] Q4_K, Q5_K, Q2_K: super-block scale of the mins
 };
 
 template <class B>
-MOERUN_AVX512 void make_panel(const uint8_t *const *rows, __m512i off, int64_t i, PanelK4 &p) {
+MOERUN_AVX512 void make_panel_k4(const uint8_t *const *rows, __m512i off, int64_t i, Panel &p) {
     constexpr bool five = std::is_same_v<B, quant::BlockQ5_K>;
     const B *blk[kRows];
     for (int r = 0; r < kRows; ++r) blk[r] = reinterpret_cast<const B *>(rows[r]) + i;
@@ -101,8 +100,8 @@ MOERUN_AVX512 void make_panel(const uint8_t *const *rows, __m512i off, int64_t i
         _mm512_store_si512(p.sc[j + 4], _mm512_and_si512(_mm512_srli_epi32(sc_hi, 8 * j), ff));
         const __m512i a = _mm512_and_si512(_mm512_srli_epi32(m_lo, 8 * j), ff),
                       b = _mm512_and_si512(_mm512_srli_epi32(m_hi, 8 * j), ff);
-        _mm512_store_si512(p.mn[j], _mm512_or_si512(a, _mm512_slli_epi32(a, 16)));
-        _mm512_store_si512(p.mn[j + 4], _mm512_or_si512(b, _mm512_slli_epi32(b, 16)));
+        _mm512_store_si512(p.pr[j], _mm512_or_si512(a, _mm512_slli_epi32(a, 16)));
+        _mm512_store_si512(p.pr[j + 4], _mm512_or_si512(b, _mm512_slli_epi32(b, 16)));
     }
     _mm512_store_ps(p.d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd)));
     _mm512_store_ps(p.dmin, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16))));
@@ -114,49 +113,54 @@ MOERUN_AVX512 inline __m512i bcst32(const void *p) {
     return _mm512_set1_epi32(v);
 }
 
-// out[t] (lane r: row r) over the nsb panels for T activation rows.
-template <int T>
-MOERUN_AVX512 void run_panels(const PanelK4 *panels, int64_t nsb, const uint8_t *const *act, __m512 *out) {
+// out[t] (lane r: row r) over the nsb panels for T activation rows, sub-blocks of kSub (32 or 16)
+// elements. kShift >= 0: I - (O << kShift) with one scale (IQ4_XS: 7, Q6_K: 5, Q3_K: 2); kShift < 0:
+// I and O (the mins) each with their own scale, acc - acc_m (Q4_K, Q5_K, Q2_K).
+template <int T, int kSub, int kShift>
+MOERUN_AVX512 void run_panels(const Panel *panels, int64_t nsb, const uint8_t *const *act, __m512 *out) {
     const ActQ8_K *y[T];
     for (int t = 0; t < T; ++t) y[t] = reinterpret_cast<const ActQ8_K *>(act[t]);
-    __m512 acc[T], acc_m[T];
+    __m512 acc[T];
+    [[maybe_unused]] __m512 acc_m[T];
     for (int t = 0; t < T; ++t) acc[t] = acc_m[t] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nsb; ++i) {
-        const PanelK4 &p = panels[i];
-        __m512i isum[T], msum[T];
-        for (int t = 0; t < T; ++t) isum[t] = msum[t] = _mm512_setzero_si512();
-        for (int j = 0; j < 8; ++j) {
-            const __m512i sc = _mm512_load_si512(p.sc[j]), mn = _mm512_load_si512(p.mn[j]);
+        const Panel &p = panels[i];
+        __m512i isum[T], osum[T];
+        for (int t = 0; t < T; ++t) isum[t] = osum[t] = _mm512_setzero_si512();
+        for (int c = 0; c < 8; ++c) {
+            const __m512i pr = _mm512_load_si512(p.pr[c]);
             for (int t = 0; t < T; ++t) {
                 const ActQ8_K &yb = y[t][i];
-                __m512i s = _mm512_setzero_si512();
-                for (int k = 0; k < 8; ++k)
-                    s = _mm512_dpbusd_epi32(s, p.q[j][k], bcst32(yb.qs + 32 * j + 4 * k));
-                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(s, sc));
-                msum[t] = _mm512_dpwssd_epi32(msum[t], mn, bcst32(yb.bsums + 2 * j));
+                __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
+                for (int k = 0; k < 4; ++k) {
+                    a = _mm512_dpbusd_epi32(a, p.q[c][k], bcst32(yb.qs + 32 * c + 4 * k));
+                    b = _mm512_dpbusd_epi32(b, p.q[c][k + 4], bcst32(yb.qs + 32 * c + 16 + 4 * k));
+                }
+                if constexpr (kSub == 32)
+                    isum[t] = _mm512_add_epi32(
+                        isum[t], _mm512_mullo_epi32(_mm512_add_epi32(a, b), _mm512_load_si512(p.sc[c])));
+                else
+                    isum[t] = _mm512_add_epi32(
+                        isum[t], _mm512_add_epi32(_mm512_mullo_epi32(a, _mm512_load_si512(p.sc[2 * c])),
+                                                  _mm512_mullo_epi32(b, _mm512_load_si512(p.sc[2 * c + 1]))));
+                osum[t] = _mm512_dpwssd_epi32(osum[t], pr, bcst32(yb.bsums + 2 * c));
             }
         }
-        const __m512 d = _mm512_load_ps(p.d), dmin = _mm512_load_ps(p.dmin);
+        const __m512 d = _mm512_load_ps(p.d);
         for (int t = 0; t < T; ++t) {
             const __m512 dy = _mm512_set1_ps(y[t][i].d);
-            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(isum[t]), acc[t]);
-            acc_m[t] = _mm512_fmadd_ps(_mm512_mul_ps(dmin, dy), _mm512_cvtepi32_ps(msum[t]), acc_m[t]);
+            if constexpr (kShift >= 0) {
+                const __m512i it = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(osum[t], kShift));
+                acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(it), acc[t]);
+            } else {
+                acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(isum[t]), acc[t]);
+                acc_m[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_load_ps(p.dmin), dy),
+                                           _mm512_cvtepi32_ps(osum[t]), acc_m[t]);
+            }
         }
     }
-    for (int t = 0; t < T; ++t) out[t] = _mm512_sub_ps(acc[t], acc_m[t]);
+    for (int t = 0; t < T; ++t) out[t] = kShift >= 0 ? acc[t] : _mm512_sub_ps(acc[t], acc_m[t]);
 }
-
-// Types with 16 sub-blocks of 16 (Q6_K, Q3_K, Q2_K): one super-block of 16 weight rows. Chunk c
-// (elements 32c..32c+31) is sub-blocks 2c (dwords 0..3) and 2c + 1 (dwords 4..7). pr[c] pairs the
-// coefficients of the activation's 16-element sums bsums[2c], bsums[2c + 1]: the scales for Q6_K's
-// -32 and Q3_K's -4 offsets, the mins for Q2_K.
-struct alignas(64) PanelK16 {
-    __m512i q[8][8];        // [chunk c][dword k][16 lanes] quants 4k..4k+3 of chunk c (u8)
-    int32_t sc[16][kRows];  // [sub-block][lane] scale
-    int32_t pr[8][kRows];   // [c][lane] two int16: coefficients of bsums[2c], bsums[2c + 1]
-    float d[kRows];         // [lane] super-block scale
-    float dmin[kRows];      // [lane] Q2_K: super-block scale of the mins
-};
 
 // pr[c] from two int32 lanes' low halves.
 MOERUN_AVX512 inline __m512i int16_pair(__m512i lo, __m512i hi) {
@@ -166,7 +170,7 @@ MOERUN_AVX512 inline __m512i int16_pair(__m512i lo, __m512i hi) {
 // Q6_K: the transposed packed bytes unpack lane-wise, as q6_k_unpack_half does per row: half h,
 // part s: low 4 bits from ql[64h + 32(s & 1) ..] (low nibbles for s < 2, high for s >= 2), high 2
 // bits from bits 2s..2s+1 of qh[32h ..]. Scales int8.
-MOERUN_AVX512 void make_panel_q6(const uint8_t *const *rows, __m512i off, int64_t i, PanelK16 &p) {
+MOERUN_AVX512 void make_panel_q6(const uint8_t *const *rows, __m512i off, int64_t i, Panel &p) {
     using B = quant::BlockQ6_K;
     const B *blk[kRows];
     for (int r = 0; r < kRows; ++r) blk[r] = reinterpret_cast<const B *>(rows[r]) + i;
@@ -210,7 +214,7 @@ MOERUN_AVX512 void make_panel_q6(const uint8_t *const *rows, __m512i off, int64_
 // Q2_K / Q3_K: element 128h + 32s + l is bits 2s..2s+1 of qs[32h + l] (Q3_K: plus bit 4h + s of
 // hmask[l] as bit 2): chunk 4h + s of the transposed qs[32h ..] shifted by 2s.
 template <class B>
-MOERUN_AVX512 void make_panel_k2(const uint8_t *const *rows, __m512i off, int64_t i, PanelK16 &p) {
+MOERUN_AVX512 void make_panel_k2(const uint8_t *const *rows, __m512i off, int64_t i, Panel &p) {
     constexpr bool three = std::is_same_v<B, quant::BlockQ3_K>;
     const B *blk[kRows];
     for (int r = 0; r < kRows; ++r) blk[r] = reinterpret_cast<const B *>(rows[r]) + i;
@@ -280,64 +284,12 @@ MOERUN_AVX512 void make_panel_k2(const uint8_t *const *rows, __m512i off, int64_
     }
 }
 
-// kShift >= 0: I - (O << kShift) with one scale (Q6_K: 5, Q3_K: 2); kShift < 0: I and O (the mins)
-// each with their own scale, acc - acc_m (Q2_K).
-template <int T, int kShift>
-MOERUN_AVX512 void run_panels_k16(const PanelK16 *panels, int64_t nsb, const uint8_t *const *act,
-                                  __m512 *out) {
-    const ActQ8_K *y[T];
-    for (int t = 0; t < T; ++t) y[t] = reinterpret_cast<const ActQ8_K *>(act[t]);
-    __m512 acc[T];
-    [[maybe_unused]] __m512 acc_m[T];
-    for (int t = 0; t < T; ++t) acc[t] = acc_m[t] = _mm512_setzero_ps();
-    for (int64_t i = 0; i < nsb; ++i) {
-        const PanelK16 &p = panels[i];
-        __m512i isum[T], osum[T];
-        for (int t = 0; t < T; ++t) isum[t] = osum[t] = _mm512_setzero_si512();
-        for (int c = 0; c < 8; ++c) {
-            const __m512i sa = _mm512_load_si512(p.sc[2 * c]), sb = _mm512_load_si512(p.sc[2 * c + 1]),
-                          s2 = _mm512_load_si512(p.pr[c]);
-            for (int t = 0; t < T; ++t) {
-                const ActQ8_K &yb = y[t][i];
-                __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
-                for (int k = 0; k < 4; ++k) {
-                    a = _mm512_dpbusd_epi32(a, p.q[c][k], bcst32(yb.qs + 32 * c + 4 * k));
-                    b = _mm512_dpbusd_epi32(b, p.q[c][k + 4], bcst32(yb.qs + 32 * c + 16 + 4 * k));
-                }
-                isum[t] = _mm512_add_epi32(
-                    isum[t], _mm512_add_epi32(_mm512_mullo_epi32(a, sa), _mm512_mullo_epi32(b, sb)));
-                osum[t] = _mm512_dpwssd_epi32(osum[t], s2, bcst32(yb.bsums + 2 * c));
-            }
-        }
-        const __m512 d = _mm512_load_ps(p.d);
-        for (int t = 0; t < T; ++t) {
-            const __m512 dy = _mm512_set1_ps(y[t][i].d);
-            if constexpr (kShift >= 0) {
-                const __m512i it = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(osum[t], kShift));
-                acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(it), acc[t]);
-            } else {
-                acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(isum[t]), acc[t]);
-                acc_m[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_load_ps(p.dmin), dy),
-                                           _mm512_cvtepi32_ps(osum[t]), acc_m[t]);
-            }
-        }
-    }
-    for (int t = 0; t < T; ++t) out[t] = kShift >= 0 ? acc[t] : _mm512_sub_ps(acc[t], acc_m[t]);
-}
-
 // IQ4_XS: one super-block of 16 weight rows. The 4-bit indices pick kIQ4Values + 128 (u8, 1..241);
 // the +128 comes back out through the activation's sums: I = sum_j sc_j * sum((v + 128) * y)
 // - 128 * sum_j sc_j * (sum of y over sub-block j), with sc_j = ls_j - 32.
-struct alignas(64) PanelIQ4XS {
-    __m512i q[8][8];        // [sub-block j][dword k][16 lanes] values 4k..4k+3 of sub-block j, + 128 (u8)
-    int32_t sc[8][kRows];   // [j][lane] ls_j - 32
-    int32_t sc2[8][kRows];  // [j][lane] ls_j - 32 in both int16 halves
-    float d[kRows];         // [lane]
-};
-
 // Sub-block j of chunk c = j / 2: qs[32c + 16(j % 2) .. + 16), low nibbles are its elements 0..15,
 // high nibbles 16..31; transposed chunk dword 4(j % 2) + k holds bytes 4k..4k+3 of those 16.
-MOERUN_AVX512 void make_panel_iq4xs(const uint8_t *const *rows, __m512i off, int64_t i, PanelIQ4XS &p) {
+MOERUN_AVX512 void make_panel_iq4xs(const uint8_t *const *rows, __m512i off, int64_t i, Panel &p) {
     using B = quant::BlockIQ4_XS;
     const B *blk[kRows];
     for (int r = 0; r < kRows; ++r) blk[r] = reinterpret_cast<const B *>(rows[r]) + i;
@@ -369,92 +321,18 @@ MOERUN_AVX512 void make_panel_iq4xs(const uint8_t *const *rows, __m512i off, int
         const __m512i sc =
             _mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)), _mm512_set1_epi32(32));
         _mm512_store_si512(p.sc[j], sc);
-        _mm512_store_si512(p.sc2[j], _mm512_or_si512(_mm512_and_si512(sc, _mm512_set1_epi32(0xFFFF)),
-                                                     _mm512_slli_epi32(sc, 16)));
+        _mm512_store_si512(p.pr[j], _mm512_or_si512(_mm512_and_si512(sc, _mm512_set1_epi32(0xFFFF)),
+                                                    _mm512_slli_epi32(sc, 16)));
     }
     _mm512_store_ps(p.d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(w0)));
 }
 
-template <int T>
-MOERUN_AVX512 void run_panels_iq4xs(const PanelIQ4XS *panels, int64_t nsb, const uint8_t *const *act,
-                                    __m512 *out) {
-    const ActQ8_K *y[T];
-    for (int t = 0; t < T; ++t) y[t] = reinterpret_cast<const ActQ8_K *>(act[t]);
-    __m512 acc[T];
-    for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
-    for (int64_t i = 0; i < nsb; ++i) {
-        const PanelIQ4XS &p = panels[i];
-        __m512i isum[T], osum[T];
-        for (int t = 0; t < T; ++t) isum[t] = osum[t] = _mm512_setzero_si512();
-        for (int j = 0; j < 8; ++j) {
-            const __m512i sc = _mm512_load_si512(p.sc[j]), s2 = _mm512_load_si512(p.sc2[j]);
-            for (int t = 0; t < T; ++t) {
-                const ActQ8_K &yb = y[t][i];
-                __m512i s = _mm512_setzero_si512();
-                for (int k = 0; k < 8; ++k)
-                    s = _mm512_dpbusd_epi32(s, p.q[j][k], bcst32(yb.qs + 32 * j + 4 * k));
-                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(s, sc));
-                osum[t] = _mm512_dpwssd_epi32(osum[t], s2, bcst32(yb.bsums + 2 * j));
-            }
-        }
-        const __m512 d = _mm512_load_ps(p.d);
-        for (int t = 0; t < T; ++t) {
-            const __m512i it = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(osum[t], 7));
-            acc[t] =
-                _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(y[t][i].d)), _mm512_cvtepi32_ps(it), acc[t]);
-        }
-    }
-    for (int t = 0; t < T; ++t) out[t] = acc[t];
-}
+// make: builds one super-block's panel of 16 rows; kSub, kShift: see run_panels.
+using MakePanel = void (*)(const uint8_t *const *rows, __m512i off, int64_t i, Panel &p);
 
-// The K-quant panel kinds: make (one super-block of 16 rows) and run (T activation rows).
-template <class B>
-struct KindK4 {
-    using Panel = PanelK4;
-    MOERUN_AVX512 static void make(const uint8_t *const *rows, __m512i off, int64_t i, Panel &p) {
-        make_panel<B>(rows, off, i, p);
-    }
-    template <int T>
-    MOERUN_AVX512 static void run(const Panel *p, int64_t nsb, const uint8_t *const *act, __m512 *out) {
-        run_panels<T>(p, nsb, act, out);
-    }
-};
-struct KindIQ4XS {
-    using Panel = PanelIQ4XS;
-    MOERUN_AVX512 static void make(const uint8_t *const *rows, __m512i off, int64_t i, Panel &p) {
-        make_panel_iq4xs(rows, off, i, p);
-    }
-    template <int T>
-    MOERUN_AVX512 static void run(const Panel *p, int64_t nsb, const uint8_t *const *act, __m512 *out) {
-        run_panels_iq4xs<T>(p, nsb, act, out);
-    }
-};
-struct KindQ6 {
-    using Panel = PanelK16;
-    MOERUN_AVX512 static void make(const uint8_t *const *rows, __m512i off, int64_t i, Panel &p) {
-        make_panel_q6(rows, off, i, p);
-    }
-    template <int T>
-    MOERUN_AVX512 static void run(const Panel *p, int64_t nsb, const uint8_t *const *act, __m512 *out) {
-        run_panels_k16<T, 5>(p, nsb, act, out);
-    }
-};
-template <class B>
-struct KindK2 {
-    using Panel = PanelK16;
-    MOERUN_AVX512 static void make(const uint8_t *const *rows, __m512i off, int64_t i, Panel &p) {
-        make_panel_k2<B>(rows, off, i, p);
-    }
-    template <int T>
-    MOERUN_AVX512 static void run(const Panel *p, int64_t nsb, const uint8_t *const *act, __m512 *out) {
-        run_panels_k16<T, std::is_same_v<B, quant::BlockQ3_K> ? 2 : -1>(p, nsb, act, out);
-    }
-};
-
-template <class Kind>
+template <MakePanel make, int kSub, int kShift>
 MOERUN_AVX512 void tile_k(const uint8_t *w, size_t rb, int64_t n_rows, const Acts &act, int64_t n_act,
                           int64_t n, float *y, int64_t ldy) {
-    using Panel = typename Kind::Panel;
     const int64_t nsb = n / 256;
     thread_local std::vector<Panel> panels_tls;
     std::vector<Panel> &panels = panels_tls;
@@ -463,22 +341,22 @@ MOERUN_AVX512 void tile_k(const uint8_t *w, size_t rb, int64_t n_rows, const Act
     const uint8_t *a[kTok];
     for (int64_t r0 = 0; r0 < n_rows; r0 += kRows) {
         const lanes::PanelRows pr(w, rb, r0, n_rows);
-        for (int64_t i = 0; i < nsb; ++i) Kind::make(pr.rows, pr.off, i, panels[static_cast<size_t>(i)]);
+        for (int64_t i = 0; i < nsb; ++i) make(pr.rows, pr.off, i, panels[static_cast<size_t>(i)]);
         for (int64_t t0 = 0; t0 < n_act; t0 += kTok) {
             const int m = static_cast<int>(n_act - t0 < kTok ? n_act - t0 : kTok);
             for (int t = 0; t < m; ++t) a[t] = act[t0 + t];
             switch (m) {
                 case 4:
-                    Kind::template run<4>(panels.data(), nsb, a, out);
+                    run_panels<4, kSub, kShift>(panels.data(), nsb, a, out);
                     break;
                 case 3:
-                    Kind::template run<3>(panels.data(), nsb, a, out);
+                    run_panels<3, kSub, kShift>(panels.data(), nsb, a, out);
                     break;
                 case 2:
-                    Kind::template run<2>(panels.data(), nsb, a, out);
+                    run_panels<2, kSub, kShift>(panels.data(), nsb, a, out);
                     break;
                 default:
-                    Kind::template run<1>(panels.data(), nsb, a, out);
+                    run_panels<1, kSub, kShift>(panels.data(), nsb, a, out);
                     break;
             }
             for (int t = 0; t < m; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, pr.keep, out[t]);
@@ -495,22 +373,22 @@ bool lanes_k_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const
     const auto *wb = static_cast<const uint8_t *>(w);
     switch (t) {
         case quant::Type::Q4_K:
-            tile_k<KindK4<quant::BlockQ4_K>>(wb, rb, n_rows, a, n_act, n, y, ldy);
+            tile_k<make_panel_k4<quant::BlockQ4_K>, 32, -1>(wb, rb, n_rows, a, n_act, n, y, ldy);
             return true;
         case quant::Type::Q5_K:
-            tile_k<KindK4<quant::BlockQ5_K>>(wb, rb, n_rows, a, n_act, n, y, ldy);
-            return true;
-        case quant::Type::Q6_K:
-            tile_k<KindQ6>(wb, rb, n_rows, a, n_act, n, y, ldy);
+            tile_k<make_panel_k4<quant::BlockQ5_K>, 32, -1>(wb, rb, n_rows, a, n_act, n, y, ldy);
             return true;
         case quant::Type::IQ4_XS:
-            tile_k<KindIQ4XS>(wb, rb, n_rows, a, n_act, n, y, ldy);
+            tile_k<make_panel_iq4xs, 32, 7>(wb, rb, n_rows, a, n_act, n, y, ldy);
             return true;
-        case quant::Type::Q2_K:
-            tile_k<KindK2<quant::BlockQ2_K>>(wb, rb, n_rows, a, n_act, n, y, ldy);
+        case quant::Type::Q6_K:
+            tile_k<make_panel_q6, 16, 5>(wb, rb, n_rows, a, n_act, n, y, ldy);
             return true;
         case quant::Type::Q3_K:
-            tile_k<KindK2<quant::BlockQ3_K>>(wb, rb, n_rows, a, n_act, n, y, ldy);
+            tile_k<make_panel_k2<quant::BlockQ3_K>, 16, 2>(wb, rb, n_rows, a, n_act, n, y, ldy);
+            return true;
+        case quant::Type::Q2_K:
+            tile_k<make_panel_k2<quant::BlockQ2_K>, 16, -1>(wb, rb, n_rows, a, n_act, n, y, ldy);
             return true;
         default:
             return false;

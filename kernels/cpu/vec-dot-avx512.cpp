@@ -15,18 +15,11 @@
 #include <cstring>
 #include <type_traits>
 
+#include "avx512-target.h"
 #include "moerun/quant/blocks.h"
 #include "q6k-unpack.h"
 
-// GCC 12 reports the intentionally undefined vectors inside its own AVX-512 intrinsics
-// (_mm512_undefined_*) as uninitialized once they are inlined here.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 #include "moerun/quant/half.h"
-
-#define MOERUN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 
 namespace moerun::kernels::cpu::avx512 {
 namespace {
@@ -141,6 +134,19 @@ MOERUN_AVX512 inline void min_block_sums(const typename U::Block *x, const U &k,
     for (int t = 0; t < N; ++t) k.sums(u, y[t][i], isum[t], msum[t]);
 }
 
+// Decode's two-row kernels read rows w0 and w1 = w0 + rb: the next pair starts at w1 + rb. The
+// pair is one contiguous stream in memory, so its super-block i is prefetched in that order while
+// this pair's super-block i is computed (two streams, one per row, read at about half the rate
+// from this VM's memory).
+inline const char *next_pair(const void *w0, const void *w1) {
+    return static_cast<const char *>(w1) + (static_cast<const char *>(w1) - static_cast<const char *>(w0));
+}
+template <class B>
+MOERUN_AVX512 inline void prefetch_pair(const char *next, int64_t i) {
+    for (int j = 0; j < 2 * static_cast<int>(sizeof(B)); j += 64)
+        _mm_prefetch(next + 2 * i * static_cast<int64_t>(sizeof(B)) + j, _MM_HINT_T0);
+}
+
 MOERUN_AVX512 inline __m256i add_halves(__m512i v) {
     return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
 }
@@ -194,13 +200,9 @@ MOERUN_AVX512 void min_rows2(const void *w0, const void *w1, const void *const *
     const U k;
     __m128 acc[N];
     for (int t = 0; t < N; ++t) acc[t] = _mm_setzero_ps();
-    // The two rows are one contiguous stream in memory: prefetch the next pair in that order (two
-    // streams, one per row, read half as fast from this VM's memory).
-    const char *next =
-        static_cast<const char *>(w1) + (static_cast<const char *>(w1) - static_cast<const char *>(w0));
+    const char *next = next_pair(w0, w1);
     for (int64_t i = 0; i < n / 256; ++i) {
-        for (int j = 0; j < 2 * static_cast<int>(sizeof(B)); j += 64)
-            _mm_prefetch(next + 2 * i * static_cast<int64_t>(sizeof(B)) + j, _MM_HINT_T0);
+        prefetch_pair<B>(next, i);
         __m512i isum[2][N];
         __m256i msum[2][N];
         min_block_sums<U, N>(x[0] + i, k, y, i, isum[0], msum[0]);  // one row unpacked at a time (registers)
@@ -283,11 +285,9 @@ MOERUN_AVX512 void sum_rows2(const void *w0, const void *w1, const void *const *
     const U k;
     __m128 acc[N];
     for (int t = 0; t < N; ++t) acc[t] = _mm_setzero_ps();
-    const char *next =
-        static_cast<const char *>(w1) + (static_cast<const char *>(w1) - static_cast<const char *>(w0));
+    const char *next = next_pair(w0, w1);
     for (int64_t i = 0; i < n / 256; ++i) {
-        for (int j = 0; j < 2 * static_cast<int>(sizeof(B)); j += 64)
-            _mm_prefetch(next + 2 * i * static_cast<int64_t>(sizeof(B)) + j, _MM_HINT_T0);
+        prefetch_pair<B>(next, i);
         __m512i isum[2][N];
         sum_block_sums<U, N>(x[0] + i, k, y, i, isum[0]);  // one row unpacked at a time (registers)
         sum_block_sums<U, N>(x[1] + i, k, y, i, isum[1]);
