@@ -98,8 +98,9 @@ bool dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const voi
 bool lanes_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,
                 int64_t n_act, int64_t n, float *y, int64_t ldy);
 bool lanes_rows(quant::Type t, const void *w, const void *const *act, int n_act, int64_t n, float *out);
-// vec_dot_tile for Q4_K / Q5_K from 3 activation rows up, 16 weight rows per pass in the lanes of a
-// zmm (lanes-k-avx512.cpp); false for other types and fewer rows (then dot_rows' kernels serve).
+// vec_dot_tile for the super-block types (Q4_K, Q5_K, Q6_K, Q3_K, Q2_K, IQ4_XS) from 3 activation
+// rows up, 16 weight rows per pass in the lanes of a zmm (lanes-k-avx512.cpp); false for other types,
+// fewer activation rows or rows too far apart for 32-bit gather offsets (then the row kernels serve).
 bool lanes_k_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,
                   int64_t n_act, int64_t n, float *y, int64_t ldy);
 // quantize_act for the Q8_0 / Q8_K activation types; false for the others.
