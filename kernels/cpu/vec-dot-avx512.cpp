@@ -28,23 +28,9 @@ MOERUN_AVX512 inline float half(uint16_t h) {
     return _cvtsh_ss(h);
 }
 
-MOERUN_AVX512 inline float hsum128(__m128 s) {
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-MOERUN_AVX512 inline float hsum256(__m256 v) {
-    return hsum128(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)));
-}
-
-MOERUN_AVX512 inline float hsum512(__m512 v) {
-    return hsum256(_mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)));
-}
-
-// Bytes ahead of the current weight block that the single-token Q4_K kernel prefetches (decode
-// streams the expert weights from memory; measured +4-5% tg on the OLMoE shape, 2 threads; the
-// same for Q8_0 / Q6_K measured no gain).
+// Bytes ahead of the current weight block that min_rows prefetches for one or two tokens (a lone
+// row: vec_dot, or the last of an odd count in decode, where two-row passes prefetch the next pair
+// instead; measured +4-5% tg on the OLMoE shape, 2 threads, when Q4_K decode ran one row at a time).
 constexpr int kPrefetchAhead = 2048;
 
 // The 8 six-bit scales and mins of a Q4_K block as 8 int16 each (k4_scale_words).
