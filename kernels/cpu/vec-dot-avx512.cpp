@@ -16,6 +16,7 @@
 #include <type_traits>
 
 #include "avx512-target.h"
+#include "lanes-avx512.h"
 #include "moerun/quant/blocks.h"
 #include "q6k-unpack.h"
 
@@ -618,6 +619,7 @@ struct IQ4XS {
 
 // Decode tiles (one or two activation rows): weight rows in pairs through Pair<N>::run, a last odd
 // row through Row<N>::run.
+static_assert(lanes::kMinPanelTok == 3, "decode_tile takes the one or two activation rows below a panel");
 template <template <int> class Pair, template <int> class Row>
 MOERUN_AVX512 void decode_tile(const uint8_t *w, size_t rb, int64_t n_rows, const uint8_t *act, size_t ab,
                                int64_t n_act, int64_t n, float *y, int64_t ldy) {
@@ -674,34 +676,34 @@ bool dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const voi
     const auto *a = static_cast<const uint8_t *>(act);
     switch (t) {
         case quant::Type::Q4_K:
-            if (n_act < 3)
+            if (n_act < lanes::kMinPanelTok)
                 decode_tile<MinPair<UnitK4<quant::BlockQ4_K>>::K, K4<quant::BlockQ4_K>::K>(
                     wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             else if (!lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy))
                 tile<K4<quant::BlockQ4_K>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q5_K:
-            if (n_act < 3)
+            if (n_act < lanes::kMinPanelTok)
                 decode_tile<MinPair<UnitK4<quant::BlockQ5_K>>::K, K4<quant::BlockQ5_K>::K>(
                     wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             else if (!lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy))
                 tile<K4<quant::BlockQ5_K>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q6_K:
-            if (n_act < 3)
+            if (n_act < lanes::kMinPanelTok)
                 decode_tile<SumPair<UnitQ6K>::K, Q6K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             else if (!lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy))
                 tile<Q6K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q2_K:
-            if (n_act < 3)
+            if (n_act < lanes::kMinPanelTok)
                 decode_tile<MinPair<UnitK2<quant::BlockQ2_K>>::K, K2<quant::BlockQ2_K>::K>(
                     wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             else if (!lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy))
                 tile<K2<quant::BlockQ2_K>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q3_K:
-            if (n_act < 3)
+            if (n_act < lanes::kMinPanelTok)
                 decode_tile<SumPair<UnitK2<quant::BlockQ3_K>>::K, K2<quant::BlockQ3_K>::K>(
                     wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             else if (!lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy))
@@ -713,7 +715,7 @@ bool dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const voi
         case quant::Type::IQ4_NL:
             return lanes_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy);
         case quant::Type::IQ4_XS:
-            if (n_act < 3)
+            if (n_act < lanes::kMinPanelTok)
                 decode_tile<SumPair<UnitIQ4XS>::K, IQ4XS>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             else if (!lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy))
                 tile<IQ4XS>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
