@@ -13,7 +13,7 @@
 //                      result = acc - acc_m;
 //   Q6_K, Q3_K, IQ4_XS: I = sum_j sc_j * sum(q * y over j) - offset * sum_j sc_j * (sum of y over j),
 //                      acc = fma(fl(d * dy), float(I), acc), result = acc;
-// the steps of the one- and two-row kernels (min_rows, sum_rows in vec-dot-avx512.cpp), so all give
+// the steps of the one- and two-row kernels (rows, rows2 in vec-dot-avx512.cpp), so all give
 // the same bits.
 #include "vec-dot-impl.h"
 

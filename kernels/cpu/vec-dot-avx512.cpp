@@ -25,11 +25,7 @@
 namespace moerun::kernels::cpu::avx512 {
 namespace {
 
-MOERUN_AVX512 inline float half(uint16_t h) {
-    return _cvtsh_ss(h);
-}
-
-// Bytes ahead of the current weight block that min_rows prefetches for one or two tokens (a lone
+// Bytes ahead of the current weight block that rows<U, N> prefetches for one or two tokens (a lone
 // row: vec_dot, or the last of an odd count in decode, where two-row passes prefetch the next pair
 // instead; measured +4-5% tg on the OLMoE shape, 2 threads, when Q4_K decode ran one row at a time).
 constexpr int kPrefetchAhead = 2048;
@@ -102,6 +98,7 @@ MOERUN_AVX512 inline void k4_sums(const K4Unpacked<B> &u, const ActQ8_K &yb, __m
 
 template <class B>
 struct UnitK4 {
+    static constexpr bool kMins = true;
     using Block = B;
     using Unpacked = K4Unpacked<B>;
     K4Consts<B> k;
@@ -110,16 +107,6 @@ struct UnitK4 {
         k4_sums(u, yb, isum, msum);
     }
 };
-
-// Super-block x of one weight row against N activation rows' block i (a unit with mins: unpack,
-// sums(u, yb, isum, msum)).
-template <class U, int N>
-MOERUN_AVX512 inline void min_block_sums(const typename U::Block *x, const U &k, const ActQ8_K *const *y,
-                                         int64_t i, __m512i *isum, __m256i *msum) {
-    typename U::Unpacked u;
-    k.unpack(*x, u);
-    for (int t = 0; t < N; ++t) k.sums(u, y[t][i], isum[t], msum[t]);
-}
 
 // Decode's two-row kernels read rows w0 and w1 = w0 + rb: the next pair starts at w1 + rb. The
 // pair is one contiguous stream in memory, so its super-block i is prefetched in that order while
@@ -138,12 +125,34 @@ MOERUN_AVX512 inline __m256i add_halves(__m512i v) {
     return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
 }
 
-// Super-block types with mins (Q4_K, Q5_K, Q2_K): per super-block the exact sums I (scales) and M
-// (mins), then acc = fma(fl(d * dy), float(I), acc), acc_m = fma(fl(dmin * dy), float(M), acc_m),
-// result acc - acc_m: the float steps of the 16-row prefill kernels (lanes-k-avx512.cpp).
+// A unit unpacks a weight super-block once (U::unpack) and sums it against one activation block
+// to exact int32 lanes: with U::kMins, U::sums(u, yb, isum, msum) gives isum (16 lanes) adding up
+// to I (scales) and msum (8 lanes) to M (mins: Q4_K, Q5_K, Q2_K); without, isum = U::sums(u, yb)
+// (IQ4_XS, Q6_K, Q3_K, whose offsets are folded into I).
+template <class U>
+MOERUN_AVX512 inline void unit_sums(const U &k, const typename U::Unpacked &u, const ActQ8_K &yb,
+                                    __m512i &isum, __m256i &msum) {
+    if constexpr (U::kMins)
+        k.sums(u, yb, isum, msum);
+    else
+        isum = k.sums(u, yb);
+}
+
+// Super-block x of one weight row against N activation rows' block i.
+template <class U, int N>
+MOERUN_AVX512 inline void block_sums(const typename U::Block *x, const U &k, const ActQ8_K *const *y,
+                                     int64_t i, __m512i *isum, __m256i *msum) {
+    typename U::Unpacked u;
+    k.unpack(*x, u);
+    for (int t = 0; t < N; ++t) unit_sums(k, u, y[t][i], isum[t], msum[t]);
+}
+
+// Per super-block the exact sums I and M, then acc = fma(fl(d * dy), float(I), acc) and, with
+// mins, acc_m = fma(fl(dmin * dy), float(M), acc_m); the result is acc - acc_m: the float steps of
+// the 16-row prefill kernels (lanes-k-avx512.cpp), which give the same bits.
 // One weight row against N activation rows; acc[t] lanes 0, 1: acc, acc_m.
 template <class U, int N>
-MOERUN_AVX512 void min_rows(const void *w, const void *const *act, int64_t n, float *out) {
+MOERUN_AVX512 void rows(const void *w, const void *const *act, int64_t n, float *out) {
     const auto *x = static_cast<const typename U::Block *>(w);
     const ActQ8_K *y[N];
     for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
@@ -159,12 +168,13 @@ MOERUN_AVX512 void min_rows(const void *w, const void *const *act, int64_t n, fl
         }
         typename U::Unpacked u;
         k.unpack(x[i], u);
-        const __m128 dxm = _mm_cvtph_ps(
-            _mm_cvtsi32_si128(static_cast<int>(x[i].d | static_cast<uint32_t>(x[i].dmin) << 16)));
+        uint32_t dbits = x[i].d;
+        if constexpr (U::kMins) dbits |= static_cast<uint32_t>(x[i].dmin) << 16;
+        const __m128 dxm = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dbits)));
         for (int t = 0; t < N; ++t) {
             __m512i isum;
-            __m256i msum;
-            k.sums(u, y[t][i], isum, msum);
+            __m256i msum = _mm256_setzero_si256();
+            unit_sums(k, u, y[t][i], isum, msum);
             // lanes 0, 1: I, M (integer adds: any order is exact)
             const __m256i h8 = _mm256_hadd_epi32(add_halves(isum), msum);
             __m128i h = _mm_add_epi32(_mm256_castsi256_si128(h8), _mm256_extracti128_si256(h8, 1));
@@ -172,14 +182,18 @@ MOERUN_AVX512 void min_rows(const void *w, const void *const *act, int64_t n, fl
             acc[t] = _mm_fmadd_ps(_mm_mul_ps(dxm, _mm_set1_ps(y[t][i].d)), _mm_cvtepi32_ps(h), acc[t]);
         }
     }
-    for (int t = 0; t < N; ++t) out[t] = _mm_cvtss_f32(acc[t]) - _mm_cvtss_f32(_mm_movehdup_ps(acc[t]));
+    for (int t = 0; t < N; ++t) {
+        out[t] = _mm_cvtss_f32(acc[t]);
+        if constexpr (U::kMins) out[t] -= _mm_cvtss_f32(_mm_movehdup_ps(acc[t]));
+    }
 }
 
 // Two weight rows (decode: twice the independent work per pass, one reduction for both) against N
-// activation rows; acc[t] lanes 0..3: acc of row 0, of row 1, acc_m of row 0, of row 1.
+// activation rows, the next pair prefetched as one stream; acc[t] lanes 0..3: acc of row 0, of
+// row 1, acc_m of row 0, of row 1.
 template <class U, int N>
-MOERUN_AVX512 void min_rows2(const void *w0, const void *w1, const void *const *act, int64_t n, float *out0,
-                             float *out1) {
+MOERUN_AVX512 void rows2(const void *w0, const void *w1, const void *const *act, int64_t n, float *out0,
+                         float *out1) {
     using B = typename U::Block;
     const B *x[2] = {static_cast<const B *>(w0), static_cast<const B *>(w1)};
     const ActQ8_K *y[N];
@@ -192,25 +206,30 @@ MOERUN_AVX512 void min_rows2(const void *w0, const void *w1, const void *const *
         prefetch_pair<B>(next, i);
         __m512i isum[2][N];
         __m256i msum[2][N];
-        min_block_sums<U, N>(x[0] + i, k, y, i, isum[0], msum[0]);  // one row unpacked at a time (registers)
-        min_block_sums<U, N>(x[1] + i, k, y, i, isum[1], msum[1]);
-        const uint64_t h4 = x[0][i].d | static_cast<uint64_t>(x[1][i].d) << 16 |
-                            static_cast<uint64_t>(x[0][i].dmin) << 32 |
-                            static_cast<uint64_t>(x[1][i].dmin) << 48;
-        const __m128 dxm = _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(h4)));
+        block_sums<U, N>(x[0] + i, k, y, i, isum[0], msum[0]);  // one row unpacked at a time (registers)
+        block_sums<U, N>(x[1] + i, k, y, i, isum[1], msum[1]);
+        uint64_t dbits = x[0][i].d | static_cast<uint64_t>(x[1][i].d) << 16;
+        if constexpr (U::kMins)
+            dbits |= static_cast<uint64_t>(x[0][i].dmin) << 32 | static_cast<uint64_t>(x[1][i].dmin) << 48;
+        const __m128 dxm = _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(dbits)));
         for (int t = 0; t < N; ++t) {
-            // lanes 0..3: I of row 0, I of row 1, M of row 0, M of row 1
-            const __m256i h8 =
-                _mm256_hadd_epi32(_mm256_hadd_epi32(add_halves(isum[0][t]), add_halves(isum[1][t])),
-                                  _mm256_hadd_epi32(msum[0][t], msum[1][t]));
-            const __m128i h = _mm_add_epi32(_mm256_castsi256_si128(h8), _mm256_extracti128_si256(h8, 1));
+            // lanes 0..3: I of row 0, I of row 1, then M of rows 0, 1 (without mins: I of rows 0, 1
+            // again, times a zero scale)
+            __m256i h8 = _mm256_hadd_epi32(add_halves(isum[0][t]), add_halves(isum[1][t]));
+            if constexpr (U::kMins) h8 = _mm256_hadd_epi32(h8, _mm256_hadd_epi32(msum[0][t], msum[1][t]));
+            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(h8), _mm256_extracti128_si256(h8, 1));
+            if constexpr (!U::kMins) h = _mm_hadd_epi32(h, h);
             acc[t] = _mm_fmadd_ps(_mm_mul_ps(dxm, _mm_set1_ps(y[t][i].d)), _mm_cvtepi32_ps(h), acc[t]);
         }
     }
     for (int t = 0; t < N; ++t) {
-        const __m128 hi = _mm_movehl_ps(acc[t], acc[t]);  // acc_m of rows 0, 1
-        out0[t] = _mm_cvtss_f32(acc[t]) - _mm_cvtss_f32(hi);
-        out1[t] = _mm_cvtss_f32(_mm_movehdup_ps(acc[t])) - _mm_cvtss_f32(_mm_movehdup_ps(hi));
+        out0[t] = _mm_cvtss_f32(acc[t]);
+        out1[t] = _mm_cvtss_f32(_mm_movehdup_ps(acc[t]));
+        if constexpr (U::kMins) {
+            const __m128 hi = _mm_movehl_ps(acc[t], acc[t]);  // acc_m of rows 0, 1
+            out0[t] -= _mm_cvtss_f32(hi);
+            out1[t] -= _mm_cvtss_f32(_mm_movehdup_ps(hi));
+        }
     }
 }
 
@@ -219,87 +238,13 @@ MOERUN_AVX512 inline __m512i iq4_table() {
     return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i *>(quant::kIQ4Values)));
 }
 
-template <int N>
-MOERUN_AVX512 void q4_k_rows(const void *w, const void *const *act, int64_t n, float *out) {
-    min_rows<UnitK4<quant::BlockQ4_K>, N>(w, act, n, out);
-}
-template <int N>
-MOERUN_AVX512 void q5_k_rows(const void *w, const void *const *act, int64_t n, float *out) {
-    min_rows<UnitK4<quant::BlockQ5_K>, N>(w, act, n, out);
-}
-
-// Super-block types whose per-activation sums reduce to one exact int32 I per super-block (IQ4_XS,
-// Q6_K, Q3_K): U::unpack unpacks a weight super-block once, U::sums(u, yb) gives 16 int32 lanes adding up
-// to I for one activation block; then acc = fma(fl(d * dy), float(I), acc), the steps of the 16-row
-// prefill kernels (lanes-k-avx512.cpp), which give the same bits.
-template <class U, int N>
-MOERUN_AVX512 void sum_rows(const void *w, const void *const *act, int64_t n, float *out) {
-    const auto *x = static_cast<const typename U::Block *>(w);
-    const ActQ8_K *y[N];
-    for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
-    const U k;
-    __m128 acc[N];
-    for (int t = 0; t < N; ++t) acc[t] = _mm_setzero_ps();
-    for (int64_t i = 0; i < n / 256; ++i) {
-        typename U::Unpacked u;
-        k.unpack(x[i], u);
-        const float dx = half(x[i].d);
-        for (int t = 0; t < N; ++t)
-            acc[t] = _mm_fmadd_ss(
-                _mm_set_ss(y[t][i].d * dx),
-                _mm_cvtsi32_ss(_mm_setzero_ps(), _mm512_reduce_add_epi32(k.sums(u, y[t][i]))), acc[t]);
-    }
-    for (int t = 0; t < N; ++t) out[t] = _mm_cvtss_f32(acc[t]);
-}
-
-// Super-block x of one weight row against N activation rows' block i.
-template <class U, int N>
-MOERUN_AVX512 inline void sum_block_sums(const typename U::Block *x, const U &k, const ActQ8_K *const *y,
-                                         int64_t i, __m512i *isum) {
-    typename U::Unpacked u;
-    k.unpack(*x, u);
-    for (int t = 0; t < N; ++t) isum[t] = k.sums(u, y[t][i]);
-}
-
-// Two weight rows (decode), the next pair prefetched as one stream; acc[t] lanes 0, 1: rows 0, 1.
-template <class U, int N>
-MOERUN_AVX512 void sum_rows2(const void *w0, const void *w1, const void *const *act, int64_t n, float *out0,
-                             float *out1) {
-    using B = typename U::Block;
-    const B *x[2] = {static_cast<const B *>(w0), static_cast<const B *>(w1)};
-    const ActQ8_K *y[N];
-    for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
-    const U k;
-    __m128 acc[N];
-    for (int t = 0; t < N; ++t) acc[t] = _mm_setzero_ps();
-    const char *next = next_pair(w0, w1);
-    for (int64_t i = 0; i < n / 256; ++i) {
-        prefetch_pair<B>(next, i);
-        __m512i isum[2][N];
-        sum_block_sums<U, N>(x[0] + i, k, y, i, isum[0]);  // one row unpacked at a time (registers)
-        sum_block_sums<U, N>(x[1] + i, k, y, i, isum[1]);
-        const __m128 dx = _mm_cvtph_ps(
-            _mm_cvtsi32_si128(static_cast<int>(x[0][i].d | static_cast<uint32_t>(x[1][i].d) << 16)));
-        for (int t = 0; t < N; ++t) {
-            // lanes 0, 1: I of rows 0, 1
-            const __m256i h8 = _mm256_hadd_epi32(add_halves(isum[0][t]), add_halves(isum[1][t]));
-            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(h8), _mm256_extracti128_si256(h8, 1));
-            h = _mm_hadd_epi32(h, h);
-            acc[t] = _mm_fmadd_ps(_mm_mul_ps(dx, _mm_set1_ps(y[t][i].d)), _mm_cvtepi32_ps(h), acc[t]);
-        }
-    }
-    for (int t = 0; t < N; ++t) {
-        out0[t] = _mm_cvtss_f32(acc[t]);
-        out1[t] = _mm_cvtss_f32(_mm_movehdup_ps(acc[t]));
-    }
-}
-
 // IQ4_XS: zmm c holds sub-blocks 2c and 2c+1 (elements 64c..64c+63): its 128-bit lanes are the
 // low nibbles of qs[32c..32c+16), their high nibbles, then the same for qs[32c+16..32c+32); the
 // nibbles pick kIQ4Values (vpshufb). Signed x signed as |w| (u8) x y negated where w < 0 (s8),
 // pairs summed to int16 (maddubs; |sum| <= 2 * 127 * 127, exact), then int16 x sub-block scale
 // (ls - 32) pairs accumulated to int32 (vpdpwssd, exact).
 struct UnitIQ4XS {
+    static constexpr bool kMins = false;
     using Block = quant::BlockIQ4_XS;
     struct Unpacked {
         __m512i ax[4], s[4];
@@ -345,6 +290,7 @@ struct UnitIQ4XS {
 // applied once per block through the activation's 16-element sums:
 // I = sum_j sc_j * sum(q * y) - 32 * sum_j sc_j * bsum_j.
 struct UnitQ6K {
+    static constexpr bool kMins = false;
     using Block = quant::BlockQ6_K;
     struct Unpacked {
         __m512i q[4], s[4];  // zmm j: elements 64j..64j+63 (u8) and their sub-block scales (int16)
@@ -381,15 +327,6 @@ struct UnitQ6K {
     }
 };
 
-template <int N>
-MOERUN_AVX512 void iq4_xs_rows(const void *w, const void *const *act, int64_t n, float *out) {
-    sum_rows<UnitIQ4XS, N>(w, act, n, out);
-}
-template <int N>
-MOERUN_AVX512 void q6_k_rows(const void *w, const void *const *act, int64_t n, float *out) {
-    sum_rows<UnitQ6K, N>(w, act, n, out);
-}
-
 // Q2_K / Q3_K: 16 sub-blocks of 16; element 128h + 32s + l is bits 2s..2s+1 of qs[32h + l]
 // (Q3_K: plus bit 4h + s of hmask[l] as bit 2, and the quant is that 3-bit value - 4). zmm j
 // holds elements 64j..64j+63 (h = j / 2, s = 2 (j % 2) and 2 (j % 2) + 1), unsigned (0..3, or
@@ -399,6 +336,7 @@ MOERUN_AVX512 void q6_k_rows(const void *w, const void *const *act, int64_t n, f
 template <class B>
 struct UnitK2 {
     static constexpr bool three = std::is_same_v<B, quant::BlockQ3_K>;
+    static constexpr bool kMins = !three;
     using Block = B;
     struct Unpacked {
         __m512i q[4], s[4];
@@ -466,156 +404,68 @@ struct UnitK2 {
     }
 };
 
-template <class B, int N>
-MOERUN_AVX512 void k2_rows(const void *w, const void *const *act, int64_t n, float *out) {
-    if constexpr (UnitK2<B>::three)
-        sum_rows<UnitK2<B>, N>(w, act, n, out);
-    else
-        min_rows<UnitK2<B>, N>(w, act, n, out);
-}
+// rows<U, N> and rows2<U, N> as types, for the tile loops below.
+template <class U>
+struct Row {
+    template <int N>
+    struct K {
+        MOERUN_AVX512 static void run(const void *w, const void *const *a, int64_t n, float *o) {
+            rows<U, N>(w, a, n, o);
+        }
+    };
+};
+template <class U>
+struct Pair {
+    template <int N>
+    struct K {
+        MOERUN_AVX512 static void run(const void *w0, const void *w1, const void *const *a, int64_t n,
+                                      float *o0, float *o1) {
+            rows2<U, N>(w0, w1, a, n, o0, o1);
+        }
+    };
+};
 
-template <int N>
-MOERUN_AVX512 void q2_k_rows(const void *w, const void *const *act, int64_t n, float *out) {
-    k2_rows<quant::BlockQ2_K, N>(w, act, n, out);
-}
-template <int N>
-MOERUN_AVX512 void q3_k_rows(const void *w, const void *const *act, int64_t n, float *out) {
-    k2_rows<quant::BlockQ3_K, N>(w, act, n, out);
-}
-
-// fn<n_act>(...) for n_act in 1..kMaxDotRows.
-#define MOERUN_ROWS_SWITCH(fn)     \
-    switch (n_act) {               \
-        case 1:                    \
-            fn<1>(w, act, n, out); \
-            return true;           \
-        case 2:                    \
-            fn<2>(w, act, n, out); \
-            return true;           \
-        case 3:                    \
-            fn<3>(w, act, n, out); \
-            return true;           \
-        case 4:                    \
-            fn<4>(w, act, n, out); \
-            return true;           \
-        case 5:                    \
-            fn<5>(w, act, n, out); \
-            return true;           \
-        case 6:                    \
-            fn<6>(w, act, n, out); \
-            return true;           \
-        case 7:                    \
-            fn<7>(w, act, n, out); \
-            return true;           \
-        default:                   \
-            fn<8>(w, act, n, out); \
-            return true;           \
-    }
-
-}  // namespace
-
+// One weight row against n_act (1..kMaxDotRows) activation rows.
 static_assert(kMaxDotRows == 8);
-
-bool dot_rows(quant::Type t, const void *w, const void *const *act, int n_act, int64_t n, float *out) {
-    switch (t) {
-        case quant::Type::Q4_K:
-            MOERUN_ROWS_SWITCH(q4_k_rows)
-        case quant::Type::Q5_K:
-            MOERUN_ROWS_SWITCH(q5_k_rows)
-        case quant::Type::Q6_K:
-            MOERUN_ROWS_SWITCH(q6_k_rows)
-        case quant::Type::Q2_K:
-            MOERUN_ROWS_SWITCH(q2_k_rows)
-        case quant::Type::Q3_K:
-            MOERUN_ROWS_SWITCH(q3_k_rows)
-        case quant::Type::Q8_0:
-        case quant::Type::Q4_0:
-        case quant::Type::Q5_0:
-        case quant::Type::IQ4_NL:
-            return lanes_rows(t, w, act, n_act, n, out);
-        case quant::Type::IQ4_XS:
-            MOERUN_ROWS_SWITCH(iq4_xs_rows)
+template <template <int> class K>
+MOERUN_AVX512 void rows_n(const void *w, const void *const *act, int n_act, int64_t n, float *out) {
+    switch (n_act) {
+        case 1:
+            return K<1>::run(w, act, n, out);
+        case 2:
+            return K<2>::run(w, act, n, out);
+        case 3:
+            return K<3>::run(w, act, n, out);
+        case 4:
+            return K<4>::run(w, act, n, out);
+        case 5:
+            return K<5>::run(w, act, n, out);
+        case 6:
+            return K<6>::run(w, act, n, out);
+        case 7:
+            return K<7>::run(w, act, n, out);
         default:
-            return false;
+            return K<8>::run(w, act, n, out);
     }
 }
-
-namespace {
 
 // Rows [0, n_rows) x activations [0, n_act) with one kernel family: activation rows in groups of
-// 8, then one call of the remainder's size (the same kernel instances as dot_rows).
+// kMaxDotRows (a group stays in L1 while the weight rows pass by), then one call of the
+// remainder's size (the same kernel instances as dot_rows).
 template <template <int> class K>
 MOERUN_AVX512 void tile(const uint8_t *w, size_t rb, int64_t n_rows, const uint8_t *act, size_t ab,
                         int64_t n_act, int64_t n, float *y, int64_t ldy) {
-    const void *ptrs[8];
-    float out[8];
-    // A group of up to 8 activation rows stays in L1 while the weight rows pass by.
-    for (int64_t t = 0; t < n_act; t += 8) {
-        const int m = static_cast<int>(n_act - t < 8 ? n_act - t : 8);
+    const void *ptrs[kMaxDotRows];
+    float out[kMaxDotRows];
+    for (int64_t t = 0; t < n_act; t += kMaxDotRows) {
+        const int m = static_cast<int>(n_act - t < kMaxDotRows ? n_act - t : kMaxDotRows);
         for (int k = 0; k < m; ++k) ptrs[k] = act + static_cast<size_t>(t + k) * ab;
         for (int64_t r = 0; r < n_rows; ++r) {
-            const uint8_t *row = w + static_cast<size_t>(r) * rb;
-            switch (m) {
-                case 8:
-                    K<8>::run(row, ptrs, n, out);
-                    break;
-                case 7:
-                    K<7>::run(row, ptrs, n, out);
-                    break;
-                case 6:
-                    K<6>::run(row, ptrs, n, out);
-                    break;
-                case 5:
-                    K<5>::run(row, ptrs, n, out);
-                    break;
-                case 4:
-                    K<4>::run(row, ptrs, n, out);
-                    break;
-                case 3:
-                    K<3>::run(row, ptrs, n, out);
-                    break;
-                case 2:
-                    K<2>::run(row, ptrs, n, out);
-                    break;
-                default:
-                    K<1>::run(row, ptrs, n, out);
-                    break;
-            }
+            rows_n<K>(w + static_cast<size_t>(r) * rb, ptrs, m, n, out);
             for (int k = 0; k < m; ++k) y[(t + k) * ldy + r] = out[k];
         }
     }
 }
-
-template <class B>
-struct K4 {
-    template <int N>
-    struct K {
-        MOERUN_AVX512 static void run(const void *w, const void *const *a, int64_t n, float *o) {
-            min_rows<UnitK4<B>, N>(w, a, n, o);
-        }
-    };
-};
-template <class B>
-struct K2 {
-    template <int N>
-    struct K {
-        MOERUN_AVX512 static void run(const void *w, const void *const *a, int64_t n, float *o) {
-            k2_rows<B, N>(w, a, n, o);
-        }
-    };
-};
-template <int N>
-struct Q6K {
-    MOERUN_AVX512 static void run(const void *w, const void *const *a, int64_t n, float *o) {
-        q6_k_rows<N>(w, a, n, o);
-    }
-};
-template <int N>
-struct IQ4XS {
-    MOERUN_AVX512 static void run(const void *w, const void *const *a, int64_t n, float *o) {
-        iq4_xs_rows<N>(w, a, n, o);
-    }
-};
 
 // Decode tiles (one or two activation rows): weight rows in pairs through Pair<N>::run, a last odd
 // row through Row<N>::run.
@@ -647,28 +497,49 @@ MOERUN_AVX512 void decode_tile(const uint8_t *w, size_t rb, int64_t n_rows, cons
     }
 }
 
+// A super-block type's tile: decode kernels below lanes::kMinPanelTok activation rows, else the
+// 16-row panels (lanes_k_tile), else (rows too far apart for its gathers) rows of up to
+// kMaxDotRows activation rows.
 template <class U>
-struct MinPair {
-    template <int N>
-    struct K {
-        MOERUN_AVX512 static void run(const void *w0, const void *w1, const void *const *a, int64_t n,
-                                      float *o0, float *o1) {
-            min_rows2<U, N>(w0, w1, a, n, o0, o1);
-        }
-    };
-};
-template <class U>
-struct SumPair {
-    template <int N>
-    struct K {
-        MOERUN_AVX512 static void run(const void *w0, const void *w1, const void *const *a, int64_t n,
-                                      float *o0, float *o1) {
-            sum_rows2<U, N>(w0, w1, a, n, o0, o1);
-        }
-    };
-};
+MOERUN_AVX512 void k_tile(quant::Type t, const uint8_t *w, size_t rb, int64_t n_rows, const uint8_t *act,
+                          size_t ab, int64_t n_act, int64_t n, float *y, int64_t ldy) {
+    if (n_act < lanes::kMinPanelTok)
+        decode_tile<Pair<U>::template K, Row<U>::template K>(w, rb, n_rows, act, ab, n_act, n, y, ldy);
+    else if (!lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy))
+        tile<Row<U>::template K>(w, rb, n_rows, act, ab, n_act, n, y, ldy);
+}
 
 }  // namespace
+
+bool dot_rows(quant::Type t, const void *w, const void *const *act, int n_act, int64_t n, float *out) {
+    switch (t) {
+        case quant::Type::Q4_K:
+            rows_n<Row<UnitK4<quant::BlockQ4_K>>::K>(w, act, n_act, n, out);
+            return true;
+        case quant::Type::Q5_K:
+            rows_n<Row<UnitK4<quant::BlockQ5_K>>::K>(w, act, n_act, n, out);
+            return true;
+        case quant::Type::Q6_K:
+            rows_n<Row<UnitQ6K>::K>(w, act, n_act, n, out);
+            return true;
+        case quant::Type::Q2_K:
+            rows_n<Row<UnitK2<quant::BlockQ2_K>>::K>(w, act, n_act, n, out);
+            return true;
+        case quant::Type::Q3_K:
+            rows_n<Row<UnitK2<quant::BlockQ3_K>>::K>(w, act, n_act, n, out);
+            return true;
+        case quant::Type::IQ4_XS:
+            rows_n<Row<UnitIQ4XS>::K>(w, act, n_act, n, out);
+            return true;
+        case quant::Type::Q8_0:
+        case quant::Type::Q4_0:
+        case quant::Type::Q5_0:
+        case quant::Type::IQ4_NL:
+            return lanes_rows(t, w, act, n_act, n, out);
+        default:
+            return false;
+    }
+}
 
 bool dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,
               int64_t n_act, int64_t n, float *y, int64_t ldy) {
@@ -676,50 +547,28 @@ bool dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const voi
     const auto *a = static_cast<const uint8_t *>(act);
     switch (t) {
         case quant::Type::Q4_K:
-            if (n_act < lanes::kMinPanelTok)
-                decode_tile<MinPair<UnitK4<quant::BlockQ4_K>>::K, K4<quant::BlockQ4_K>::K>(
-                    wb, rb, n_rows, a, ab, n_act, n, y, ldy);
-            else if (!lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy))
-                tile<K4<quant::BlockQ4_K>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            k_tile<UnitK4<quant::BlockQ4_K>>(t, wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q5_K:
-            if (n_act < lanes::kMinPanelTok)
-                decode_tile<MinPair<UnitK4<quant::BlockQ5_K>>::K, K4<quant::BlockQ5_K>::K>(
-                    wb, rb, n_rows, a, ab, n_act, n, y, ldy);
-            else if (!lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy))
-                tile<K4<quant::BlockQ5_K>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            k_tile<UnitK4<quant::BlockQ5_K>>(t, wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q6_K:
-            if (n_act < lanes::kMinPanelTok)
-                decode_tile<SumPair<UnitQ6K>::K, Q6K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
-            else if (!lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy))
-                tile<Q6K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            k_tile<UnitQ6K>(t, wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q2_K:
-            if (n_act < lanes::kMinPanelTok)
-                decode_tile<MinPair<UnitK2<quant::BlockQ2_K>>::K, K2<quant::BlockQ2_K>::K>(
-                    wb, rb, n_rows, a, ab, n_act, n, y, ldy);
-            else if (!lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy))
-                tile<K2<quant::BlockQ2_K>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            k_tile<UnitK2<quant::BlockQ2_K>>(t, wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q3_K:
-            if (n_act < lanes::kMinPanelTok)
-                decode_tile<SumPair<UnitK2<quant::BlockQ3_K>>::K, K2<quant::BlockQ3_K>::K>(
-                    wb, rb, n_rows, a, ab, n_act, n, y, ldy);
-            else if (!lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy))
-                tile<K2<quant::BlockQ3_K>::K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            k_tile<UnitK2<quant::BlockQ3_K>>(t, wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            return true;
+        case quant::Type::IQ4_XS:
+            k_tile<UnitIQ4XS>(t, wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q8_0:
         case quant::Type::Q4_0:
         case quant::Type::Q5_0:
         case quant::Type::IQ4_NL:
             return lanes_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy);
-        case quant::Type::IQ4_XS:
-            if (n_act < lanes::kMinPanelTok)
-                decode_tile<SumPair<UnitIQ4XS>::K, IQ4XS>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
-            else if (!lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy))
-                tile<IQ4XS>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
-            return true;
         default:
             return false;
     }
