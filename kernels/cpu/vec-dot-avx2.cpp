@@ -56,8 +56,10 @@ MOERUN_AVX2 inline void k4_scales_mins(const uint8_t *scales, __m128i &sc, __m12
 // Q4_K / Q5_K, N activation rows: chunk c of 64 elements is the low nibbles of qs[32c..32c+32)
 // (sub-block 2c) and their high nibbles (2c+1); Q5_K adds bit 2c / 2c+1 of qh[l] as bit 4. u8 x
 // s8 pairs summed to int16 (exact), times the sub-block scale to int32 (exact); the mins through
-// the activation's sub-block sums. Each block is unpacked once for all rows, and per row the
-// operations are the same whatever N is.
+// the activation's sub-block sums. Each block is unpacked once for all rows. Per super-block the
+// exact totals I (scales) and M (mins), then acc = fma(fl(d * dy), float(I), acc), acc_m =
+// fma(fl(dmin * dy), float(M), acc_m), result acc - acc_m: the steps of the 8-row prefill kernel
+// (lanes-k4-avx2.cpp) and of the AVX-512 kernels, so all give the same bits whatever N is.
 template <class B, int N>
 MOERUN_AVX2 void k4_rows(const void *w, const void *const *act, int64_t n, float *out) {
     constexpr bool five = std::is_same_v<B, quant::BlockQ5_K>;
@@ -65,12 +67,8 @@ MOERUN_AVX2 void k4_rows(const void *w, const void *const *act, int64_t n, float
     const ActQ8_K *y[N];
     for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
     const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
-    __m256 acc[N];
-    __m128 acc_m[N];
-    for (int t = 0; t < N; ++t) {
-        acc[t] = _mm256_setzero_ps();
-        acc_m[t] = _mm_setzero_ps();
-    }
+    __m128 acc[N];  // lanes 0, 1: acc, acc_m
+    for (int t = 0; t < N; ++t) acc[t] = _mm_setzero_ps();
     alignas(16) int16_t sc[8];
     for (int64_t i = 0; i < n / 256; ++i) {
         __m128i sc16, mn16;
@@ -92,7 +90,8 @@ MOERUN_AVX2 void k4_rows(const void *w, const void *const *act, int64_t n, float
                     hi[c], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_hi), bit_hi), b4));
             }
         }
-        const float dx = half(x[i].d), dmx = half(x[i].dmin);
+        const __m128 dxm = _mm_cvtph_ps(
+            _mm_cvtsi32_si128(static_cast<int>(x[i].d | static_cast<uint32_t>(x[i].dmin) << 16)));
         for (int t = 0; t < N; ++t) {
             const ActQ8_K &yb = y[t][i];
             // sum of mins * (sums of y over each 32-element sub-block)
@@ -109,14 +108,14 @@ MOERUN_AVX2 void k4_rows(const void *w, const void *const *act, int64_t n, float
                     _mm256_madd_epi16(_mm256_maddubs_epi16(hi[c], y1), _mm256_set1_epi16(sc[2 * c + 1]));
                 isum = _mm256_add_epi32(isum, _mm256_add_epi32(p0, p1));
             }
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(yb.d * dx), _mm256_cvtepi32_ps(isum), acc[t]);
-            acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(yb.d * dmx), _mm_cvtepi32_ps(msum), acc_m[t]);
+            // lanes 0, 1: the exact totals I, M (integer adds: any order is exact)
+            __m128i h = _mm_hadd_epi32(
+                _mm_add_epi32(_mm256_castsi256_si128(isum), _mm256_extracti128_si256(isum, 1)), msum);
+            h = _mm_hadd_epi32(h, h);
+            acc[t] = _mm_fmadd_ps(_mm_mul_ps(dxm, _mm_set1_ps(yb.d)), _mm_cvtepi32_ps(h), acc[t]);
         }
     }
-    for (int t = 0; t < N; ++t) {
-        const __m128 m2 = _mm_add_ps(acc_m[t], _mm_movehl_ps(acc_m[t], acc_m[t]));
-        out[t] = hsum(acc[t]) - _mm_cvtss_f32(_mm_add_ss(m2, _mm_movehdup_ps(m2)));
-    }
+    for (int t = 0; t < N; ++t) out[t] = _mm_cvtss_f32(acc[t]) - _mm_cvtss_f32(_mm_movehdup_ps(acc[t]));
 }
 
 // Q6_K, N activation rows: register (h, s) holds the 6-bit quants 0..63 (u8) of elements 128h + 32s

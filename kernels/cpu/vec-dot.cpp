@@ -373,7 +373,9 @@ void vec_dot_rows(quant::Type t, const void *w, const void *const *act, int n_ac
 
 void vec_dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,
                   int64_t n_act, int64_t n, float *y, int64_t ldy) {
-    if (active_isa() == Isa::avx512 && avx512::dot_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy)) return;
+    const Isa isa = active_isa();
+    if (isa == Isa::avx512 && avx512::dot_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy)) return;
+    if (isa == Isa::avx2 && avx2::lanes_k4_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy)) return;
     const auto *wb = static_cast<const uint8_t *>(w);
     const auto *a = static_cast<const uint8_t *>(act);
     const void *ptrs[kMaxDotRows];
