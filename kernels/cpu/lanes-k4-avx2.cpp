@@ -29,8 +29,8 @@
 namespace moerun::kernels::cpu::avx2 {
 namespace {
 
-constexpr int kRows = 8;         // weight rows per panel, one per 32-bit lane
-constexpr int kTok = 4;          // activation rows per pass over the panels
+constexpr int kRows = 8;  // weight rows per panel, one per 32-bit lane
+constexpr int kTok = 4;   // activation rows per pass over the panels
 // Fewer activation rows, or exactly 4 (one pass of the 4-row kernel), go through the row kernels:
 // measured on Q4_K 1024 x 2048, one thread, the panels are 8-10% faster at 3, 5 and 6 rows and
 // 8% slower at 4.
