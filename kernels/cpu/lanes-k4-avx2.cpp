@@ -36,7 +36,8 @@ constexpr int kTok = 4;   // activation rows per pass over the panels
 // 8% slower at 4.
 constexpr int kMinPanelTok = 3;
 
-// One super-block of 8 rows.
+// One super-block of 8 rows. alignas: this file is compiled without -mavx, where GCC gives __m256i
+// 16-byte alignment, so std::vector<Panel> would allocate at 16 what the kernels access at 32.
 struct alignas(64) Panel {
     __m256i q[64];  // q[k] lane r: quants 4k..4k+3 of row r (u8)
     __m256i sc[8];  // sub-block j: lane r = row r's scale, in both int16 halves
