@@ -136,6 +136,29 @@ TEST_CASE("vec_dot equals the dequantized reference for every type") {
     }
 }
 
+TEST_CASE("Q4_K and Q5_K give the same bits under AVX2 and AVX-512") {
+    // Both reduce each super-block to exact integers, then take the same float steps.
+    if (cpu::best_isa() < cpu::Isa::avx512) return;
+    IsaGuard guard;
+    std::mt19937 rng(23);
+    std::normal_distribution<float> nd(0, 1);
+    const int64_t n = 2048;
+    for (auto t : {quant::Type::Q4_K, quant::Type::Q5_K}) {
+        CAPTURE(quant::type_name(t));
+        for (int rep = 0; rep < 16; ++rep) {
+            const std::vector<uint8_t> w = weight_row(t, n, rng);
+            std::vector<float> x(static_cast<size_t>(n));
+            for (auto &v : x) v = nd(rng);
+            std::vector<uint8_t> act(cpu::act_bytes(t, n));
+            cpu::quantize_act(t, x.data(), act.data(), n);
+            cpu::set_isa(cpu::Isa::avx2);
+            const float a2 = cpu::vec_dot(t, w.data(), act.data(), n);
+            cpu::set_isa(cpu::Isa::avx512);
+            CHECK(cpu::vec_dot(t, w.data(), act.data(), n) == a2);
+        }
+    }
+}
+
 TEST_CASE("vec_dot_x4 is bit-identical to four vec_dot calls") {
     IsaGuard guard;
     for (const cpu::Isa isa : isas()) {
