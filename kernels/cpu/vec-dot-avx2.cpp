@@ -12,9 +12,9 @@
 #include <cstring>
 #include <type_traits>
 
+#include "avx2-unpack.h"
 #include "block32-decode.h"
 #include "moerun/quant/blocks.h"
-#include "q6k-unpack.h"
 
 #define MOERUN_AVX2 __attribute__((target("avx2,fma,f16c")))
 
@@ -53,20 +53,17 @@ MOERUN_AVX2 inline void k4_scales_mins(const uint8_t *scales, __m128i &sc, __m12
     mn = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(k.m_hi), static_cast<int>(k.m_lo)));
 }
 
-// Q4_K / Q5_K, N activation rows: chunk c of 64 elements is the low nibbles of qs[32c..32c+32)
-// (sub-block 2c) and their high nibbles (2c+1); Q5_K adds bit 2c / 2c+1 of qh[l] as bit 4. u8 x
-// s8 pairs summed to int16 (exact), times the sub-block scale to int32 (exact); the mins through
+// Q4_K / Q5_K, N activation rows: the quants of sub-block j as u8 (k4_unpack_u8) x s8, pairs summed
+// to int16 (exact), times the sub-block scale to int32 (exact); the mins through
 // the activation's sub-block sums. Each block is unpacked once for all rows. Per super-block the
 // exact totals I (scales) and M (mins), then acc = fma(fl(d * dy), float(I), acc), acc_m =
 // fma(fl(dmin * dy), float(M), acc_m), result acc - acc_m: the steps of the 8-row prefill kernel
-// (lanes-k4-avx2.cpp) and of the AVX-512 kernels, so all give the same bits whatever N is.
+// (lanes-k-avx2.cpp) and of the AVX-512 kernels, so all give the same bits whatever N is.
 template <class B, int N>
 MOERUN_AVX2 void k4_rows(const void *w, const void *const *act, int64_t n, float *out) {
-    constexpr bool five = std::is_same_v<B, quant::BlockQ5_K>;
     const auto *x = static_cast<const B *>(w);
     const ActQ8_K *y[N];
     for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
     __m128 acc[N];  // lanes 0, 1: acc, acc_m
     for (int t = 0; t < N; ++t) acc[t] = _mm_setzero_ps();
     alignas(16) int16_t sc[8];
@@ -74,22 +71,8 @@ MOERUN_AVX2 void k4_rows(const void *w, const void *const *act, int64_t n, float
         __m128i sc16, mn16;
         k4_scales_mins(x[i].scales, sc16, mn16);
         _mm_store_si128(reinterpret_cast<__m128i *>(sc), sc16);
-        [[maybe_unused]] __m256i qh = _mm256_setzero_si256();
-        if constexpr (five) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qh));
-        __m256i lo[4], hi[4];
-        for (int c = 0; c < 4; ++c) {
-            const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qs + 32 * c));
-            lo[c] = _mm256_and_si256(q, m4);
-            hi[c] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            if constexpr (five) {
-                const __m256i bit_lo = _mm256_set1_epi8(static_cast<char>(1 << (2 * c)));
-                const __m256i bit_hi = _mm256_set1_epi8(static_cast<char>(1 << (2 * c + 1)));
-                lo[c] = _mm256_or_si256(
-                    lo[c], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_lo), bit_lo), b4));
-                hi[c] = _mm256_or_si256(
-                    hi[c], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_hi), bit_hi), b4));
-            }
-        }
+        __m256i q[8];  // sub-block j in q[j]
+        k4_unpack_u8(x[i], q);
         const __m128 dxm = _mm_cvtph_ps(
             _mm_cvtsi32_si128(static_cast<int>(x[i].d | static_cast<uint32_t>(x[i].dmin) << 16)));
         for (int t = 0; t < N; ++t) {
@@ -99,14 +82,10 @@ MOERUN_AVX2 void k4_rows(const void *w, const void *const *act, int64_t n, float
             const __m128i b1 = _mm_loadu_si128(reinterpret_cast<const __m128i *>(yb.bsums + 8));
             const __m128i msum = _mm_madd_epi16(mn16, _mm_hadd_epi16(b0, b1));  // 4 int32
             __m256i isum = _mm256_setzero_si256();
-            for (int c = 0; c < 4; ++c) {
-                const __m256i y0 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.qs + 64 * c));
-                const __m256i y1 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.qs + 64 * c + 32));
-                const __m256i p0 =
-                    _mm256_madd_epi16(_mm256_maddubs_epi16(lo[c], y0), _mm256_set1_epi16(sc[2 * c]));
-                const __m256i p1 =
-                    _mm256_madd_epi16(_mm256_maddubs_epi16(hi[c], y1), _mm256_set1_epi16(sc[2 * c + 1]));
-                isum = _mm256_add_epi32(isum, _mm256_add_epi32(p0, p1));
+            for (int j = 0; j < 8; ++j) {
+                const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.qs + 32 * j));
+                isum = _mm256_add_epi32(
+                    isum, _mm256_madd_epi16(_mm256_maddubs_epi16(q[j], yv), _mm256_set1_epi16(sc[j])));
             }
             // lanes 0, 1: the exact totals I, M (integer adds: any order is exact)
             __m128i h = _mm_hadd_epi32(
@@ -121,14 +100,16 @@ MOERUN_AVX2 void k4_rows(const void *w, const void *const *act, int64_t n, float
 // Q6_K, N activation rows: register (h, s) holds the 6-bit quants 0..63 (u8) of elements 128h + 32s
 // .. + 31 (its low 128-bit lane is sub-block 8h + 2s, the high lane the next) x s8 to int16, times
 // the sub-block scale to int32 (exact); the -32 of every quant goes through the activation's
-// 16-element sums, lane-wise.
+// 16-element sums, lane-wise. Per super-block the exact total I, then acc = fma(fl(d * dy),
+// float(I), acc): the steps of the 8-row prefill kernel (lanes-k-avx2.cpp) and of the AVX-512
+// kernels, so all give the same bits.
 template <int N>
 MOERUN_AVX2 void q6_k_rows(const void *w, const void *const *act, int64_t n, float *out) {
     const auto *x = static_cast<const quant::BlockQ6_K *>(w);
     const ActQ8_K *y[N];
     for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
-    __m256 acc[N];
-    for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
+    __m128 acc[N];  // lane 0
+    for (int t = 0; t < N; ++t) acc[t] = _mm_setzero_ps();
     for (int64_t i = 0; i < n / 256; ++i) {
         const __m256i sc16 =
             _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(x[i].scales)));
@@ -141,7 +122,7 @@ MOERUN_AVX2 void q6_k_rows(const void *w, const void *const *act, int64_t n, flo
                     _mm256_set_m128i(_mm_set1_epi16(x[i].scales[b + 1]), _mm_set1_epi16(x[i].scales[b]));
             }
         }
-        const float dx = half(x[i].d);
+        const __m128 dx = _mm_set_ss(half(x[i].d));
         for (int t = 0; t < N; ++t) {
             const ActQ8_K &yb = y[t][i];
             const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.bsums));
@@ -151,10 +132,13 @@ MOERUN_AVX2 void q6_k_rows(const void *w, const void *const *act, int64_t n, flo
                 isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], yv), s[r]));
             }
             isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(yb.d * dx), _mm256_cvtepi32_ps(isum), acc[t]);
+            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(isum), _mm256_extracti128_si256(isum, 1));
+            h = _mm_hadd_epi32(h, h);
+            h = _mm_hadd_epi32(h, h);  // lane 0: I (integer adds: any order is exact)
+            acc[t] = _mm_fmadd_ss(_mm_mul_ss(dx, _mm_set_ss(yb.d)), _mm_cvtepi32_ps(h), acc[t]);
         }
     }
-    for (int t = 0; t < N; ++t) out[t] = hsum(acc[t]);
+    for (int t = 0; t < N; ++t) out[t] = _mm_cvtss_f32(acc[t]);
 }
 
 using block32::DecIQ4_NL;

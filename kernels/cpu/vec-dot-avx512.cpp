@@ -15,10 +15,10 @@
 #include <cstring>
 #include <type_traits>
 
+#include "avx2-unpack.h"
 #include "avx512-target.h"
 #include "lanes-avx512.h"
 #include "moerun/quant/blocks.h"
-#include "q6k-unpack.h"
 
 #include "moerun/quant/half.h"
 

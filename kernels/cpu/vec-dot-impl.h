@@ -77,10 +77,10 @@ void dot_q6_k_x4(const void *w, const void *const act[4], int64_t n, float out[4
 void dot_q4_0_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
 float dot_q5_0(const void *w, const void *act, int64_t n);
 void dot_q5_0_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
-// vec_dot_tile for Q4_K and Q5_K with 3 or more activation rows, 8 weight rows per pass
-// (lanes-k4-avx2.cpp), bit-identical to the row kernels; false for the others.
-bool lanes_k4_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,
-                   int64_t n_act, int64_t n, float *y, int64_t ldy);
+// vec_dot_tile for Q4_K, Q5_K and Q6_K with 3 or more activation rows, 8 weight rows per pass
+// (lanes-k-avx2.cpp), bit-identical to the row kernels; false for the others.
+bool lanes_k_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,
+                  int64_t n_act, int64_t n, float *y, int64_t ldy);
 // ops::attention_head for head sizes that are multiples of 8; false for the others.
 bool attention_head(const float *q, const void *k, quant::Type type_k, const void *v, quant::Type type_v,
                     int64_t n_pos, int64_t hd, float scale, float *scores, float *out);

@@ -375,7 +375,7 @@ void vec_dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const
                   int64_t n_act, int64_t n, float *y, int64_t ldy) {
     const Isa isa = active_isa();
     if (isa == Isa::avx512 && avx512::dot_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy)) return;
-    if (isa == Isa::avx2 && avx2::lanes_k4_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy)) return;
+    if (isa == Isa::avx2 && avx2::lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy)) return;
     const auto *wb = static_cast<const uint8_t *>(w);
     const auto *a = static_cast<const uint8_t *>(act);
     const void *ptrs[kMaxDotRows];

@@ -1,0 +1,53 @@
+// Internal (x86-64 only): the quants of a Q4_K/Q5_K or Q6_K super-block unpacked to unsigned bytes,
+// 32 elements per ymm, for the AVX2 and AVX-512 kernels (vec-dot-avx2.cpp, lanes-k-avx2.cpp,
+// vec-dot-avx512.cpp).
+#pragma once
+#include <immintrin.h>
+
+#include <type_traits>
+
+#include "moerun/quant/blocks.h"
+
+namespace moerun::kernels::cpu {
+
+// The 256 quants of a Q4_K (0..15) or Q5_K (0..31) block, sub-block j (elements 32j..32j+31) in
+// q[j]: the low nibbles of qs[32c..32c+32) are sub-block 2c, the high nibbles 2c+1; Q5_K adds bit j
+// of qh[l] as bit 4 of element l of sub-block j.
+template <class B>
+__attribute__((target("avx2"), always_inline)) inline void k4_unpack_u8(const B &x, __m256i q[8]) {
+    constexpr bool five = std::is_same_v<B, quant::BlockQ5_K>;
+    static_assert(five || std::is_same_v<B, quant::BlockQ4_K>);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    [[maybe_unused]] __m256i qh = _mm256_setzero_si256();
+    if constexpr (five) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x.qh));
+    for (int c = 0; c < 4; ++c) {
+        const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x.qs + 32 * c));
+        q[2 * c] = _mm256_and_si256(b, m4);
+        q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+        if constexpr (five)
+            for (int h = 0; h < 2; ++h) {
+                const __m256i bit = _mm256_set1_epi8(static_cast<char>(1 << (2 * c + h)));
+                const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
+                q[2 * c + h] = _mm256_or_si256(q[2 * c + h], _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
+            }
+    }
+}
+
+// The 128 quants (0..63) of half h (0 or 1) of Q6_K block b as four registers of 32 bytes: v[s] holds
+// elements 128 h + 32 s .. 128 h + 32 s + 31 (low 4 bits from ql, high 2 bits from qh).
+__attribute__((target("avx2"), always_inline)) inline void q6_k_unpack_half(const quant::BlockQ6_K &b, int h,
+                                                                            __m256i v[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+    const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.ql + 64 * h));
+    const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.ql + 64 * h + 32));
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.qh + 32 * h));
+    const __m256i lo[4] = {_mm256_and_si256(ql0, m4), _mm256_and_si256(ql1, m4),
+                           _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                           _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4)};
+    for (int s = 0; s < 4; ++s) {
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * s), m2);
+        v[s] = _mm256_or_si256(lo[s], _mm256_slli_epi16(hi, 4));
+    }
+}
+
+}  // namespace moerun::kernels::cpu

@@ -1,0 +1,270 @@
+// AVX2 prefill products of Q4_K, Q5_K and Q6_K with Q8_K activations, 8 weight rows per pass, one
+// row per 32-bit lane (the AVX2 counterpart of lanes-k-avx512.cpp, for CPUs without AVX-512: most
+// laptops). A super-block of 8 rows is unpacked to unsigned bytes and transposed once into a panel:
+// for each 4 elements, a ymm whose lane r holds the 4 quants of row r. vpmaddubsw against the
+// activation's 4 bytes broadcast gives two int16 pair sums per row; kSteps such steps are added as
+// int16 while they cannot overflow (Q4_K: 8 steps, 8 * 2 * 15 * 127 < 2^15; Q5_K: 4; Q6_K: 2),
+// then vpmaddwd by the sub-block scale gives int32, exact.
+//
+// Per row and activation, super-block after super-block in order (exact int32 sums):
+//   Q4_K, Q5_K: I = sum_j sc_j * sum(q * y over j),  M = sum_j m_j * (sum of y over j),
+//               acc = fma(fl(d * dy), float(I), acc),  acc_m = fma(fl(dmin * dy), float(M), acc_m),
+//               result = acc - acc_m;
+//   Q6_K:       I = sum_j sc_j * sum(q * y over j) - 32 * sum_j sc_j * (sum of y over j),
+//               acc = fma(fl(d * dy), float(I), acc), result = acc;
+// the steps of the AVX2 row kernels (k4_rows, q6_k_rows in vec-dot-avx2.cpp) and the AVX-512 ones,
+// so all give the same bits.
+#include "vec-dot-impl.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "avx2-unpack.h"
+#include "moerun/quant/blocks.h"
+
+#define MOERUN_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+namespace moerun::kernels::cpu::avx2 {
+namespace {
+
+constexpr int kRows = 8;  // weight rows per panel, one per 32-bit lane
+constexpr int kTok = 4;   // activation rows per pass over the panels
+// Fewer activation rows, or exactly 4 (one pass of the 4-row kernel), go through the row kernels:
+// measured on Q4_K 1024 x 2048, one thread, the panels are 8-10% faster at 3, 5 and 6 rows and
+// 8% slower at 4.
+constexpr int kMinPanelTok = 3;
+
+// One super-block of 8 rows. alignas: this file is compiled without -mavx, where GCC gives __m256i
+// 16-byte alignment, so std::vector<Panel> would allocate at 16 what the kernels access at 32.
+struct alignas(64) Panel {
+    __m256i q[64];   // q[k] lane r: quants 4k..4k+3 of row r (u8)
+    __m256i sc[16];  // sub-block j (Q4_K, Q5_K: 8 of 32; Q6_K: 16 of 16): lane r = row r's scale, in
+                     // both int16 halves
+    __m256i pr[8];   // lane r: the int16 coefficients of the activation's 16-element sums 2c, 2c + 1:
+                     // Q4_K, Q5_K: the min of sub-block c, twice; Q6_K: the scales of sub-blocks 2c, 2c + 1
+    __m256 d, dmin;  // [lane] super-block scales of sc and of the mins (Q6_K: dmin unused)
+};
+
+// 8 rows of 8 dwords to 8 ymm: out[k] lane r = dword k of in[r].
+MOERUN_AVX2 inline void transpose8x8(const __m256i *in, __m256i *out) {
+    __m256i t[8], u[8];
+    for (int p = 0; p < 4; ++p) {
+        t[2 * p] = _mm256_unpacklo_epi32(in[2 * p], in[2 * p + 1]);  // a0 b0 a1 b1 | a4 b4 a5 b5
+        t[2 * p + 1] = _mm256_unpackhi_epi32(in[2 * p], in[2 * p + 1]);
+    }
+    for (int h = 0; h < 2; ++h) {  // rows 4h..4h+3
+        const __m256i *s = t + 4 * h;
+        u[4 * h + 0] = _mm256_unpacklo_epi64(s[0], s[2]);  // dwords 0 | 4
+        u[4 * h + 1] = _mm256_unpackhi_epi64(s[0], s[2]);  // 1 | 5
+        u[4 * h + 2] = _mm256_unpacklo_epi64(s[1], s[3]);  // 2 | 6
+        u[4 * h + 3] = _mm256_unpackhi_epi64(s[1], s[3]);  // 3 | 7
+    }
+    for (int k = 0; k < 4; ++k) {
+        out[k] = _mm256_permute2x128_si256(u[k], u[k + 4], 0x20);
+        out[k + 4] = _mm256_permute2x128_si256(u[k], u[k + 4], 0x31);
+    }
+}
+
+// Q4_K, Q5_K: super-block i of rows[0..8) into p.
+template <class B>
+MOERUN_AVX2 void make_panel_k4(const uint8_t *const *rows, int64_t i, Panel &p) {
+    __m256i q[kRows][8];  // [row][sub-block]
+    alignas(32) int32_t sc[8][kRows], mn[8][kRows];
+    alignas(16) uint16_t d[kRows], dmin[kRows];
+    for (int r = 0; r < kRows; ++r) {
+        const B &x = reinterpret_cast<const B *>(rows[r])[i];
+        k4_unpack_u8(x, q[r]);
+        const K4ScaleWords k = k4_scale_words(x.scales);
+        const uint64_t s = k.sc_lo | static_cast<uint64_t>(k.sc_hi) << 32,
+                       m = k.m_lo | static_cast<uint64_t>(k.m_hi) << 32;
+        for (int j = 0; j < 8; ++j) {
+            sc[j][r] = static_cast<int32_t>((s >> (8 * j) & 0xFF) * 0x10001u);
+            mn[j][r] = static_cast<int32_t>((m >> (8 * j) & 0xFF) * 0x10001u);
+        }
+        d[r] = x.d;
+        dmin[r] = x.dmin;
+    }
+    for (int j = 0; j < 8; ++j) {
+        __m256i in[kRows];
+        for (int r = 0; r < kRows; ++r) in[r] = q[r][j];
+        transpose8x8(in, p.q + 8 * j);
+        p.sc[j] = _mm256_load_si256(reinterpret_cast<const __m256i *>(sc[j]));
+        p.pr[j] = _mm256_load_si256(reinterpret_cast<const __m256i *>(mn[j]));
+    }
+    p.d = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i *>(d)));
+    p.dmin = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i *>(dmin)));
+}
+
+// Q6_K: register s of row r's half h (q6_k_unpack_half) holds elements 128h + 32s .. + 31, i.e.
+// sub-blocks 8h + 2s and 8h + 2s + 1, transposed as the Q4_K sub-blocks are.
+MOERUN_AVX2 void make_panel_q6(const uint8_t *const *rows, int64_t i, Panel &p) {
+    using B = quant::BlockQ6_K;
+    __m256i q[kRows][8];  // [row][32 elements]
+    alignas(32) int32_t sc[16][kRows], pr[8][kRows];
+    alignas(16) uint16_t d[kRows];
+    for (int r = 0; r < kRows; ++r) {
+        const B &x = reinterpret_cast<const B *>(rows[r])[i];
+        q6_k_unpack_half(x, 0, q[r]);
+        q6_k_unpack_half(x, 1, q[r] + 4);
+        for (int j = 0; j < 16; ++j) {
+            const auto s = static_cast<uint16_t>(static_cast<int16_t>(x.scales[j]));
+            sc[j][r] = static_cast<int32_t>(s * 0x10001u);
+        }
+        for (int c = 0; c < 8; ++c)
+            pr[c][r] = static_cast<int32_t>(static_cast<uint32_t>(sc[2 * c][r] & 0xFFFF) |
+                                            static_cast<uint32_t>(sc[2 * c + 1][r]) << 16);
+        d[r] = x.d;
+    }
+    for (int c = 0; c < 8; ++c) {
+        __m256i in[kRows];
+        for (int r = 0; r < kRows; ++r) in[r] = q[r][c];
+        transpose8x8(in, p.q + 8 * c);
+        p.pr[c] = _mm256_load_si256(reinterpret_cast<const __m256i *>(pr[c]));
+    }
+    for (int j = 0; j < 16; ++j) p.sc[j] = _mm256_load_si256(reinterpret_cast<const __m256i *>(sc[j]));
+    p.d = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i *>(d)));
+    p.dmin = _mm256_setzero_ps();
+}
+
+// The shape of a type's sums: kSub steps of 4 elements per sub-block, kSteps of them added as int16
+// before the scale (no overflow), mins (acc - acc_m) or the -32 offset folded into I (Q6_K).
+template <class B>
+struct Shape {
+    static constexpr bool kQ6 = std::is_same_v<B, quant::BlockQ6_K>;
+    static constexpr int kSub = kQ6 ? 4 : 8;
+    static constexpr int kSteps = kQ6 ? 2 : std::is_same_v<B, quant::BlockQ5_K> ? 4 : 8;
+    static constexpr bool kMins = !kQ6;
+};
+
+MOERUN_AVX2 inline __m256i bcast32(const void *p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+// The panels of one 8-row block against T activation rows: out[t] lane r = row r's result.
+template <class B, int T>
+MOERUN_AVX2 void run_panels(const Panel *panels, int64_t nsb, const uint8_t *const *act, __m256 *out) {
+    using S = Shape<B>;
+    __m256 acc[T], acc_m[T];
+    for (int t = 0; t < T; ++t) acc[t] = acc_m[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nsb; ++i) {
+        const Panel &p = panels[i];
+        const ActQ8_K *y[T];
+        for (int t = 0; t < T; ++t) y[t] = reinterpret_cast<const ActQ8_K *>(act[t]) + i;
+        __m256i isum[T], osum[T];
+        for (int t = 0; t < T; ++t) isum[t] = osum[t] = _mm256_setzero_si256();
+        for (int j = 0; j < 64 / S::kSub; ++j) {
+            for (int k0 = 0; k0 < S::kSub; k0 += S::kSteps) {
+                __m256i s16[T];
+                for (int t = 0; t < T; ++t) s16[t] = _mm256_setzero_si256();
+                for (int k = S::kSub * j + k0; k < S::kSub * j + k0 + S::kSteps; ++k) {
+                    const __m256i q = p.q[k];
+                    for (int t = 0; t < T; ++t)
+                        s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(q, bcast32(y[t]->qs + 4 * k)));
+                }
+                for (int t = 0; t < T; ++t)
+                    isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s16[t], p.sc[j]));
+            }
+        }
+        // Q4_K, Q5_K: m_c * (bsums[2c] + bsums[2c + 1]); Q6_K: sc_2c * bsums[2c] + sc_2c+1 * bsums[2c + 1]
+        for (int c = 0; c < 8; ++c)
+            for (int t = 0; t < T; ++t)
+                osum[t] = _mm256_add_epi32(osum[t], _mm256_madd_epi16(p.pr[c], bcast32(y[t]->bsums + 2 * c)));
+        for (int t = 0; t < T; ++t) {
+            const __m256 dy = _mm256_set1_ps(y[t]->d);
+            if constexpr (S::kMins) {
+                acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(p.d, dy), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+                acc_m[t] = _mm256_fmadd_ps(_mm256_mul_ps(p.dmin, dy), _mm256_cvtepi32_ps(osum[t]), acc_m[t]);
+            } else {
+                const __m256i v = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(osum[t], 5));
+                acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(p.d, dy), _mm256_cvtepi32_ps(v), acc[t]);
+            }
+        }
+    }
+    for (int t = 0; t < T; ++t) out[t] = S::kMins ? _mm256_sub_ps(acc[t], acc_m[t]) : acc[t];
+}
+
+template <class B>
+MOERUN_AVX2 void tile_k(const uint8_t *w, size_t rb, int64_t n_rows, const uint8_t *act, size_t ab,
+                        int64_t n_act, int64_t n, float *y, int64_t ldy) {
+    const int64_t nsb = n / 256;
+    thread_local std::vector<Panel> panels_tls;
+    std::vector<Panel> &panels = panels_tls;
+    if (static_cast<int64_t>(panels.size()) < nsb) panels.resize(static_cast<size_t>(nsb));
+    for (int64_t r0 = 0; r0 < n_rows; r0 += kRows) {
+        const int valid = static_cast<int>(n_rows - r0 < kRows ? n_rows - r0 : kRows);
+        const uint8_t *rows[kRows];
+        for (int r = 0; r < kRows; ++r)  // lanes past the last row repeat it (not stored)
+            rows[r] = w + static_cast<size_t>(r0 + (r < valid ? r : valid - 1)) * rb;
+        for (int64_t i = 0; i < nsb; ++i) {
+            if constexpr (Shape<B>::kQ6)
+                make_panel_q6(rows, i, panels[static_cast<size_t>(i)]);
+            else
+                make_panel_k4<B>(rows, i, panels[static_cast<size_t>(i)]);
+        }
+        for (int64_t t0 = 0; t0 < n_act; t0 += kTok) {
+            const int m = static_cast<int>(n_act - t0 < kTok ? n_act - t0 : kTok);
+            const uint8_t *a[kTok];
+            for (int t = 0; t < m; ++t) a[t] = act + static_cast<size_t>(t0 + t) * ab;
+            __m256 out[kTok];
+            switch (m) {
+                case 4:
+                    run_panels<B, 4>(panels.data(), nsb, a, out);
+                    break;
+                case 3:
+                    run_panels<B, 3>(panels.data(), nsb, a, out);
+                    break;
+                case 2:
+                    run_panels<B, 2>(panels.data(), nsb, a, out);
+                    break;
+                default:
+                    run_panels<B, 1>(panels.data(), nsb, a, out);
+                    break;
+            }
+            for (int t = 0; t < m; ++t) {
+                alignas(32) float o[kRows];
+                _mm256_store_ps(o, out[t]);
+                std::memcpy(y + (t0 + t) * ldy + r0, o, static_cast<size_t>(valid) * sizeof(float));
+            }
+        }
+    }
+}
+
+}  // namespace
+
+bool lanes_k_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,
+                  int64_t n_act, int64_t n, float *y, int64_t ldy) {
+    if (n_act < kMinPanelTok || n_act == 4) return false;
+    const auto *wb = static_cast<const uint8_t *>(w);
+    const auto *a = static_cast<const uint8_t *>(act);
+    switch (t) {
+        case quant::Type::Q4_K:
+            tile_k<quant::BlockQ4_K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            return true;
+        case quant::Type::Q5_K:
+            tile_k<quant::BlockQ5_K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            return true;
+        case quant::Type::Q6_K:
+            tile_k<quant::BlockQ6_K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            return true;
+        default:
+            return false;
+    }
+}
+
+}  // namespace moerun::kernels::cpu::avx2
+
+#else
+namespace moerun::kernels::cpu::avx2 {
+bool lanes_k_tile(quant::Type, const void *, size_t, int64_t, const void *, size_t, int64_t, int64_t, float *,
+                  int64_t) {
+    return false;
+}
+}  // namespace moerun::kernels::cpu::avx2
+#endif
