@@ -1,5 +1,5 @@
-// Internal (x86-64 only): the quants of a Q4_K/Q5_K or Q6_K super-block unpacked to unsigned bytes,
-// 32 elements per ymm, for the AVX2 and AVX-512 kernels (vec-dot-avx2.cpp, lanes-k-avx2.cpp,
+// Internal (x86-64 only): the quants of a Q4_K/Q5_K, Q6_K or Q2_K/Q3_K super-block unpacked to unsigned
+// bytes, 32 elements per ymm, for the AVX2 and AVX-512 kernels (vec-dot-avx2.cpp, lanes-k-avx2.cpp,
 // vec-dot-avx512.cpp).
 #pragma once
 #include <immintrin.h>
@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "moerun/quant/blocks.h"
+#include "vec-dot-impl.h"
 
 namespace moerun::kernels::cpu {
 
@@ -47,6 +48,46 @@ __attribute__((target("avx2"), always_inline)) inline void q6_k_unpack_half(cons
     for (int s = 0; s < 4; ++s) {
         const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * s), m2);
         v[s] = _mm256_or_si256(lo[s], _mm256_slli_epi16(hi, 4));
+    }
+}
+
+// The 256 quants of a Q2_K (0..3) or Q3_K (0..7, the stored value; the quant is that - 4) block, 32
+// elements per register: q[4h + s] holds elements 128h + 32s .. + 31, bits 2s..2s+1 of qs[32h + l]
+// (Q3_K: plus bit 4h + s of hmask[l] as bit 2); its low 16 bytes are sub-block 8h + 2s, the high
+// 16 the next. sc16: the 16 sub-block scales as int16 (Q3_K: the 6-bit value - 32); mn16: Q2_K's
+// 16 mins.
+template <class B>
+__attribute__((target("avx2"), always_inline)) inline void k2_unpack_u8(const B &x, __m256i q[8],
+                                                                        __m256i &sc16, __m256i &mn16) {
+    constexpr bool three = std::is_same_v<B, quant::BlockQ3_K>;
+    static_assert(three || std::is_same_v<B, quant::BlockQ2_K>);
+    if constexpr (three) {
+        uint32_t wd[4];  // in registers: a 16-byte load of 4-byte stores would stall forwarding
+        q3_k_scale_words(x.scales, wd);
+        const __m128i b = _mm_set_epi32(static_cast<int>(wd[3]), static_cast<int>(wd[2]),
+                                        static_cast<int>(wd[1]), static_cast<int>(wd[0]));
+        sc16 = _mm256_sub_epi16(_mm256_cvtepu8_epi16(b), _mm256_set1_epi16(32));
+        mn16 = _mm256_setzero_si256();
+    } else {
+        const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i *>(x.scales));
+        sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(b, _mm_set1_epi8(0x0F)));
+        mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0x0F)));
+    }
+    const __m256i m2 = _mm256_set1_epi8(3);
+    [[maybe_unused]] __m256i hm = _mm256_setzero_si256();
+    if constexpr (three) hm = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x.hmask));
+    for (int h = 0; h < 2; ++h) {
+        const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x.qs + 32 * h));
+        for (int k = 0; k < 4; ++k) {
+            const int r = 4 * h + k;
+            q[r] = _mm256_and_si256(_mm256_srli_epi16(b, 2 * k), m2);
+            if constexpr (three) {
+                const __m256i bit = _mm256_set1_epi8(static_cast<char>(1 << r));
+                q[r] = _mm256_or_si256(
+                    q[r],
+                    _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit), _mm256_set1_epi8(4)));
+            }
+        }
     }
 }
 

@@ -1,19 +1,20 @@
-// AVX2 prefill products of Q4_K, Q5_K and Q6_K with Q8_K activations, 8 weight rows per pass, one
-// row per 32-bit lane (the AVX2 counterpart of lanes-k-avx512.cpp, for CPUs without AVX-512: most
-// laptops). A super-block of 8 rows is unpacked to unsigned bytes and transposed once into a panel:
-// for each 4 elements, a ymm whose lane r holds the 4 quants of row r. vpmaddubsw against the
-// activation's 4 bytes broadcast gives two int16 pair sums per row; kSteps such steps are added as
-// int16 while they cannot overflow (Q4_K: 8 steps, 8 * 2 * 15 * 127 < 2^15; Q5_K: 4; Q6_K: 2),
-// then vpmaddwd by the sub-block scale gives int32, exact.
+// AVX2 prefill products of the super-block types Q4_K, Q5_K, Q6_K, Q3_K, Q2_K with Q8_K activations,
+// 8 weight rows per pass, one row per 32-bit lane (the AVX2 counterpart of lanes-k-avx512.cpp, for
+// CPUs without AVX-512: most laptops). A super-block of 8 rows is unpacked to unsigned bytes and
+// transposed once into a panel: for each 4 elements, a ymm whose lane r holds the 4 quants of row
+// r. vpmaddubsw against the activation's 4 bytes broadcast gives two int16 pair sums per row;
+// kSteps such steps are added as int16 while they cannot overflow (Q4_K: 8 steps, 8 * 2 * 15 * 128
+// < 2^15; Q5_K: 4; Q6_K: 2; Q3_K, Q2_K: the 4 of a sub-block), then vpmaddwd by the sub-block scale
+// gives int32, exact.
 //
 // Per row and activation, super-block after super-block in order (exact int32 sums):
-//   Q4_K, Q5_K: I = sum_j sc_j * sum(q * y over j),  M = sum_j m_j * (sum of y over j),
-//               acc = fma(fl(d * dy), float(I), acc),  acc_m = fma(fl(dmin * dy), float(M), acc_m),
-//               result = acc - acc_m;
-//   Q6_K:       I = sum_j sc_j * sum(q * y over j) - 32 * sum_j sc_j * (sum of y over j),
-//               acc = fma(fl(d * dy), float(I), acc), result = acc;
-// the steps of the AVX2 row kernels (k4_rows, q6_k_rows in vec-dot-avx2.cpp) and the AVX-512 ones,
-// so all give the same bits.
+//   Q4_K, Q5_K, Q2_K: I = sum_j sc_j * sum(q * y over j),  M = sum_j m_j * (sum of y over j),
+//                     acc = fma(fl(d * dy), float(I), acc),  acc_m = fma(fl(dmin * dy), float(M), acc_m),
+//                     result = acc - acc_m;
+//   Q6_K, Q3_K:       I = sum_j sc_j * sum(q * y over j) - offset * sum_j sc_j * (sum of y over j)
+//                     (the quants are stored + 32, + 4), acc = fma(fl(d * dy), float(I), acc), result = acc;
+// the steps of the AVX2 row kernels (k4_rows, q6_k_rows, k2_rows in vec-dot-avx2.cpp) and the
+// AVX-512 ones, so all give the same bits.
 #include "vec-dot-impl.h"
 
 #if defined(__x86_64__)
@@ -43,11 +44,12 @@ constexpr int kMinPanelTok = 3;
 // 16-byte alignment, so std::vector<Panel> would allocate at 16 what the kernels access at 32.
 struct alignas(64) Panel {
     __m256i q[64];   // q[k] lane r: quants 4k..4k+3 of row r (u8)
-    __m256i sc[16];  // sub-block j (Q4_K, Q5_K: 8 of 32; Q6_K: 16 of 16): lane r = row r's scale, in
-                     // both int16 halves
+    __m256i sc[16];  // sub-block j (Q4_K, Q5_K: 8 of 32; the others: 16 of 16): lane r = row r's
+                     // scale, in both int16 halves
     __m256i pr[8];   // lane r: the int16 coefficients of the activation's 16-element sums 2c, 2c + 1:
-                     // Q4_K, Q5_K: the min of sub-block c, twice; Q6_K: the scales of sub-blocks 2c, 2c + 1
-    __m256 d, dmin;  // [lane] super-block scales of sc and of the mins (Q6_K: dmin unused)
+                     // Q4_K, Q5_K: the min of sub-block c, twice; Q2_K: the mins of sub-blocks 2c, 2c + 1;
+                     // Q6_K, Q3_K: their scales
+    __m256 d, dmin;  // [lane] super-block scales of sc and of the mins (Q6_K, Q3_K: 0)
 };
 
 // 8 rows of 8 dwords to 8 ymm: out[k] lane r = dword k of in[r].
@@ -100,25 +102,33 @@ MOERUN_AVX2 void make_panel_k4(const uint8_t *const *rows, int64_t i, Panel &p) 
     p.dmin = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i *>(dmin)));
 }
 
-// Q6_K: register s of row r's half h (q6_k_unpack_half) holds elements 128h + 32s .. + 31, i.e.
-// sub-blocks 8h + 2s and 8h + 2s + 1, transposed as the Q4_K sub-blocks are.
-MOERUN_AVX2 void make_panel_q6(const uint8_t *const *rows, int64_t i, Panel &p) {
-    using B = quant::BlockQ6_K;
+// Q6_K, Q2_K, Q3_K (sub-blocks of 16): register c of a row's unpacked quants holds elements
+// 32c .. 32c + 31, sub-blocks 2c and 2c + 1, transposed as the Q4_K sub-blocks are.
+template <class B>
+MOERUN_AVX2 void make_panel_16(const uint8_t *const *rows, int64_t i, Panel &p) {
+    constexpr bool q6 = std::is_same_v<B, quant::BlockQ6_K>, q2 = std::is_same_v<B, quant::BlockQ2_K>;
     __m256i q[kRows][8];  // [row][32 elements]
     alignas(32) int32_t sc[16][kRows], pr[8][kRows];
-    alignas(16) uint16_t d[kRows];
+    alignas(16) uint16_t d[kRows], dmin[kRows] = {};
     for (int r = 0; r < kRows; ++r) {
         const B &x = reinterpret_cast<const B *>(rows[r])[i];
-        q6_k_unpack_half(x, 0, q[r]);
-        q6_k_unpack_half(x, 1, q[r] + 4);
-        for (int j = 0; j < 16; ++j) {
-            const auto s = static_cast<uint16_t>(static_cast<int16_t>(x.scales[j]));
-            sc[j][r] = static_cast<int32_t>(s * 0x10001u);
+        __m256i sc16, mn16;
+        if constexpr (q6) {
+            q6_k_unpack_half(x, 0, q[r]);
+            q6_k_unpack_half(x, 1, q[r] + 4);
+            sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(x.scales)));
+        } else {
+            k2_unpack_u8(x, q[r], sc16, mn16);
         }
+        alignas(32) uint16_t s16[16], m16[16];
+        _mm256_store_si256(reinterpret_cast<__m256i *>(s16), sc16);
+        if constexpr (q2) _mm256_store_si256(reinterpret_cast<__m256i *>(m16), mn16);
+        const uint16_t *coef = q2 ? m16 : s16;  // of the 16-element sums: Q2_K's mins, or the offset's scales
+        for (int j = 0; j < 16; ++j) sc[j][r] = static_cast<int32_t>(s16[j] * 0x10001u);
         for (int c = 0; c < 8; ++c)
-            pr[c][r] = static_cast<int32_t>(static_cast<uint32_t>(sc[2 * c][r] & 0xFFFF) |
-                                            static_cast<uint32_t>(sc[2 * c + 1][r]) << 16);
+            pr[c][r] = static_cast<int32_t>(coef[2 * c] | static_cast<uint32_t>(coef[2 * c + 1]) << 16);
         d[r] = x.d;
+        if constexpr (q2) dmin[r] = x.dmin;
     }
     for (int c = 0; c < 8; ++c) {
         __m256i in[kRows];
@@ -128,17 +138,22 @@ MOERUN_AVX2 void make_panel_q6(const uint8_t *const *rows, int64_t i, Panel &p) 
     }
     for (int j = 0; j < 16; ++j) p.sc[j] = _mm256_load_si256(reinterpret_cast<const __m256i *>(sc[j]));
     p.d = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i *>(d)));
-    p.dmin = _mm256_setzero_ps();
+    p.dmin = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i *>(dmin)));
 }
 
 // The shape of a type's sums: kSub steps of 4 elements per sub-block, kSteps of them added as int16
-// before the scale (no overflow), mins (acc - acc_m) or the -32 offset folded into I (Q6_K).
+// before the scale (|sum| < 2^15: kSteps * 2 * max quant * 128), then the mins (acc - acc_m: Q4_K,
+// Q5_K, Q2_K) or an offset folded into I as - (O << kShift) (Q6_K: -32, Q3_K: -4).
 template <class B>
 struct Shape {
     static constexpr bool kQ6 = std::is_same_v<B, quant::BlockQ6_K>;
-    static constexpr int kSub = kQ6 ? 4 : 8;
-    static constexpr int kSteps = kQ6 ? 2 : std::is_same_v<B, quant::BlockQ5_K> ? 4 : 8;
-    static constexpr bool kMins = !kQ6;
+    static constexpr bool kQ3 = std::is_same_v<B, quant::BlockQ3_K>;
+    static constexpr bool kQ2 = std::is_same_v<B, quant::BlockQ2_K>;
+    static constexpr bool kSub16 = kQ6 || kQ3 || kQ2;
+    static constexpr int kSub = kSub16 ? 4 : 8;
+    static constexpr int kSteps = kQ6 ? 2 : kSub16 ? 4 : std::is_same_v<B, quant::BlockQ5_K> ? 4 : 8;
+    static constexpr bool kMins = !kQ6 && !kQ3;
+    static constexpr int kShift = kQ6 ? 5 : 2;
 };
 
 MOERUN_AVX2 inline __m256i bcast32(const void *p) {
@@ -172,7 +187,8 @@ MOERUN_AVX2 void run_panels(const Panel *panels, int64_t nsb, const uint8_t *con
                     isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s16[t], p.sc[j]));
             }
         }
-        // Q4_K, Q5_K: m_c * (bsums[2c] + bsums[2c + 1]); Q6_K: sc_2c * bsums[2c] + sc_2c+1 * bsums[2c + 1]
+        // pr[c] x the 16-element sums 2c, 2c + 1: Q4_K, Q5_K: m_c * (bsums[2c] + bsums[2c + 1]); the others:
+        // coef_2c * bsums[2c] + coef_2c+1 * bsums[2c + 1]
         for (int c = 0; c < 8; ++c)
             for (int t = 0; t < T; ++t)
                 osum[t] = _mm256_add_epi32(osum[t], _mm256_madd_epi16(p.pr[c], bcast32(y[t]->bsums + 2 * c)));
@@ -182,7 +198,7 @@ MOERUN_AVX2 void run_panels(const Panel *panels, int64_t nsb, const uint8_t *con
                 acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(p.d, dy), _mm256_cvtepi32_ps(isum[t]), acc[t]);
                 acc_m[t] = _mm256_fmadd_ps(_mm256_mul_ps(p.dmin, dy), _mm256_cvtepi32_ps(osum[t]), acc_m[t]);
             } else {
-                const __m256i v = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(osum[t], 5));
+                const __m256i v = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(osum[t], S::kShift));
                 acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(p.d, dy), _mm256_cvtepi32_ps(v), acc[t]);
             }
         }
@@ -203,8 +219,8 @@ MOERUN_AVX2 void tile_k(const uint8_t *w, size_t rb, int64_t n_rows, const uint8
         for (int r = 0; r < kRows; ++r)  // lanes past the last row repeat it (not stored)
             rows[r] = w + static_cast<size_t>(r0 + (r < valid ? r : valid - 1)) * rb;
         for (int64_t i = 0; i < nsb; ++i) {
-            if constexpr (Shape<B>::kQ6)
-                make_panel_q6(rows, i, panels[static_cast<size_t>(i)]);
+            if constexpr (Shape<B>::kSub16)
+                make_panel_16<B>(rows, i, panels[static_cast<size_t>(i)]);
             else
                 make_panel_k4<B>(rows, i, panels[static_cast<size_t>(i)]);
         }
@@ -252,6 +268,12 @@ bool lanes_k_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const
             return true;
         case quant::Type::Q6_K:
             tile_k<quant::BlockQ6_K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            return true;
+        case quant::Type::Q3_K:
+            tile_k<quant::BlockQ3_K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            return true;
+        case quant::Type::Q2_K:
+            tile_k<quant::BlockQ2_K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         default:
             return false;

@@ -205,81 +205,53 @@ MOERUN_AVX2 void iq4_xs_rows(const void *w, const void *const *act, int64_t n, f
     for (int t = 0; t < N; ++t) out[t] = hsum(acc[t]);
 }
 
-// Q2_K / Q3_K, N activation rows: 16 sub-blocks of 16; register (h, s) holds elements 128h + 32s
-// .. + 31, bits 2s..2s+1 of qs[32h + l] (Q3_K: plus bit 4h + s of hmask[l] as bit 2, and the quant
-// is that value - 4), unsigned; its low 128-bit lane is sub-block 8h + 2s, the high lane the
-// next. u8 x s8 pairs to int16 (exact), times the sub-block scale to int32 (exact); Q2_K's mins and
-// Q3_K's -4 through the activation's 16-element sums.
+// Q2_K / Q3_K, N activation rows: 16 sub-blocks of 16, the quants unpacked unsigned (k2_unpack_u8);
+// register r's low 128-bit lane is sub-block 2r, the high lane the next. u8 x s8 pairs to int16
+// (exact), times the sub-block scale to int32 (exact); Q2_K's mins and Q3_K's -4 through the
+// activation's 16-element sums. Per super-block the exact totals I (Q3_K: the -4 folded in) and M
+// (Q2_K's mins), then acc = fma(fl(d * dy), float(I), acc), acc_m = fma(fl(dmin * dy), float(M),
+// acc_m), result acc - acc_m (Q3_K: acc): the steps of the 8-row prefill kernel (lanes-k-avx2.cpp)
+// and of the AVX-512 kernels, so all give the same bits.
 template <class B, int N>
 MOERUN_AVX2 void k2_rows(const void *w, const void *const *act, int64_t n, float *out) {
     constexpr bool three = std::is_same_v<B, quant::BlockQ3_K>;
     const auto *x = static_cast<const B *>(w);
     const ActQ8_K *y[N];
     for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
-    const __m256i m2 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
-    __m256 acc[N];
-    [[maybe_unused]] __m256 acc_m[N];
-    for (int t = 0; t < N; ++t) {
-        acc[t] = _mm256_setzero_ps();
-        acc_m[t] = _mm256_setzero_ps();
-    }
+    __m128 acc[N];  // lanes 0, 1: acc, acc_m
+    for (int t = 0; t < N; ++t) acc[t] = _mm_setzero_ps();
     alignas(32) int16_t sc[16];
     for (int64_t i = 0; i < n / 256; ++i) {
-        __m256i sc16;
-        [[maybe_unused]] __m256i mn16;
-        if constexpr (three) {
-            uint32_t wd[4];  // in registers: a 16-byte load of 4-byte stores would stall forwarding
-            q3_k_scale_words(x[i].scales, wd);
-            const __m128i b = _mm_set_epi32(static_cast<int>(wd[3]), static_cast<int>(wd[2]),
-                                            static_cast<int>(wd[1]), static_cast<int>(wd[0]));
-            sc16 = _mm256_sub_epi16(_mm256_cvtepu8_epi16(b), _mm256_set1_epi16(32));
-        } else {
-            const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i *>(x[i].scales));
-            sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(b, _mm_set1_epi8(0x0F)));
-            mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0x0F)));
-        }
+        __m256i q[8], s[8], sc16, mn16;
+        k2_unpack_u8(x[i], q, sc16, mn16);
         _mm256_store_si256(reinterpret_cast<__m256i *>(sc), sc16);
-        [[maybe_unused]] __m256i hm = _mm256_setzero_si256();
-        if constexpr (three) hm = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].hmask));
-        __m256i q[8], s[8];  // register 4h + s
-        for (int h = 0; h < 2; ++h) {
-            const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qs + 32 * h));
-            for (int k = 0; k < 4; ++k) {
-                const int r = 4 * h + k;
-                q[r] = _mm256_and_si256(_mm256_srli_epi16(b, 2 * k), m2);
-                if constexpr (three) {
-                    const __m256i bit = _mm256_set1_epi8(static_cast<char>(1 << r));
-                    q[r] = _mm256_or_si256(
-                        q[r], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit), four));
-                }
-                s[r] = _mm256_set_m128i(_mm_set1_epi16(sc[2 * r + 1]), _mm_set1_epi16(sc[2 * r]));
-            }
-        }
-        const float dx = half(x[i].d);
-        [[maybe_unused]] float dmx = 0;
-        if constexpr (!three) dmx = half(x[i].dmin);
+        for (int r = 0; r < 8; ++r)
+            s[r] = _mm256_set_m128i(_mm_set1_epi16(sc[2 * r + 1]), _mm_set1_epi16(sc[2 * r]));
+        uint32_t dbits = x[i].d;
+        if constexpr (!three) dbits |= static_cast<uint32_t>(x[i].dmin) << 16;
+        const __m128 dxm = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dbits)));
         for (int t = 0; t < N; ++t) {
             const ActQ8_K &yb = y[t][i];
             const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.bsums));
-            __m256i isum = _mm256_setzero_si256();
+            __m256i isum = _mm256_setzero_si256(), msum = _mm256_setzero_si256();
             for (int r = 0; r < 8; ++r) {
                 const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.qs + 32 * r));
                 isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], yv), s[r]));
             }
-            if constexpr (three) {  // the -4 of every quant: 4 * sum_j sc[j] * bsums[j], lane-wise
+            if constexpr (three)  // the -4 of every quant: 4 * sum_j sc[j] * bsums[j], lane-wise
                 isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 2));
-            } else {
-                const __m256i msum = _mm256_madd_epi16(mn16, bs);
-                acc_m[t] = _mm256_fmadd_ps(_mm256_set1_ps(yb.d * dmx), _mm256_cvtepi32_ps(msum), acc_m[t]);
-            }
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(yb.d * dx), _mm256_cvtepi32_ps(isum), acc[t]);
+            else
+                msum = _mm256_madd_epi16(mn16, bs);
+            // lanes 0, 1: the exact totals I, M (integer adds: any order is exact)
+            const __m256i h8 = _mm256_hadd_epi32(isum, msum);
+            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(h8), _mm256_extracti128_si256(h8, 1));
+            h = _mm_hadd_epi32(h, h);
+            acc[t] = _mm_fmadd_ps(_mm_mul_ps(dxm, _mm_set1_ps(yb.d)), _mm_cvtepi32_ps(h), acc[t]);
         }
     }
     for (int t = 0; t < N; ++t) {
-        if constexpr (three)
-            out[t] = hsum(acc[t]);
-        else
-            out[t] = hsum(acc[t]) - hsum(acc_m[t]);
+        out[t] = _mm_cvtss_f32(acc[t]);
+        if constexpr (!three) out[t] -= _mm_cvtss_f32(_mm_movehdup_ps(acc[t]));
     }
 }
 

@@ -77,7 +77,7 @@ void dot_q6_k_x4(const void *w, const void *const act[4], int64_t n, float out[4
 void dot_q4_0_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
 float dot_q5_0(const void *w, const void *act, int64_t n);
 void dot_q5_0_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
-// vec_dot_tile for Q4_K, Q5_K and Q6_K with 3 or more activation rows, 8 weight rows per pass
+// vec_dot_tile for Q4_K, Q5_K, Q6_K, Q3_K and Q2_K with 3 or more activation rows, 8 weight rows per pass
 // (lanes-k-avx2.cpp), bit-identical to the row kernels; false for the others.
 bool lanes_k_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,
                   int64_t n_act, int64_t n, float *y, int64_t ldy);

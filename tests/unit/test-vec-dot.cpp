@@ -136,14 +136,15 @@ TEST_CASE("vec_dot equals the dequantized reference for every type") {
     }
 }
 
-TEST_CASE("Q4_K, Q5_K and Q6_K give the same bits under AVX2 and AVX-512") {
+TEST_CASE("the super-block types give the same bits under AVX2 and AVX-512") {
     // Both reduce each super-block to exact integers, then take the same float steps.
     if (cpu::best_isa() < cpu::Isa::avx512) return;
     IsaGuard guard;
     std::mt19937 rng(23);
     std::normal_distribution<float> nd(0, 1);
     const int64_t n = 2048;
-    for (auto t : {quant::Type::Q4_K, quant::Type::Q5_K, quant::Type::Q6_K}) {
+    for (auto t :
+         {quant::Type::Q4_K, quant::Type::Q5_K, quant::Type::Q6_K, quant::Type::Q3_K, quant::Type::Q2_K}) {
         CAPTURE(quant::type_name(t));
         for (int rep = 0; rep < 16; ++rep) {
             const std::vector<uint8_t> w = weight_row(t, n, rng);
