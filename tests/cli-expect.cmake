@@ -1,8 +1,13 @@
 # Runs one command and checks its exit status and output; used by tests/cli.cmake as
-#   cmake -DCMD=<exe> -DARGS=<arg|arg|...> -DEXPECT_RC=<n> [-DSTDOUT_REGEX=..] [-DSTDERR_REGEX=..] -P cli-expect.cmake
+#   cmake -DCMD=<exe> -DARGS=<arg|arg|...> -DEXPECT_RC=<n> [-DSTDOUT_REGEX=..] [-DSTDERR_REGEX=..] [-DCOPY=src|dst] -P cli-expect.cmake
 # A non-zero expectation also requires a stderr line starting "moerun: error: " and excludes crashes
 # (a signal shows up as a non-numeric result such as "Segmentation fault").
 string(REPLACE "|" ";" args "${ARGS}")
+# -DCOPY=<src>|<dst>: a scratch copy for a command that may write over its input.
+if(DEFINED COPY)
+  string(REPLACE "|" ";" copy "${COPY}")
+  execute_process(COMMAND ${CMAKE_COMMAND} -E copy ${copy})
+endif()
 execute_process(COMMAND "${CMD}" ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 set(summary "command: ${CMD} ${args}\nexit status: ${rc}\n--- stdout ---\n${out}\n--- stderr ---\n${err}")
 if(NOT rc STREQUAL "${EXPECT_RC}")

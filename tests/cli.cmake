@@ -5,10 +5,13 @@ set(_cli_expect ${CMAKE_CURRENT_LIST_DIR}/cli-expect.cmake)
 set(_cli_seeds ${CMAKE_CURRENT_LIST_DIR}/fuzz/corpus/gguf)
 set(_cli_bad ${CMAKE_CURRENT_LIST_DIR}/data/bad-gguf)
 
-# moerun_cli_test(NAME ARGS <a|b|...> RC <n> [STDOUT <regex>] [STDERR <regex>])
+# moerun_cli_test(NAME ARGS <a|b|...> RC <n> [STDOUT <regex>] [STDERR <regex>] [COPY <src|dst>])
 function(moerun_cli_test name)
-  cmake_parse_arguments(T "" "ARGS;RC;STDOUT;STDERR" "" ${ARGN})
+  cmake_parse_arguments(T "" "ARGS;RC;STDOUT;STDERR;COPY" "" ${ARGN})
   set(defs -DCMD=$<TARGET_FILE:moerun> "-DARGS=${T_ARGS}" -DEXPECT_RC=${T_RC})
+  if(DEFINED T_COPY)
+    list(APPEND defs "-DCOPY=${T_COPY}")
+  endif()
   if(DEFINED T_STDOUT)
     list(APPEND defs "-DSTDOUT_REGEX=${T_STDOUT}")
   endif()
@@ -83,3 +86,12 @@ moerun_cli_test(run-bad-cache-type-v ARGS "run|-m|${_cli_seeds}/moe-olmoe-q4_0.g
 # Backends by name only (same-tokens.sh runs the device pass and its errors on real models).
 moerun_cli_test(run-bad-backend ARGS "run|-m|${_cli_seeds}/moe-olmoe-q4_0.gguf|-p|hi|--backend|tpu" RC 1
                 STDERR "backend: tpu not in")
+
+# Inputs that are not what they should be: a directory as the prompt file, a device with no end
+# as a trace (more with a model in tests/CMakeLists.txt, cli-model-*).
+moerun_cli_test(tokenize-file-directory ARGS "tokenize|-m|${_cli_seeds}/vocab-llama.gguf|-f|${_cli_bad}" RC 1
+                STDERR "bad-gguf: prompt file: is a directory")
+moerun_cli_test(profile-replay-dev-zero ARGS "profile|replay|/dev/zero" RC 1
+                STDERR "/dev/zero: not a regular file, expected a routing trace file")
+moerun_cli_test(profile-replay-directory ARGS "profile|replay|${_cli_bad}" RC 1
+                STDERR "bad-gguf: a directory, expected a routing trace file")

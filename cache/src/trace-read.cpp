@@ -1,6 +1,8 @@
 // read_trace: loads the whole file and picks the reader by its first bytes ("MRNTRACE",
 // "MOETRC01", otherwise CSV text); also the bounds-checked ByteReader and the error helpers
 // every reader shares.
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -100,6 +102,13 @@ Trace read_trace_bytes(std::span<const uint8_t> bytes, const std::string &name) 
 }
 
 Trace read_trace(const std::string &path) {
+    // A trace is a file: a directory, a pipe (opening a FIFO would wait for a writer; format
+    // detection opens it again) or a device such as /dev/zero (no end) is refused before opening.
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) throw TraceError(path + ": cannot open: " + std::strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        throw TraceError(path + ": " + (S_ISDIR(st.st_mode) ? "a directory" : "not a regular file") +
+                         ", expected a routing trace file");
     std::unique_ptr<std::FILE, int (*)(std::FILE *)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
     if (!f) throw TraceError(path + ": cannot open: " + std::strerror(errno));
     // One read of the whole file when its size is known (a regular file), chunks otherwise.

@@ -355,6 +355,11 @@ void Context::Impl::eval_batch(std::span<const int32_t> tokens, int64_t n_out, f
     }
     if (params.trace_out != nullptr) {
         const size_t per_tok = size_t{hp.n_layer} * static_cast<size_t>(K);
+        for (float &w : trace_w)  // a trace holds finite weights; the run goes on regardless
+            if (!std::isfinite(w)) {
+                w = 0;
+                ++stats.trace_nonfinite_weights;
+            }
         for (int64_t t = 0; t < n; ++t)
             params.trace_out->add_token(
                 tokens[t], prefill,

@@ -188,6 +188,9 @@ int run_profile(const std::string &sub, ProfileArgs &a) {
         report.replay = profile::run_replay(scopes, o, report.trace);
     }
     if (sub == "predict") {
+        if (o.distances.empty())  // the default: 1, 2, 3 as far as the trace has layers
+            for (uint32_t d = 1; d <= std::min<uint32_t>(3, report.trace.n_layers); ++d)
+                o.distances.push_back(d);
         for (uint32_t d : o.distances)
             if (d == 0 || d > report.trace.n_layers)
                 throw std::runtime_error("--distance: " + std::to_string(d) + " is outside 1..n_layers (" +
@@ -291,13 +294,12 @@ Subcommand add_profile(CLI::App &parent) {
         "Routing-path predictors' precision and recall at lookahead d, learning online from the trace");
     add_common(p, *predict);
     predict->o.predictors = {"previous", "transition"};
-    predict->o.distances = {1, 2, 3};
     p->add_option("--predictor", predict->o.predictors, "predictors, comma-separated (previous transition)")
         ->delimiter(',')
         ->capture_default_str();
-    p->add_option("--distance", predict->o.distances, "lookaheads d in layers, comma-separated")
-        ->delimiter(',')
-        ->capture_default_str();
+    p->add_option("--distance", predict->o.distances,
+                  "lookaheads d in layers, comma-separated (default: 1,2,3, those within the trace's layers)")
+        ->delimiter(',');
     p->add_flag("--reset-per-sequence", predict->o.reset_per_sequence,
                 "forget the statistics at each sequence start (default: they carry over)");
 

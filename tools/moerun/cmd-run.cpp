@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cli-common.h"
+#include "input-file.h"
 #include "model-setup.h"
 #include "moerun/runtime/generate.h"
 #include "moerun/runtime/gguf.h"
@@ -30,14 +31,6 @@ struct RunOptions {
     MemoryFlags mem;
 };
 
-std::string read_file(const std::string &path) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw std::runtime_error(path + ": cannot read the prompt file");
-    std::ostringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-}
-
 int run(const RunOptions &o) {
     const auto t0 = std::chrono::steady_clock::now();
     std::fprintf(stderr, "moerun: loading %s\n", o.model.c_str());
@@ -54,7 +47,7 @@ int run(const RunOptions &o) {
                  std::string(model.arch().name).c_str(), hp.n_layer, hp.n_expert, hp.n_expert_used,
                  session->backend ? std::string(session->backend->name()).c_str() : "cpu", threads, load_s);
 
-    const std::string text = o.prompt_file.empty() ? o.prompt : read_file(o.prompt_file);
+    const std::string text = o.prompt_file.empty() ? o.prompt : read_input_file(o.prompt_file, "prompt file");
     const std::vector<int32_t> prompt = tok.encode(text, !o.no_special, o.parse_special);
     if (prompt.empty())
         throw std::invalid_argument(
@@ -86,7 +79,15 @@ int run(const RunOptions &o) {
                  format_bytes(peak_rss_bytes()).c_str());
     print_device_stats(*session, st, stderr);
     if (o.mem.stats) print_cache_stats(*session, stderr);
-    if (session->trace_out) session->trace_out->close();
+    if (session->trace_out) {
+        session->trace_out->close();
+        if (st.trace_nonfinite_weights > 0)
+            std::fprintf(stderr,
+                         "moerun: warning: %s: %llu router weights were not finite (NaN or inf in the model) "
+                         "and were recorded as 0\n",
+                         o.mem.trace_out.c_str(),
+                         static_cast<unsigned long long>(st.trace_nonfinite_weights));
+    }
     return 0;
 }
 

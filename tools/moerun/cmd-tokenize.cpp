@@ -9,6 +9,7 @@
 #include <sstream>
 #include <string>
 
+#include "input-file.h"
 #include "moerun/runtime/gguf.h"
 #include "moerun/runtime/tokenizer.h"
 #include "subcommands.h"
@@ -49,13 +50,7 @@ std::string escaped_piece(std::string_view s) {
 
 int run_tokenize(const TokenizeOptions &o) {
     std::string text = o.prompt;
-    if (!o.file.empty()) {
-        std::ifstream in(o.file, std::ios::binary);
-        if (!in) throw std::runtime_error("cannot read " + o.file);
-        std::ostringstream ss;
-        ss << in.rdbuf();
-        text = ss.str();
-    }
+    if (!o.file.empty()) text = read_input_file(o.file, "prompt file");
     const gguf::GgufFile f = gguf::GgufFile::open(o.model);
     const Tokenizer tok = Tokenizer::from_gguf(f);
     for (const auto &w : tok.warnings()) std::cerr << "moerun: warning: " << w << "\n";

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "model-setup.h"
 #include "subcommands.h"
 
 #ifndef MOERUN_VERSION
@@ -61,6 +62,7 @@ int run(int argc, char **argv) {
 }  // namespace
 
 int main(int argc, char **argv) {
+    moerun::cli::install_sigbus_handler();
     try {
         return run(argc, argv);
     } catch (const std::exception &e) {

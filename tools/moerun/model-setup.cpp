@@ -1,6 +1,7 @@
 // Model loading with a memory budget for the CLI (see model-setup.h).
 #include "model-setup.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,10 +9,18 @@
 #include <stdexcept>
 
 #include "moerun/cache/miss-cost.h"
+#include "moerun/cache/policy.h"
 #include "moerun/kernels/backend.h"
 #include "moerun/runtime/model-info.h"
 
 namespace moerun::cli {
+
+bool same_file(const std::string &a, const std::string &b) {
+    struct stat sa {
+    }, sb{};
+    return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
 
 void add_memory_options(CLI::App *app, MemoryFlags &f) {
     app->add_option("--host-mem", f.host_mem, "host RAM budget, e.g. 6GiB (default: 90% of available RAM)");
@@ -20,13 +29,16 @@ void add_memory_options(CLI::App *app, MemoryFlags &f) {
     app->add_option("--cache-policy", f.policy,
                     "expert cache eviction policy: lru, slru, lfu, segment, least-stale, "
                     "belady (needs --routing-trace)")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(CLI::IsMember(
+            std::vector<std::string>(cache::policy_names().begin(), cache::policy_names().end())));
     app->add_flag("--cache-per-layer", f.per_layer,
                   "one cache partition per layer (default: one for the model)");
     app->add_flag("--force-cache", f.force_cache,
                   "use the expert cache even when every expert fits the budget");
     app->add_option("--cache-slots", f.cache_slots,
-                    "use the expert cache with exactly this many slots (overrides the budget's count)");
+                    "use the expert cache with exactly this many slots (overrides the budget's count)")
+        ->check(CLI::Range(1u, 1u << 30));
     app->add_option("--prefetch", f.prefetch,
                     "prefetch: auto, none, next-layer (auto: next-layer unless routing is "
                     "forced by a trace)")
@@ -179,6 +191,14 @@ void pin_hot_experts(Session &s, const MemoryFlags &f) {
 
 std::unique_ptr<Session> open_session(const std::string &path, const MemoryFlags &f, uint32_t n_ctx,
                                       int threads) {
+    // --trace-out truncates its file: never one this run reads (the model is mapped: truncating it
+    // would destroy it and end the run with SIGBUS).
+    if (!f.trace_out.empty())
+        for (const std::string &in : {path, f.routing_trace, f.pin_profile})
+            if (!in.empty() && same_file(f.trace_out, in))
+                throw std::invalid_argument("--trace-out " + f.trace_out + ": is the same file as " + in +
+                                            ", which this run reads; give another path");
+    set_mapped_file_for_errors(path);
     auto file = gguf::GgufFile::open(path);
     Model model = Model::load(file);
     auto s = std::make_unique<Session>(std::move(file), std::move(model));

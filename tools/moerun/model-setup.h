@@ -42,6 +42,14 @@ struct MemoryFlags {
     bool exclusive_tiers = false;
 };
 
+// Whether a and b name one existing file (device and inode), whatever the spelling.
+bool same_file(const std::string &a, const std::string &b);
+
+// The file named by the SIGBUS handler (main.cpp): a mapped model truncated by another process
+// while in use ends the run with an error naming it instead of a crash.
+void set_mapped_file_for_errors(const std::string &path);
+void install_sigbus_handler();  // main(), once
+
 // --host-mem --device-mem --cache-policy --cache-per-layer --force-cache --cache-slots --prefetch --io-depth
 // --routing-trace --routing-offset --trace-out --pin-hot --pin-profile --stats -ctk -ctv --backend
 void add_memory_options(CLI::App *app, MemoryFlags &f);

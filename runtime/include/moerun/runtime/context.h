@@ -111,6 +111,8 @@ struct ContextStats {
     // the bandwidths measured for the cost model (bytes/s; 0 unless cpu_fallback is "auto").
     uint64_t slot_cpu_misses = 0;
     double fallback_h2d = 0, fallback_cpu = 0, fallback_device = 0;
+    // trace_out: router weights that were not finite (a model with NaN/inf weights), recorded as 0.
+    uint64_t trace_nonfinite_weights = 0;
 };
 
 // Which of stats()' counters an eval's tokens and time go to. by_size: a batch of more than one
