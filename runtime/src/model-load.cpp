@@ -2,6 +2,8 @@
 // in place, checking each one's presence, rank and shape against the hyperparameters.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -83,6 +85,13 @@ uint32_t narrow(const gguf::GgufFile &f, const std::string &key, uint64_t v, uin
     return static_cast<uint32_t>(v);
 }
 
+// A float for an error message ("nan", "inf", "-2", "1e-06").
+std::string num_str(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return buf;
+}
+
 // True when a per-layer array is absent or holds the same value for every layer.
 bool uniform(const std::vector<uint64_t> &per_layer, uint64_t v) {
     return std::all_of(per_layer.begin(), per_layer.end(), [v](uint64_t x) { return x == v; });
@@ -123,14 +132,27 @@ Model Model::load(const gguf::GgufFile &f) {
     hp.n_expert = narrow(f, p + "expert_count", info.n_expert, 1, 1u << 16);
     hp.n_expert_used = narrow(f, p + "expert_used_count", info.n_expert_used, 1, hp.n_expert);
     hp.n_ctx_train = static_cast<uint32_t>(std::min<uint64_t>(info.n_ctx_train, 1u << 30));
-    hp.rms_eps = info.rms_eps > 0 ? static_cast<float>(info.rms_eps) : 1e-6f;
+    // As llama.cpp: the RMS norm epsilon is required (0 is accepted), the rope base defaults to
+    // 10000; both must be finite as float.
+    const std::string k_eps = p + "attention.layer_norm_rms_epsilon";
+    const gguf::Value *eps_at = f.find(k_eps);
+    if (!eps_at) (void)f.get_float(k_eps);  // throws "required key is missing"
+    if (!(info.rms_eps >= 0) || !std::isfinite(static_cast<float>(info.rms_eps)))
+        f.fail(eps_at->offset, k_eps, "must be a finite number >= 0, found " + num_str(info.rms_eps));
+    hp.rms_eps = static_cast<float>(info.rms_eps);
+    const std::string k_base = p + "rope.freq_base";
+    if (!(info.rope_freq_base > 0) || !std::isfinite(static_cast<float>(info.rope_freq_base))) {
+        const gguf::Value *at = f.find(k_base);
+        f.fail(at ? at->offset : 0, k_base,
+               "must be a finite positive number, found " + num_str(info.rope_freq_base));
+    }
     hp.rope_freq_base = static_cast<float>(info.rope_freq_base);
     if (const std::string &type = info.rope_scaling.type; !type.empty() && type != "none") {
         if (type != "linear" && type != "yarn")
             f.fail(f.find(p + "rope.scaling.type")->offset, p + "rope.scaling.type",
                    "rope scaling '" + type + "' is not supported (none, linear, yarn)");
         const double factor = info.rope_scaling.factor;
-        if (!(factor > 0) || !std::isfinite(factor))
+        if (!(factor > 0) || !std::isfinite(static_cast<float>(factor)))
             f.fail(0, p + "rope.scaling.factor", "must be a positive number for '" + type + "' scaling");
         hp.rope_freq_scale = static_cast<float>(1.0 / factor);
         hp.rope.freq_scale = hp.rope_freq_scale;
@@ -162,7 +184,18 @@ Model Model::load(const gguf::GgufFile &f) {
     const gguf::TensorInfo *embd = b.find("token_embd.weight");
     if (!embd) f.fail(0, "token_embd.weight", "tensor missing");
     if (embd->n_dims != 2) f.fail(embd->info_offset, "token_embd.weight", "expected 2 dimensions");
-    hp.n_vocab = static_cast<uint32_t>(embd->ne[1]);
+    // The vocabulary size is the tokenizer's token count (as llama.cpp); the embedding and the
+    // output matrix must have one row per token.
+    if (info.n_vocab == 0) (void)f.get_array("tokenizer.ggml.tokens");  // throws "required key is missing"
+    hp.n_vocab = narrow(f, "tokenizer.ggml.tokens", info.n_vocab, 1, INT32_MAX);
+    for (const char *name : {"token_embd.weight", "output.weight"}) {
+        const gguf::TensorInfo *t = b.find(name);
+        if (t && t->n_dims == 2 && t->ne[1] != hp.n_vocab)
+            f.fail(t->info_offset, name,
+                   "shape " + shape_str(*t) + ": " + std::to_string(t->ne[1]) +
+                       " rows, but tokenizer.ggml.tokens has " + std::to_string(hp.n_vocab) +
+                       " tokens (expected one row per token)");
+    }
     const int64_t E = hp.n_embd, V = hp.n_vocab, hd = hp.head_dim;
     const int64_t nq = int64_t{hp.n_head} * hd, nkv = int64_t{hp.n_head_kv} * hd;
     m.tok_embd_ = b.weight("token_embd.weight", {E, V});

@@ -3,7 +3,9 @@
 // (llama-vocab.cpp, llama_vocab::impl::load), so that our ids match its ids:
 //   * default special ids per model (SPM: bos 1, eos 2, unk 0; WPM: cls 101, unk 100, sep 102,
 //     pad 0, mask 103; BPE: bos = eos = 11), overridden by the metadata; an id outside the vocab
-//     keeps the default (and is noted in warnings());
+//     (negative ones included) keeps the default (and is noted in warnings());
+//   * a merge that is not "left right" (no space after the first byte) is an error (llama.cpp
+//     pairs "" with "" there);
 //   * tokens whose text marks the end of a turn (<|eot_id|>, <|im_end|>, <|endoftext|>, ...) are
 //     made control tokens and end-of-generation tokens; control tokens named "unused" are unused;
 //   * phi-3 (by general.name) right-strips spaces after its special tokens;
@@ -47,13 +49,23 @@ uint32_t attr_from_type(int64_t type) {
     }
 }
 
-// A numeric per-token array (scores, token types) that must have one element per token.
-const gguf::Array *per_token_array(const gguf::GgufFile &f, const char *key, size_t n) {
+bool is_integer(gguf::ValueType t) {
+    using V = gguf::ValueType;
+    return t == V::UINT8 || t == V::INT8 || t == V::UINT16 || t == V::INT16 || t == V::UINT32 ||
+           t == V::INT32 || t == V::UINT64 || t == V::INT64;
+}
+
+// A numeric per-token array (scores: numbers; token types: integers) that must have one element
+// per token.
+const gguf::Array *per_token_array(const gguf::GgufFile &f, const char *key, size_t n, bool integers) {
     const gguf::Array *a = f.get_array_opt(key);
     if (!a) return nullptr;
-    if (a->elem_type == gguf::ValueType::STRING || a->elem_type == gguf::ValueType::ARRAY ||
-        a->elem_type == gguf::ValueType::BOOL)
-        f.fail(f.find(key)->offset, key, "expected an array of numbers");
+    const bool is_float =
+        a->elem_type == gguf::ValueType::FLOAT32 || a->elem_type == gguf::ValueType::FLOAT64;
+    if (!is_integer(a->elem_type) && (integers || !is_float))
+        f.fail(f.find(key)->offset, key,
+               std::string(integers ? "expected an array of integers" : "expected an array of numbers") +
+                   ", found an array of " + std::string(gguf::value_type_name(a->elem_type)));
     if (a->count != n)
         f.fail(
             f.find(key)->offset, key,
@@ -139,8 +151,8 @@ Tokenizer Tokenizer::from_gguf(const gguf::GgufFile &f) {
         f.fail(offset_of("tokenizer.ggml.tokens"), "tokenizer.ggml.tokens",
                "bad token count " + std::to_string(tokens.count));
     const size_t n = tokens.strings.size();
-    const gguf::Array *scores = per_token_array(f, "tokenizer.ggml.scores", n);
-    const gguf::Array *types = per_token_array(f, "tokenizer.ggml.token_type", n);
+    const gguf::Array *scores = per_token_array(f, "tokenizer.ggml.scores", n, false);
+    const gguf::Array *types = per_token_array(f, "tokenizer.ggml.token_type", n, true);
     t.token_text.resize(n);
     t.scores.assign(n, 0.0f);
     t.attrs.assign(n, TOKEN_ATTR_NORMAL);
@@ -168,15 +180,17 @@ Tokenizer Tokenizer::from_gguf(const gguf::GgufFile &f) {
         std::string key;
         for (size_t i = 0; i < merges.strings.size(); ++i) {
             const std::string_view m = merges.strings[i];
+            // "left right", split at the first space after the first byte (as llama.cpp, which
+            // pairs "" with "" where there is none; such a merge is malformed, so we refuse it)
             const size_t sp = m.size() > 1 ? m.find(' ', 1) : std::string_view::npos;
+            if (sp == std::string_view::npos)
+                f.fail(offset_of("tokenizer.ggml.merges"), "tokenizer.ggml.merges",
+                       "merge " + std::to_string(i) + " '" + std::string(m.substr(0, 64)) +
+                           (m.size() > 64 ? "...'" : "'") + " is not two tokens separated by a space");
             key.clear();
-            if (sp != std::string_view::npos) {  // "left right"; a merge without a space pairs "" with ""
-                key.append(m.substr(0, sp));
-                key.push_back('\0');
-                key.append(m.substr(sp + 1));
-            } else {
-                key.push_back('\0');
-            }
+            key.append(m.substr(0, sp));
+            key.push_back('\0');
+            key.append(m.substr(sp + 1));
             t.bpe_ranks.emplace(key, static_cast<int32_t>(i));
         }
     }
@@ -199,8 +213,7 @@ Tokenizer Tokenizer::from_gguf(const gguf::GgufFile &f) {
     for (const auto &[key, id] : id_keys) {
         if (!f.find(key)) continue;
         const int64_t value = f.get_int(key);
-        if (value < 0) continue;  // "none"
-        if (static_cast<uint64_t>(value) >= n) {
+        if (value < 0 || static_cast<uint64_t>(value) >= n) {
             t.warnings.push_back(std::string(key) + " = " + std::to_string(value) +
                                  " is outside the vocab (" + std::to_string(n) + " tokens): ignored");
             continue;

@@ -466,6 +466,21 @@ TEST_CASE("metadata errors name the key") {
         }
         return "(no error)";
     };
+    // what() of the error from b's vocab, which must name `field`.
+    auto error_what = [](const GgufBuilder &b, const std::string &field) -> std::string {
+        const GgufFile f = GgufFile::from_memory("vocab.gguf", b.build());
+        try {
+            (void)Tokenizer::from_gguf(f);
+        } catch (const moerun::gguf::Error &e) {
+            INFO("what(): " << e.what());
+            CHECK(e.field() == field);
+            return e.what();
+        } catch (const std::exception &e) {
+            CHECK_MESSAGE(false, "not a gguf::Error: " << std::string(e.what()));
+            return e.what();
+        }
+        return "(no error)";
+    };
     {
         const GgufFile f = GgufFile::from_memory("vocab.gguf", base().build());
         const Tokenizer t = Tokenizer::from_gguf(f);
@@ -489,6 +504,33 @@ TEST_CASE("metadata errors name the key") {
           "tokenizer.ggml.scores");
     CHECK(error_field(base().kv("tokenizer.ggml.token_type", arr(kString, {str("x"), str("y"), str("z")}))) ==
           "tokenizer.ggml.token_type");
+    {  // a numeric array of the wrong kind names the key and the type found
+        const std::string what =
+            error_what(base().kv("tokenizer.ggml.token_type", arr(kF32, {f32(1), f32(1), f32(1)})),
+                       "tokenizer.ggml.token_type");
+        CHECK(what.find("vocab.gguf: offset ") == 0);
+        CHECK(what.find("expected an array of integers, found an array of float32") != std::string::npos);
+        CHECK(error_what(base().kv("tokenizer.ggml.scores", arr(kBool, {boolean(1), boolean(0), boolean(1)})),
+                         "tokenizer.ggml.scores")
+                  .find("expected an array of numbers, found an array of bool") != std::string::npos);
+        const GgufFile f = GgufFile::from_memory(
+            "vocab.gguf", base().kv("tokenizer.ggml.scores", arr(kI32, {i32(0), i32(-1), i32(2)})).build());
+        CHECK(Tokenizer::from_gguf(f).score(1) == -1.0f);  // integer scores are numbers
+    }
+    // a merge is "left right", split at the first space after the first byte (as llama.cpp)
+    for (const std::string bad : {"ab", "", " ", " ab"}) {
+        CAPTURE(bad);
+        const std::string what =
+            error_what(base().replace("tokenizer.ggml.merges", arr(kString, {str("a b"), str(bad)})),
+                       "tokenizer.ggml.merges");
+        CHECK(what.find("merge 1 '" + bad + "' is not two tokens separated by a space") != std::string::npos);
+    }
+    {
+        const GgufFile f = GgufFile::from_memory(
+            "vocab.gguf",
+            base().replace("tokenizer.ggml.merges", arr(kString, {str("a b"), str("b  ")})).build());
+        CHECK(enc(Tokenizer::from_gguf(f), "ab") == std::vector<int32_t>{2});
+    }
     CHECK(error_field(base().kv("tokenizer.ggml.add_bos_token", boolean(true))) ==
           "tokenizer.ggml.bos_token_id");
     CHECK(error_field(base().kv("tokenizer.ggml.bos_token_id", str("1"))) == "tokenizer.ggml.bos_token_id");
@@ -498,6 +540,14 @@ TEST_CASE("metadata errors name the key") {
         const Tokenizer t = Tokenizer::from_gguf(f);
         CHECK(t.eos() == Tokenizer::kNull);
         CHECK(t.warnings().size() == 1);
+    }
+    {  // a negative id is out of range too: ignored with the same warning
+        const GgufFile f =
+            GgufFile::from_memory("vocab.gguf", base().kv("tokenizer.ggml.bos_token_id", i32(-5)).build());
+        const Tokenizer t = Tokenizer::from_gguf(f);
+        CHECK(t.bos() == Tokenizer::kNull);
+        REQUIRE(t.warnings().size() == 1);
+        CHECK(t.warnings()[0] == "tokenizer.ggml.bos_token_id = -5 is outside the vocab (3 tokens): ignored");
     }
     {  // missing pre: the default one, with a warning
         const GgufFile f = GgufFile::from_memory("vocab.gguf", base().remove("tokenizer.ggml.pre").build());

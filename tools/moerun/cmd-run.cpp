@@ -51,7 +51,11 @@ int run(const RunOptions &o) {
     const std::vector<int32_t> prompt = tok.encode(text, !o.no_special, o.parse_special);
     if (prompt.empty())
         throw std::invalid_argument(
-            "the prompt is empty and this model adds no BOS token: give a prompt with -p or -f");
+            text.empty()
+                ? std::string("the prompt is empty and this model adds no BOS token: give a prompt with "
+                              "-p or -f")
+                : "the prompt (" + std::to_string(text.size()) +
+                      " bytes) gives no tokens with this vocabulary and this model adds no BOS token");
     GenerateParams gp;
     gp.n_predict = o.n_predict;
     gp.sampler = o.sampler;

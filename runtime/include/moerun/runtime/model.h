@@ -38,7 +38,7 @@ std::string supported_archs();  // "llama (Mixtral), olmoe, qwen2moe, qwen3moe"
 struct Hparams {
     uint32_t n_layer = 0, n_embd = 0, n_head = 0, n_head_kv = 0, head_dim = 0, n_rot = 0;
     uint32_t n_expert = 0, n_expert_used = 0, n_ff_exp = 0, n_ff_shexp = 0;
-    uint32_t n_vocab = 0, n_ctx_train = 0;
+    uint32_t n_vocab = 0, n_ctx_train = 0;  // n_vocab: tokenizer.ggml.tokens (= embedding rows)
     float rms_eps = 1e-6f, rope_freq_base = 10000.0f, rope_freq_scale = 1.0f;
     kernels::cpu::RopeScaling rope;  // its parameters (freq_scale, YaRN mix and correction dims)
 };
