@@ -111,13 +111,8 @@ Trace read_trace(const std::string &path) {
                          ", expected a routing trace file");
     std::unique_ptr<std::FILE, int (*)(std::FILE *)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
     if (!f) throw TraceError(path + ": cannot open: " + std::strerror(errno));
-    // One read of the whole file when its size is known (a regular file), chunks otherwise.
-    size_t chunk = size_t{1} << 20;
-    if (std::fseek(f.get(), 0, SEEK_END) == 0) {
-        const long end = std::ftell(f.get());
-        if (end > 0) chunk = static_cast<size_t>(end) + 1;
-        std::rewind(f.get());
-    }
+    // One read of the whole file at its stat size (chunks after that, should it have grown).
+    size_t chunk = static_cast<size_t>(st.st_size) + 1;
     std::vector<uint8_t> bytes;
     for (;;) {
         const size_t at = bytes.size();

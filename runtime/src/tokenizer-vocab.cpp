@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <string>
 
+#include "gguf-impl.h"
 #include "moerun/runtime/gguf.h"
 #include "tokenizer-impl.h"
 
@@ -49,20 +50,12 @@ uint32_t attr_from_type(int64_t type) {
     }
 }
 
-bool is_integer(gguf::ValueType t) {
-    using V = gguf::ValueType;
-    return t == V::UINT8 || t == V::INT8 || t == V::UINT16 || t == V::INT16 || t == V::UINT32 ||
-           t == V::INT32 || t == V::UINT64 || t == V::INT64;
-}
-
 // A numeric per-token array (scores: numbers; token types: integers) that must have one element
 // per token.
 const gguf::Array *per_token_array(const gguf::GgufFile &f, const char *key, size_t n, bool integers) {
     const gguf::Array *a = f.get_array_opt(key);
     if (!a) return nullptr;
-    const bool is_float =
-        a->elem_type == gguf::ValueType::FLOAT32 || a->elem_type == gguf::ValueType::FLOAT64;
-    if (!is_integer(a->elem_type) && (integers || !is_float))
+    if (!gguf::is_integer(a->elem_type) && (integers || !gguf::is_float(a->elem_type)))
         f.fail(f.find(key)->offset, key,
                std::string(integers ? "expected an array of integers" : "expected an array of numbers") +
                    ", found an array of " + std::string(gguf::value_type_name(a->elem_type)));
