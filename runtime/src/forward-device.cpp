@@ -791,13 +791,11 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
             D.matmul(L.up_sh, D.h, D.shu, n, "ffn_up_shexp");
             D.check(be.swiglu(D.shg, D.shu, D.shg, n * S), "swiglu (shared expert)");
             D.matmul(L.down_sh, D.shg, D.shd, n, "ffn_down_shexp");
-            D.host_gate.assign(static_cast<size_t>(n), 1.0f);
-            if (L.gate_inp_sh.w != nullptr) {
-                D.matmul(L.gate_inp_sh, D.h, D.shgate, n, "ffn_gate_inp_shexp");
-                D.check(be.download(D.host_gate.data(), D.shgate, static_cast<size_t>(n) * sizeof(float)),
-                        "download of the shared expert gate");
-                for (float &s : D.host_gate) s = 1.0f / (1.0f + std::exp(-s));
-            }
+            D.host_gate.resize(static_cast<size_t>(n));
+            D.matmul(L.gate_inp_sh, D.h, D.shgate, n, "ffn_gate_inp_shexp");
+            D.check(be.download(D.host_gate.data(), D.shgate, static_cast<size_t>(n) * sizeof(float)),
+                    "download of the shared expert gate");
+            for (float &s : D.host_gate) s = 1.0f / (1.0f + std::exp(-s));
             D.rows.resize(static_cast<size_t>(n));
             for (int64_t t = 0; t < n; ++t) D.rows[static_cast<size_t>(t)] = static_cast<int32_t>(t);
             D.check(be.combine_rows(D.shd, D.rows.data(), D.host_gate.data(), n, 1, E, D.acc, true),

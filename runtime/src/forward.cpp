@@ -194,12 +194,10 @@ void Context::Impl::moe(uint32_t il, std::vector<float> &xs, int64_t n) {
         ops::matmul_group(pool, gate_up);
         ops::swiglu(g.data(), u.data(), g.data(), n * S);
         matmul(pool, L.down_shexp, g.data(), d.data(), n);
-        gate.assign(static_cast<size_t>(n), 0.0f);
-        if (L.gate_inp_shexp.present()) matmul(pool, L.gate_inp_shexp, h.data(), gate.data(), n);
-        for (int64_t t = 0; t < n; ++t) {
-            const float s = L.gate_inp_shexp.present() ? 1.0f / (1.0f + std::exp(-gate[t])) : 1.0f;
-            ops::axpy(s, &d[t * E], &acc[t * E], E);
-        }
+        gate.resize(static_cast<size_t>(n));
+        matmul(pool, L.gate_inp_shexp, h.data(), gate.data(), n);  // [n, 1]
+        for (int64_t t = 0; t < n; ++t)
+            ops::axpy(1.0f / (1.0f + std::exp(-gate[t])), &d[t * E], &acc[t * E], E);
     }
     for (size_t i = 0; i < acc.size(); ++i) xs[i] += acc[i];
 }

@@ -156,15 +156,26 @@ Model Model::load(const gguf::GgufFile &f) {
             f.fail(0, p + "rope.scaling.factor", "must be a positive number for '" + type + "' scaling");
         hp.rope_freq_scale = static_cast<float>(1.0 / factor);
         hp.rope.freq_scale = hp.rope_freq_scale;
-        hp.rope.attn_factor = static_cast<float>(f.get_float_or(p + "rope.scaling.attn_factor", 1.0));
+        // A float key that must be finite and > 0 as float (defaults as llama.cpp).
+        const auto positive = [&](const std::string &key, double def) {
+            const double v = f.get_float_or(key, def);
+            if (!(v > 0) || !std::isfinite(static_cast<float>(v))) {
+                const gguf::Value *at = f.find(key);
+                f.fail(at ? at->offset : 0, key, "must be a finite positive number, found " + num_str(v));
+            }
+            return static_cast<float>(v);
+        };
+        hp.rope.attn_factor = positive(p + "rope.scaling.attn_factor", 1.0);
         if (type == "yarn") {
             // llama.cpp's defaults: extrapolation mix 1, beta_fast 32, beta_slow 1, the original
-            // context from metadata (else the trained context).
-            hp.rope.ext_factor = static_cast<float>(f.get_float_or(p + "rope.scaling.yarn_ext_factor", 1.0));
-            const float beta_fast =
-                static_cast<float>(f.get_float_or(p + "rope.scaling.yarn_beta_fast", 32.0));
-            const float beta_slow =
-                static_cast<float>(f.get_float_or(p + "rope.scaling.yarn_beta_slow", 1.0));
+            // context from metadata (else the trained context). A negative mix means "not set".
+            const std::string k_ext = p + "rope.scaling.yarn_ext_factor";
+            const double ext = f.get_float_or(k_ext, 1.0);
+            if (!std::isfinite(static_cast<float>(ext)))
+                f.fail(f.find(k_ext)->offset, k_ext, "must be a finite number, found " + num_str(ext));
+            hp.rope.ext_factor = ext < 0 ? 1.0f : static_cast<float>(ext);
+            const float beta_fast = positive(p + "rope.scaling.yarn_beta_fast", 32.0);
+            const float beta_slow = positive(p + "rope.scaling.yarn_beta_slow", 1.0);
             const uint64_t orig = info.rope_scaling.original_context_length != 0
                                       ? info.rope_scaling.original_context_length
                                       : info.n_ctx_train;
@@ -203,12 +214,30 @@ Model Model::load(const gguf::GgufFile &f) {
     m.output_ = b.weight("output.weight", {E, V}, false);
     if (!m.output_.present()) m.output_ = m.tok_embd_;  // tied embeddings
 
+    // Every layer needs stacked experts; say why when a layer has something else instead.
+    uint32_t n_moe_layers = 0;
+    for (uint32_t il = 0; il < hp.n_layer; ++il)
+        n_moe_layers += b.find("blk." + std::to_string(il) + ".ffn_gate_exps.weight") != nullptr;
+    for (uint32_t il = 0; il < hp.n_layer && n_moe_layers < hp.n_layer; ++il) {
+        const std::string blk = "blk." + std::to_string(il) + ".";
+        if (b.find(blk + "ffn_gate_exps.weight")) continue;
+        std::string why = "tensor missing (required by " + arch + ")";
+        if (b.find(blk + "ffn_gate.0.weight"))
+            why += ": this file stores one tensor per expert (" + blk +
+                   "ffn_gate.0.weight, the old Mixtral layout); re-convert it with a current llama.cpp";
+        else if (n_moe_layers == 0)
+            why += ": no layer has stacked experts; " + arch + " files without them are not MoE models";
+        else if (b.find(blk + "ffn_gate.weight") || b.find(blk + "ffn_up.weight"))
+            why += ": layer " + std::to_string(il) + " has a dense FFN, " + std::to_string(n_moe_layers) +
+                   " of " + std::to_string(hp.n_layer) +
+                   " layers have experts; models that mix dense and MoE layers are not supported";
+        f.fail(0, blk + "ffn_gate_exps.weight", why);
+    }
     // Expert FFN width from the first layer's stacked gate tensor.
     const gguf::TensorInfo *g0 = b.find("blk.0.ffn_gate_exps.weight");
-    if (!g0)
-        f.fail(
-            0, "blk.0.ffn_gate_exps.weight",
-            "tensor missing: " + arch + " files without stacked experts are not MoE models moerun can run");
+    if (g0->n_dims != 3)
+        f.fail(g0->info_offset, "blk.0.ffn_gate_exps.weight",
+               "shape " + shape_str(*g0) + ", expected 3 dimensions");
     hp.n_ff_exp = static_cast<uint32_t>(g0->ne[1]);
     if (m.arch_->shared_expert) {
         const gguf::TensorInfo *s0 = b.find("blk.0.ffn_gate_shexp.weight");
@@ -246,7 +275,7 @@ Model Model::load(const gguf::GgufFile &f) {
             L.gate_shexp = b.weight(blk + "ffn_gate_shexp.weight", {E, S});
             L.up_shexp = b.weight(blk + "ffn_up_shexp.weight", {E, S});
             L.down_shexp = b.weight(blk + "ffn_down_shexp.weight", {S, E});
-            L.gate_inp_shexp = b.weight(blk + "ffn_gate_inp_shexp.weight", {E}, false);
+            L.gate_inp_shexp = b.weight(blk + "ffn_gate_inp_shexp.weight", {E});  // required, as llama.cpp
         }
     }
     return m;

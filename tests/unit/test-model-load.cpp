@@ -16,16 +16,27 @@ using moerun::quant::Type;
 
 namespace {
 
-// make_moe_model() plus the attention and norm tensors it leaves out: Model::load accepts it.
-GgufBuilder complete_model() {
-    GgufBuilder b = make_moe_model();
+// make_moe_model() plus the attention and norm tensors it leaves out (and qwen2moe's shared
+// expert): Model::load accepts it.
+GgufBuilder complete_model(const std::string &arch = "qwen3moe") {
+    MoeSpec spec;
+    spec.arch = arch;
+    GgufBuilder b = make_moe_model(spec);
     for (int l = 0; l < 2; ++l) {
         const std::string p = "blk." + std::to_string(l) + ".";
         b.tensor(p + "attn_k.weight", Type::F16, {64, 32});
         b.tensor(p + "attn_v.weight", Type::F16, {64, 32});
         b.tensor(p + "attn_output.weight", Type::F16, {64, 64});
-        b.tensor(p + "attn_q_norm.weight", Type::F32, {16});
-        b.tensor(p + "attn_k_norm.weight", Type::F32, {16});
+        if (arch == "qwen3moe") {
+            b.tensor(p + "attn_q_norm.weight", Type::F32, {16});
+            b.tensor(p + "attn_k_norm.weight", Type::F32, {16});
+        }
+        if (arch == "qwen2moe") {
+            b.tensor(p + "ffn_gate_shexp.weight", Type::F16, {64, 48});
+            b.tensor(p + "ffn_up_shexp.weight", Type::F16, {64, 48});
+            b.tensor(p + "ffn_down_shexp.weight", Type::F16, {48, 64});
+            b.tensor(p + "ffn_gate_inp_shexp.weight", Type::F32, {64});
+        }
         b.tensor(p + "ffn_norm.weight", Type::F32, {64});
     }
     return b;
@@ -132,4 +143,85 @@ TEST_CASE("attention.layer_norm_rms_epsilon is required, finite and >= 0") {
         const auto f = gguf::GgufFile::from_memory("model.gguf", b.build());
         CHECK(Model::load(f).hparams().rms_eps == v);
     }
+}
+
+TEST_CASE("YaRN keys must be finite; beta and attention factors positive; a negative mix means 1") {
+    GgufBuilder yarn = complete_model();
+    yarn.kv("qwen3moe.rope.scaling.type", str("yarn")).kv("qwen3moe.rope.scaling.factor", f32(4.0f));
+    {
+        const auto f = gguf::GgufFile::from_memory("model.gguf", yarn.build());
+        const Model m = Model::load(f);
+        CHECK(m.hparams().rope.ext_factor == 1.0f);
+        CHECK(m.hparams().rope.attn_factor == 1.0f);
+        CHECK(m.hparams().rope.freq_scale == 0.25f);
+    }
+    const float nan = std::nanf(""), inf = std::numeric_limits<float>::infinity();
+    for (const char *name : {"attn_factor", "yarn_beta_fast", "yarn_beta_slow"})
+        for (float v : {0.0f, -1.0f, nan, inf}) {
+            CAPTURE(name);
+            CAPTURE(v);
+            GgufBuilder b = yarn;
+            const std::string key = std::string("qwen3moe.rope.scaling.") + name;
+            b.kv(key, f32(v));
+            const LoadError e = load_error(b);
+            INFO("what(): " << e.what);
+            CHECK(e.field == key);
+            CHECK(has(e.what, "must be a finite positive number"));
+        }
+    const std::string k_ext = "qwen3moe.rope.scaling.yarn_ext_factor";
+    for (float v : {nan, inf}) {
+        GgufBuilder b = yarn;
+        b.kv(k_ext, f32(v));
+        CHECK(load_error(b).field == k_ext);
+    }
+    for (float v : {-1.0f, 0.0f, 0.5f}) {  // negative: "not set", llama.cpp's 1 for yarn
+        CAPTURE(v);
+        GgufBuilder b = yarn;
+        b.kv(k_ext, f32(v));
+        const auto f = gguf::GgufFile::from_memory("model.gguf", b.build());
+        CHECK(Model::load(f).hparams().rope.ext_factor == (v < 0 ? 1.0f : v));
+    }
+}
+
+TEST_CASE("qwen2moe: the shared expert's gate is required, as llama.cpp requires it") {
+    GgufBuilder b = complete_model("qwen2moe");
+    {
+        const auto f = gguf::GgufFile::from_memory("model.gguf", b.build());
+        CHECK(Model::load(f).hparams().n_ff_shexp == 48);
+    }
+    b.remove_tensor("blk.1.ffn_gate_inp_shexp.weight");
+    const LoadError e = load_error(b);
+    INFO("what(): " << e.what);
+    CHECK(e.field == "blk.1.ffn_gate_inp_shexp.weight");
+    CHECK(has(e.what, "tensor missing"));
+}
+
+TEST_CASE("a layer without stacked experts says what it has instead") {
+    // Layer 1 with a dense FFN.
+    GgufBuilder b = complete_model();
+    for (const char *t : {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"})
+        b.remove_tensor(std::string("blk.1.") + t + ".weight");
+    b.tensor("blk.1.ffn_gate.weight", Type::F16, {64, 96});
+    b.tensor("blk.1.ffn_up.weight", Type::F16, {64, 96});
+    b.tensor("blk.1.ffn_down.weight", Type::F16, {96, 64});
+    LoadError e = load_error(b);
+    INFO("what(): " << e.what);
+    CHECK(e.field == "blk.1.ffn_gate_exps.weight");
+    CHECK(has(e.what, "layer 1 has a dense FFN, 1 of 2 layers have experts"));
+
+    // No layer with experts: not a MoE model.
+    b = complete_model();
+    for (int l = 0; l < 2; ++l) b.remove_tensor("blk." + std::to_string(l) + ".ffn_gate_exps.weight");
+    e = load_error(b);
+    CHECK(e.field == "blk.0.ffn_gate_exps.weight");
+    CHECK(has(e.what, "no layer has stacked experts"));
+
+    // One tensor per expert (the old Mixtral layout).
+    b = complete_model();
+    b.remove_tensor("blk.0.ffn_gate_exps.weight");
+    for (int x = 0; x < 4; ++x)
+        b.tensor("blk.0.ffn_gate." + std::to_string(x) + ".weight", Type::Q8_0, {64, 32});
+    e = load_error(b);
+    CHECK(e.field == "blk.0.ffn_gate_exps.weight");
+    CHECK(has(e.what, "old Mixtral layout"));
 }

@@ -342,6 +342,7 @@ int bench(const BenchOptions &o) {
             static_cast<unsigned long long>(session->plan.host_dense_bytes),
             static_cast<unsigned long long>(cs.host_dropped_bytes),
             static_cast<unsigned long long>(write_backs));
+        close_trace_out(*session, ctx.stats(), o.mem.trace_out);
         return 0;
     }
     std::printf("| model | threads | test | t/s |\n|---|---|---|---|\n");
@@ -358,6 +359,7 @@ int bench(const BenchOptions &o) {
             100 * io_share);
     print_device_stats(*session, ctx.stats(), stdout);
     if (o.mem.stats) print_cache_stats(*session, stdout);
+    close_trace_out(*session, ctx.stats(), o.mem.trace_out);
     return 0;
 }
 

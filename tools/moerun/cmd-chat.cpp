@@ -71,6 +71,7 @@ int chat(const ChatOptions &o) {
             break;
         }
     }
+    close_trace_out(*session, ctx.stats(), o.mem.trace_out);
     return 0;
 }
 

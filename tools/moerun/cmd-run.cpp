@@ -83,15 +83,7 @@ int run(const RunOptions &o) {
                  format_bytes(peak_rss_bytes()).c_str());
     print_device_stats(*session, st, stderr);
     if (o.mem.stats) print_cache_stats(*session, stderr);
-    if (session->trace_out) {
-        session->trace_out->close();
-        if (st.trace_nonfinite_weights > 0)
-            std::fprintf(stderr,
-                         "moerun: warning: %s: %llu router weights were not finite (NaN or inf in the model) "
-                         "and were recorded as 0\n",
-                         o.mem.trace_out.c_str(),
-                         static_cast<unsigned long long>(st.trace_nonfinite_weights));
-    }
+    close_trace_out(*session, st, o.mem.trace_out);
     return 0;
 }
 

@@ -157,6 +157,21 @@ void prefault(const gguf::GgufFile &file, bool dense, bool experts) {
                      format_size(done).c_str());
 }
 
+// A trace this run reads must be of this model: same layers and experts (and top-k when it
+// drives the routing) and at least one token. Checked before any of its rows is indexed.
+void check_trace_shape(const cache::Trace &t, const std::string &flag, const std::string &path,
+                       const Hparams &hp, bool need_top_k) {
+    const cache::TraceShape &ts = t.shape;
+    if (ts.n_layers != hp.n_layer || ts.n_experts != hp.n_expert ||
+        (need_top_k && ts.top_k != hp.n_expert_used))
+        throw std::invalid_argument(
+            flag + " " + path + ": the trace is " + std::to_string(ts.n_layers) + " layers x " +
+            std::to_string(ts.n_experts) + " experts, top-" + std::to_string(ts.top_k) + "; the model is " +
+            std::to_string(hp.n_layer) + " layers x " + std::to_string(hp.n_expert) + " experts, top-" +
+            std::to_string(hp.n_expert_used) + ": not a trace of this model");
+    if (t.n_tokens() == 0) throw std::invalid_argument(flag + " " + path + ": the trace has no tokens");
+}
+
 // --pin-hot: counts each expert's uses in the profile trace and pins the most used ones.
 void pin_hot_experts(Session &s, const MemoryFlags &f) {
     const Hparams &hp = s.model.hparams();
@@ -164,13 +179,11 @@ void pin_hot_experts(Session &s, const MemoryFlags &f) {
     const cache::Trace *profile = s.routing.get();
     if (!f.pin_profile.empty()) {
         own = std::make_unique<cache::Trace>(cache::read_trace(f.pin_profile));
+        check_trace_shape(*own, "--pin-profile", f.pin_profile, hp, false);
         profile = own.get();
     }
     if (profile == nullptr)
         throw std::invalid_argument("--pin-hot needs a profile: give --pin-profile or --routing-trace");
-    if (profile->shape.n_layers != hp.n_layer || profile->shape.n_experts != hp.n_expert)
-        throw std::invalid_argument(
-            "--pin-profile: the trace's shape does not match the model's layers and experts");
     std::vector<uint64_t> uses(size_t{hp.n_layer} * hp.n_expert, 0);
     for (uint64_t t = 0; t < profile->n_tokens(); ++t)
         for (uint32_t l = 0; l < hp.n_layer; ++l)
@@ -240,6 +253,7 @@ std::unique_ptr<Session> open_session(const std::string &path, const MemoryFlags
     mo.force_cache = f.force_cache || f.cache_slots > 0;
     if (!f.routing_trace.empty()) {
         s->routing = std::make_unique<cache::Trace>(cache::read_trace(f.routing_trace));
+        check_trace_shape(*s->routing, "--routing-trace", f.routing_trace, hp, true);
         s->ctx.routing = s->routing.get();
         s->ctx.routing_offset = f.routing_offset;
     }
@@ -394,6 +408,16 @@ void print_cache_stats(const Session &s, std::FILE *out) {
             out,
             "moerun: CPU fallback: 0 (CPU forward pass: device and host tiers are the same RAM; a miss "
             "waits for its read; --cpu-fallback applies to device backends)\n");
+}
+
+void close_trace_out(Session &s, const ContextStats &st, const std::string &path) {
+    if (!s.trace_out) return;
+    s.trace_out->close();
+    if (st.trace_nonfinite_weights > 0)
+        std::fprintf(stderr,
+                     "moerun: warning: %s: %llu router weights were not finite (NaN or inf in the model) "
+                     "and were recorded as 0\n",
+                     path.c_str(), static_cast<unsigned long long>(st.trace_nonfinite_weights));
 }
 
 }  // namespace moerun::cli

@@ -74,6 +74,10 @@ struct Session {
 std::unique_ptr<Session> open_session(const std::string &path, const MemoryFlags &f, uint32_t n_ctx,
                                       int threads);
 
+// --trace-out: closes the trace (errors throw) and warns when router weights were recorded as 0
+// because they were not finite. Nothing without --trace-out.
+void close_trace_out(Session &s, const ContextStats &st, const std::string &path);
+
 // With a device backend: its memory use and how the expert slots served (one line); else nothing.
 void print_device_stats(const Session &s, const ContextStats &st, std::FILE *out);
 
