@@ -18,6 +18,7 @@
 #include <cstring>
 #include <vector>
 
+#include "avx2-lanes.h"
 #include "avx512-target.h"
 #include "block32-decode.h"
 #include "lanes-avx512.h"
@@ -98,17 +99,7 @@ MOERUN_AVX512 void run_tokens(const Panel *panels, int64_t nb, const uint8_t *co
 // each row's block against the activation as in a one-row kernel (|w| x sign(y, w), 8 int32 sums of
 // 4 products), then the 8 rows' sums reduced to one int32 per row, lane r = row r (exact: any order
 // gives the same integer). The float steps are those of run_panels, so both give the same bits.
-MOERUN_AVX512 inline __m256i sum_rows8(const __m256i *p) {
-    __m256i q[4], h[2];
-    for (int j = 0; j < 4; ++j)  // [row 2j, row 2j + 1] x (dwords 0 + 2, 1 + 3 | 4 + 6, 5 + 7)
-        q[j] = _mm256_add_epi32(_mm256_unpacklo_epi32(p[2 * j], p[2 * j + 1]),
-                                _mm256_unpackhi_epi32(p[2 * j], p[2 * j + 1]));
-    for (int j = 0; j < 2; ++j)  // rows 4j..4j+3: dwords 0..3 | 4..7
-        h[j] = _mm256_add_epi32(_mm256_unpacklo_epi64(q[2 * j], q[2 * j + 1]),
-                                _mm256_unpackhi_epi64(q[2 * j], q[2 * j + 1]));
-    return _mm256_add_epi32(_mm256_permute2x128_si256(h[0], h[1], 0x20),
-                            _mm256_permute2x128_si256(h[0], h[1], 0x31));
-}
+using avx2_lanes::sum_rows8;
 
 template <class D, int T>
 MOERUN_AVX512 void rows8(const uint8_t *const *rows, const uint8_t *next, __m256i off, int64_t nb,

@@ -25,6 +25,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "avx2-lanes.h"
 #include "avx2-unpack.h"
 #include "moerun/quant/blocks.h"
 
@@ -52,25 +53,7 @@ struct alignas(64) Panel {
     __m256 d, dmin;  // [lane] super-block scales of sc and of the mins (Q6_K, Q3_K: 0)
 };
 
-// 8 rows of 8 dwords to 8 ymm: out[k] lane r = dword k of in[r].
-MOERUN_AVX2 inline void transpose8x8(const __m256i *in, __m256i *out) {
-    __m256i t[8], u[8];
-    for (int p = 0; p < 4; ++p) {
-        t[2 * p] = _mm256_unpacklo_epi32(in[2 * p], in[2 * p + 1]);  // a0 b0 a1 b1 | a4 b4 a5 b5
-        t[2 * p + 1] = _mm256_unpackhi_epi32(in[2 * p], in[2 * p + 1]);
-    }
-    for (int h = 0; h < 2; ++h) {  // rows 4h..4h+3
-        const __m256i *s = t + 4 * h;
-        u[4 * h + 0] = _mm256_unpacklo_epi64(s[0], s[2]);  // dwords 0 | 4
-        u[4 * h + 1] = _mm256_unpackhi_epi64(s[0], s[2]);  // 1 | 5
-        u[4 * h + 2] = _mm256_unpacklo_epi64(s[1], s[3]);  // 2 | 6
-        u[4 * h + 3] = _mm256_unpackhi_epi64(s[1], s[3]);  // 3 | 7
-    }
-    for (int k = 0; k < 4; ++k) {
-        out[k] = _mm256_permute2x128_si256(u[k], u[k + 4], 0x20);
-        out[k + 4] = _mm256_permute2x128_si256(u[k], u[k + 4], 0x31);
-    }
-}
+using avx2_lanes::transpose8x8;
 
 // Q4_K, Q5_K: super-block i of rows[0..8) into p.
 template <class B>

@@ -1,7 +1,7 @@
-// AVX2 versions of the vec-dot kernels of the common types (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_0, Q4_0,
-// Q5_0, IQ4_NL, IQ4_XS against int8 activations), each for 1 and 4 activation rows per pass over a
-// weight row (a block unpacked once for the 4; per row the same operations either way).
-// Same definition as the generic kernels in vec-dot.cpp (exact integer sums per block, float
+// AVX2 versions of the vec-dot kernels of the super-block types (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS
+// against int8 activations; the 32-element types are in lanes-32-avx2.cpp), each for 1 and 4
+// activation rows per pass over a weight row (a block unpacked once for the 4; per row the same operations
+// either way). Same definition as the generic kernels in vec-dot.cpp (exact integer sums per block, float
 // scaling per block); selected at run time when the CPU has AVX2 and FMA.
 #include "vec-dot-impl.h"
 
@@ -38,10 +38,6 @@ MOERUN_AVX2 inline __m256i dot_i8_scaled(__m256i x, __m256i y, int16_t scale) {
     const __m256i ax = _mm256_sign_epi8(x, x);
     const __m256i sy = _mm256_sign_epi8(y, x);
     return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(scale));
-}
-
-MOERUN_AVX2 inline __m256i dot_i8(__m256i x, __m256i y) {
-    return dot_i8_scaled(x, y, 1);
 }
 
 }  // namespace
@@ -139,32 +135,6 @@ MOERUN_AVX2 void q6_k_rows(const void *w, const void *const *act, int64_t n, flo
         }
     }
     for (int t = 0; t < N; ++t) out[t] = _mm_cvtss_f32(acc[t]);
-}
-
-using block32::DecIQ4_NL;
-using block32::DecQ4_0;
-using block32::DecQ5_0;
-using block32::DecQ8_0;
-
-// 32-element blocks x Q8_0 activations, N activation rows: signed x signed pairs to int32 lanes
-// (exact), times the two block scales.
-template <class D, int N>
-MOERUN_AVX2 void legacy_rows(const void *w, const void *const *act, int64_t n, float *out) {
-    const auto *x = static_cast<const typename D::Block *>(w);
-    const ActQ8_0 *y[N];
-    for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_0 *>(act[t]);
-    __m256 acc[N];
-    for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 32; ++i) {
-        const __m256i xv = D::quants(x[i]);
-        const float dx = half(x[i].d);
-        for (int t = 0; t < N; ++t) {
-            const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[t][i].qs));
-            acc[t] =
-                _mm256_fmadd_ps(_mm256_set1_ps(dx * y[t][i].d), _mm256_cvtepi32_ps(dot_i8(xv, yv)), acc[t]);
-        }
-    }
-    for (int t = 0; t < N; ++t) out[t] = hsum(acc[t]);
 }
 
 // IQ4_XS, N activation rows: per sub-block of 32 (qs[16 ib..]: low nibbles, then high nibbles)
@@ -269,10 +239,6 @@ MOERUN_AVX2 void k2_rows(const void *w, const void *const *act, int64_t n, float
 MOERUN_AVX2_ENTRIES(q4_k, k4_rows, quant::BlockQ4_K, )
 MOERUN_AVX2_ENTRIES(q5_k, k4_rows, quant::BlockQ5_K, )
 MOERUN_AVX2_ENTRIES(q6_k, q6_k_rows)
-MOERUN_AVX2_ENTRIES(q8_0, legacy_rows, DecQ8_0, )
-MOERUN_AVX2_ENTRIES(q4_0, legacy_rows, DecQ4_0, )
-MOERUN_AVX2_ENTRIES(q5_0, legacy_rows, DecQ5_0, )
-MOERUN_AVX2_ENTRIES(iq4_nl, legacy_rows, DecIQ4_NL, )
 MOERUN_AVX2_ENTRIES(iq4_xs, iq4_xs_rows)
 MOERUN_AVX2_ENTRIES(q2_k, k2_rows, quant::BlockQ2_K, )
 MOERUN_AVX2_ENTRIES(q3_k, k2_rows, quant::BlockQ3_K, )
@@ -298,23 +264,13 @@ float dot_q4_k(const void *, const void *, int64_t) {
 float dot_q6_k(const void *, const void *, int64_t) {
     return 0;
 }
-float dot_q8_0(const void *, const void *, int64_t) {
-    return 0;
-}
-float dot_q4_0(const void *, const void *, int64_t) {
-    return 0;
-}
 float dot_q5_k(const void *, const void *, int64_t) {
     return 0;
 }
 void dot_q5_k_x4(const void *, const void *const[4], int64_t, float[4]) {}
-float dot_iq4_nl(const void *, const void *, int64_t) {
-    return 0;
-}
 float dot_iq4_xs(const void *, const void *, int64_t) {
     return 0;
 }
-void dot_iq4_nl_x4(const void *, const void *const[4], int64_t, float[4]) {}
 void dot_iq4_xs_x4(const void *, const void *const[4], int64_t, float[4]) {}
 float dot_q2_k(const void *, const void *, int64_t) {
     return 0;
@@ -325,10 +281,5 @@ float dot_q3_k(const void *, const void *, int64_t) {
 }
 void dot_q3_k_x4(const void *, const void *const[4], int64_t, float[4]) {}
 void dot_q6_k_x4(const void *, const void *const[4], int64_t, float[4]) {}
-void dot_q4_0_x4(const void *, const void *const[4], int64_t, float[4]) {}
-float dot_q5_0(const void *, const void *, int64_t) {
-    return 0;
-}
-void dot_q5_0_x4(const void *, const void *const[4], int64_t, float[4]) {}
 }  // namespace moerun::kernels::cpu::avx2
 #endif

@@ -59,28 +59,25 @@ namespace moerun::kernels::cpu::avx2 {
 bool supported();  // the CPU has AVX2 and FMA
 float dot_q4_k(const void *w, const void *act, int64_t n);
 float dot_q6_k(const void *w, const void *act, int64_t n);
-float dot_q8_0(const void *w, const void *act, int64_t n);
-float dot_q4_0(const void *w, const void *act, int64_t n);
 float dot_q5_k(const void *w, const void *act, int64_t n);
 void dot_q5_k_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
-float dot_iq4_nl(const void *w, const void *act, int64_t n);
 float dot_iq4_xs(const void *w, const void *act, int64_t n);
 void dot_q4_k_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
-void dot_q8_0_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
-void dot_iq4_nl_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
 void dot_iq4_xs_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
 float dot_q2_k(const void *w, const void *act, int64_t n);
 void dot_q2_k_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
 float dot_q3_k(const void *w, const void *act, int64_t n);
 void dot_q3_k_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
 void dot_q6_k_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
-void dot_q4_0_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
-float dot_q5_0(const void *w, const void *act, int64_t n);
-void dot_q5_0_x4(const void *w, const void *const act[4], int64_t n, float out[4]);
 // vec_dot_tile for Q4_K, Q5_K, Q6_K, Q3_K and Q2_K with 3 or more activation rows, 8 weight rows per pass
 // (lanes-k-avx2.cpp), bit-identical to the row kernels; false for the others.
 bool lanes_k_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,
                   int64_t n_act, int64_t n, float *y, int64_t ldy);
+// vec_dot_tile / vec_dot_rows for Q8_0, Q4_0, Q5_0 and IQ4_NL, any number of rows, 8 weight rows per
+// pass (lanes-32-avx2.cpp): the only AVX2 kernels of these types; false for the others.
+bool lanes32_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,
+                  int64_t n_act, int64_t n, float *y, int64_t ldy);
+bool lanes32_rows(quant::Type t, const void *w, const void *const *act, int n_act, int64_t n, float *out);
 // ops::attention_head for head sizes that are multiples of 8; false for the others.
 bool attention_head(const float *q, const void *k, quant::Type type_k, const void *v, quant::Type type_v,
                     int64_t n_pos, int64_t hd, float scale, float *scores, float *out);

@@ -297,14 +297,6 @@ RowDot avx2_row(quant::Type t) {
             return avx2::dot_q5_k;
         case quant::Type::Q6_K:
             return avx2::dot_q6_k;
-        case quant::Type::Q8_0:
-            return avx2::dot_q8_0;
-        case quant::Type::Q4_0:
-            return avx2::dot_q4_0;
-        case quant::Type::Q5_0:
-            return avx2::dot_q5_0;
-        case quant::Type::IQ4_NL:
-            return avx2::dot_iq4_nl;
         case quant::Type::IQ4_XS:
             return avx2::dot_iq4_xs;
         default:
@@ -325,14 +317,6 @@ RowDotX4 avx2_x4(quant::Type t) {
             return avx2::dot_q5_k_x4;
         case quant::Type::Q6_K:
             return avx2::dot_q6_k_x4;
-        case quant::Type::Q8_0:
-            return avx2::dot_q8_0_x4;
-        case quant::Type::Q4_0:
-            return avx2::dot_q4_0_x4;
-        case quant::Type::Q5_0:
-            return avx2::dot_q5_0_x4;
-        case quant::Type::IQ4_NL:
-            return avx2::dot_iq4_nl_x4;
         case quant::Type::IQ4_XS:
             return avx2::dot_iq4_xs_x4;
         default:
@@ -356,7 +340,8 @@ void vec_dot_rows(quant::Type t, const void *w, const void *const *act, int n_ac
     const RowDotX4 x4 = isa == Isa::avx2 ? avx2_x4(t) : nullptr;
     for (int k = 0; k < n_act;) {
         const int m = std::min(kMaxDotRows, n_act - k);
-        if (isa == Isa::avx512 && avx512::dot_rows(t, w, act + k, m, n, out + k)) {
+        if ((isa == Isa::avx512 && avx512::dot_rows(t, w, act + k, m, n, out + k)) ||
+            (isa == Isa::avx2 && avx2::lanes32_rows(t, w, act + k, m, n, out + k))) {
             k += m;
         } else if (row == nullptr) {
             vec_dot_generic_rows(t, w, act + k, m, n, out + k);
@@ -375,7 +360,9 @@ void vec_dot_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const
                   int64_t n_act, int64_t n, float *y, int64_t ldy) {
     const Isa isa = active_isa();
     if (isa == Isa::avx512 && avx512::dot_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy)) return;
-    if (isa == Isa::avx2 && avx2::lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy)) return;
+    if (isa == Isa::avx2 && (avx2::lanes_k_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy) ||
+                             avx2::lanes32_tile(t, w, rb, n_rows, act, ab, n_act, n, y, ldy)))
+        return;
     const auto *wb = static_cast<const uint8_t *>(w);
     const auto *a = static_cast<const uint8_t *>(act);
     const void *ptrs[kMaxDotRows];

@@ -136,15 +136,16 @@ TEST_CASE("vec_dot equals the dequantized reference for every type") {
     }
 }
 
-TEST_CASE("the super-block types give the same bits under AVX2 and AVX-512") {
-    // Both reduce each super-block to exact integers, then take the same float steps.
+TEST_CASE("the block types give the same bits under AVX2 and AVX-512") {
+    // Both reduce each block (super-block) to exact integers, then take the same float steps.
     if (cpu::best_isa() < cpu::Isa::avx512) return;
     IsaGuard guard;
     std::mt19937 rng(23);
     std::normal_distribution<float> nd(0, 1);
     const int64_t n = 2048;
     for (auto t :
-         {quant::Type::Q4_K, quant::Type::Q5_K, quant::Type::Q6_K, quant::Type::Q3_K, quant::Type::Q2_K}) {
+         {quant::Type::Q4_K, quant::Type::Q5_K, quant::Type::Q6_K, quant::Type::Q3_K, quant::Type::Q2_K,
+          quant::Type::Q8_0, quant::Type::Q4_0, quant::Type::Q5_0, quant::Type::IQ4_NL}) {
         CAPTURE(quant::type_name(t));
         for (int rep = 0; rep < 16; ++rep) {
             const std::vector<uint8_t> w = weight_row(t, n, rng);
@@ -156,6 +157,47 @@ TEST_CASE("the super-block types give the same bits under AVX2 and AVX-512") {
             const float a2 = cpu::vec_dot(t, w.data(), act.data(), n);
             cpu::set_isa(cpu::Isa::avx512);
             CHECK(cpu::vec_dot(t, w.data(), act.data(), n) == a2);
+        }
+    }
+}
+
+TEST_CASE("32-element blocks at the extremes: no int16 step saturates, on every instruction set") {
+    // Quants all at one end of their range against activations all at +-127: the largest pair and
+    // step sums the kernels form in 16 bits. Equal to the generic kernel (exact integers) up to the
+    // order of the float steps.
+    IsaGuard guard;
+    const int64_t n = 256, nb = n / 32;
+    const uint16_t one = 0x3C00;  // fp16 1.0
+    for (auto t : {quant::Type::Q8_0, quant::Type::Q4_0, quant::Type::Q5_0, quant::Type::IQ4_NL}) {
+        for (bool high :
+             {false, true}) {  // Q8_0: -128 / 127; Q4_0: -8 / 7; Q5_0: -16 / 15; IQ4_NL: -127 / 113
+            CAPTURE(quant::type_name(t));
+            CAPTURE(high);
+            const size_t rb = *quant::row_bytes(t, n), bb = rb / nb;
+            std::vector<uint8_t> w(rb);
+            for (int64_t i = 0; i < nb; ++i) {
+                uint8_t *b = w.data() + i * bb;
+                std::memcpy(b, &one, 2);
+                std::memset(b + 2, t == quant::Type::Q8_0 ? (high ? 0x7F : 0x80) : (high ? 0xFF : 0x00),
+                            bb - 2);
+            }
+            for (float sign : {1.0f, -1.0f}) {
+                const std::vector<float> x(static_cast<size_t>(n), sign);
+                const size_t ab = cpu::act_bytes(t, n);
+                std::vector<uint8_t> act(ab * 5);
+                for (int k = 0; k < 5; ++k) cpu::quantize_act(t, x.data(), act.data() + k * ab, n);
+                const float want = cpu::vec_dot_generic(t, w.data(), act.data(), n);
+                REQUIRE(std::fabs(want) > 1000.0f);
+                for (auto isa : isas()) {
+                    CAPTURE(cpu::isa_name(isa));
+                    cpu::set_isa(isa);
+                    for (int64_t m : {1, 2, 5}) {  // decode and panel kernels
+                        std::vector<float> y(static_cast<size_t>(m));
+                        cpu::vec_dot_tile(t, w.data(), rb, 1, act.data(), ab, m, n, y.data(), 1);
+                        for (float v : y) CHECK(std::fabs(v - want) <= 1e-6f * std::fabs(want));
+                    }
+                }
+            }
         }
     }
 }
