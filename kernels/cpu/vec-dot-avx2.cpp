@@ -42,6 +42,18 @@ MOERUN_AVX2 inline __m256i dot_i8_scaled(__m256i x, __m256i y, int16_t scale) {
 
 }  // namespace
 
+// The 16 int16 scales of a super-block with sub-blocks of 16 (sc16 word j: sub-block j) as the
+// 8 registers that multiply the pair sums of 32 elements: s[r] = sub-block 2r's scale in the low
+// 128-bit lane, 2r + 1's in the high lane (the lanes of q[r]).
+MOERUN_AVX2 inline void scales_by_pair(__m256i sc16, __m256i s[8]) {
+    // even words to the low lane, odd words to the high lane
+    const __m256i deint = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5,
+                                           8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+    const __m256i x = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(sc16, deint), 0xD8);
+    for (int r = 0; r < 8; ++r)
+        s[r] = _mm256_shuffle_epi8(x, _mm256_set1_epi16(static_cast<int16_t>(0x0100 * (2 * r + 1) + 2 * r)));
+}
+
 // The 8 six-bit scales and mins of a Q4_K/Q5_K block as 8 int16 each (k4_scale_words).
 MOERUN_AVX2 inline void k4_scales_mins(const uint8_t *scales, __m128i &sc, __m128i &mn) {
     const K4ScaleWords k = k4_scale_words(scales);
@@ -110,14 +122,8 @@ MOERUN_AVX2 void q6_k_rows(const void *w, const void *const *act, int64_t n, flo
         const __m256i sc16 =
             _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(x[i].scales)));
         __m256i q[8], s[8];  // register 4h + s
-        for (int h = 0; h < 2; ++h) {
-            q6_k_unpack_half(x[i], h, q + 4 * h);
-            for (int k = 0; k < 4; ++k) {
-                const int b = 8 * h + 2 * k;
-                s[4 * h + k] =
-                    _mm256_set_m128i(_mm_set1_epi16(x[i].scales[b + 1]), _mm_set1_epi16(x[i].scales[b]));
-            }
-        }
+        for (int h = 0; h < 2; ++h) q6_k_unpack_half(x[i], h, q + 4 * h);
+        scales_by_pair(sc16, s);
         const __m128 dx = _mm_set_ss(half(x[i].d));
         for (int t = 0; t < N; ++t) {
             const ActQ8_K &yb = y[t][i];
@@ -190,13 +196,10 @@ MOERUN_AVX2 void k2_rows(const void *w, const void *const *act, int64_t n, float
     for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
     __m128 acc[N];  // lanes 0, 1: acc, acc_m
     for (int t = 0; t < N; ++t) acc[t] = _mm_setzero_ps();
-    alignas(32) int16_t sc[16];
     for (int64_t i = 0; i < n / 256; ++i) {
         __m256i q[8], s[8], sc16, mn16;
         k2_unpack_u8(x[i], q, sc16, mn16);
-        _mm256_store_si256(reinterpret_cast<__m256i *>(sc), sc16);
-        for (int r = 0; r < 8; ++r)
-            s[r] = _mm256_set_m128i(_mm_set1_epi16(sc[2 * r + 1]), _mm_set1_epi16(sc[2 * r]));
+        scales_by_pair(sc16, s);
         uint32_t dbits = x[i].d;
         if constexpr (!three) dbits |= static_cast<uint32_t>(x[i].dmin) << 16;
         const __m128 dxm = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dbits)));
