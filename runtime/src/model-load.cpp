@@ -187,6 +187,16 @@ Model Model::load(const gguf::GgufFile &f) {
                                          hp.rope_freq_base, beta_fast, beta_slow, dims);
             hp.rope.corr_low = dims[0];
             hp.rope.corr_high = dims[1];
+            if (hp.rope.ext_factor != 0.0f) {
+                // The rotation kernels scale by attn_factor * (1 + 0.1 ln factor) as ggml's do; llama.cpp
+                // divides that back out at context creation and applies YaRN's magnitude scale instead:
+                // 1 + 0.1 ln factor above 1, else 1. The same float steps here. (llama.cpp reads
+                // rope.scaling.yarn_log_multiplier for DeepSeek-2 only; none of these architectures.)
+                const float fac = 1.0f / hp.rope_freq_scale;
+                float a = fac <= 1.0f ? 1.0f : 0.1f * std::log(fac) + 1.0f;
+                a *= 1.0f / (1.0f + 0.1f * std::log(fac));
+                hp.rope.attn_factor = a * hp.rope.attn_factor;
+            }
         }
     }
 

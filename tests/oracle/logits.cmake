@@ -77,7 +77,9 @@ endforeach()
 
 # 4. RoPE frequency scaling from metadata (rope.scaling.type/factor/original_context_length):
 #    YaRN for NeoX (qwen3moe) and normal (mixtral) rotation, linear for olmoe; F32, 2 layers, strict.
-foreach(spec "qwen3moe;yarn;4;4096" "mixtral;yarn;8;1024" "olmoe;linear;2;0")
+#    YaRN factors below 1 too: llama.cpp's magnitude scale is 1 there, not 1 + 0.1 ln factor.
+foreach(spec "qwen3moe;yarn;4;4096" "mixtral;yarn;8;1024" "olmoe;linear;2;0" "qwen3moe;yarn;0.25;0"
+             "mixtral;yarn;0.5;0")
   list(GET spec 0 arch)
   list(GET spec 1 kind)
   list(GET spec 2 factor)
@@ -86,7 +88,7 @@ foreach(spec "qwen3moe;yarn;4;4096" "mixtral;yarn;8;1024" "olmoe;linear;2;0")
   if(NOT orig STREQUAL "0")
     string(APPEND _gen " --rope-orig-ctx ${orig}")
   endif()
-  moerun_logits_test(oracle-logits-rope-${kind}-${arch} ${CMAKE_BINARY_DIR}/test-models-rope/${arch}-${kind}.gguf
+  moerun_logits_test(oracle-logits-rope-${kind}${factor}-${arch} ${CMAKE_BINARY_DIR}/test-models-rope/${arch}-${kind}${factor}.gguf
                      GENERATE "${_gen}" CRITERIA --tol 1e-5 --first-tol 1e-5 --min-top1 1.0 --greedy require)
 endforeach()
 
