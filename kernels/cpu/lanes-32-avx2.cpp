@@ -69,14 +69,21 @@ MOERUN_AVX2 inline __m256 row_scales(const uint8_t *const *rows, int64_t i) {
     return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i *>(d)));
 }
 
-// Decode: out[t] lane r = row r against activation row t, T = 1 or 2.
+// Decode: out[t] lane r = row r against activation row t, T = 1 or 2. The next 8 rows (contiguous,
+// at `next`) are prefetched as one linear stream, 8 blocks' worth of bytes per block: read side by
+// side as 8 separate streams, rows come from memory at about half the bandwidth.
 template <class D, int T>
-MOERUN_AVX2 void rows8(const uint8_t *const *rows, int64_t nb, const ActQ8_0 *const *y, __m256 *out) {
+MOERUN_AVX2 void rows8(const uint8_t *const *rows, const uint8_t *next, int64_t nb, const ActQ8_0 *const *y,
+                       __m256 *out) {
     using B = typename D::Block;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[T];
     for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; ++i) {
+        const char *ahead =
+            reinterpret_cast<const char *>(next) + i * kRows * static_cast<int64_t>(sizeof(B));
+        for (int j = 0; j < kRows * static_cast<int>(sizeof(B)); j += 64)
+            _mm_prefetch(ahead + j, _MM_HINT_T0);
         __m256i xq[kRows], ax[kRows], p[kRows];
         for (int r = 0; r < kRows; ++r) {
             xq[r] = D::quants(reinterpret_cast<const B *>(rows[r])[i]);
@@ -182,10 +189,11 @@ MOERUN_AVX2 void tile32(const uint8_t *w, size_t rb, int64_t n_rows, const Acts 
             if (!panel) {
                 m = static_cast<int>(n_act - t0);
                 for (int t = 0; t < m; ++t) a[t] = act[t0 + t];
+                const uint8_t *next = w + static_cast<size_t>(r0 + kRows) * rb;  // may be past the end
                 if (m == 2)
-                    rows8<D, 2>(rows, nb, a, out);
+                    rows8<D, 2>(rows, next, nb, a, out);
                 else
-                    rows8<D, 1>(rows, nb, a, out);
+                    rows8<D, 1>(rows, next, nb, a, out);
             } else {
                 m = static_cast<int>(n_act - t0 < kTok ? n_act - t0 : kTok);
                 for (int t = 0; t < m; ++t) a[t] = act[t0 + t];
