@@ -8,6 +8,10 @@ so they double as a check that moerun reads what gguf-py writes (the replay unit
 them all). They cover every metadata value type, nested arrays, tensors of several types
 including K-quants, stacked 3-D expert tensors, GGUF v2 and v3, and a custom alignment.
 
+Model seeds (tests/fuzz/corpus/model/, each < 32 KiB) are complete one-layer models of the four
+architectures with small BPE and SentencePiece vocabularies, for fuzz-model (Model::load and the
+tokenizer).
+
 Corrupted files (tests/data/bad-gguf/) are written byte by byte with struct, so the
 corruption is exact; tests/cli.cmake expects `moerun inspect` to reject each of them with the
 message listed in BAD below. The output is deterministic: rerunning the script rewrites the
@@ -27,6 +31,7 @@ from gguf import GGUFValueType as V
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "tests" / "fuzz" / "corpus" / "gguf"
 BAD = ROOT / "tests" / "data" / "bad-gguf"
+MODELS = ROOT / "tests" / "fuzz" / "corpus" / "model"
 
 
 def quant_bytes(rng: np.random.Generator, qtype: Q, shape: tuple[int, ...]) -> np.ndarray:
@@ -162,6 +167,96 @@ def vocab(path: Path) -> None:
     write(w)
 
 
+def complete(path: Path, arch: str, *, n_embd: int, qtype: Q | None, spm: bool, seed: int) -> None:
+    """A complete one-layer model that Model::load and Tokenizer::from_gguf accept (the fuzz-model
+    seeds): attention with the architecture's norms and biases, router, stacked experts, qwen2moe's
+    shared expert, and a small byte-level BPE (gpt2) or SentencePiece (llama) vocabulary with merges
+    or scores, special tokens and a chat template."""
+    rng = np.random.default_rng(seed)
+    n_head, n_ff, n_expert = 2, 4 if qtype is None else 32, 4
+    n_kv = n_head if arch == "olmoe" else 1  # llama.cpp sizes OLMoE's k norm by n_embd
+    hd = n_embd // n_head
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_name(f"complete {arch}")
+    w.add_block_count(1)
+    w.add_context_length(64)
+    w.add_embedding_length(n_embd)
+    w.add_feed_forward_length(n_ff if arch in ("llama", "olmoe") else n_ff * 2)  # there: the experts' width
+    w.add_expert_feed_forward_length(n_ff)
+    w.add_expert_count(n_expert)
+    w.add_expert_used_count(2)
+    if arch == "qwen2moe":
+        w.add_expert_shared_feed_forward_length(n_ff)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_kv)
+    w.add_rope_freq_base(1e4)
+    w.add_layer_norm_rms_eps(1e-6)
+    if spm:
+        tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + ["\u2581a", "\u2581b", "\u2581ab", "ab"]
+        w.add_tokenizer_model("llama")
+        w.add_tokenizer_pre("default")
+        w.add_token_list(tokens)
+        w.add_token_scores([0.0] * 259 + [-1.0, -2.0, -0.5, -3.0])
+        w.add_token_types([2, 3, 3] + [6] * 256 + [1] * 4)
+        w.add_bos_token_id(1)
+        w.add_eos_token_id(2)
+        w.add_add_bos_token(True)
+        w.add_chat_template("{{ bos_token }}{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}")
+    else:
+        # byte-level BPE: printable ASCII and U+0120 (the space), a few merges, control tokens
+        chars = [chr(c) for c in range(33, 127)] + ["\u0120", "\u010a"]
+        merged = ["ab", "\u0120a", "\u0120ab", "He", "ll", "llo"]
+        tokens = chars + merged + ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+        w.add_tokenizer_model("gpt2")
+        w.add_tokenizer_pre("olmo" if arch == "olmoe" else "qwen2")
+        w.add_token_list(tokens)
+        w.add_token_types([1] * (len(chars) + len(merged)) + [3, 3, 3])
+        w.add_token_merges(["a b", "\u0120 a", "\u0120a b", "H e", "l l", "ll o"])
+        w.add_eos_token_id(len(tokens) - 3)
+        w.add_chat_template("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}")
+    n_vocab = len(tokens)
+
+    def weight(name: str, shape: tuple[int, ...], quant: Q | None = None) -> None:
+        if quant is None:
+            w.add_tensor(name, (0.3 * rng.standard_normal(shape)).astype(np.float16))
+        else:
+            w.add_tensor(name, quant_bytes(rng, quant, shape), raw_dtype=quant)
+
+    def vec(name: str, n: int) -> None:
+        w.add_tensor(name, (1 + 0.1 * rng.standard_normal(n)).astype(np.float32))
+
+    weight("token_embd.weight", (n_vocab, n_embd), qtype)
+    p = "blk.0."
+    vec(p + "attn_norm.weight", n_embd)
+    weight(p + "attn_q.weight", (n_embd, n_embd), qtype)
+    weight(p + "attn_k.weight", (n_kv * hd, n_embd))
+    weight(p + "attn_v.weight", (n_kv * hd, n_embd))
+    weight(p + "attn_output.weight", (n_embd, n_embd), qtype)
+    if arch == "qwen3moe":
+        vec(p + "attn_q_norm.weight", hd)
+        vec(p + "attn_k_norm.weight", hd)
+    if arch == "olmoe":
+        vec(p + "attn_q_norm.weight", n_embd)
+        vec(p + "attn_k_norm.weight", n_kv * hd)
+    if arch == "qwen2moe":
+        vec(p + "attn_q.bias", n_embd)
+        vec(p + "attn_k.bias", n_kv * hd)
+        vec(p + "attn_v.bias", n_kv * hd)
+        weight(p + "ffn_gate_shexp.weight", (n_ff, n_embd))
+        weight(p + "ffn_up_shexp.weight", (n_ff, n_embd))
+        weight(p + "ffn_down_shexp.weight", (n_embd, n_ff))
+        w.add_tensor(p + "ffn_gate_inp_shexp.weight", rng.standard_normal(n_embd).astype(np.float32))
+    vec(p + "ffn_norm.weight", n_embd)
+    w.add_tensor(p + "ffn_gate_inp.weight", rng.standard_normal((n_expert, n_embd)).astype(np.float32))
+    weight(p + "ffn_gate_exps.weight", (n_expert, n_ff, n_embd), qtype)
+    weight(p + "ffn_up_exps.weight", (n_expert, n_ff, n_embd), qtype)
+    weight(p + "ffn_down_exps.weight", (n_expert, n_embd, n_ff), qtype)
+    vec("output_norm.weight", n_embd)
+    if arch != "qwen3moe":  # qwen3moe: tied to token_embd
+        weight("output.weight", (n_vocab, n_embd), qtype)
+    write(w)
+
+
 # ---- corrupted files for the CLI tests -------------------------------------------------------
 
 def gguf_bytes(*, magic: bytes = b"GGUF", version: int = 3, n_tensors: int | None = None,
@@ -219,6 +314,13 @@ def main() -> int:
     vocab(SEEDS / "vocab-llama.gguf")
     for p in SEEDS.iterdir():
         assert p.stat().st_size < 8192, f"{p} is {p.stat().st_size} bytes, seeds must stay < 8 KiB"
+    MODELS.mkdir(parents=True, exist_ok=True)
+    complete(MODELS / "qwen3moe-f16-bpe.gguf", "qwen3moe", n_embd=8, qtype=None, spm=False, seed=4)
+    complete(MODELS / "qwen2moe-f16-bpe.gguf", "qwen2moe", n_embd=8, qtype=None, spm=False, seed=5)
+    complete(MODELS / "olmoe-q8_0-bpe.gguf", "olmoe", n_embd=32, qtype=Q.Q8_0, spm=False, seed=6)
+    complete(MODELS / "llama-f16-spm.gguf", "llama", n_embd=8, qtype=None, spm=True, seed=7)
+    for p in MODELS.iterdir():
+        assert p.stat().st_size < 32768, f"{p} is {p.stat().st_size} bytes, model seeds must stay < 32 KiB"
     for name, data in write_bad(SEEDS / "moe-qwen3moe-f16.gguf").items():
         (BAD / name).write_bytes(data)
     # Structurally valid, but the expert tensors hold 4 experts where the metadata says 8.
