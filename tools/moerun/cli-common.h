@@ -16,22 +16,20 @@ namespace moerun::cli {
 // Their ranges are llama.cpp's (a temperature <= 0 is greedy, top-p >= 1 and min-p <= 0 are off);
 // NaN and infinities are refused, and a repetition penalty must be > 0 (it divides).
 inline void add_sampling_options(CLI::App *app, SamplerParams &s) {
-    const CLI::Validator finite(
-        [](const std::string &v) {
-            float x = 0;
-            return CLI::detail::lexical_cast(v, x) && std::isfinite(x)
-                       ? std::string()
-                       : "expected a finite number, found " + v;
-        },
-        "FINITE");
-    const CLI::Validator positive(
-        [](const std::string &v) {
-            float x = 0;
-            return CLI::detail::lexical_cast(v, x) && std::isfinite(x) && x > 0
-                       ? std::string()
-                       : "expected a finite number > 0, found " + v;
-        },
-        "POSITIVE");
+    // A finite number (and > 0 with `positive`).
+    const auto number = [](bool positive) {
+        return CLI::Validator(
+            [positive](const std::string &v) {
+                float x = 0;
+                return CLI::detail::lexical_cast(v, x) && std::isfinite(x) && (!positive || x > 0)
+                           ? std::string()
+                           : std::string(positive ? "expected a finite number > 0, found "
+                                                  : "expected a finite number, found ") +
+                                 v;
+            },
+            positive ? "POSITIVE" : "FINITE");
+    };
+    const CLI::Validator finite = number(false), positive = number(true);
     app->add_option("--temp", s.temp, "temperature (<= 0: greedy)")->capture_default_str()->check(finite);
     app->add_option("--top-k", s.top_k, "top-k (0: off)")->capture_default_str();
     app->add_option("--top-p", s.top_p, "top-p (1: off)")->capture_default_str()->check(finite);

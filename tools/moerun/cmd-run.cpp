@@ -3,9 +3,7 @@
 // the same (-m, -p, -f, -n, -t, -c, --temp, --top-k, --top-p, --min-p, --repeat-penalty, --seed).
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 

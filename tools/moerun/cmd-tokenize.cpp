@@ -3,10 +3,8 @@
 // token per line, "id<TAB>piece" with control bytes escaped). Only the metadata of FILE is read.
 // Tokenizer warnings (e.g. a missing pre-tokenizer) go to stderr.
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <memory>
-#include <sstream>
 #include <string>
 
 #include "input-file.h"
