@@ -152,3 +152,19 @@ void check_trace(const std::string &name, const Trace &t) {
 }
 
 }  // namespace moerun::cache::trace_detail
+
+namespace moerun::cache {
+
+std::string trace_mismatch(const Trace &t, uint32_t n_layers, uint32_t n_experts, uint32_t top_k) {
+    const TraceShape &s = t.shape;
+    if (s.n_layers != n_layers || s.n_experts != n_experts || (top_k != 0 && s.top_k != top_k))
+        return "the trace is " + std::to_string(s.n_layers) + " layers x " + std::to_string(s.n_experts) +
+               " experts, top-" + std::to_string(s.top_k) + "; the model is " + std::to_string(n_layers) +
+               " layers x " + std::to_string(n_experts) + " experts" +
+               (top_k != 0 ? ", top-" + std::to_string(top_k) : std::string()) +
+               ": not a trace of this model";
+    if (t.n_tokens() == 0) return "the trace has no tokens";
+    return {};
+}
+
+}  // namespace moerun::cache

@@ -45,14 +45,9 @@ Context::Impl::Impl(const Model &m, ContextParams p)
     needed.reserve(hp.n_expert);
     pred_e.reserve(hp.n_expert_used);
     if (params.routing != nullptr) {
-        const cache::TraceShape &ts = params.routing->shape;
-        if (ts.n_layers != hp.n_layer || ts.n_experts != hp.n_expert || ts.top_k != hp.n_expert_used)
-            throw std::invalid_argument(
-                "routing trace shape " + std::to_string(ts.n_layers) + " layers x " +
-                std::to_string(ts.n_experts) + " experts, top-" + std::to_string(ts.top_k) +
-                " does not match the model (" + std::to_string(hp.n_layer) + " layers x " +
-                std::to_string(hp.n_expert) + " experts, top-" + std::to_string(hp.n_expert_used) + ")");
-        if (params.routing->n_tokens() == 0) throw std::invalid_argument("routing trace has no tokens");
+        const std::string why =
+            cache::trace_mismatch(*params.routing, hp.n_layer, hp.n_expert, hp.n_expert_used);
+        if (!why.empty()) throw std::invalid_argument("routing trace: " + why);
     }
     if (params.backend != nullptr) init_device();
 }

@@ -214,6 +214,22 @@ TEST_CASE("native format: write_trace then read_trace round-trips exactly") {
     check_same(read_trace_bytes(native_bytes(empty, "empty.trace"), "empty"), empty);
 }
 
+TEST_CASE("trace_mismatch: a trace fits a model of its layers and experts (and top-k when asked)") {
+    const Trace t = make_trace(3, 16, 4, {2, 1}, false);
+    CHECK(trace_mismatch(t, 3, 16, 4).empty());
+    CHECK(trace_mismatch(t, 3, 16, 0).empty());  // top-k not asked
+    CHECK(trace_mismatch(t, 3, 16, 2) ==
+          "the trace is 3 layers x 16 experts, top-4; the model is 3 layers x 16 experts, top-2: "
+          "not a trace of this model");
+    CHECK(trace_mismatch(t, 2, 16, 0) ==
+          "the trace is 3 layers x 16 experts, top-4; the model is 2 layers x 16 experts: "
+          "not a trace of this model");
+    CHECK(trace_mismatch(t, 3, 17, 4).find("not a trace of this model") != std::string::npos);
+    Trace empty;
+    empty.shape = make_shape(3, 16, 4);
+    CHECK(trace_mismatch(empty, 3, 16, 4) == "the trace has no tokens");
+}
+
 TEST_CASE("TraceWriter streams sequences and tokens; close() and the destructor finish the file") {
     const Trace want = make_trace(4, 32, 3, {6, 2, 0, 3}, true, 3);
     const uint64_t ids = 4 * 3;

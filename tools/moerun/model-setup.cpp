@@ -161,15 +161,9 @@ void prefault(const gguf::GgufFile &file, bool dense, bool experts) {
 // drives the routing) and at least one token. Checked before any of its rows is indexed.
 void check_trace_shape(const cache::Trace &t, const std::string &flag, const std::string &path,
                        const Hparams &hp, bool need_top_k) {
-    const cache::TraceShape &ts = t.shape;
-    if (ts.n_layers != hp.n_layer || ts.n_experts != hp.n_expert ||
-        (need_top_k && ts.top_k != hp.n_expert_used))
-        throw std::invalid_argument(
-            flag + " " + path + ": the trace is " + std::to_string(ts.n_layers) + " layers x " +
-            std::to_string(ts.n_experts) + " experts, top-" + std::to_string(ts.top_k) + "; the model is " +
-            std::to_string(hp.n_layer) + " layers x " + std::to_string(hp.n_expert) + " experts, top-" +
-            std::to_string(hp.n_expert_used) + ": not a trace of this model");
-    if (t.n_tokens() == 0) throw std::invalid_argument(flag + " " + path + ": the trace has no tokens");
+    const std::string why =
+        cache::trace_mismatch(t, hp.n_layer, hp.n_expert, need_top_k ? hp.n_expert_used : 0);
+    if (!why.empty()) throw std::invalid_argument(flag + " " + path + ": " + why);
 }
 
 // --pin-hot: counts each expert's uses in the profile trace and pins the most used ones.

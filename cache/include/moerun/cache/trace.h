@@ -58,6 +58,11 @@ struct Trace {
     }
 };
 
+// Whether a trace can be used with a model of n_layers x n_experts (and top-k when it drives the
+// routing; top_k 0 accepts any): "" when it can, else why not (shapes of both sides, or no tokens).
+// Callers check this before indexing any of its rows.
+std::string trace_mismatch(const Trace &trace, uint32_t n_layers, uint32_t n_experts, uint32_t top_k);
+
 // Reads any of the three formats (chosen by the magic; CSV otherwise). Throws TraceError.
 Trace read_trace(const std::string &path);
 // The same on bytes in memory; `name` stands for the path in error messages (fuzzing, tests).
