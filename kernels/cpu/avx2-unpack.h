@@ -1,6 +1,6 @@
 // Internal (x86-64 only): the quants of a Q4_K/Q5_K, Q6_K or Q2_K/Q3_K super-block unpacked to unsigned
-// bytes, 32 elements per ymm, for the AVX2 and AVX-512 kernels (vec-dot-avx2.cpp, lanes-k-avx2.cpp,
-// vec-dot-avx512.cpp).
+// bytes (IQ4_XS: its looked-up values, signed), 32 elements per ymm, for the AVX2 and AVX-512 kernels
+// (vec-dot-avx2.cpp, lanes-k-avx2.cpp, vec-dot-avx512.cpp).
 #pragma once
 #include <immintrin.h>
 
@@ -89,6 +89,25 @@ __attribute__((target("avx2"), always_inline)) inline void k2_unpack_u8(const B 
             }
         }
     }
+}
+
+// The 256 values of an IQ4_XS block (kIQ4Values, -127..113, s8), sub-block ib (elements 32ib..32ib+31)
+// in v[ib]: its low nibbles of qs[16ib..16ib+16) are elements 0..15, the high nibbles 16..31.
+// sc: the 8 sub-block scales ls - 32 (-32..31) as int16.
+__attribute__((target("avx2"), always_inline)) inline void iq4_xs_unpack(const quant::BlockIQ4_XS &x,
+                                                                         __m256i v[8], __m128i &sc) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i table =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i *>(quant::kIQ4Values)));
+    for (int c = 0; c < 4; ++c) {  // sub-blocks 2c, 2c + 1
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x.qs + 32 * c));
+        const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        v[2 * c] = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x20));
+        v[2 * c + 1] = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x31));
+    }
+    sc = _mm_sub_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(
+                           static_cast<long long>(iq4_xs_scale_bytes(x.scales_l, x.scales_h)))),
+                       _mm_set1_epi16(32));
 }
 
 }  // namespace moerun::kernels::cpu

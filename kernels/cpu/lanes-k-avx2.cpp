@@ -1,4 +1,4 @@
-// AVX2 prefill products of the super-block types Q4_K, Q5_K, Q6_K, Q3_K, Q2_K with Q8_K activations,
+// AVX2 prefill products of the super-block types Q4_K, Q5_K, Q6_K, Q3_K, Q2_K, IQ4_XS with Q8_K activations,
 // 8 weight rows per pass, one row per 32-bit lane (the AVX2 counterpart of lanes-k-avx512.cpp, for
 // CPUs without AVX-512: most laptops). A super-block of 8 rows is unpacked to unsigned bytes and
 // transposed once into a panel: for each 4 elements, a ymm whose lane r holds the 4 quants of row
@@ -13,8 +13,11 @@
 //                     result = acc - acc_m;
 //   Q6_K, Q3_K:       I = sum_j sc_j * sum(q * y over j) - offset * sum_j sc_j * (sum of y over j)
 //                     (the quants are stored + 32, + 4), acc = fma(fl(d * dy), float(I), acc), result = acc;
-// the steps of the AVX2 row kernels (k4_rows, q6_k_rows, k2_rows in vec-dot-avx2.cpp) and the
-// AVX-512 ones, so all give the same bits.
+//   IQ4_XS:           its values are signed (-127..113) and reach 2 * 127 * 127 in a pair, so its panel
+//                     keeps |v| and v, each step is |v| x sign(y, v) and goes to int32 by the scale at
+//                     once: I = sum_j (ls_j - 32) * sum(v * y over j), acc = fma(fl(d * dy), float(I), acc);
+// the steps of the AVX2 row kernels (k4_rows, q6_k_rows, k2_rows, iq4_xs_rows in vec-dot-avx2.cpp)
+// and the AVX-512 ones, so all give the same bits.
 #include "vec-dot-impl.h"
 
 #if defined(__x86_64__)
@@ -189,24 +192,81 @@ MOERUN_AVX2 void run_panels(const Panel *panels, int64_t nsb, const uint8_t *con
     for (int t = 0; t < T; ++t) out[t] = S::kMins ? _mm256_sub_ps(acc[t], acc_m[t]) : acc[t];
 }
 
-template <class B>
-MOERUN_AVX2 void tile_k(const uint8_t *w, size_t rb, int64_t n_rows, const uint8_t *act, size_t ab,
-                        int64_t n_act, int64_t n, float *y, int64_t ldy) {
+// IQ4_XS: one super-block of 8 rows. q[k] / s[k] lane r: |v| (u8) / v (s8) of elements 4k..4k+3 of
+// row r; sc[j] lane r: row r's ls_j - 32 in both int16 halves.
+struct alignas(64) PanelIQ4 {
+    __m256i q[64], s[64], sc[8];
+    __m256 d;
+};
+
+MOERUN_AVX2 void make_panel_iq4xs(const uint8_t *const *rows, int64_t i, PanelIQ4 &p) {
+    __m256i v[kRows][8];  // [row][sub-block]
+    alignas(32) int32_t sc[8][kRows];
+    alignas(16) uint16_t d[kRows];
+    for (int r = 0; r < kRows; ++r) {
+        const quant::BlockIQ4_XS &x = reinterpret_cast<const quant::BlockIQ4_XS *>(rows[r])[i];
+        __m128i sc16;
+        iq4_xs_unpack(x, v[r], sc16);
+        alignas(16) uint16_t s16[8];
+        _mm_store_si128(reinterpret_cast<__m128i *>(s16), sc16);
+        for (int j = 0; j < 8; ++j) sc[j][r] = static_cast<int32_t>(s16[j] * 0x10001u);
+        d[r] = x.d;
+    }
+    for (int j = 0; j < 8; ++j) {
+        __m256i in[kRows];
+        for (int r = 0; r < kRows; ++r) in[r] = v[r][j];
+        transpose8x8(in, p.s + 8 * j);
+        for (int k = 8 * j; k < 8 * j + 8; ++k) p.q[k] = _mm256_sign_epi8(p.s[k], p.s[k]);
+        p.sc[j] = _mm256_load_si256(reinterpret_cast<const __m256i *>(sc[j]));
+    }
+    p.d = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i *>(d)));
+}
+
+template <int T>
+MOERUN_AVX2 void run_panels_iq4xs(const PanelIQ4 *panels, int64_t nsb, const uint8_t *const *act,
+                                  __m256 *out) {
+    __m256 acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nsb; ++i) {
+        const PanelIQ4 &p = panels[i];
+        const ActQ8_K *y[T];
+        __m256i isum[T];
+        for (int t = 0; t < T; ++t) {
+            y[t] = reinterpret_cast<const ActQ8_K *>(act[t]) + i;
+            isum[t] = _mm256_setzero_si256();
+        }
+        for (int j = 0; j < 8; ++j)
+            for (int k = 8 * j; k < 8 * j + 8; ++k) {
+                const __m256i q = p.q[k], s = p.s[k];
+                for (int t = 0; t < T; ++t) {
+                    const __m256i sy = _mm256_sign_epi8(bcast32(y[t]->qs + 4 * k), s);
+                    isum[t] =
+                        _mm256_add_epi32(isum[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q, sy), p.sc[j]));
+                }
+            }
+        for (int t = 0; t < T; ++t)
+            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(p.d, _mm256_set1_ps(y[t]->d)), _mm256_cvtepi32_ps(isum[t]),
+                                     acc[t]);
+    }
+    for (int t = 0; t < T; ++t) out[t] = acc[t];
+}
+
+// The 8-row blocks of w against the activation rows: K::make builds the panels of a block's super-blocks,
+// K::run<T> runs them against T (1..kTok) activation rows at a time.
+template <class K>
+MOERUN_AVX2 void tile_panels(const uint8_t *w, size_t rb, int64_t n_rows, const uint8_t *act, size_t ab,
+                             int64_t n_act, int64_t n, float *y, int64_t ldy) {
+    using P = typename K::Panel;
     const int64_t nsb = n / 256;
-    thread_local std::vector<Panel> panels_tls;
-    std::vector<Panel> &panels = panels_tls;
+    thread_local std::vector<P> panels_tls;
+    std::vector<P> &panels = panels_tls;
     if (static_cast<int64_t>(panels.size()) < nsb) panels.resize(static_cast<size_t>(nsb));
     for (int64_t r0 = 0; r0 < n_rows; r0 += kRows) {
         const int valid = static_cast<int>(n_rows - r0 < kRows ? n_rows - r0 : kRows);
         const uint8_t *rows[kRows];
         for (int r = 0; r < kRows; ++r)  // lanes past the last row repeat it (not stored)
             rows[r] = w + static_cast<size_t>(r0 + (r < valid ? r : valid - 1)) * rb;
-        for (int64_t i = 0; i < nsb; ++i) {
-            if constexpr (Shape<B>::kSub16)
-                make_panel_16<B>(rows, i, panels[static_cast<size_t>(i)]);
-            else
-                make_panel_k4<B>(rows, i, panels[static_cast<size_t>(i)]);
-        }
+        for (int64_t i = 0; i < nsb; ++i) K::make(rows, i, panels[static_cast<size_t>(i)]);
         for (int64_t t0 = 0; t0 < n_act; t0 += kTok) {
             const int m = static_cast<int>(n_act - t0 < kTok ? n_act - t0 : kTok);
             const uint8_t *a[kTok];
@@ -214,16 +274,16 @@ MOERUN_AVX2 void tile_k(const uint8_t *w, size_t rb, int64_t n_rows, const uint8
             __m256 out[kTok];
             switch (m) {
                 case 4:
-                    run_panels<B, 4>(panels.data(), nsb, a, out);
+                    K::template run<4>(panels.data(), nsb, a, out);
                     break;
                 case 3:
-                    run_panels<B, 3>(panels.data(), nsb, a, out);
+                    K::template run<3>(panels.data(), nsb, a, out);
                     break;
                 case 2:
-                    run_panels<B, 2>(panels.data(), nsb, a, out);
+                    K::template run<2>(panels.data(), nsb, a, out);
                     break;
                 default:
-                    run_panels<B, 1>(panels.data(), nsb, a, out);
+                    K::template run<1>(panels.data(), nsb, a, out);
                     break;
             }
             for (int t = 0; t < m; ++t) {
@@ -235,6 +295,33 @@ MOERUN_AVX2 void tile_k(const uint8_t *w, size_t rb, int64_t n_rows, const uint8
     }
 }
 
+// The super-block types with mins or 16-element sub-blocks (Panel), and IQ4_XS (PanelIQ4).
+template <class B>
+struct KindK {
+    using Panel = cpu::avx2::Panel;
+    MOERUN_AVX2 static void make(const uint8_t *const *rows, int64_t i, Panel &p) {
+        if constexpr (Shape<B>::kSub16)
+            make_panel_16<B>(rows, i, p);
+        else
+            make_panel_k4<B>(rows, i, p);
+    }
+    template <int T>
+    MOERUN_AVX2 static void run(const Panel *p, int64_t nsb, const uint8_t *const *a, __m256 *out) {
+        run_panels<B, T>(p, nsb, a, out);
+    }
+};
+
+struct KindIQ4XS {
+    using Panel = PanelIQ4;
+    MOERUN_AVX2 static void make(const uint8_t *const *rows, int64_t i, Panel &p) {
+        make_panel_iq4xs(rows, i, p);
+    }
+    template <int T>
+    MOERUN_AVX2 static void run(const Panel *p, int64_t nsb, const uint8_t *const *a, __m256 *out) {
+        run_panels_iq4xs<T>(p, nsb, a, out);
+    }
+};
+
 }  // namespace
 
 bool lanes_k_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const void *act, size_t ab,
@@ -244,19 +331,22 @@ bool lanes_k_tile(quant::Type t, const void *w, size_t rb, int64_t n_rows, const
     const auto *a = static_cast<const uint8_t *>(act);
     switch (t) {
         case quant::Type::Q4_K:
-            tile_k<quant::BlockQ4_K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            tile_panels<KindK<quant::BlockQ4_K>>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q5_K:
-            tile_k<quant::BlockQ5_K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            tile_panels<KindK<quant::BlockQ5_K>>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q6_K:
-            tile_k<quant::BlockQ6_K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            tile_panels<KindK<quant::BlockQ6_K>>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q3_K:
-            tile_k<quant::BlockQ3_K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            tile_panels<KindK<quant::BlockQ3_K>>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         case quant::Type::Q2_K:
-            tile_k<quant::BlockQ2_K>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            tile_panels<KindK<quant::BlockQ2_K>>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
+            return true;
+        case quant::Type::IQ4_XS:
+            tile_panels<KindIQ4XS>(wb, rb, n_rows, a, ab, n_act, n, y, ldy);
             return true;
         default:
             return false;

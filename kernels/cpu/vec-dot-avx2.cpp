@@ -13,7 +13,6 @@
 #include <type_traits>
 
 #include "avx2-unpack.h"
-#include "block32-decode.h"
 #include "moerun/quant/blocks.h"
 
 #define MOERUN_AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -21,23 +20,8 @@
 namespace moerun::kernels::cpu::avx2 {
 namespace {
 
-MOERUN_AVX2 inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 MOERUN_AVX2 inline float half(uint16_t h) {
     return _cvtsh_ss(h);
-}
-
-// Sum of products of signed int8 pairs times `scale`, as 8 int32 lanes (pairwise within groups
-// of 4 bytes; exact: |pair| <= 2 * 127 * 127 as int16, then int16 x int16 pairs to int32).
-MOERUN_AVX2 inline __m256i dot_i8_scaled(__m256i x, __m256i y, int16_t scale) {
-    const __m256i ax = _mm256_sign_epi8(x, x);
-    const __m256i sy = _mm256_sign_epi8(y, x);
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(scale));
 }
 
 }  // namespace
@@ -143,42 +127,44 @@ MOERUN_AVX2 void q6_k_rows(const void *w, const void *const *act, int64_t n, flo
     for (int t = 0; t < N; ++t) out[t] = _mm_cvtss_f32(acc[t]);
 }
 
-// IQ4_XS, N activation rows: per sub-block of 32 (qs[16 ib..]: low nibbles, then high nibbles)
-// the looked-up quants times y, pairs times the sub-block's scale ls - 32 as int32 lanes (exact),
-// summed per block.
+// IQ4_XS, N activation rows: sub-block ib's 32 values (iq4_xs_unpack) x y as |w| (u8) x y negated
+// where w < 0 (s8), pairs to int16 (|sum| <= 2 * 127 * 127, exact), times the sub-block scale ls - 32
+// to int32 (exact). Per super-block the exact total I, then acc = fma(fl(d * dy), float(I), acc): the
+// steps of the 8-row prefill kernel (lanes-k-avx2.cpp) and of the AVX-512 kernels, so all give the
+// same bits.
 template <int N>
 MOERUN_AVX2 void iq4_xs_rows(const void *w, const void *const *act, int64_t n, float *out) {
     const auto *x = static_cast<const quant::BlockIQ4_XS *>(w);
     const ActQ8_K *y[N];
     for (int t = 0; t < N; ++t) y[t] = static_cast<const ActQ8_K *>(act[t]);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), table = block32::iq4_table();
-    __m256 acc[N];
-    for (int t = 0; t < N; ++t) acc[t] = _mm256_setzero_ps();
+    __m128 acc[N];  // lane 0
+    for (int t = 0; t < N; ++t) acc[t] = _mm_setzero_ps();
     for (int64_t i = 0; i < n / 256; ++i) {
+        __m256i v[8];
+        __m128i sc16;
+        iq4_xs_unpack(x[i], v, sc16);
         alignas(16) int16_t sc[8];
-        _mm_store_si128(reinterpret_cast<__m128i *>(sc),
-                        _mm_sub_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(
-                                          iq4_xs_scale_bytes(x[i].scales_l, x[i].scales_h)))),
-                                      _mm_set1_epi16(32)));
-        __m256i v[8];  // sub-block ib's 32 quants
-        for (int c = 0; c < 4; ++c) {
-            const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[i].qs + 32 * c));
-            const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            v[2 * c] = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x20));
-            v[2 * c + 1] = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x31));
-        }
-        const float dx = half(x[i].d);
-        for (int t = 0; t < N; ++t) {
-            const ActQ8_K &yb = y[t][i];
-            __m256i isum = _mm256_setzero_si256();
-            for (int ib = 0; ib < 8; ++ib) {
-                const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(yb.qs + 32 * ib));
-                isum = _mm256_add_epi32(isum, dot_i8_scaled(v[ib], yv, sc[ib]));
+        _mm_store_si128(reinterpret_cast<__m128i *>(sc), sc16);
+        __m256i isum[N];
+        for (int t = 0; t < N; ++t) isum[t] = _mm256_setzero_si256();
+        for (int ib = 0; ib < 8; ++ib) {
+            const __m256i ax = _mm256_sign_epi8(v[ib], v[ib]), s = _mm256_set1_epi16(sc[ib]);
+            for (int t = 0; t < N; ++t) {
+                const __m256i yv =
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[t][i].qs + 32 * ib));
+                isum[t] = _mm256_add_epi32(
+                    isum[t], _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(yv, v[ib])), s));
             }
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(yb.d * dx), _mm256_cvtepi32_ps(isum), acc[t]);
+        }
+        const __m128 dx = _mm_set_ss(half(x[i].d));
+        for (int t = 0; t < N; ++t) {
+            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(isum[t]), _mm256_extracti128_si256(isum[t], 1));
+            h = _mm_hadd_epi32(h, h);
+            h = _mm_hadd_epi32(h, h);  // lane 0: I (integer adds: any order is exact)
+            acc[t] = _mm_fmadd_ss(_mm_mul_ss(dx, _mm_set_ss(y[t][i].d)), _mm_cvtepi32_ps(h), acc[t]);
         }
     }
-    for (int t = 0; t < N; ++t) out[t] = hsum(acc[t]);
+    for (int t = 0; t < N; ++t) out[t] = _mm_cvtss_f32(acc[t]);
 }
 
 // Q2_K / Q3_K, N activation rows: 16 sub-blocks of 16, the quants unpacked unsigned (k2_unpack_u8);

@@ -143,9 +143,9 @@ TEST_CASE("the block types give the same bits under AVX2 and AVX-512") {
     std::mt19937 rng(23);
     std::normal_distribution<float> nd(0, 1);
     const int64_t n = 2048;
-    for (auto t :
-         {quant::Type::Q4_K, quant::Type::Q5_K, quant::Type::Q6_K, quant::Type::Q3_K, quant::Type::Q2_K,
-          quant::Type::Q8_0, quant::Type::Q4_0, quant::Type::Q5_0, quant::Type::IQ4_NL}) {
+    for (auto t : {quant::Type::Q4_K, quant::Type::Q5_K, quant::Type::Q6_K, quant::Type::Q3_K,
+                   quant::Type::Q2_K, quant::Type::IQ4_XS, quant::Type::Q8_0, quant::Type::Q4_0,
+                   quant::Type::Q5_0, quant::Type::IQ4_NL}) {
         CAPTURE(quant::type_name(t));
         for (int rep = 0; rep < 16; ++rep) {
             const std::vector<uint8_t> w = weight_row(t, n, rng);
@@ -196,6 +196,46 @@ TEST_CASE("32-element blocks at the extremes: no int16 step saturates, on every 
                         cpu::vec_dot_tile(t, w.data(), rb, 1, act.data(), ab, m, n, y.data(), 1);
                         for (float v : y) CHECK(std::fabs(v - want) <= 1e-6f * std::fabs(want));
                     }
+                }
+            }
+        }
+    }
+}
+
+TEST_CASE("IQ4_XS at the extremes: no int16 step saturates, on every instruction set") {
+    // Every value -127 with scale -32, or 113 with scale 31, against activations all at +-127: the
+    // largest pairs (2 * 127 * 127) and scaled sums the kernels form. Equal to the generic kernel.
+    IsaGuard guard;
+    const int64_t n = 512;
+    const uint16_t one = 0x3C00;  // fp16 1.0
+    for (bool high : {false, true}) {
+        CAPTURE(high);
+        const size_t rb = *quant::row_bytes(quant::Type::IQ4_XS, n);
+        std::vector<uint8_t> w(rb);
+        for (size_t off = 0; off < rb; off += sizeof(quant::BlockIQ4_XS)) {
+            quant::BlockIQ4_XS b;
+            std::memcpy(&b.d, &one, 2);
+            b.scales_h = high ? 0xFFFF : 0;  // ls = 63 (scale 31) or 0 (scale -32)
+            std::memset(b.scales_l, high ? 0xFF : 0x00, sizeof b.scales_l);
+            std::memset(b.qs, high ? 0xFF : 0x00, sizeof b.qs);  // index 15 (113) or 0 (-127)
+            std::memcpy(w.data() + off, &b, sizeof b);
+        }
+        for (float sign : {1.0f, -1.0f}) {
+            const std::vector<float> x(static_cast<size_t>(n), sign);
+            const size_t ab = cpu::act_bytes(quant::Type::IQ4_XS, n);
+            std::vector<uint8_t> act(ab * 5);
+            for (int k = 0; k < 5; ++k)
+                cpu::quantize_act(quant::Type::IQ4_XS, x.data(), act.data() + k * ab, n);
+            const float want = cpu::vec_dot_generic(quant::Type::IQ4_XS, w.data(), act.data(), n);
+            REQUIRE(std::fabs(want) > 1e5f);
+            for (auto isa : isas()) {
+                CAPTURE(cpu::isa_name(isa));
+                cpu::set_isa(isa);
+                for (int64_t m : {1, 3, 4, 5}) {  // row and panel kernels
+                    std::vector<float> y(static_cast<size_t>(m));
+                    cpu::vec_dot_tile(quant::Type::IQ4_XS, w.data(), rb, 1, act.data(), ab, m, n, y.data(),
+                                      1);
+                    for (float v : y) CHECK(v == want);
                 }
             }
         }
