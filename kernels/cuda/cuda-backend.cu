@@ -33,6 +33,10 @@ class CudaBackend final : public Backend {
             compute_done_ = nullptr;
     }
     ~CudaBackend() override {
+        // Work still queued first, then cuBLAS's handle while the stream it is bound to exists.
+        if (stream_) cudaStreamSynchronize(stream_);
+        if (copy_stream_) cudaStreamSynchronize(copy_stream_);
+        gemm_.release();
         for (auto &[key, exec] : graphs_)
             if (exec) cudaGraphExecDestroy(exec);
         if (staging_) cudaFree(staging_);
@@ -73,7 +77,14 @@ class CudaBackend final : public Backend {
     void free(void *ptr) override {
         if (ptr) cudaFree(ptr);
     }
-    uint64_t workspace_bytes() const override { return Gemm::kDeviceBytes + kStagingBytes; }
+    uint64_t workspace_bytes() const override {
+        return Gemm::kDeviceBytes + std::max<uint64_t>(staging_bytes_, kStagingBytes);
+    }
+    Status reserve_rows(int64_t rows) override {
+        if (rows < 0) return fail("reserve_rows: negative count");
+        return grow_staging(2 * round256(static_cast<size_t>(rows) * 4));  // indices and weights
+    }
+    int64_t max_batch_tokens() const override { return kMaxGridY; }
 
     Status upload(void *dst, const void *src, size_t bytes) override {
         MOERUN_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), error_,
@@ -404,7 +415,7 @@ class CudaBackend final : public Backend {
     Status attention(const Attention &a, const float *q, float *out) override {
         if (!q || !out || !a.k_cache || !a.v_cache || a.n_tok < 0 || a.pos0 < 0 ||
             a.pos0 + a.n_tok > a.n_ctx || a.n_head <= 0 || a.n_head_kv <= 0 || a.n_head % a.n_head_kv != 0 ||
-            a.head_dim <= 0 || a.n_tok > 65535)
+            a.head_dim <= 0 || a.n_tok > kMaxGridY)
             return fail("attention: bad arguments");
         const auto kv_ok = [](quant::Type t) { return t == quant::Type::F32 || t == quant::Type::F16; };
         if (!kv_ok(a.type_k) || !kv_ok(a.type_v) || a.head_dim > kMaxHeadDim) {
@@ -443,17 +454,25 @@ class CudaBackend final : public Backend {
         const void *data;
         size_t bytes;
     };
+    static size_t round256(size_t b) {
+        return (b + 255) / 256 * 256;
+    }
+    // At least `need` bytes of staging. reserve_rows sizes it at start; growing here, mid-pass,
+    // happens only past what the caller reserved.
+    Status grow_staging(size_t need) {
+        if (need <= staging_bytes_) return Status::ok;
+        if (staging_) cudaFree(staging_);  // cudaFree waits for kernels still reading it
+        staging_ = nullptr;
+        staging_bytes_ = 0;
+        const size_t grow = std::max<size_t>(need, kStagingBytes);
+        MOERUN_CUDA_TRY(cudaMalloc(&staging_, grow), error_, Status::device_error);
+        staging_bytes_ = grow;
+        return Status::ok;
+    }
     Status stage(std::initializer_list<HostArray> arrays, void **first, void **second) {
         size_t need = 0;
-        for (const HostArray &h : arrays) need += (h.bytes + 255) / 256 * 256;
-        if (need > staging_bytes_) {
-            if (staging_) cudaFree(staging_);  // cudaFree waits for kernels still reading it
-            staging_ = nullptr;
-            staging_bytes_ = 0;
-            const size_t grow = std::max<size_t>(need, kStagingBytes);
-            MOERUN_CUDA_TRY(cudaMalloc(&staging_, grow), error_, Status::device_error);
-            staging_bytes_ = grow;
-        }
+        for (const HostArray &h : arrays) need += round256(h.bytes);
+        if (const Status st = grow_staging(need); st != Status::ok) return st;
         size_t at = 0;
         void **out[2] = {first, second};
         int i = 0;
@@ -464,12 +483,13 @@ class CudaBackend final : public Backend {
                                 Status::device_error);
             if (out[i]) *out[i] = d;
             ++i;
-            at += (h.bytes + 255) / 256 * 256;
+            at += round256(h.bytes);
         }
         return Status::ok;
     }
 
-    static constexpr size_t kStagingBytes = 64 << 10;  // grows only past 8192 indices and weights
+    static constexpr size_t kStagingBytes = 64 << 10;  // at least; reserve_rows sizes it for a batch
+    static constexpr int64_t kMaxGridY = 65535;
     Gemm gemm_;
     void *staging_ = nullptr;
     size_t staging_bytes_ = 0;
@@ -505,9 +525,16 @@ bool probe(std::string *reason) {
         if (reason) *reason = "CUDA device 0 could not be queried";
         return false;
     }
+    const std::string sm = "sm_" + std::to_string(prop.major) + std::to_string(prop.minor);
+    if (prop.major < 8) {  // the kernels are built for sm_80 and sm_90 (and their PTX)
+        if (reason)
+            *reason = std::string(prop.name) + " is " + sm +
+                      ", and moerun's CUDA kernels need sm_80 (Ampere) or newer";
+        return false;
+    }
     if (reason)
-        *reason = std::string(prop.name) + ", sm_" + std::to_string(prop.major) + std::to_string(prop.minor) +
-                  ", " + std::to_string(prop.totalGlobalMem >> 20) + " MiB";
+        *reason =
+            std::string(prop.name) + ", " + sm + ", " + std::to_string(prop.totalGlobalMem >> 20) + " MiB";
     return true;
 }
 

@@ -18,10 +18,12 @@ std::string cublas_error(const CublasApi &api, cublasStatus_t st, const char *wh
 }
 }  // namespace
 
-Gemm::~Gemm() {
+void Gemm::release() {
     if (handle_) api_->destroy(handle_);
     if (tile_) cudaFree(tile_);
     if (cublas_ws_) cudaFree(cublas_ws_);
+    handle_ = nullptr, tile_ = nullptr, cublas_ws_ = nullptr;
+    bound_ = nullptr, is_bound_ = false;
 }
 
 bool Gemm::wanted(quant::Type t, int64_t rows, int64_t cols, int64_t n_tok) {

@@ -22,7 +22,10 @@ class Gemm {
     static constexpr size_t kDeviceBytes = kTileBytes + kCublasBytes;
 
     Gemm() = default;
-    ~Gemm();
+    ~Gemm() { release(); }
+    // Destroys the cuBLAS handle and frees the workspaces (again: nothing). The owner calls it
+    // while the stream the handle is bound to still exists.
+    void release();
     Gemm(const Gemm &) = delete;
     Gemm &operator=(const Gemm &) = delete;
 

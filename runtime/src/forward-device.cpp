@@ -468,7 +468,9 @@ void Context::Impl::init_device() {
     const int64_t E = hp.n_embd, hd = hp.head_dim, nq = int64_t{hp.n_head} * hd,
                   nkv = int64_t{hp.n_head_kv} * hd;
     const int64_t X = hp.n_expert, K = hp.n_expert_used, F = hp.n_ff_exp, S = hp.n_ff_shexp;
-    const int64_t B = std::max<int64_t>(1, params.n_batch), R = B * K;
+    // Longer evals are split into batches the backend can hold (eval reads params.n_batch).
+    params.n_batch = static_cast<uint32_t>(std::clamp<int64_t>(params.n_batch, 1, be.max_batch_tokens()));
+    const int64_t B = params.n_batch, R = B * K;
 
     // Dense weights, resident.
     D.layers.resize(hp.n_layer);
@@ -522,6 +524,7 @@ void Context::Impl::init_device() {
     D.d = D.floats(R * E, "workspace expert down");
     D.ffn_scratch = D.floats(2 * K * F + K * E, "workspace expert_ffn");
     D.logits = D.floats(std::min(B, kLogitRows) * int64_t{hp.n_vocab}, "workspace logits");
+    D.check(be.reserve_rows(R), "staging for row indices");  // so that no pass allocates
     D.bytes += be.workspace_bytes();  // the backend's own (prefill GEMM tiles, staging)
 
     // Expert slots: what is left of device_mem, or device_slots, or one per expert.

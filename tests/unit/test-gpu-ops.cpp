@@ -439,6 +439,35 @@ TEST_CASE("cuda combine_rows over more than 65535 tokens equals the CPU backend"
     from_device(*gpu, ds, src.size());
 }
 
+// reserve_rows sizes the row-index staging at start: it is counted in workspace_bytes, and calls
+// within it allocate nothing (device memory stays as it was).
+TEST_CASE("reserve_rows: staging for a batch's rows is allocated up front and counted") {
+    auto gpu = gpu_backend();
+    const bool cuda = gpu->name() == "cuda";
+    CHECK(gpu->max_batch_tokens() == (cuda ? 65535 : INT64_MAX));
+    const int64_t n_tok = 12000, n = 8, n_src = 3;
+    const int k = 4;  // 48000 row indices and weights: past the initial staging
+    const uint64_t before = gpu->workspace_bytes();
+    REQUIRE(gpu->reserve_rows(n_tok * k) == kernels::Status::ok);
+    const uint64_t after = gpu->workspace_bytes();
+    if (cuda) CHECK(after >= before + 2 * 4 * static_cast<uint64_t>(n_tok * k) - 64 * 1024);
+    CHECK(gpu->reserve_rows(-1) == (cuda ? kernels::Status::invalid_argument : kernels::Status::ok));
+    std::mt19937 rng(17);
+    const auto src = normal(static_cast<size_t>(n_src * n), rng);
+    const auto w = normal(static_cast<size_t>(n_tok * k), rng);
+    std::vector<int32_t> sel(static_cast<size_t>(n_tok * k));
+    for (auto &r : sel) r = static_cast<int32_t>(rng() % n_src);
+    float *ds = to_device(*gpu, src),
+          *dd = to_device(*gpu, std::vector<float>(static_cast<size_t>(n_tok * n)));
+    const uint64_t free0 = gpu->device_info().free_memory;
+    REQUIRE(gpu->combine_rows(ds, sel.data(), w.data(), n_tok, k, n, dd, false) == kernels::Status::ok);
+    REQUIRE(gpu->gather_rows(ds, sel.data(), n_tok * k / n_src / 4, n, dd) == kernels::Status::ok);
+    if (cuda) CHECK(gpu->device_info().free_memory == free0);  // (the CPU's is the system's, which moves)
+    CHECK(gpu->workspace_bytes() == after);
+    from_device(*gpu, dd, static_cast<size_t>(n_tok * n));
+    from_device(*gpu, ds, src.size());
+}
+
 TEST_CASE("cuda kv_store and attention match the CPU backend (GQA, positions after a prefix, F32 and F16)") {
     auto gpu = gpu_backend();
     auto cpu = kernels::make_backend("cpu");

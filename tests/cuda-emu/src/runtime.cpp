@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -272,6 +273,11 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int dev) {
     prop->totalGlobalMem = memory_capacity();
     prop->major = 9;
     prop->minor = 0;
+    // MOERUN_CUDA_EMU_SM=75: the compute capability reported (tests of the backend's checks)
+    if (const char *sm = std::getenv("MOERUN_CUDA_EMU_SM"); sm != nullptr && std::strlen(sm) >= 2) {
+        prop->major = std::atoi(std::string(sm, std::strlen(sm) - 1).c_str());
+        prop->minor = sm[std::strlen(sm) - 1] - '0';
+    }
     prop->multiProcessorCount = 1;
     prop->warpSize = 32;
     prop->maxThreadsPerBlock = 1024;

@@ -46,6 +46,15 @@ class Backend {
     // prefill products' tiles and cuBLAS's workspace, small staging buffers), counted by callers
     // against a device memory budget. May be allocated on first use.
     virtual uint64_t workspace_bytes() const { return 0; }
+    // Sizes that workspace for gather_rows / combine_rows of up to `rows` row indices per call, so
+    // that no pass allocates (workspace_bytes() then includes it).
+    virtual Status reserve_rows(int64_t rows) {
+        (void)rows;
+        return Status::ok;
+    }
+    // The most tokens one batch of kernels may hold (CUDA: attention puts them on a grid's y, at
+    // most 65535); callers split longer batches.
+    virtual int64_t max_batch_tokens() const { return INT64_MAX; }
     // Host to backend memory on the compute queue. A source in registered memory (host_register)
     // is read when the copy runs, so it must stay unchanged until the host has waited for the
     // compute queue (wait_compute, download, synchronize); any other source may change once the
@@ -53,7 +62,9 @@ class Backend {
     // the next kernel or wait, so a caller that breaks this computes on the new bytes there too.
     virtual Status upload(void *dst, const void *host_src, size_t bytes) = 0;
     // Several uploads on the compute queue in one call (CUDA: cudaMemcpyBatchAsync, where the
-    // runtime has it), e.g. a layer's missing experts; as upload() one by one otherwise.
+    // runtime has it), e.g. a layer's missing experts; as upload() one by one otherwise. Stricter
+    // than upload(): every source, pageable or not, must stay unchanged until the compute queue has
+    // run the copies (wait_compute, download, synchronize), since CUDA reads them in stream order.
     struct Upload {
         void *dst;
         const void *src;

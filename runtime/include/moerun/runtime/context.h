@@ -31,7 +31,8 @@ class ExpertSource;
 struct ContextParams {
     uint32_t n_ctx = 4096;   // KV cache positions
     int n_threads = 0;       // 0: all hardware threads
-    uint32_t n_batch = 512;  // tokens per forward batch: longer evals are split (workspaces sized for it)
+    uint32_t n_batch = 512;  // tokens per forward batch: longer evals are split (workspaces sized for it;
+                             // a device backend may lower it: Backend::max_batch_tokens)
     // KV cache element types, F16 (llama.cpp's default) or F32. F16 halves the cache and the bytes
     // decode attention reads; F32 keeps attention exact.
     quant::Type type_k = quant::Type::F16, type_v = quant::Type::F16;
