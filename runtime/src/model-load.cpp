@@ -253,6 +253,16 @@ Model Model::load(const gguf::GgufFile &f) {
         const gguf::TensorInfo *s0 = b.find("blk.0.ffn_gate_shexp.weight");
         if (!s0) f.fail(0, "blk.0.ffn_gate_shexp.weight", "tensor missing (required by " + arch + ")");
         hp.n_ff_shexp = static_cast<uint32_t>(s0->ne[1]);
+        // The metadata's width, where it gives one, must be the tensors' (as llama.cpp:
+        // expert_shared_feed_forward_length, else feed_forward_length).
+        const bool own = info.n_ff_shexp != 0;
+        const uint64_t want = own ? info.n_ff_shexp : info.n_ff;
+        if (want != 0 && s0->n_dims == 2 && s0->ne[1] != want)
+            f.fail(s0->info_offset, "blk.0.ffn_gate_shexp.weight",
+                   "shape " + shape_str(*s0) + ", expected [" + std::to_string(E) + ", " +
+                       std::to_string(want) + "]: " + p +
+                       (own ? "expert_shared_feed_forward_length" : "feed_forward_length") + " is " +
+                       std::to_string(want) + ", the shared expert's width");
     }
     const int64_t F = hp.n_ff_exp, X = hp.n_expert;
 

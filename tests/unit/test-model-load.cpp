@@ -39,6 +39,7 @@ GgufBuilder complete_model(const std::string &arch = "qwen3moe") {
         }
         b.tensor(p + "ffn_norm.weight", Type::F32, {64});
     }
+    if (arch == "qwen2moe") b.kv("qwen2moe.expert_shared_feed_forward_length", u32(48));
     return b;
 }
 
@@ -194,6 +195,27 @@ TEST_CASE("qwen2moe: the shared expert's gate is required, as llama.cpp requires
     INFO("what(): " << e.what);
     CHECK(e.field == "blk.1.ffn_gate_inp_shexp.weight");
     CHECK(has(e.what, "tensor missing"));
+}
+
+TEST_CASE("qwen2moe: the shared expert's width is the metadata's, as llama.cpp checks it") {
+    // expert_shared_feed_forward_length when present, else feed_forward_length.
+    GgufBuilder b = complete_model("qwen2moe");
+    b.replace("qwen2moe.expert_shared_feed_forward_length", u32(40));
+    LoadError e = load_error(b);
+    INFO("what(): " << e.what);
+    CHECK(e.field == "blk.0.ffn_gate_shexp.weight");
+    CHECK(has(e.what, "expected [64, 40]: qwen2moe.expert_shared_feed_forward_length is 40"));
+    b.replace("qwen2moe.expert_shared_feed_forward_length", u32(48));
+    b.replace("qwen2moe.feed_forward_length", u32(40));
+    {
+        const auto f = gguf::GgufFile::from_memory("model.gguf", b.build());
+        CHECK(Model::load(f).hparams().n_ff_shexp == 48);  // the shared key wins
+    }
+    b.remove("qwen2moe.expert_shared_feed_forward_length");
+    e = load_error(b);
+    INFO("what(): " << e.what);
+    CHECK(e.field == "blk.0.ffn_gate_shexp.weight");
+    CHECK(has(e.what, "qwen2moe.feed_forward_length is 40, the shared expert's width"));
 }
 
 TEST_CASE("a layer without stacked experts says what it has instead") {
