@@ -3,9 +3,39 @@
 #pragma once
 #include <immintrin.h>
 
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
 #define MOERUN_AVX2_LANES_INLINE __attribute__((target("avx2"), always_inline)) inline
 
 namespace moerun::kernels::cpu::avx2_lanes {
+
+constexpr int kRows = 8;  // weight rows per pass, one per 32-bit lane of a ymm
+
+// The 8 rows from r0 of a matrix of n_rows rows (row r at w + r * rb) into rows[]; lanes past the
+// last row repeat it (their results are not stored). Returns how many are real.
+inline int block_rows(const uint8_t *w, size_t rb, int64_t n_rows, int64_t r0, const uint8_t *rows[kRows]) {
+    const int valid = static_cast<int>(n_rows - r0 < kRows ? n_rows - r0 : kRows);
+    for (int r = 0; r < kRows; ++r) rows[r] = w + static_cast<size_t>(r0 + (r < valid ? r : valid - 1)) * rb;
+    return valid;
+}
+
+// out[t] lane r (t < m, r < valid) to y[t * ldy + r].
+MOERUN_AVX2_LANES_INLINE void store_rows8(const __m256 *out, int m, int valid, float *y, int64_t ldy) {
+    for (int t = 0; t < m; ++t) {
+        alignas(32) float o[kRows];
+        _mm256_store_ps(o, out[t]);
+        std::memcpy(y + t * ldy, o, static_cast<size_t>(valid) * sizeof(float));
+    }
+}
+
+// The 4 bytes at p in every 32-bit lane.
+MOERUN_AVX2_LANES_INLINE __m256i bcast32(const void *p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
 
 // 8 rows of 8 dwords to 8 ymm: out[k] lane r = dword k of in[r].
 MOERUN_AVX2_LANES_INLINE void transpose8x8(const __m256i *in, __m256i *out) {

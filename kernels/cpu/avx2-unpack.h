@@ -6,6 +6,7 @@
 
 #include <type_traits>
 
+#include "block32-decode.h"
 #include "moerun/quant/blocks.h"
 #include "vec-dot-impl.h"
 
@@ -97,8 +98,7 @@ __attribute__((target("avx2"), always_inline)) inline void k2_unpack_u8(const B 
 __attribute__((target("avx2"), always_inline)) inline void iq4_xs_unpack(const quant::BlockIQ4_XS &x,
                                                                          __m256i v[8], __m128i &sc) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    const __m256i table =
-        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i *>(quant::kIQ4Values)));
+    const __m256i table = block32::iq4_table();
     for (int c = 0; c < 4; ++c) {  // sub-blocks 2c, 2c + 1
         const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x.qs + 32 * c));
         const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);

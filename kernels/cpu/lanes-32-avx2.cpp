@@ -32,7 +32,8 @@
 namespace moerun::kernels::cpu::avx2 {
 namespace {
 
-constexpr int kRows = 8;         // weight rows per pass, one per 32-bit lane
+using avx2_lanes::bcast32;
+using avx2_lanes::kRows;         // weight rows per pass, one per 32-bit lane
 constexpr int kTok = 4;          // activation rows per pass over the panels
 constexpr int kMinPanelTok = 3;  // fewer activation rows: the decode kernel (a panel costs more)
 
@@ -126,12 +127,6 @@ MOERUN_AVX2 void make_panel(const uint8_t *const *rows, int64_t i, Panel &p) {
     p.d = row_scales<B>(rows, i);
 }
 
-MOERUN_AVX2 inline __m256i bcast32(const void *p) {
-    int32_t v;
-    std::memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
-}
-
 // Prompt: the panels of one 8-row block against T activation rows, out[t] lane r = row r's result.
 template <class D, int T>
 MOERUN_AVX2 void run_panels(const Panel *panels, int64_t nb, const ActQ8_0 *const *y, __m256 *out) {
@@ -176,10 +171,8 @@ MOERUN_AVX2 void tile32(const uint8_t *w, size_t rb, int64_t n_rows, const Acts 
     const bool panel = n_act >= kMinPanelTok;
     if (panel && static_cast<int64_t>(panels.size()) < nb) panels.resize(static_cast<size_t>(nb));
     for (int64_t r0 = 0; r0 < n_rows; r0 += kRows) {
-        const int valid = static_cast<int>(n_rows - r0 < kRows ? n_rows - r0 : kRows);
         const uint8_t *rows[kRows];
-        for (int r = 0; r < kRows; ++r)  // lanes past the last row repeat it (not stored)
-            rows[r] = w + static_cast<size_t>(r0 + (r < valid ? r : valid - 1)) * rb;
+        const int valid = avx2_lanes::block_rows(w, rb, n_rows, r0, rows);
         if (panel)
             for (int64_t i = 0; i < nb; ++i) make_panel<D>(rows, i, panels[static_cast<size_t>(i)]);
         for (int64_t t0 = 0; t0 < n_act;) {
@@ -212,11 +205,7 @@ MOERUN_AVX2 void tile32(const uint8_t *w, size_t rb, int64_t n_rows, const Acts 
                         break;
                 }
             }
-            for (int t = 0; t < m; ++t) {
-                alignas(32) float o[kRows];
-                _mm256_store_ps(o, out[t]);
-                std::memcpy(y + (t0 + t) * ldy + r0, o, static_cast<size_t>(valid) * sizeof(float));
-            }
+            avx2_lanes::store_rows8(out, m, valid, y + t0 * ldy + r0, ldy);
             t0 += m;
         }
     }

@@ -37,7 +37,8 @@
 namespace moerun::kernels::cpu::avx2 {
 namespace {
 
-constexpr int kRows = 8;  // weight rows per panel, one per 32-bit lane
+using avx2_lanes::bcast32;
+using avx2_lanes::kRows;  // weight rows per panel, one per 32-bit lane
 constexpr int kTok = 4;   // activation rows per pass over the panels
 // Fewer activation rows, or exactly 4 (one pass of the 4-row kernel), go through the row kernels:
 // measured on Q4_K 1024 x 2048, one thread, the panels are 8-10% faster at 3, 5 and 6 rows and
@@ -141,12 +142,6 @@ struct Shape {
     static constexpr bool kMins = !kQ6 && !kQ3;
     static constexpr int kShift = kQ6 ? 5 : 2;
 };
-
-MOERUN_AVX2 inline __m256i bcast32(const void *p) {
-    int32_t v;
-    std::memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
-}
 
 // The panels of one 8-row block against T activation rows: out[t] lane r = row r's result.
 template <class B, int T>
@@ -262,10 +257,8 @@ MOERUN_AVX2 void tile_panels(const uint8_t *w, size_t rb, int64_t n_rows, const 
     std::vector<P> &panels = panels_tls;
     if (static_cast<int64_t>(panels.size()) < nsb) panels.resize(static_cast<size_t>(nsb));
     for (int64_t r0 = 0; r0 < n_rows; r0 += kRows) {
-        const int valid = static_cast<int>(n_rows - r0 < kRows ? n_rows - r0 : kRows);
         const uint8_t *rows[kRows];
-        for (int r = 0; r < kRows; ++r)  // lanes past the last row repeat it (not stored)
-            rows[r] = w + static_cast<size_t>(r0 + (r < valid ? r : valid - 1)) * rb;
+        const int valid = avx2_lanes::block_rows(w, rb, n_rows, r0, rows);
         for (int64_t i = 0; i < nsb; ++i) K::make(rows, i, panels[static_cast<size_t>(i)]);
         for (int64_t t0 = 0; t0 < n_act; t0 += kTok) {
             const int m = static_cast<int>(n_act - t0 < kTok ? n_act - t0 : kTok);
@@ -286,11 +279,7 @@ MOERUN_AVX2 void tile_panels(const uint8_t *w, size_t rb, int64_t n_rows, const 
                     K::template run<1>(panels.data(), nsb, a, out);
                     break;
             }
-            for (int t = 0; t < m; ++t) {
-                alignas(32) float o[kRows];
-                _mm256_store_ps(o, out[t]);
-                std::memcpy(y + (t0 + t) * ldy + r0, o, static_cast<size_t>(valid) * sizeof(float));
-            }
+            avx2_lanes::store_rows8(out, m, valid, y + t0 * ldy + r0, ldy);
         }
     }
 }

@@ -24,6 +24,13 @@ MOERUN_AVX2 inline float half(uint16_t h) {
     return _cvtsh_ss(h);
 }
 
+// The total of v's 8 int32 lanes in lane 0 (integer adds: any order is exact).
+MOERUN_AVX2 inline __m128i sum_lanes(__m256i v) {
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    h = _mm_hadd_epi32(h, h);
+    return _mm_hadd_epi32(h, h);
+}
+
 }  // namespace
 
 // The 16 int16 scales of a super-block with sub-blocks of 16 (sc16 word j: sub-block j) as the
@@ -118,10 +125,7 @@ MOERUN_AVX2 void q6_k_rows(const void *w, const void *const *act, int64_t n, flo
                 isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], yv), s[r]));
             }
             isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5));
-            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(isum), _mm256_extracti128_si256(isum, 1));
-            h = _mm_hadd_epi32(h, h);
-            h = _mm_hadd_epi32(h, h);  // lane 0: I (integer adds: any order is exact)
-            acc[t] = _mm_fmadd_ss(_mm_mul_ss(dx, _mm_set_ss(yb.d)), _mm_cvtepi32_ps(h), acc[t]);
+            acc[t] = _mm_fmadd_ss(_mm_mul_ss(dx, _mm_set_ss(yb.d)), _mm_cvtepi32_ps(sum_lanes(isum)), acc[t]);
         }
     }
     for (int t = 0; t < N; ++t) out[t] = _mm_cvtss_f32(acc[t]);
@@ -158,10 +162,8 @@ MOERUN_AVX2 void iq4_xs_rows(const void *w, const void *const *act, int64_t n, f
         }
         const __m128 dx = _mm_set_ss(half(x[i].d));
         for (int t = 0; t < N; ++t) {
-            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(isum[t]), _mm256_extracti128_si256(isum[t], 1));
-            h = _mm_hadd_epi32(h, h);
-            h = _mm_hadd_epi32(h, h);  // lane 0: I (integer adds: any order is exact)
-            acc[t] = _mm_fmadd_ss(_mm_mul_ss(dx, _mm_set_ss(y[t][i].d)), _mm_cvtepi32_ps(h), acc[t]);
+            acc[t] = _mm_fmadd_ss(_mm_mul_ss(dx, _mm_set_ss(y[t][i].d)), _mm_cvtepi32_ps(sum_lanes(isum[t])),
+                                  acc[t]);
         }
     }
     for (int t = 0; t < N; ++t) out[t] = _mm_cvtss_f32(acc[t]);
