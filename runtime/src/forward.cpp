@@ -300,6 +300,11 @@ void Context::Impl::eval(std::span<const int32_t> tokens, bool all_logits, EvalP
     logits.resize(n_outputs * static_cast<size_t>(V));
     const int64_t B = std::max<int64_t>(1, params.n_batch);
     for (int64_t b0 = 0; b0 < n_all; b0 += B) {
+        if (params.abort && params.abort()) {
+            n_outputs = 0;  // no logits from a cancelled eval
+            throw Cancelled("eval: cancelled after " + std::to_string(b0) + " of " + std::to_string(n_all) +
+                            " tokens");
+        }
         const int64_t n = std::min(B, n_all - b0);
         const bool last = b0 + n == n_all;
         float *out = all_logits ? &logits[static_cast<size_t>(b0 * V)] : logits.data();

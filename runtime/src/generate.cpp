@@ -69,7 +69,14 @@ GenerateResult generate(Context &ctx, const Tokenizer &tok, std::span<const int3
     GenerateResult res;
     res.seed = sampler.seed();
     for (int32_t t : prompt) sampler.accept(t);
-    ctx.eval(prompt, false, EvalPhase::prompt);
+    const uint32_t start = ctx.n_past();
+    try {
+        ctx.eval(prompt, false, EvalPhase::prompt);
+    } catch (const Cancelled &) {
+        ctx.truncate(start);  // as before the call
+        res.stop = StopReason::cancelled;
+        return res;
+    }
     TextStream stream(tok);
     for (int32_t i = 0; params.n_predict < 0 || i < params.n_predict; ++i) {
         const int32_t id = sampler.sample({ctx.logits(0), ctx.n_vocab()});
@@ -88,7 +95,12 @@ GenerateResult generate(Context &ctx, const Tokenizer &tok, std::span<const int3
             return res;
         }
         if (params.n_predict >= 0 && i + 1 >= params.n_predict) break;
-        ctx.eval(std::span<const int32_t>(&id, 1), false, EvalPhase::decode);
+        try {
+            ctx.eval(std::span<const int32_t>(&id, 1), false, EvalPhase::decode);
+        } catch (const Cancelled &) {
+            res.stop = StopReason::cancelled;  // as when the callback stops: id is not evaluated
+            return res;
+        }
     }
     res.stop = StopReason::n_predict;
     return res;

@@ -120,15 +120,15 @@ MemoryPlan plan_memory(const gguf::GgufFile &file, std::span<const cache::Expert
     const uint64_t room = p.budget > fixed ? p.budget - fixed : 0;
     p.n_slots = static_cast<uint32_t>(std::min<uint64_t>(room / p.slot_bytes, p.n_experts_total));
     if (p.n_slots < min_slots)
-        throw std::invalid_argument(file.path() + ": a memory budget of " + format_size(p.budget) +
-                                    " is too small: dense weights " + format_size(p.host_dense_bytes) +
-                                    (p.state_on_device ? std::string()
-                                                       : " + KV cache " + format_size(p.kv_bytes) + " (-c " +
-                                                             std::to_string(ctx.n_ctx) + ") + workspaces " +
-                                                             format_size(p.workspace_bytes)) +
-                                    " + " + std::to_string(min_slots) + " expert slots of " +
-                                    format_size(p.slot_bytes) + " need at least " +
-                                    format_size(fixed + uint64_t{min_slots} * p.slot_bytes));
+        throw BudgetError(file.path() + ": a memory budget of " + format_size(p.budget) +
+                          " is too small: dense weights " + format_size(p.host_dense_bytes) +
+                          (p.state_on_device ? std::string()
+                                             : " + KV cache " + format_size(p.kv_bytes) + " (-c " +
+                                                   std::to_string(ctx.n_ctx) + ") + workspaces " +
+                                                   format_size(p.workspace_bytes)) +
+                          " + " + std::to_string(min_slots) + " expert slots of " +
+                          format_size(p.slot_bytes) + " need at least " +
+                          format_size(fixed + uint64_t{min_slots} * p.slot_bytes));
     return p;
 }
 

@@ -133,8 +133,10 @@ int main(int argc, char **argv) {
         // One run: the prompt as one batch (all logits), then greedy decoding one token at a time
         // while it matches the oracle's continuation.
         auto run = [&](uint32_t slots) {
-            moerun::ContextParams cp{
-                .n_ctx = ref.n_tokens + 8, .n_threads = threads, .type_k = kv_type, .type_v = kv_type};
+            moerun::ContextParams cp;
+            cp.n_ctx = ref.n_tokens + 8;
+            cp.n_threads = threads;
+            cp.type_k = cp.type_v = kv_type;
             cp.backend = backend.get();
             cp.device_slots = slots;
             cp.device_graphs = graphs;

@@ -310,4 +310,31 @@ inline GgufBuilder make_moe_model(const MoeSpec &s = {}) {
     return b;
 }
 
+// make_moe_model() (default spec) plus the attention and norm tensors it leaves out (and qwen2moe's
+// shared expert): Model::load accepts it, and a Context runs it.
+inline GgufBuilder make_complete_moe_model(const std::string &arch = "qwen3moe") {
+    MoeSpec spec;
+    spec.arch = arch;
+    GgufBuilder b = make_moe_model(spec);
+    for (int l = 0; l < 2; ++l) {
+        const std::string p = "blk." + std::to_string(l) + ".";
+        b.tensor(p + "attn_k.weight", quant::Type::F16, {64, 32});
+        b.tensor(p + "attn_v.weight", quant::Type::F16, {64, 32});
+        b.tensor(p + "attn_output.weight", quant::Type::F16, {64, 64});
+        if (arch == "qwen3moe") {
+            b.tensor(p + "attn_q_norm.weight", quant::Type::F32, {16});
+            b.tensor(p + "attn_k_norm.weight", quant::Type::F32, {16});
+        }
+        if (arch == "qwen2moe") {
+            b.tensor(p + "ffn_gate_shexp.weight", quant::Type::F16, {64, 48});
+            b.tensor(p + "ffn_up_shexp.weight", quant::Type::F16, {64, 48});
+            b.tensor(p + "ffn_down_shexp.weight", quant::Type::F16, {48, 64});
+            b.tensor(p + "ffn_gate_inp_shexp.weight", quant::Type::F32, {64});
+        }
+        b.tensor(p + "ffn_norm.weight", quant::Type::F32, {64});
+    }
+    if (arch == "qwen2moe") b.kv("qwen2moe.expert_shared_feed_forward_length", u32(48));
+    return b;
+}
+
 }  // namespace moerun::test

@@ -16,33 +16,6 @@ using moerun::quant::Type;
 
 namespace {
 
-// make_moe_model() plus the attention and norm tensors it leaves out (and qwen2moe's shared
-// expert): Model::load accepts it.
-GgufBuilder complete_model(const std::string &arch = "qwen3moe") {
-    MoeSpec spec;
-    spec.arch = arch;
-    GgufBuilder b = make_moe_model(spec);
-    for (int l = 0; l < 2; ++l) {
-        const std::string p = "blk." + std::to_string(l) + ".";
-        b.tensor(p + "attn_k.weight", Type::F16, {64, 32});
-        b.tensor(p + "attn_v.weight", Type::F16, {64, 32});
-        b.tensor(p + "attn_output.weight", Type::F16, {64, 64});
-        if (arch == "qwen3moe") {
-            b.tensor(p + "attn_q_norm.weight", Type::F32, {16});
-            b.tensor(p + "attn_k_norm.weight", Type::F32, {16});
-        }
-        if (arch == "qwen2moe") {
-            b.tensor(p + "ffn_gate_shexp.weight", Type::F16, {64, 48});
-            b.tensor(p + "ffn_up_shexp.weight", Type::F16, {64, 48});
-            b.tensor(p + "ffn_down_shexp.weight", Type::F16, {48, 64});
-            b.tensor(p + "ffn_gate_inp_shexp.weight", Type::F32, {64});
-        }
-        b.tensor(p + "ffn_norm.weight", Type::F32, {64});
-    }
-    if (arch == "qwen2moe") b.kv("qwen2moe.expert_shared_feed_forward_length", u32(48));
-    return b;
-}
-
 struct LoadError {
     std::string field, what;
 };
@@ -65,7 +38,7 @@ bool has(const std::string &s, const std::string &part) {
 }  // namespace
 
 TEST_CASE("the complete tiny model loads: n_vocab is the tokenizer's token count") {
-    const auto f = gguf::GgufFile::from_memory("model.gguf", complete_model().build());
+    const auto f = gguf::GgufFile::from_memory("model.gguf", make_complete_moe_model().build());
     const Model m = Model::load(f);
     CHECK(m.hparams().n_vocab == 8);
     CHECK(m.hparams().rms_eps == 1e-6f);
@@ -75,7 +48,7 @@ TEST_CASE("the complete tiny model loads: n_vocab is the tokenizer's token count
 TEST_CASE("embedding and output rows must match the tokenizer's token count") {
     for (uint64_t rows : {7u, 9u}) {
         CAPTURE(rows);
-        GgufBuilder b = complete_model();
+        GgufBuilder b = make_complete_moe_model();
         b.remove_tensor("token_embd.weight").tensor("token_embd.weight", Type::F16, {64, rows});
         const LoadError e = load_error(b);
         INFO("what(): " << e.what);
@@ -87,17 +60,17 @@ TEST_CASE("embedding and output rows must match the tokenizer's token count") {
         b.tensor("output.weight", Type::F16, {64, 8});
         CHECK(load_error(b).field == "token_embd.weight");
     }
-    GgufBuilder b = complete_model();
+    GgufBuilder b = make_complete_moe_model();
     b.tensor("output.weight", Type::F16, {64, 7});
     LoadError e = load_error(b);
     INFO("what(): " << e.what);
     CHECK(e.field == "output.weight");
     CHECK(has(e.what, "7 rows, but tokenizer.ggml.tokens has 8 tokens"));
-    b = complete_model();
+    b = make_complete_moe_model();
     b.tensor("output.weight", Type::F16, {64, 8});
     CHECK(load_error(b).what.empty());
 
-    b = complete_model();
+    b = make_complete_moe_model();
     b.remove("tokenizer.ggml.tokens");
     e = load_error(b);
     CHECK(e.field == "tokenizer.ggml.tokens");
@@ -108,14 +81,14 @@ TEST_CASE("rope.freq_base must be finite and positive") {
     const double inf = std::numeric_limits<double>::infinity();
     for (double v : {0.0, -10000.0, std::nan(""), inf, 1e300}) {
         CAPTURE(v);
-        GgufBuilder b = complete_model();
+        GgufBuilder b = make_complete_moe_model();
         b.replace("qwen3moe.rope.freq_base", f64(v));
         const LoadError e = load_error(b);
         INFO("what(): " << e.what);
         CHECK(e.field == "qwen3moe.rope.freq_base");
         CHECK(has(e.what, "must be a finite positive number"));
     }
-    GgufBuilder b = complete_model();
+    GgufBuilder b = make_complete_moe_model();
     b.remove("qwen3moe.rope.freq_base");  // llama.cpp's default, 10000
     const auto f = gguf::GgufFile::from_memory("model.gguf", b.build());
     CHECK(Model::load(f).hparams().rope_freq_base == 10000.0f);
@@ -123,14 +96,14 @@ TEST_CASE("rope.freq_base must be finite and positive") {
 
 TEST_CASE("attention.layer_norm_rms_epsilon is required, finite and >= 0") {
     const std::string key = "qwen3moe.attention.layer_norm_rms_epsilon";
-    GgufBuilder b = complete_model();
+    GgufBuilder b = make_complete_moe_model();
     b.remove(key);
     LoadError e = load_error(b);
     CHECK(e.field == key);
     CHECK(has(e.what, "required key is missing"));
     for (float v : {-1e-6f, std::nanf(""), std::numeric_limits<float>::infinity()}) {
         CAPTURE(v);
-        b = complete_model();
+        b = make_complete_moe_model();
         b.replace(key, f32(v));
         e = load_error(b);
         INFO("what(): " << e.what);
@@ -139,7 +112,7 @@ TEST_CASE("attention.layer_norm_rms_epsilon is required, finite and >= 0") {
     }
     for (float v : {0.0f, 1e-5f}) {  // passed through unchanged (llama.cpp accepts 0)
         CAPTURE(v);
-        b = complete_model();
+        b = make_complete_moe_model();
         b.replace(key, f32(v));
         const auto f = gguf::GgufFile::from_memory("model.gguf", b.build());
         CHECK(Model::load(f).hparams().rms_eps == v);
@@ -147,7 +120,7 @@ TEST_CASE("attention.layer_norm_rms_epsilon is required, finite and >= 0") {
 }
 
 TEST_CASE("YaRN keys must be finite; beta and attention factors positive; a negative mix means 1") {
-    GgufBuilder yarn = complete_model();
+    GgufBuilder yarn = make_complete_moe_model();
     yarn.kv("qwen3moe.rope.scaling.type", str("yarn")).kv("qwen3moe.rope.scaling.factor", f32(4.0f));
     {
         const auto f = gguf::GgufFile::from_memory("model.gguf", yarn.build());
@@ -185,7 +158,7 @@ TEST_CASE("YaRN keys must be finite; beta and attention factors positive; a nega
 }
 
 TEST_CASE("qwen2moe: the shared expert's gate is required, as llama.cpp requires it") {
-    GgufBuilder b = complete_model("qwen2moe");
+    GgufBuilder b = make_complete_moe_model("qwen2moe");
     {
         const auto f = gguf::GgufFile::from_memory("model.gguf", b.build());
         CHECK(Model::load(f).hparams().n_ff_shexp == 48);
@@ -199,7 +172,7 @@ TEST_CASE("qwen2moe: the shared expert's gate is required, as llama.cpp requires
 
 TEST_CASE("qwen2moe: the shared expert's width is the metadata's, as llama.cpp checks it") {
     // expert_shared_feed_forward_length when present, else feed_forward_length.
-    GgufBuilder b = complete_model("qwen2moe");
+    GgufBuilder b = make_complete_moe_model("qwen2moe");
     b.replace("qwen2moe.expert_shared_feed_forward_length", u32(40));
     LoadError e = load_error(b);
     INFO("what(): " << e.what);
@@ -220,7 +193,7 @@ TEST_CASE("qwen2moe: the shared expert's width is the metadata's, as llama.cpp c
 
 TEST_CASE("a layer without stacked experts says what it has instead") {
     // Layer 1 with a dense FFN.
-    GgufBuilder b = complete_model();
+    GgufBuilder b = make_complete_moe_model();
     for (const char *t : {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"})
         b.remove_tensor(std::string("blk.1.") + t + ".weight");
     b.tensor("blk.1.ffn_gate.weight", Type::F16, {64, 96});
@@ -232,14 +205,14 @@ TEST_CASE("a layer without stacked experts says what it has instead") {
     CHECK(has(e.what, "layer 1 has a dense FFN, 1 of 2 layers have experts"));
 
     // No layer with experts: not a MoE model.
-    b = complete_model();
+    b = make_complete_moe_model();
     for (int l = 0; l < 2; ++l) b.remove_tensor("blk." + std::to_string(l) + ".ffn_gate_exps.weight");
     e = load_error(b);
     CHECK(e.field == "blk.0.ffn_gate_exps.weight");
     CHECK(has(e.what, "no layer has stacked experts"));
 
     // One tensor per expert (the old Mixtral layout).
-    b = complete_model();
+    b = make_complete_moe_model();
     b.remove_tensor("blk.0.ffn_gate_exps.weight");
     for (int x = 0; x < 4; ++x)
         b.tensor("blk.0.ffn_gate." + std::to_string(x) + ".weight", Type::Q8_0, {64, 32});

@@ -241,7 +241,7 @@ int bench(const BenchOptions &o) {
     const int threads = resolve_threads(o.threads);
     if (o.expert_cpu) return bench_expert_cpu(o, threads);
     const auto session =
-        open_session(o.model, o.mem, static_cast<uint32_t>(o.n_prompt + o.n_gen + 1), threads);
+        open_cli_session(o.model, o.mem, static_cast<uint32_t>(o.n_prompt + o.n_gen + 1), threads);
     const Model &model = session->model;
     Context ctx(model, session->ctx);
     cache::LayerCacheStats decode_stats;                      // summed over the measured decode phases

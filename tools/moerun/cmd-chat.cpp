@@ -27,7 +27,7 @@ struct ChatOptions {
 
 int chat(const ChatOptions &o) {
     const int threads = resolve_threads(o.threads);
-    const auto session = open_session(o.model, o.mem, o.n_ctx, threads);
+    const auto session = open_cli_session(o.model, o.mem, o.n_ctx, threads);
     const gguf::GgufFile &file = session->file;
     const Model &model = session->model;
     const Tokenizer tok = Tokenizer::from_gguf(file);

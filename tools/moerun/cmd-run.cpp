@@ -33,7 +33,7 @@ int run(const RunOptions &o) {
     const auto t0 = std::chrono::steady_clock::now();
     std::fprintf(stderr, "moerun: loading %s\n", o.model.c_str());
     const int threads = resolve_threads(o.threads);
-    const auto session = open_session(o.model, o.mem, o.n_ctx, threads);
+    const auto session = open_cli_session(o.model, o.mem, o.n_ctx, threads);
     const Model &model = session->model;
     const Tokenizer tok = Tokenizer::from_gguf(session->file);
     for (const auto &w : tok.warnings()) std::fprintf(stderr, "moerun: tokenizer: %s\n", w.c_str());

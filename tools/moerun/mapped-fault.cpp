@@ -1,7 +1,7 @@
 // SIGBUS from a mapped file: the GGUF files are read in place through a mapping, and a file that
 // another process truncates while it is mapped raises SIGBUS on the next access to a page past its
 // new end. That is a fault the reader cannot check for beforehand; this handler turns it into the
-// CLI's usual one-line error (naming the model when open_session has set it) and exit status 1,
+// CLI's usual one-line error (naming the model when open_cli_session has set it) and exit status 1,
 // instead of a crash. Only async-signal-safe calls in the handler: write and _exit.
 #include <signal.h>
 #include <unistd.h>

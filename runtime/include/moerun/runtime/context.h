@@ -4,8 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -85,6 +87,15 @@ struct ContextParams {
     // a miss is copied back into it (a download) unless it is there, so host RAM holds experts the
     // device does not and fewer are read from disk. Results do not change.
     bool exclusive_tiers = false;
+    // Polled before each batch of an eval (a long prompt is several); when it returns true the
+    // eval stops there and throws Cancelled (the batches already done stay evaluated; no logits).
+    std::function<bool()> abort;
+};
+
+// An eval stopped by ContextParams::abort.
+class Cancelled : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
 };
 
 struct ContextStats {

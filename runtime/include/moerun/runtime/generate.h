@@ -36,7 +36,9 @@ struct GenerateResult {
 using TokenCallback = std::function<bool(int32_t id, std::string_view text)>;
 
 // Evaluates `prompt` (must be non-empty and fit the context with room for one more token) and
-// generates. Throws std::invalid_argument for an empty or too long prompt.
+// generates. Throws std::invalid_argument for an empty or too long prompt. ContextParams::abort
+// stops it as the callback does (StopReason::cancelled); during the prompt, the context is left
+// as it was before the call.
 GenerateResult generate(Context &ctx, const Tokenizer &tok, std::span<const int32_t> prompt,
                         const GenerateParams &params, const TokenCallback &on_token);
 

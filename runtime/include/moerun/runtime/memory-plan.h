@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <span>
+#include <stdexcept>
 #include <string>
 
 #include "moerun/cache/expert-id.h"
@@ -46,7 +47,13 @@ struct MemoryPlan {
     std::string describe() const;  // one line for the CLI
 };
 
-// `locations`: expert_locations(file, model). Throws std::invalid_argument when the budget cannot
+// A budget too small for the model's minimum (the message says how much is needed).
+class BudgetError : public std::invalid_argument {
+  public:
+    using std::invalid_argument::invalid_argument;
+};
+
+// `locations`: expert_locations(file, model). Throws BudgetError when the budget cannot
 // hold the dense weights, KV cache, workspaces and at least `min_slots` expert slots; the message
 // says how much is needed.
 MemoryPlan plan_memory(const gguf::GgufFile &file, std::span<const cache::ExpertLocation> locations,

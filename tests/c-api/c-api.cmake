@@ -1,0 +1,29 @@
+# The C API (runtime/include/moerun.h) from C, linked against libmoerun.so, on a test model:
+# error codes and messages, tokenizing, generate against eval, cancellation, stats, and the same
+# tokens behind a small budget. Label unit (seconds); needs the test models.
+add_executable(test-c-api ${CMAKE_CURRENT_LIST_DIR}/test-c-api.c)
+set_target_properties(test-c-api PROPERTIES C_STANDARD 11 C_STANDARD_REQUIRED ON C_EXTENSIONS OFF)
+target_compile_options(test-c-api PRIVATE -Wall -Wextra -Wpedantic -Werror)
+target_link_libraries(test-c-api PRIVATE moerun_c)
+foreach(model olmoe-Q4_K mixtral-Q8_0)
+  add_test(NAME c-api-${model} COMMAND test-c-api ${MOERUN_TEST_MODELS_DIR}/${model}.gguf
+                                       ${CMAKE_CURRENT_SOURCE_DIR}/data/bad-gguf/bad-magic.gguf)
+  set_tests_properties(c-api-${model} PROPERTIES FIXTURES_REQUIRED test_models LABELS unit TIMEOUT 300)
+endforeach()
+
+# Against llama.cpp (label oracle): the F32 test models of every architecture, logits within 1e-5
+# and the same 32-token greedy continuation (as oracle-logits-<arch>-F32), through the C API.
+if(COMMAND moerun_logits_test)
+  add_executable(c-api-compare ${CMAKE_CURRENT_LIST_DIR}/c-api-compare.c)
+  set_target_properties(c-api-compare PROPERTIES C_STANDARD 11 C_STANDARD_REQUIRED ON C_EXTENSIONS OFF)
+  target_compile_options(c-api-compare PRIVATE -Wall -Wextra -Wpedantic -Werror)
+  target_link_libraries(c-api-compare PRIVATE moerun_c m)
+  foreach(arch qwen3moe qwen2moe olmoe mixtral)
+    add_test(NAME oracle-c-api-${arch}-F32
+             COMMAND ${MOERUN_PYTHON} ${PROJECT_SOURCE_DIR}/tests/oracle/check_logits.py
+                     --model ${MOERUN_TEST_MODELS_DIR}/${arch}-F32.gguf --compare $<TARGET_FILE:c-api-compare>
+                     --work ${CMAKE_BINARY_DIR}/oracle/c-api -- --tol 1e-5 --threads 1)
+    set_tests_properties(oracle-c-api-${arch}-F32 PROPERTIES LABELS oracle TIMEOUT 600 FIXTURES_REQUIRED test_models
+                         ENVIRONMENT "${_moerun_py_env}")
+  endforeach()
+endif()
