@@ -313,6 +313,7 @@ moerun_status moerun_context_new(const moerun_model *model, moerun_context_param
         o.backend = p.backend;
         o.cpu_fallback = p.cpu_fallback;
         o.type_k = o.type_v = p.kv_f32 ? "f32" : "f16";
+        o.n_batch = p.n_batch;
         moerun::SessionLog log;
         if (p.log != nullptr)
             log.info = [cb = p.log, user = p.log_user_data](const std::string &line) {
@@ -324,7 +325,6 @@ moerun_status moerun_context_new(const moerun_model *model, moerun_context_param
         auto c = std::make_unique<moerun_context>();
         c->model = model;
         c->session = moerun::open_session(model->path, o, p.n_ctx, threads, log);
-        c->session->ctx.n_batch = p.n_batch;
         c->session->ctx.abort = [raw = c.get()] { return raw->cancel.exchange(false); };
         c->ctx = std::make_unique<moerun::Context>(c->session->model, c->session->ctx);
         c->plan = c->session->plan.describe();

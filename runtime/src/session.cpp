@@ -132,6 +132,7 @@ std::unique_ptr<Session> open_session(const std::string &path, const SessionOpti
     const Hparams &hp = s->model.hparams();
     s->ctx.n_ctx = n_ctx;
     s->ctx.n_threads = threads;
+    s->ctx.n_batch = f.n_batch;
     s->ctx.type_k = f.type_k == "f32" ? quant::Type::F32 : quant::Type::F16;
     s->ctx.type_v = f.type_v == "f32" ? quant::Type::F32 : quant::Type::F16;
     s->backend = choose_backend(f.backend, &s->backend_desc);

@@ -5,7 +5,7 @@ add_executable(test-c-api ${CMAKE_CURRENT_LIST_DIR}/test-c-api.c)
 set_target_properties(test-c-api PROPERTIES C_STANDARD 11 C_STANDARD_REQUIRED ON C_EXTENSIONS OFF)
 target_compile_options(test-c-api PRIVATE -Wall -Wextra -Wpedantic -Werror)
 target_link_libraries(test-c-api PRIVATE moerun_c)
-foreach(model olmoe-Q4_K mixtral-Q8_0)
+foreach(model olmoe-Q4_K qwen2moe-Q4_K_M mixtral-Q8_0 qwen3moe-Q6_K)
   add_test(NAME c-api-${model} COMMAND test-c-api ${MOERUN_TEST_MODELS_DIR}/${model}.gguf
                                        ${CMAKE_CURRENT_SOURCE_DIR}/data/bad-gguf/bad-magic.gguf)
   set_tests_properties(c-api-${model} PROPERTIES FIXTURES_REQUIRED test_models LABELS unit TIMEOUT 300)

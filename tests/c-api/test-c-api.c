@@ -297,6 +297,13 @@ int main(int argc, char **argv) {
         CHECK(moerun_get_stats(small, &st) == MOERUN_OK && st.expert_cache && st.cache_slots > 0,
               "budget %" PRIu64 " puts the experts behind the cache (plan: %s)", budget,
               moerun_context_memory_plan(small));
+        /* The plan sizes the workspaces for n_batch: a larger one does not fit the same budget. */
+        struct moerun_context *big = NULL;
+        sp.host_mem = budget;
+        sp.n_batch = 8192;
+        CHECK(moerun_context_new(m, sp, &big) == MOERUN_ERR_MEMORY, "n_batch 8192 at budget %" PRIu64,
+              budget);
+        moerun_context_free(big);
         generate_greedy(small, prompt, n_prompt, &g2);
         CHECK(g2.n == g.n && memcmp(g2.ids, g.ids, sizeof(moerun_token) * (size_t)g.n) == 0,
               "same tokens at budget %" PRIu64, budget);

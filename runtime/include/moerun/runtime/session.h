@@ -44,6 +44,7 @@ struct SessionOptions {
     std::string cpu_fallback = "off";            // off | auto | always
     bool device_graphs = false;
     bool exclusive_tiers = false;
+    uint32_t n_batch = 512;  // ContextParams::n_batch, which the plan sizes workspaces for (the CLI keeps it)
 };
 
 // Where open_session reports: one line per event (the backend chosen and why, the memory plan,
