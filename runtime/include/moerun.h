@@ -9,6 +9,8 @@
  * (naming the file, offset and field for a bad GGUF, what was expected, how much memory a budget
  * needs). Nothing is thrown across the API and nothing aborts the process on bad input.
  *
+ * Lifetimes: free a model's contexts before the model.
+ *
  * Threads: a context is used by one thread at a time; moerun_cancel() may be called from any
  * thread. Models are read-only once loaded: tokenizing from several threads is safe. The error
  * message is kept per thread.
