@@ -9,7 +9,8 @@
  * (naming the file, offset and field for a bad GGUF, what was expected, how much memory a budget
  * needs). Nothing is thrown across the API and nothing aborts the process on bad input.
  *
- * Lifetimes: free a model's contexts before the model.
+ * Lifetimes: free a model's contexts before the model. The file is memory-mapped (as llama.cpp
+ * maps it): truncating it while a model or context uses it ends the process with SIGBUS.
  *
  * Threads: a context is used by one thread at a time; moerun_cancel() may be called from any
  * thread. Models are read-only once loaded: tokenizing from several threads is safe. The error
@@ -52,7 +53,8 @@ enum moerun_status {
     MOERUN_ERR_INTERNAL = 7,
 };
 
-/* The message of the last failed call on this thread ("" when none); valid until the next call. */
+/* The message of this thread's last call that failed (a call that can fail clears it when it
+ * succeeds); valid until the next call. */
 MOERUN_API const char *moerun_last_error(void);
 MOERUN_API const char *moerun_status_name(enum moerun_status status);
 MOERUN_API const char *moerun_version(void);
