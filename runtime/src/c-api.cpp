@@ -12,7 +12,6 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
-#include <thread>
 
 #include "moerun/cache/nvme-reader.h"
 #include "moerun/cache/policy.h"
@@ -93,6 +92,12 @@ bool valid_token(const moerun_model *m, moerun_token t) {
     return t >= 0 && t < m->tok.n_vocab();
 }
 
+void require_token(const moerun_model *m, moerun_token t, const char *fn) {
+    if (!valid_token(m, t))
+        throw std::invalid_argument(std::string(fn) + ": token " + std::to_string(t) +
+                                    " outside the vocabulary [0, " + std::to_string(m->tok.n_vocab()) + ")");
+}
+
 // Copies bytes into buf (no terminator): the count, or minus the count needed when it does not fit.
 int32_t copy_out(const std::string &s, char *buf, int32_t len) {
     if (s.size() > static_cast<size_t>(INT32_MAX)) {
@@ -103,10 +108,6 @@ int32_t copy_out(const std::string &s, char *buf, int32_t len) {
     if (n > len) return -n;
     if (n > 0) std::memcpy(buf, s.data(), s.size());
     return n;
-}
-
-bool one_of(const char *s, std::initializer_list<std::string_view> names) {
-    return s != nullptr && std::find(names.begin(), names.end(), std::string_view(s)) != names.end();
 }
 
 }  // namespace
@@ -236,10 +237,7 @@ int32_t moerun_token_to_piece(const moerun_model *m, moerun_token token, char *b
     guarded([&] {
         require(m != nullptr && length >= 0 && (buf != nullptr || length == 0),
                 "moerun_token_to_piece: model must not be NULL, buf NULL only with length 0");
-        if (!valid_token(m, token))
-            throw std::invalid_argument("moerun_token_to_piece: token " + std::to_string(token) +
-                                        " outside the vocabulary [0, " + std::to_string(m->tok.n_vocab()) +
-                                        ")");
+        require_token(m, token, "moerun_token_to_piece");
         // Without special, control and unknown tokens render empty (as decode() renders them).
         const uint32_t hidden = moerun::TOKEN_ATTR_CONTROL | moerun::TOKEN_ATTR_UNKNOWN;
         const std::string s =
@@ -256,11 +254,7 @@ int32_t moerun_detokenize(const moerun_model *m, const moerun_token *tokens, int
         require(m != nullptr && n_tokens >= 0 && (tokens != nullptr || n_tokens == 0) && text_len_max >= 0 &&
                     (text != nullptr || text_len_max == 0),
                 "moerun_detokenize: model must not be NULL, lengths not negative");
-        for (int32_t i = 0; i < n_tokens; ++i)
-            if (!valid_token(m, tokens[i]))
-                throw std::invalid_argument("moerun_detokenize: token " + std::to_string(tokens[i]) +
-                                            " outside the vocabulary [0, " +
-                                            std::to_string(m->tok.n_vocab()) + ")");
+        for (int32_t i = 0; i < n_tokens; ++i) require_token(m, tokens[i], "moerun_detokenize");
         result = copy_out(m->tok.decode({tokens, static_cast<size_t>(n_tokens)}, render_special), text,
                           text_len_max);
     });
@@ -296,10 +290,8 @@ moerun_status moerun_context_new(const moerun_model *model, moerun_context_param
         require(p.n_ctx >= 1 && p.n_ctx <= (1u << 20), "moerun_context_new: n_ctx must be in [1, 1048576]");
         require(p.n_batch >= 1, "moerun_context_new: n_batch must be at least 1");
         require(p.n_threads >= 0, "moerun_context_new: n_threads must not be negative (0: all)");
-        require(one_of(p.backend, {"auto", "cpu", "cuda", "cpu-device"}),
-                "moerun_context_new: backend must be \"auto\", \"cpu\" or \"cuda\"");
-        require(one_of(p.cpu_fallback, {"off", "auto", "always"}),
-                "moerun_context_new: cpu_fallback must be \"off\", \"auto\" or \"always\"");
+        require(p.backend != nullptr && p.cpu_fallback != nullptr,
+                "moerun_context_new: backend and cpu_fallback must not be NULL");
         const auto &names = moerun::cache::policy_names();
         if (p.cache_policy == nullptr || std::string_view(p.cache_policy) == "belady" ||
             std::find(names.begin(), names.end(), std::string_view(p.cache_policy)) == names.end())
@@ -319,12 +311,9 @@ moerun_status moerun_context_new(const moerun_model *model, moerun_context_param
             log.info = [cb = p.log, user = p.log_user_data](const std::string &line) {
                 cb(line.c_str(), user);
             };
-        const int threads = p.n_threads > 0
-                                ? p.n_threads
-                                : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
         auto c = std::make_unique<moerun_context>();
         c->model = model;
-        c->session = moerun::open_session(model->path, o, p.n_ctx, threads, log);
+        c->session = moerun::open_session(model->path, o, p.n_ctx, p.n_threads, log);  // 0: all threads
         c->session->ctx.abort = [raw = c.get()] { return raw->cancel.exchange(false); };
         c->ctx = std::make_unique<moerun::Context>(c->session->model, c->session->ctx);
         c->plan = c->session->plan.describe();
@@ -454,19 +443,16 @@ moerun_status moerun_get_stats(const moerun_context *ctx, moerun_stats *out) {
         r.decode_seconds = st.decode_seconds;
         r.budget_bytes = s.plan.budget;
         r.expert_cache = s.plan.cached;
-        if (const moerun::cache::ExpertCache *c = s.experts ? s.experts->cache() : nullptr) {
-            r.cache_slots = s.plan.n_slots;
-            moerun::cache::LayerCacheStats total;
-            for (const auto &l : c->stats()) total += l;
-            r.cache_accesses = total.accesses;
-            r.cache_hits = total.hit_total();
-            r.cache_misses = total.misses;
-            r.cache_bytes_read = total.bytes_read;
-            r.prefetch_issued = total.prefetch_issued;
-            r.prefetch_used = total.prefetch_used;
-            r.prefetch_wasted = total.prefetch_wasted;
-            r.io_wait_seconds = total.wait_seconds;
-        }
+        if (s.plan.cached) r.cache_slots = s.plan.n_slots;
+        const moerun::cache::LayerCacheStats total = moerun::cache_totals(s);
+        r.cache_accesses = total.accesses;
+        r.cache_hits = total.hit_total();
+        r.cache_misses = total.misses;
+        r.cache_bytes_read = total.bytes_read;
+        r.prefetch_issued = total.prefetch_issued;
+        r.prefetch_used = total.prefetch_used;
+        r.prefetch_wasted = total.prefetch_wasted;
+        r.io_wait_seconds = total.wait_seconds;
         r.device_bytes = st.device_bytes;
         r.device_slots = st.device_slots;
         r.slot_hits = st.slot_hits;

@@ -19,7 +19,34 @@ bool same_file(const std::string &a, const std::string &b) {
            sa.st_ino == sb.st_ino;
 }
 
+std::span<const std::string_view> backend_names() {
+    static constexpr std::string_view names[] = {"auto", "cpu", "cuda", "cpu-device"};
+    return names;
+}
+
+std::span<const std::string_view> cpu_fallback_names() {
+    static constexpr std::string_view names[] = {"off", "auto", "always"};
+    return names;
+}
+
+cache::LayerCacheStats cache_totals(const Session &s) {
+    cache::LayerCacheStats t;
+    if (const cache::ExpertCache *c = s.experts ? s.experts->cache() : nullptr)
+        for (const auto &l : c->stats()) t += l;
+    return t;
+}
+
 namespace {
+
+// Throws unless value is one of names: "<flag> <value>: expected a, b or c".
+void check_choice(const std::string &flag, const std::string &value,
+                  std::span<const std::string_view> names) {
+    if (std::find(names.begin(), names.end(), value) != names.end()) return;
+    std::string list;
+    for (size_t i = 0; i < names.size(); ++i)
+        list += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + std::string(names[i]);
+    throw std::invalid_argument(flag + " " + value + ": expected " + list);
+}
 
 void say(const SessionLog &log, const std::string &line) {
     if (log.info) log.info(line);
@@ -119,6 +146,8 @@ void pin_hot_experts(Session &s, const SessionOptions &f, const SessionLog &log)
 
 std::unique_ptr<Session> open_session(const std::string &path, const SessionOptions &f, uint32_t n_ctx,
                                       int threads, const SessionLog &log) {
+    check_choice("--backend", f.backend, backend_names());
+    check_choice("--cpu-fallback", f.cpu_fallback, cpu_fallback_names());
     // --trace-out truncates its file: never one this run reads (the model is mapped: truncating it
     // would destroy it and end the run with SIGBUS).
     if (!f.trace_out.empty())

@@ -215,13 +215,6 @@ int bench_io(const BenchOptions &o) {
     return 0;
 }
 
-cache::LayerCacheStats cache_total(const Session &s) {
-    cache::LayerCacheStats t;
-    if (const cache::ExpertCache *c = s.experts->cache())
-        for (const auto &l : c->stats()) t += l;
-    return t;
-}
-
 struct MeanStd {
     double mean = 0, std = 0;
 };
@@ -259,7 +252,7 @@ int bench(const BenchOptions &o) {
         auto t0 = std::chrono::steady_clock::now();
         if (o.n_prompt > 0) ctx.eval(prompt, false);
         auto t1 = std::chrono::steady_clock::now();
-        const cache::LayerCacheStats before = cache_total(*session);
+        const cache::LayerCacheStats before = cache_totals(*session);
         const ContextStats slots_before = ctx.stats();
         int32_t next =
             o.n_prompt > 0
@@ -271,7 +264,7 @@ int bench(const BenchOptions &o) {
         }
         auto t2 = std::chrono::steady_clock::now();
         if (rep < 0) continue;
-        cache::LayerCacheStats after = cache_total(*session);
+        cache::LayerCacheStats after = cache_totals(*session);
         slot_hits += ctx.stats().slot_hits - slots_before.slot_hits;
         slot_misses += ctx.stats().slot_misses - slots_before.slot_misses;
         slot_bytes += ctx.stats().slot_bytes_uploaded - slots_before.slot_bytes_uploaded;

@@ -53,7 +53,7 @@ void add_memory_options(CLI::App *app, MemoryFlags &f) {
            "--backend", f.backend,
            "where the forward pass runs: auto (cpu until the CUDA pass is validated on a GPU), cpu, cuda, "
            "cpu-device (the device code path on the CPU backend, for tests)")
-        ->check(CLI::IsMember({"auto", "cpu", "cuda", "cpu-device"}))
+        ->check(CLI::IsMember(std::vector<std::string>(backend_names().begin(), backend_names().end())))
         ->capture_default_str();
     app->add_option("--device-slots", f.device_slots,
                     "device backends: exactly this many expert slots on the device (overrides --device-mem's "
@@ -69,7 +69,8 @@ void add_memory_options(CLI::App *app, MemoryFlags &f) {
            "device backends, decode: run a slot miss on the CPU cores from host memory instead of "
            "copying it: off, auto (a cost model with bandwidths measured at start decides per miss), "
            "always. Not off: on CUDA, tokens can differ with the budget (CPU and GPU round differently)")
-        ->check(CLI::IsMember({"off", "auto", "always"}))
+        ->check(
+            CLI::IsMember(std::vector<std::string>(cpu_fallback_names().begin(), cpu_fallback_names().end())))
         ->capture_default_str();
     app->add_flag("--device-graphs", f.device_graphs,
                   "device backends, decode: run each layer's attention and router as one CUDA graph, updated "

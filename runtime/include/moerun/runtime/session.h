@@ -7,8 +7,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include "moerun/cache/policy.h"
 #include "moerun/cache/trace.h"
@@ -81,6 +83,14 @@ class BackendError : public std::invalid_argument {
 // another model).
 std::unique_ptr<Session> open_session(const std::string &path, const SessionOptions &opt, uint32_t n_ctx,
                                       int threads, const SessionLog &log = {});
+
+// The values SessionOptions::backend and ::cpu_fallback take (the CLI's choices); open_session
+// refuses others.
+std::span<const std::string_view> backend_names();
+std::span<const std::string_view> cpu_fallback_names();
+
+// The expert cache's statistics summed over its layers (all zero when experts are read in place).
+cache::LayerCacheStats cache_totals(const Session &s);
 
 // Whether a and b name one existing file (device and inode), whatever the spelling.
 bool same_file(const std::string &a, const std::string &b);
