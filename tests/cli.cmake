@@ -5,12 +5,15 @@ set(_cli_expect ${CMAKE_CURRENT_LIST_DIR}/cli-expect.cmake)
 set(_cli_seeds ${CMAKE_CURRENT_LIST_DIR}/fuzz/corpus/gguf)
 set(_cli_bad ${CMAKE_CURRENT_LIST_DIR}/data/bad-gguf)
 
-# moerun_cli_test(NAME ARGS <a|b|...> RC <n> [STDOUT <regex>] [STDERR <regex>] [COPY <src|dst>])
+# moerun_cli_test(NAME ARGS <a|b|...> RC <n> [STDOUT <regex>] [STDERR <regex>] [COPY <src|dst>] [INPUT <file>])
 function(moerun_cli_test name)
-  cmake_parse_arguments(T "" "ARGS;RC;STDOUT;STDERR;COPY" "" ${ARGN})
+  cmake_parse_arguments(T "" "ARGS;RC;STDOUT;STDERR;COPY;INPUT" "" ${ARGN})
   set(defs -DCMD=$<TARGET_FILE:moerun> "-DARGS=${T_ARGS}" -DEXPECT_RC=${T_RC})
   if(DEFINED T_COPY)
     list(APPEND defs "-DCOPY=${T_COPY}")
+  endif()
+  if(DEFINED T_INPUT)
+    list(APPEND defs "-DINPUT=${T_INPUT}")
   endif()
   if(DEFINED T_STDOUT)
     list(APPEND defs "-DSTDOUT_REGEX=${T_STDOUT}")
@@ -83,6 +86,8 @@ moerun_cli_test(run-bad-cache-type ARGS "run|-m|${_cli_seeds}/moe-olmoe-q4_0.ggu
                 STDERR "cache-type-k: q8_0 not in \\{f16,f32\\}")
 moerun_cli_test(run-bad-cache-type-v ARGS "run|-m|${_cli_seeds}/moe-olmoe-q4_0.gguf|-p|hi|--cache-type-v|bf16" RC 1
                 STDERR "cache-type-v: bf16 not in")
+moerun_cli_test(chat-unknown-template ARGS "chat|-m|${_cli_seeds}/moe-olmoe-q4_0.gguf|--chat-template|llama2" RC 1
+                STDERR "--chat-template: llama2 not in \\{chatml,tulu,mistral\\}")
 # Backends by name only (same-tokens.sh runs the device pass and its errors on real models).
 moerun_cli_test(run-bad-backend ARGS "run|-m|${_cli_seeds}/moe-olmoe-q4_0.gguf|-p|hi|--backend|tpu" RC 1
                 STDERR "backend: tpu not in")

@@ -105,6 +105,26 @@ MOERUN_API int32_t moerun_token_to_piece(const struct moerun_model *model, moeru
 MOERUN_API int32_t moerun_detokenize(const struct moerun_model *model, const moerun_token *tokens,
                                      int32_t n_tokens, char *text, int32_t text_len_max, bool render_special);
 
+/* ---- chat ----------------------------------------------------------------------------------- */
+
+struct moerun_chat_message {
+    const char *role; /* "system", "user", "assistant" */
+    const char *content;
+};
+
+/* The name of the model's chat template: "chatml", "tulu" or "mistral", chosen as `moerun chat`
+ * does (tokenizer.chat_template when it names a known format, else the architecture). */
+MOERUN_API const char *moerun_model_chat_template(const struct moerun_model *model);
+/* The text of n_msg messages in a chat template (tmpl NULL: the model's, else one of the names
+ * above), to be tokenized with add_special and parse_special. With add_assistant it ends with the
+ * opening of the assistant's turn. Replies end with the model's EOS text where the template puts
+ * one (tulu, mistral). chatml and tulu write any role as given; mistral takes system, user and
+ * assistant only. Same return convention as moerun_detokenize; INT32_MIN on an error (NULL model,
+ * a NULL role or content, an unknown template name, a role the template has no place for). */
+MOERUN_API int32_t moerun_chat_apply_template(const struct moerun_model *model, const char *tmpl,
+                                              const struct moerun_chat_message *chat, size_t n_msg,
+                                              bool add_assistant, char *buf, int32_t length);
+
 /* ---- context -------------------------------------------------------------------------------- */
 
 typedef void (*moerun_log_callback)(const char *line, void *user_data);

@@ -12,10 +12,12 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "moerun/cache/nvme-reader.h"
 #include "moerun/cache/policy.h"
 #include "moerun/cache/trace.h"
+#include "moerun/runtime/chat.h"
 #include "moerun/runtime/context.h"
 #include "moerun/runtime/generate.h"
 #include "moerun/runtime/gguf.h"
@@ -31,6 +33,7 @@ struct moerun_model {
     moerun::Tokenizer tok;
     std::string arch;
     moerun::Hparams hp;
+    moerun::ChatTemplate chat = moerun::ChatTemplate::chatml;
 };
 
 struct moerun_context {
@@ -164,6 +167,7 @@ moerun_status moerun_model_load(const char *path, moerun_model_params params, mo
         auto m = std::unique_ptr<moerun_model>(
             new moerun_model{path, std::move(file), std::move(model), std::move(tok), arch, {}});
         if (m->model) m->hp = m->model->hparams();
+        m->chat = moerun::detect_chat_template(m->file);
         *out = m.release();
     });
 }
@@ -257,6 +261,39 @@ int32_t moerun_detokenize(const moerun_model *m, const moerun_token *tokens, int
         for (int32_t i = 0; i < n_tokens; ++i) require_token(m, tokens[i], "moerun_detokenize");
         result = copy_out(m->tok.decode({tokens, static_cast<size_t>(n_tokens)}, render_special), text,
                           text_len_max);
+    });
+    return result;
+}
+
+// ---- chat
+
+const char *moerun_model_chat_template(const moerun_model *m) {
+    return m != nullptr ? moerun::chat_template_name(m->chat).data() : "";
+}
+
+int32_t moerun_chat_apply_template(const moerun_model *m, const char *tmpl, const moerun_chat_message *chat,
+                                   size_t n_msg, bool add_assistant, char *buf, int32_t length) {
+    int32_t result = INT32_MIN;
+    guarded([&] {
+        require(
+            m != nullptr && (chat != nullptr || n_msg == 0) && (buf != nullptr || length == 0) && length >= 0,
+            "moerun_chat_apply_template: model must not be NULL, chat NULL only with n_msg 0, buf NULL "
+            "only with length 0");
+        std::optional<moerun::ChatTemplate> t = m->chat;
+        if (tmpl != nullptr) t = moerun::chat_template_from_name(tmpl);
+        if (!t)
+            throw std::invalid_argument(std::string("moerun_chat_apply_template: unknown template '") + tmpl +
+                                        "' (expected chatml, tulu or mistral)");
+        std::vector<moerun::ChatMessage> messages;
+        messages.reserve(n_msg);
+        for (size_t i = 0; i < n_msg; ++i) {
+            if (chat[i].role == nullptr || chat[i].content == nullptr)
+                throw std::invalid_argument("moerun_chat_apply_template: message " + std::to_string(i) +
+                                            " has a NULL role or content");
+            messages.push_back({chat[i].role, chat[i].content});
+        }
+        result = copy_out(moerun::format_chat(*t, messages, add_assistant, moerun::chat_eos_text(m->tok)),
+                          buf, length);
     });
     return result;
 }

@@ -1,5 +1,7 @@
 #include "moerun/runtime/chat.h"
 
+#include <stdexcept>
+
 namespace moerun {
 
 std::string_view chat_template_name(ChatTemplate t) {
@@ -14,13 +16,23 @@ std::string_view chat_template_name(ChatTemplate t) {
     return "?";
 }
 
+std::optional<ChatTemplate> chat_template_from_name(std::string_view name) {
+    for (ChatTemplate t : kChatTemplates)
+        if (name == chat_template_name(t)) return t;
+    return std::nullopt;
+}
+
+std::string chat_eos_text(const Tokenizer &tok) {
+    return tok.eos() >= 0 ? std::string(tok.text(tok.eos())) : std::string();
+}
+
 ChatTemplate detect_chat_template(const gguf::GgufFile &f) {
     if (auto tmpl = f.get_string_opt("tokenizer.chat_template")) {
         if (tmpl->find("<|im_start|>") != std::string_view::npos) return ChatTemplate::chatml;
         if (tmpl->find("[INST]") != std::string_view::npos) return ChatTemplate::mistral;
         if (tmpl->find("<|user|>") != std::string_view::npos) return ChatTemplate::tulu;
     }
-    const std::string_view arch = f.get_string("general.architecture");
+    const std::string_view arch = f.get_string_opt("general.architecture").value_or("");
     if (arch == "olmoe") return ChatTemplate::tulu;
     if (arch == "llama") return ChatTemplate::mistral;
     return ChatTemplate::chatml;
@@ -50,8 +62,11 @@ std::string format_chat(ChatTemplate t, const std::vector<ChatMessage> &messages
                     pending_system += m.content + "\n\n";
                 else if (m.role == "user")
                     out += "[INST] " + pending_system + m.content + " [/INST]", pending_system.clear();
-                else
+                else if (m.role == "assistant")
                     out += m.content + std::string(eos_text);
+                else
+                    throw std::invalid_argument("chat template mistral: role '" + m.role +
+                                                "' (expected system, user or assistant)");
             }
             break;  // the assistant's turn follows [/INST] directly
         }

@@ -26,4 +26,14 @@ if(COMMAND moerun_logits_test)
     set_tests_properties(oracle-c-api-${arch}-F32 PROPERTIES LABELS oracle TIMEOUT 600 FIXTURES_REQUIRED test_models
                          ENVIRONMENT "${_moerun_py_env}")
   endforeach()
+  # moerun_chat_apply_template against llama_chat_apply_template on random conversations: chatml on
+  # every model, mistral = llama.cpp's llama2 on Mixtral's vocabulary, and each GGUF's own
+  # tokenizer.chat_template as llama.cpp reads it (check_chat_template.py).
+  add_test(NAME oracle-c-api-chat-template
+           COMMAND ${MOERUN_PYTHON} ${PROJECT_SOURCE_DIR}/tests/oracle/check_chat_template.py
+                   --lib $<TARGET_FILE:moerun_c> --seed 1
+                   ${MOERUN_TEST_MODELS_DIR}/qwen3moe-F32.gguf ${MOERUN_TEST_MODELS_DIR}/qwen2moe-F32.gguf
+                   ${MOERUN_TEST_MODELS_DIR}/olmoe-F32.gguf ${MOERUN_TEST_MODELS_DIR}/mixtral-F32.gguf)
+  set_tests_properties(oracle-c-api-chat-template PROPERTIES LABELS oracle TIMEOUT 300
+                       FIXTURES_REQUIRED test_models ENVIRONMENT "${_moerun_py_env}")
 endif()

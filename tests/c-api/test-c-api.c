@@ -170,6 +170,52 @@ static void check_bad_params(struct moerun_model *m) {
     }
 }
 
+/* Chat templates: the model's name, one rendering, errors. (The texts themselves are checked
+ * against llama.cpp by oracle-c-api-chat-template.) */
+static void check_chat(struct moerun_model *m) {
+    const char *name = moerun_model_chat_template(m);
+    const char *arch = moerun_model_arch(m);
+    const char *expect = strcmp(arch, "olmoe") == 0 ? "tulu" : strcmp(arch, "llama") == 0 ? "mistral" : "chatml";
+    CHECK(strcmp(name, expect) == 0, "%s: template '%s', expected '%s'", arch, name, expect);
+
+    const struct moerun_chat_message conv[] = {{"user", "Hi"}, {"assistant", "Hello"}, {"user", "Bye"}};
+    char buf[256];
+    const char *chatml =
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello<|im_end|>\n<|im_start|>user\nBye"
+        "<|im_end|>\n<|im_start|>assistant\n";
+    const int32_t n = moerun_chat_apply_template(m, "chatml", conv, 3, true, buf, (int32_t)sizeof buf);
+    CHECK(n == (int32_t)strlen(chatml) && memcmp(buf, chatml, (size_t)n) == 0, "chatml: %d '%.*s'", n,
+          n > 0 ? n : 0, buf);
+    CHECK(moerun_chat_apply_template(m, "chatml", conv, 3, true, buf, 10) == -n, "short buffer");
+    CHECK(moerun_chat_apply_template(m, "chatml", conv, 3, false, NULL, 0) == -(n - 22), "no assistant opening");
+    CHECK(moerun_chat_apply_template(m, NULL, NULL, 0, false, NULL, 0) == 0, "no messages");
+
+    /* The model's template, tokenized with parse_special: its markers are single special tokens. */
+    const int32_t k = moerun_chat_apply_template(m, NULL, conv, 3, true, buf, (int32_t)sizeof buf);
+    CHECK(k > 0, "the model's template: %d (%s)", k, moerun_last_error());
+    if (k > 0 && strcmp(name, "mistral") != 0) {
+        moerun_token plain[MAX_TOK], special[MAX_TOK];
+        const int32_t np = moerun_tokenize(m, buf, k, plain, MAX_TOK, false, false);
+        const int32_t ns = moerun_tokenize(m, buf, k, special, MAX_TOK, false, true);
+        CHECK(ns > 0 && np > ns, "%s markers as special tokens: %d tokens, %d as plain text", name, ns, np);
+    }
+
+    CHECK(moerun_chat_apply_template(m, "llama3", conv, 3, true, buf, (int32_t)sizeof buf) == INT32_MIN,
+          "unknown template");
+    CHECK(strstr(moerun_last_error(), "llama3") != NULL, "message '%s'", moerun_last_error());
+    const struct moerun_chat_message null_content[] = {{"user", NULL}};
+    CHECK(moerun_chat_apply_template(m, "chatml", null_content, 1, true, buf, (int32_t)sizeof buf) == INT32_MIN,
+          "NULL content");
+    const struct moerun_chat_message tool[] = {{"user", "Hi"}, {"tool", "{}"}};
+    CHECK(moerun_chat_apply_template(m, "mistral", tool, 2, true, buf, (int32_t)sizeof buf) == INT32_MIN,
+          "mistral has no tool role");
+    CHECK(strstr(moerun_last_error(), "tool") != NULL, "message '%s'", moerun_last_error());
+    CHECK(moerun_chat_apply_template(m, "chatml", tool, 2, true, buf, (int32_t)sizeof buf) > 0,
+          "chatml writes any role");
+    CHECK(moerun_chat_apply_template(NULL, "chatml", conv, 3, true, buf, (int32_t)sizeof buf) == INT32_MIN,
+          "NULL model");
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: test-c-api MODEL.gguf BAD.gguf\n");
@@ -185,6 +231,7 @@ int main(int argc, char **argv) {
               moerun_model_n_expert_used(m) > 0 && moerun_model_n_vocab(m) > 0 && moerun_model_size(m) > 0,
           "model info");
     check_vocab(m, argv[1]);
+    check_chat(m);
     check_bad_params(m);
 
     struct moerun_context_params cp = moerun_context_default_params();

@@ -28,3 +28,14 @@ TEST_CASE("a conversation's text only grows turn by turn (so the KV cache can be
         CHECK(second.compare(0, first.size(), first) == 0);
     }
 }
+
+TEST_CASE("template names round-trip; mistral refuses a role it has no place for") {
+    for (ChatTemplate t : kChatTemplates) CHECK(chat_template_from_name(chat_template_name(t)) == t);
+    CHECK_FALSE(chat_template_from_name("llama2").has_value());
+    CHECK_FALSE(chat_template_from_name("").has_value());
+    const std::vector<ChatMessage> tool = {{"user", "Hi"}, {"tool", "{}"}};
+    CHECK_THROWS_WITH_AS(format_chat(ChatTemplate::mistral, tool, true, "</s>"),
+                         doctest::Contains("role 'tool'"), std::invalid_argument);
+    CHECK(format_chat(ChatTemplate::chatml, tool, false, "") ==
+          "<|im_start|>user\nHi<|im_end|>\n<|im_start|>tool\n{}<|im_end|>\n");
+}

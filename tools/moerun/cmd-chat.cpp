@@ -17,7 +17,7 @@ namespace moerun::cli {
 namespace {
 
 struct ChatOptions {
-    std::string model, system;
+    std::string model, system, chat_template;  // chat_template "": the file's
     int32_t n_predict = 512;
     int threads = 0;
     uint32_t n_ctx = 4096;
@@ -32,8 +32,9 @@ int chat(const ChatOptions &o) {
     const Model &model = session->model;
     const Tokenizer tok = Tokenizer::from_gguf(file);
     Context ctx(model, session->ctx);
-    const ChatTemplate tmpl = detect_chat_template(file);
-    const std::string eos_text = tok.eos() >= 0 ? std::string(tok.text(tok.eos())) : std::string();
+    const ChatTemplate tmpl =
+        o.chat_template.empty() ? detect_chat_template(file) : *chat_template_from_name(o.chat_template);
+    const std::string eos_text = chat_eos_text(tok);
     std::cerr << "moerun chat: " << model.arch().name << ", template " << chat_template_name(tmpl)
               << ". Type a message; an empty line or end of input quits.\n";
 
@@ -82,6 +83,10 @@ Subcommand add_chat(CLI::App &parent) {
     CLI::App *app = parent.add_subcommand("chat", "Chat with the model (its built-in chat template)");
     app->add_option("-m,--model", o->model, "GGUF model file")->required();
     app->add_option("-s,--system", o->system, "system message");
+    std::vector<std::string> names;
+    for (ChatTemplate t : kChatTemplates) names.emplace_back(chat_template_name(t));
+    app->add_option("--chat-template", o->chat_template, "chat template (default: the file's)")
+        ->check(CLI::IsMember(names));
     app->add_option("-n,--n-predict", o->n_predict, "max tokens per reply")->capture_default_str();
     app->add_option("-t,--threads", o->threads, "CPU threads (0: all)")->capture_default_str();
     app->add_option("-c,--ctx-size", o->n_ctx, "context size in tokens")

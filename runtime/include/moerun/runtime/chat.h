@@ -5,16 +5,22 @@
 //   mistral (Mixtral-Instruct):      [INST] ... [/INST] reply</s>
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "moerun/runtime/gguf.h"
+#include "moerun/runtime/tokenizer.h"
 
 namespace moerun {
 
 enum class ChatTemplate { chatml, tulu, mistral };
+inline constexpr ChatTemplate kChatTemplates[] = {ChatTemplate::chatml, ChatTemplate::tulu,
+                                                  ChatTemplate::mistral};
 std::string_view chat_template_name(ChatTemplate t);
+// The template of a name chat_template_name gives ("chatml", "tulu", "mistral"); nullopt otherwise.
+std::optional<ChatTemplate> chat_template_from_name(std::string_view name);
 
 struct ChatMessage {
     std::string role;  // "system", "user", "assistant"
@@ -23,8 +29,13 @@ struct ChatMessage {
 
 ChatTemplate detect_chat_template(const gguf::GgufFile &f);
 
+// The text the templates put after a reply: the vocabulary's EOS token ("" without one).
+std::string chat_eos_text(const Tokenizer &tok);
+
 // The text of `messages` in template t; with add_generation_prompt, ends with the opening of the
 // assistant's turn. `eos_text` is the end-of-turn token text some templates put after replies.
+// Roles: chatml and tulu write any role as given; mistral knows only "system", "user" and
+// "assistant" and throws std::invalid_argument for another (it has no place for it).
 std::string format_chat(ChatTemplate t, const std::vector<ChatMessage> &messages, bool add_generation_prompt,
                         std::string_view eos_text);
 
