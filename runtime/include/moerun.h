@@ -164,8 +164,9 @@ MOERUN_API void moerun_context_reset(struct moerun_context *ctx);               
 MOERUN_API void moerun_context_truncate(struct moerun_context *ctx, uint32_t n); /* keep n positions */
 
 /* Evaluates n tokens at the next positions. all_logits: keep logits for each of them, else for the
- * last one. MOERUN_ERR_CANCELLED when moerun_cancel() stopped it between two batches (the
- * positions already evaluated stay). */
+ * last one. MOERUN_ERR_CANCELLED when moerun_cancel() stopped it before a batch (n_batch tokens)
+ * or between two layers of a batch of several tokens: the batches done before stay evaluated, the
+ * one stopped part way does not (moerun_n_past says where it stands). */
 MOERUN_API enum moerun_status moerun_eval(struct moerun_context *ctx, const moerun_token *tokens, int32_t n,
                                           bool all_logits);
 /* Logits [n_vocab] of output row i of the last eval (0 .. n_outputs-1); NULL when out of range. */
@@ -220,8 +221,9 @@ MOERUN_API enum moerun_status moerun_generate(struct moerun_context *ctx, const 
                                               moerun_token_callback on_token, void *user_data,
                                               struct moerun_generate_result *result);
 
-/* Asks the running (or, if none runs, the next) moerun_eval or moerun_generate on ctx to stop: at
- * the next batch boundary or generated token. Safe from any thread; the call it stops consumes it. */
+/* Asks the running (or, if none runs, the next) moerun_eval or moerun_generate on ctx to stop: in a
+ * prompt at the next layer, in decoding before the next token. Safe from any thread; the call it
+ * stops consumes it. */
 MOERUN_API void moerun_cancel(struct moerun_context *ctx);
 
 /* ---- statistics ----------------------------------------------------------------------------- */

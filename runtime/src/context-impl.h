@@ -21,6 +21,10 @@ namespace ops = kernels::cpu;
 // The forward pass on a Backend: device copies of the dense weights, the KV cache, workspaces
 // and the expert slots (forward-device.cpp).
 struct DeviceState;
+// Thrown between the layers of a batch by poll_abort_in_batch; eval turns it into Cancelled.
+struct LayerCancelled {
+    uint32_t layer;
+};
 struct DeviceStateDeleter {
     void operator()(DeviceState *d) const;
 };
@@ -65,6 +69,10 @@ struct Context::Impl {
 
     void eval(std::span<const int32_t> tokens, bool all_logits, EvalPhase phase);
     void eval_batch(std::span<const int32_t> tokens, int64_t n_out, float *out, bool prefill);
+    // Between the layers of a batch of n > 1 tokens (a prompt's): throws LayerCancelled when
+    // params.abort says so. The batch's positions are not kept (n_past stays); a decode token is
+    // only polled before it (eval).
+    void poll_abort_in_batch(int64_t n, uint32_t il) const;
     // Selects the experts of n tokens at layer il from their router logits (router [n, n_expert],
     // softmaxed in place): top-k or the forced trace, weights into sel_e / sel_w, and the trace.
     void route(uint32_t il, int64_t n);

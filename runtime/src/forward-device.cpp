@@ -630,6 +630,7 @@ void Context::Impl::eval_batch_device(std::span<const int32_t> tokens, int64_t n
     D.write_back = D.exclusive != nullptr && n == 1;
 
     for (uint32_t il = 0; il < hp.n_layer; ++il) {
+        poll_abort_in_batch(n, il);  // between layers: no slot is pinned, the queued kernels may finish
         const DeviceState::Layer &L = D.layers[il];
         // Attention, then the router logits: the dense part, the same kernels for every token
         // (a CUDA graph per layer in decode with --device-graphs; see run_dense).

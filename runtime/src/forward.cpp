@@ -300,16 +300,22 @@ void Context::Impl::eval(std::span<const int32_t> tokens, bool all_logits, EvalP
     logits.resize(n_outputs * static_cast<size_t>(V));
     const int64_t B = std::max<int64_t>(1, params.n_batch);
     for (int64_t b0 = 0; b0 < n_all; b0 += B) {
-        if (params.abort && params.abort()) {
+        const auto cancelled = [&](const std::string &where) {
             n_outputs = 0;  // no logits from a cancelled eval
-            throw Cancelled("eval: cancelled after " + std::to_string(b0) + " of " + std::to_string(n_all) +
-                            " tokens");
-        }
+            return Cancelled("eval: cancelled " + where + "; " + std::to_string(b0) + " of " +
+                             std::to_string(n_all) + " tokens evaluated");
+        };
+        if (params.abort && params.abort()) throw cancelled("before a batch");
         const int64_t n = std::min(B, n_all - b0);
         const bool last = b0 + n == n_all;
         float *out = all_logits ? &logits[static_cast<size_t>(b0 * V)] : logits.data();
-        eval_batch(tokens.subspan(static_cast<size_t>(b0), static_cast<size_t>(n)),
-                   all_logits ? n : (last ? 1 : 0), out, n_all > 1);
+        try {
+            eval_batch(tokens.subspan(static_cast<size_t>(b0), static_cast<size_t>(n)),
+                       all_logits ? n : (last ? 1 : 0), out, n_all > 1);
+        } catch (const LayerCancelled &e) {
+            throw cancelled("before layer " + std::to_string(e.layer) + " of a batch of " +
+                            std::to_string(n));
+        }
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (phase == EvalPhase::prompt || (phase == EvalPhase::by_size && n_all > 1)) {
@@ -319,6 +325,10 @@ void Context::Impl::eval(std::span<const int32_t> tokens, bool all_logits, EvalP
         stats.n_decode_tokens += 1;
         stats.decode_seconds += secs;
     }
+}
+
+void Context::Impl::poll_abort_in_batch(int64_t n, uint32_t il) const {
+    if (n > 1 && il > 0 && params.abort && params.abort()) throw LayerCancelled{il};
 }
 
 // One batch of n tokens at positions [n_past, n_past + n); logits of its last n_out tokens.
@@ -340,6 +350,7 @@ void Context::Impl::eval_batch(std::span<const int32_t> tokens, int64_t n_out, f
         eval_batch_device(tokens, n_out, out);
     } else {
         for (uint32_t il = 0; il < hp.n_layer; ++il) {
+            poll_abort_in_batch(n, il);
             attention(il, x, n);
             moe(il, x, n);
         }

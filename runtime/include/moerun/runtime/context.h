@@ -87,8 +87,10 @@ struct ContextParams {
     // a miss is copied back into it (a download) unless it is there, so host RAM holds experts the
     // device does not and fewer are read from disk. Results do not change.
     bool exclusive_tiers = false;
-    // Polled before each batch of an eval (a long prompt is several); when it returns true the
-    // eval stops there and throws Cancelled (the batches already done stay evaluated; no logits).
+    // Polled before each batch of an eval (a long prompt is several) and between the layers of a
+    // batch of several tokens; when it returns true the eval stops there and throws Cancelled:
+    // the batches already done stay evaluated, a batch stopped part way is not (n_past stays at
+    // its start), and there are no logits.
     std::function<bool()> abort;
 };
 
