@@ -7,5 +7,6 @@ extern const ArchSpec kOlmoe{.name = "olmoe",
                              .rope = RopeMode::neox,
                              .qk_norm = QkNorm::full,
                              .norm_topk = false,
-                             .shared_expert = false};
+                             .shared_expert = false,
+                             .tied_output = false};
 }

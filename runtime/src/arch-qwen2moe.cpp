@@ -7,5 +7,6 @@ extern const ArchSpec kQwen2Moe{.name = "qwen2moe",
                                 .rope = RopeMode::neox,
                                 .qk_norm = QkNorm::none,
                                 .norm_topk = false,
-                                .shared_expert = true};
+                                .shared_expert = true,
+                                .tied_output = false};
 }

@@ -221,7 +221,7 @@ Model Model::load(const gguf::GgufFile &f) {
     const int64_t nq = int64_t{hp.n_head} * hd, nkv = int64_t{hp.n_head_kv} * hd;
     m.tok_embd_ = b.weight("token_embd.weight", {E, V});
     m.output_norm_ = b.vec("output_norm.weight", E);
-    m.output_ = b.weight("output.weight", {E, V}, false);
+    m.output_ = b.weight("output.weight", {E, V}, !m.arch_->tied_output);
     if (!m.output_.present()) m.output_ = m.tok_embd_;  // tied embeddings
 
     // Every layer needs stacked experts; say why when a layer has something else instead.

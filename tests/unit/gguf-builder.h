@@ -325,6 +325,10 @@ inline GgufBuilder make_complete_moe_model(const std::string &arch = "qwen3moe")
             b.tensor(p + "attn_q_norm.weight", quant::Type::F32, {16});
             b.tensor(p + "attn_k_norm.weight", quant::Type::F32, {16});
         }
+        if (arch == "olmoe") {  // RMSNorm of the whole q and k projections
+            b.tensor(p + "attn_q_norm.weight", quant::Type::F32, {64});
+            b.tensor(p + "attn_k_norm.weight", quant::Type::F32, {32});
+        }
         if (arch == "qwen2moe") {
             b.tensor(p + "ffn_gate_shexp.weight", quant::Type::F16, {64, 48});
             b.tensor(p + "ffn_up_shexp.weight", quant::Type::F16, {64, 48});
@@ -334,6 +338,9 @@ inline GgufBuilder make_complete_moe_model(const std::string &arch = "qwen3moe")
         b.tensor(p + "ffn_norm.weight", quant::Type::F32, {64});
     }
     if (arch == "qwen2moe") b.kv("qwen2moe.expert_shared_feed_forward_length", u32(48));
+    // The architectures whose output matrix llama.cpp requires (the others tie it to token_embd).
+    if (arch == "olmoe" || arch == "qwen2moe")
+        b.tensor("output.weight", quant::Type::F16, {64, spec.n_vocab});
     return b;
 }
 

@@ -157,6 +157,29 @@ TEST_CASE("YaRN keys must be finite; beta and attention factors positive; a nega
     }
 }
 
+TEST_CASE("output.weight: required by olmoe and qwen2moe (as llama.cpp), else tied to token_embd") {
+    for (const std::string arch : {"olmoe", "qwen2moe"}) {
+        CAPTURE(arch);
+        GgufBuilder b = make_complete_moe_model(arch);
+        {
+            const auto f = gguf::GgufFile::from_memory("model.gguf", b.build());
+            const Model m = Model::load(f);
+            CHECK(m.output().data != m.tok_embd().data);
+        }
+        b.remove_tensor("output.weight");
+        const LoadError e = load_error(b);
+        INFO("what(): " << e.what);
+        CHECK(e.field == "output.weight");
+        CHECK(has(e.what, "tensor missing (required by " + arch + ")"));
+    }
+    for (const std::string arch : {"qwen3moe", "llama"}) {
+        CAPTURE(arch);
+        const auto f = gguf::GgufFile::from_memory("model.gguf", make_complete_moe_model(arch).build());
+        const Model m = Model::load(f);
+        CHECK(m.output().data == m.tok_embd().data);
+    }
+}
+
 TEST_CASE("qwen2moe: the shared expert's gate is required, as llama.cpp requires it") {
     GgufBuilder b = make_complete_moe_model("qwen2moe");
     {

@@ -29,6 +29,9 @@ struct ArchSpec {
     bool norm_topk = false;        // renormalise the selected experts' weights to sum to 1
     bool shared_expert = false;    // ffn_*_shexp with a sigmoid gate (Qwen2-MoE)
     bool requires_experts = true;  // refuse a file without expert tensors
+    // output.weight may be absent, the token embedding then doubles as the output matrix (tied
+    // embeddings); where llama.cpp requires it (OLMoE, Qwen2-MoE), a file without it is refused.
+    bool tied_output = true;
 };
 
 // The architecture registry: nullptr for an architecture moerun does not support.
