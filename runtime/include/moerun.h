@@ -9,8 +9,9 @@
  * (naming the file, offset and field for a bad GGUF, what was expected, how much memory a budget
  * needs). Nothing is thrown across the API and nothing aborts the process on bad input.
  *
- * Lifetimes: free a model's contexts before the model. The file is memory-mapped (as llama.cpp
- * maps it): truncating it while a model or context uses it ends the process with SIGBUS.
+ * Lifetimes: free a model's contexts before the model. The file is memory-mapped once (as
+ * llama.cpp maps it; a model's contexts share its mapping): truncating it while a model or context
+ * uses it ends the process with SIGBUS.
  *
  * Threads: a context is used by one thread at a time; moerun_cancel() may be called from any
  * thread. Models are read-only once loaded: tokenizing from several threads is safe. The error

@@ -350,7 +350,8 @@ moerun_status moerun_context_new(const moerun_model *model, moerun_context_param
             };
         auto c = std::make_unique<moerun_context>();
         c->model = model;
-        c->session = moerun::open_session(model->path, o, p.n_ctx, p.n_threads, log);  // 0: all threads
+        // 0 threads: all; the model's mapping is shared, not made again
+        c->session = moerun::open_session(model->path, o, p.n_ctx, p.n_threads, log, &model->file);
         c->session->ctx.abort = [raw = c.get()] { return raw->cancel.exchange(false); };
         c->ctx = std::make_unique<moerun::Context>(c->session->model, c->session->ctx);
         c->plan = c->session->plan.describe();

@@ -27,7 +27,7 @@ void GgufFile::Impl::fail(uint64_t offset, std::string_view field, const std::st
     throw Error(path, offset, std::string(field), message);
 }
 
-GgufFile::GgufFile(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+GgufFile::GgufFile(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 GgufFile::GgufFile(GgufFile &&) noexcept = default;
 GgufFile &GgufFile::operator=(GgufFile &&) noexcept = default;
 GgufFile::~GgufFile() = default;

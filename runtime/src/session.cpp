@@ -145,7 +145,7 @@ void pin_hot_experts(Session &s, const SessionOptions &f, const SessionLog &log)
 }  // namespace
 
 std::unique_ptr<Session> open_session(const std::string &path, const SessionOptions &f, uint32_t n_ctx,
-                                      int threads, const SessionLog &log) {
+                                      int threads, const SessionLog &log, const gguf::GgufFile *mapped) {
     check_choice("--backend", f.backend, backend_names());
     check_choice("--cpu-fallback", f.cpu_fallback, cpu_fallback_names());
     // --trace-out truncates its file: never one this run reads (the model is mapped: truncating it
@@ -155,7 +155,7 @@ std::unique_ptr<Session> open_session(const std::string &path, const SessionOpti
             if (!in.empty() && same_file(f.trace_out, in))
                 throw std::invalid_argument("--trace-out " + f.trace_out + ": is the same file as " + in +
                                             ", which this run reads; give another path");
-    auto file = gguf::GgufFile::open(path);
+    auto file = mapped != nullptr ? mapped->share() : gguf::GgufFile::open(path);
     Model model = Model::load(file);
     auto s = std::make_unique<Session>(std::move(file), std::move(model));
     const Hparams &hp = s->model.hparams();

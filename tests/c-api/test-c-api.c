@@ -170,12 +170,33 @@ static void check_bad_params(struct moerun_model *m) {
     }
 }
 
+/* How many mappings of the file named `path` this process has (/proc/self/maps lines ending in its
+ * base name); -1 where that cannot be read. */
+static int count_mappings(const char *path) {
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    FILE *maps = fopen("/proc/self/maps", "r");
+    if (maps == NULL) return -1;
+    char line[4096];
+    int n = 0;
+    while (fgets(line, (int)sizeof line, maps) != NULL) {
+        size_t len = strlen(line);
+        if (len > 0 && line[len - 1] == '\n') line[--len] = '\0';
+        const size_t bl = strlen(base);
+        if (len > bl && line[len - bl - 1] == '/' && strcmp(line + len - bl, base) == 0) ++n;
+    }
+    fclose(maps);
+    return n;
+}
+
 /* Chat templates: the model's name, one rendering, errors. (The texts themselves are checked
  * against llama.cpp by oracle-c-api-chat-template.) */
 static void check_chat(struct moerun_model *m) {
     const char *name = moerun_model_chat_template(m);
     const char *arch = moerun_model_arch(m);
-    const char *expect = strcmp(arch, "olmoe") == 0 ? "tulu" : strcmp(arch, "llama") == 0 ? "mistral" : "chatml";
+    const char *expect = strcmp(arch, "olmoe") == 0   ? "tulu"
+                         : strcmp(arch, "llama") == 0 ? "mistral"
+                                                      : "chatml";
     CHECK(strcmp(name, expect) == 0, "%s: template '%s', expected '%s'", arch, name, expect);
 
     const struct moerun_chat_message conv[] = {{"user", "Hi"}, {"assistant", "Hello"}, {"user", "Bye"}};
@@ -187,7 +208,8 @@ static void check_chat(struct moerun_model *m) {
     CHECK(n == (int32_t)strlen(chatml) && memcmp(buf, chatml, (size_t)n) == 0, "chatml: %d '%.*s'", n,
           n > 0 ? n : 0, buf);
     CHECK(moerun_chat_apply_template(m, "chatml", conv, 3, true, buf, 10) == -n, "short buffer");
-    CHECK(moerun_chat_apply_template(m, "chatml", conv, 3, false, NULL, 0) == -(n - 22), "no assistant opening");
+    CHECK(moerun_chat_apply_template(m, "chatml", conv, 3, false, NULL, 0) == -(n - 22),
+          "no assistant opening");
     CHECK(moerun_chat_apply_template(m, NULL, NULL, 0, false, NULL, 0) == 0, "no messages");
 
     /* The model's template, tokenized with parse_special: its markers are single special tokens. */
@@ -204,8 +226,9 @@ static void check_chat(struct moerun_model *m) {
           "unknown template");
     CHECK(strstr(moerun_last_error(), "llama3") != NULL, "message '%s'", moerun_last_error());
     const struct moerun_chat_message null_content[] = {{"user", NULL}};
-    CHECK(moerun_chat_apply_template(m, "chatml", null_content, 1, true, buf, (int32_t)sizeof buf) == INT32_MIN,
-          "NULL content");
+    CHECK(
+        moerun_chat_apply_template(m, "chatml", null_content, 1, true, buf, (int32_t)sizeof buf) == INT32_MIN,
+        "NULL content");
     const struct moerun_chat_message tool[] = {{"user", "Hi"}, {"tool", "{}"}};
     CHECK(moerun_chat_apply_template(m, "mistral", tool, 2, true, buf, (int32_t)sizeof buf) == INT32_MIN,
           "mistral has no tool role");
@@ -240,6 +263,7 @@ int main(int argc, char **argv) {
     cp.backend = "cpu";
     cp.log = on_log;
     struct moerun_context *ctx = NULL;
+    const int maps_model = count_mappings(argv[1]);
     if (moerun_context_new(m, cp, &ctx) != MOERUN_OK) {
         fprintf(stderr, "FAIL: context: %s\n", moerun_last_error());
         return 1;
@@ -248,6 +272,10 @@ int main(int argc, char **argv) {
           g_log_backend);
     CHECK(strncmp(moerun_context_backend(ctx), "cpu", 3) == 0, "backend '%s'", moerun_context_backend(ctx));
     CHECK(moerun_context_memory_plan(ctx)[0] != '\0', "plan");
+    /* The context shares its model's mapping of the file. */
+    const int maps_ctx = count_mappings(argv[1]);
+    CHECK(maps_model < 0 || (maps_model >= 1 && maps_ctx == maps_model),
+          "mappings of the model file: %d with the model, %d with a context too", maps_model, maps_ctx);
     CHECK(moerun_n_ctx(ctx) == 128, "n_ctx");
 
     moerun_token prompt[MAX_TOK];

@@ -113,6 +113,9 @@ class GgufFile {
     static GgufFile open(const std::string &path);
     // Parses an in-memory image (fuzzing, tests). The bytes are copied once.
     static GgufFile from_memory(std::string name, std::span<const uint8_t> bytes);
+    // Another handle to this file's mapping and parse, not a second mapping (a C API context
+    // shares its model's); the mapping lives while any handle does.
+    GgufFile share() const { return GgufFile(impl_); }
 
     GgufFile(GgufFile &&) noexcept;
     GgufFile &operator=(GgufFile &&) noexcept;
@@ -168,8 +171,8 @@ class GgufFile {
     struct Impl;
 
   private:
-    explicit GgufFile(std::unique_ptr<Impl> impl);
-    std::unique_ptr<Impl> impl_;
+    explicit GgufFile(std::shared_ptr<Impl> impl);
+    std::shared_ptr<Impl> impl_;  // shared by share()'s handles
 };
 
 }  // namespace moerun::gguf

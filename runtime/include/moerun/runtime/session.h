@@ -81,8 +81,10 @@ class BackendError : public std::invalid_argument {
 // n_ctx/threads as given to the Context. Throws gguf::Error for a bad file, BudgetError for a budget too
 // small, BackendError for an unusable backend, std::invalid_argument for options that do not fit (a trace of
 // another model).
+// `mapped`: the file at path, already open (its mapping is shared, not made again).
 std::unique_ptr<Session> open_session(const std::string &path, const SessionOptions &opt, uint32_t n_ctx,
-                                      int threads, const SessionLog &log = {});
+                                      int threads, const SessionLog &log = {},
+                                      const gguf::GgufFile *mapped = nullptr);
 
 // The values SessionOptions::backend and ::cpu_fallback take (the CLI's choices); open_session
 // refuses others.
