@@ -281,9 +281,13 @@ int32_t moerun_chat_apply_template(const moerun_model *m, const char *tmpl, cons
             "only with length 0");
         std::optional<moerun::ChatTemplate> t = m->chat;
         if (tmpl != nullptr) t = moerun::chat_template_from_name(tmpl);
-        if (!t)
+        if (!t) {
+            std::string known;
+            for (const std::string &name : moerun::chat_template_names())
+                known += (known.empty() ? "" : ", ") + name;
             throw std::invalid_argument(std::string("moerun_chat_apply_template: unknown template '") + tmpl +
-                                        "' (expected chatml, tulu or mistral)");
+                                        "' (expected one of " + known + ")");
+        }
         std::vector<moerun::ChatMessage> messages;
         messages.reserve(n_msg);
         for (size_t i = 0; i < n_msg; ++i) {

@@ -22,6 +22,12 @@ std::optional<ChatTemplate> chat_template_from_name(std::string_view name) {
     return std::nullopt;
 }
 
+std::vector<std::string> chat_template_names() {
+    std::vector<std::string> names;
+    for (ChatTemplate t : kChatTemplates) names.emplace_back(chat_template_name(t));
+    return names;
+}
+
 std::string chat_eos_text(const Tokenizer &tok) {
     return tok.eos() >= 0 ? std::string(tok.text(tok.eos())) : std::string();
 }

@@ -83,10 +83,8 @@ Subcommand add_chat(CLI::App &parent) {
     CLI::App *app = parent.add_subcommand("chat", "Chat with the model (its built-in chat template)");
     app->add_option("-m,--model", o->model, "GGUF model file")->required();
     app->add_option("-s,--system", o->system, "system message");
-    std::vector<std::string> names;
-    for (ChatTemplate t : kChatTemplates) names.emplace_back(chat_template_name(t));
     app->add_option("--chat-template", o->chat_template, "chat template (default: the file's)")
-        ->check(CLI::IsMember(names));
+        ->check(CLI::IsMember(chat_template_names()));
     app->add_option("-n,--n-predict", o->n_predict, "max tokens per reply")->capture_default_str();
     app->add_option("-t,--threads", o->threads, "CPU threads (0: all)")->capture_default_str();
     app->add_option("-c,--ctx-size", o->n_ctx, "context size in tokens")

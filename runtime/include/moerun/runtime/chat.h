@@ -21,6 +21,8 @@ inline constexpr ChatTemplate kChatTemplates[] = {ChatTemplate::chatml, ChatTemp
 std::string_view chat_template_name(ChatTemplate t);
 // The template of a name chat_template_name gives ("chatml", "tulu", "mistral"); nullopt otherwise.
 std::optional<ChatTemplate> chat_template_from_name(std::string_view name);
+// Every template's name, in kChatTemplates' order (the CLI's choices, the C API's message).
+std::vector<std::string> chat_template_names();
 
 struct ChatMessage {
     std::string role;  // "system", "user", "assistant"
